@@ -1,0 +1,37 @@
+"""Chunk aggregation: many small model tokens become a few ``delta`` events.
+
+The first text goes out at once (time to first token is what the agent feels);
+after that, text is buffered and flushed at most once per interval. Pure logic:
+the caller passes the clock, so it is tested without waiting.
+"""
+
+from __future__ import annotations
+
+
+class Aggregator:
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self._buffer: list[str] = []
+        self._last_flush: float | None = None
+
+    def push(self, text: str, now: float) -> str | None:
+        """Add ``text``; returns what to send now, if anything."""
+        self._buffer.append(text)
+        if self._last_flush is None or now - self._last_flush >= self.interval_s:
+            return self.flush(now)
+        return None
+
+    def deadline(self) -> float | None:
+        """When the buffered text is due, or None if nothing is buffered."""
+        if not self._buffer or self._last_flush is None:
+            return None
+        return self._last_flush + self.interval_s
+
+    def flush(self, now: float) -> str | None:
+        """Everything buffered (None if empty), and restart the interval."""
+        if not self._buffer:
+            return None
+        text = "".join(self._buffer)
+        self._buffer.clear()
+        self._last_flush = now
+        return text

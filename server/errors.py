@@ -1,0 +1,106 @@
+"""The error hierarchy and its one mapping to JSON responses.
+
+Every error a client can see is an ``AssistError`` with an HTTP status and a
+stable ``code``; the body is always ``{"error": code, "message": ...}``.
+Third-party exceptions are translated where they are caught, never leaked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import ExceptionHandler
+
+
+class AssistError(Exception):
+    """Base of every error answered to a client."""
+
+    status_code: int = 500
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, headers: Mapping[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+class BadRequest(AssistError):
+    status_code = 400
+    code = "bad_request"
+
+
+class InvalidJSON(BadRequest):
+    code = "invalid_json"
+
+
+class ValidationFailed(BadRequest):
+    code = "invalid_request"
+
+
+class Unauthorized(AssistError):
+    status_code = 401
+    code = "unauthorized"
+
+
+class Forbidden(AssistError):
+    status_code = 403
+    code = "forbidden"
+
+
+class NotFound(AssistError):
+    status_code = 404
+    code = "not_found"
+
+
+class PayloadTooLarge(AssistError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+class RateLimited(AssistError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class Unavailable(AssistError):
+    status_code = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+def error_response(error: AssistError) -> JSONResponse:
+    """The JSON response for ``error``."""
+    return JSONResponse(
+        {"error": error.code, "message": error.message},
+        status_code=error.status_code,
+        headers=error.headers,
+    )
+
+
+async def _assist_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, AssistError)
+    return error_response(exc)
+
+
+async def _http_exception(request: Request, exc: Exception) -> Response:
+    # Starlette's own 404/405 get the same body shape as ours.
+    assert isinstance(exc, HTTPException)
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    return JSONResponse(
+        {"error": codes.get(exc.status_code, "http_error"), "message": str(exc.detail)},
+        status_code=exc.status_code,
+        headers=exc.headers,
+    )
+
+
+def exception_handlers() -> dict[int | type[Exception], ExceptionHandler]:
+    """Handlers for ``Starlette(exception_handlers=...)``."""
+    return {AssistError: _assist_error, HTTPException: _http_exception}

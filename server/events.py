@@ -1,0 +1,34 @@
+"""The events of one suggestion stream, as the SSE contract of SPEC.md names them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+FallbackReason = Literal["stalled", "timeout", "upstream_error", "circuit_open", "no_answer"]
+Outcome = Literal["completed", "truncated", "fallback", "cancelled"]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One SSE event: ``name`` is the SSE ``event`` field, ``data`` its JSON payload."""
+
+    name: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def suggestion(id: str, trigger: str, query: str, sources: list[dict[str, object]]) -> Event:
+    return Event("suggestion", {"id": id, "trigger": trigger, "query": query, "sources": sources})
+
+
+def delta(id: str, text: str) -> Event:
+    return Event("delta", {"id": id, "text": text})
+
+
+def fallback(id: str, reason: FallbackReason, article: dict[str, str]) -> Event:
+    return Event("fallback", {"id": id, "reason": reason, "article": article})
+
+
+def done(id: str, outcome: Outcome, stop_reason: str, metrics: dict[str, int | None]) -> Event:
+    return Event("done", {"id": id, "complete": True, "outcome": outcome,
+                          "stop_reason": stop_reason, "metrics": metrics})

@@ -1,0 +1,49 @@
+"""The generator interface: a query, its context and sources in; a stream of text chunks out."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol
+
+from ..context import Utterance
+from ..retrieval import Source
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    query: str
+    utterances: tuple[Utterance, ...]
+    sources: tuple[Source, ...]
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A piece of generated text, or (with ``stop_reason`` set) the end of the generation.
+
+    ``stop_reason`` is ``"stop"`` for a finished answer and ``"max_tokens"`` when the
+    answer was cut at the token limit.
+    """
+
+    text: str = ""
+    stop_reason: str | None = None
+
+
+class UpstreamError(Exception):
+    """The model service failed; ``status`` is its HTTP status, None for network errors."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class Generator(Protocol):
+    name: str
+    model: str
+
+    def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        """Yield text chunks, then one chunk with ``stop_reason``; raise ``UpstreamError``."""
+        ...

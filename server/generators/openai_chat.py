@@ -1,0 +1,105 @@
+"""The ``openai`` generator: any OpenAI-compatible streaming chat-completions endpoint.
+
+Works with OpenAI, vLLM, Ollama, llama.cpp, LiteLLM and other servers that speak
+``POST {base}/chat/completions`` with ``stream: true``. httpx errors and bad
+statuses are translated into ``UpstreamError`` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from httpx_sse import SSEError, aconnect_sse
+
+from .base import Chunk, GenerationRequest, UpstreamError
+from .prompt import build_messages
+
+_FINISH = {"stop": "stop", "length": "max_tokens", "content_filter": "content_filter"}
+
+
+class OpenAIChatGenerator:
+    """Streams a chat completion through the app's shared ``httpx.AsyncClient``."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        context_tokens: int = 8192,
+        temperature: float = 0.2,
+    ) -> None:
+        self.client = client
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self._api_key = api_key
+        self.context_tokens = context_tokens
+        self.temperature = temperature
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        body = {
+            "model": self.model,
+            "messages": build_messages(request, context_tokens=self.context_tokens),
+            "stream": True,
+            "max_tokens": request.max_tokens,
+            "temperature": self.temperature,
+        }
+        headers = {"Accept": "text/event-stream"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        finish: str | None = None
+        try:
+            async with aconnect_sse(self.client, "POST", self.url, json=body,
+                                    headers=headers) as source:
+                response = source.response
+                if response.status_code != 200:
+                    await response.aread()
+                    raise UpstreamError(
+                        f"model service answered {response.status_code}",
+                        status=response.status_code,
+                        retry_after=_retry_after(response),
+                    )
+                async for event in source.aiter_sse():
+                    if event.data.strip() == "[DONE]":
+                        break
+                    payload = _json(event.data)
+                    if payload is None:
+                        continue  # a malformed line is skipped, not fatal
+                    for choice in payload.get("choices") or ():
+                        if not isinstance(choice, dict):
+                            continue
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content") if isinstance(delta, dict) else None
+                        if isinstance(text, str) and text:
+                            yield Chunk(text=text)
+                        if choice.get("finish_reason"):
+                            finish = str(choice["finish_reason"])
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"model service connection failed: {type(exc).__name__}") from exc
+        except SSEError as exc:
+            raise UpstreamError("model service did not answer with an event stream") from exc
+        if finish is None:
+            raise UpstreamError("model stream ended without a finish reason")
+        yield Chunk(stop_reason=_FINISH.get(finish, finish))
+
+
+def _json(data: str) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

@@ -1,0 +1,44 @@
+"""Request bodies of the public HTTP contract, validated strictly (unknown fields refused)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+# Genesys ids are UUIDs; request ids are the caller's, kept short and printable.
+ConversationId = Annotated[
+    str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
+]
+RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+MAX_UTTERANCE_CHARS = 4000
+MAX_UTTERANCES = 50
+
+
+class UtteranceIn(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    speaker: Literal["customer", "agent"]
+    text: Annotated[str, StringConstraints(max_length=MAX_UTTERANCE_CHARS)]
+
+
+class StreamRequest(BaseModel):
+    """``POST /api/assist/stream``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    conversation_id: ConversationId = Field(alias="conversationId")
+    trigger: Literal["utterance", "manual"]
+    query: Annotated[str, StringConstraints(max_length=MAX_UTTERANCE_CHARS)] | None = None
+    utterances: list[UtteranceIn] = Field(default_factory=list, max_length=MAX_UTTERANCES)
+    request_id: RequestId | None = Field(default=None, alias="requestId")
+
+    @model_validator(mode="after")
+    def _has_something_to_answer(self) -> StreamRequest:
+        if self.trigger == "manual" and not (self.query and self.query.strip()):
+            raise ValueError("a manual request needs a non-empty query")
+        if self.trigger == "utterance" and not any(
+            u.speaker == "customer" and u.text.strip() for u in self.utterances
+        ):
+            raise ValueError("an utterance request needs a customer utterance")
+        return self

@@ -1,0 +1,78 @@
+"""Typed, frozen settings built once from ``ASSIST_*`` environment variables.
+
+Nothing here is read at import time: ``Settings()`` (or ``Settings.from_env()``)
+is called by the CLI and handed to ``create_app``. Every field is documented in
+``docs/configuration.md``; a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration of the panel server. Environment variable = ``ASSIST_`` + field name."""
+
+    model_config = SettingsConfigDict(env_prefix="ASSIST_", frozen=True, extra="ignore")
+
+    # Serving
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    public_url: str = ""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # Knowledge base
+    kb_path: Path = Path("assist-panel.db")
+    retrieval_top_k: int = Field(3, ge=1, le=20)
+
+    # Context window
+    context_utterances: int = Field(6, ge=1, le=50)
+    context_max_chars: int = Field(2000, ge=100, le=50_000)
+
+    # Generation
+    generator: Literal["extractive", "openai"] = "extractive"
+    openai_base_url: str = "https://api.openai.com/v1"
+    openai_api_key: SecretStr | None = None
+    openai_model: str = "gpt-4o-mini"
+    model_context_tokens: int = Field(8192, ge=512)
+    max_tokens: int = Field(512, ge=1, le=32_768)
+    extractive_sentences: int = Field(3, ge=1, le=10)
+    extractive_token_delay_ms: int = Field(15, ge=0, le=1000)
+
+    # Streaming limits
+    flush_interval_ms: int = Field(100, ge=10, le=1000)
+    first_token_timeout_s: float = Field(8.0, gt=0)
+    stall_timeout_s: float = Field(5.0, gt=0)
+    stream_limit_s: float = Field(15.0, gt=0)
+    sse_ping_s: float = Field(15.0, gt=0)
+
+    # Fallback article when retrieval found nothing
+    fallback_article_title: str = "Search the knowledge base"
+    fallback_article_url: str = ""
+    fallback_article_excerpt: str = (
+        "No article matched this question. Try different words in the search box."
+    )
+
+    # Genesys Cloud
+    genesys_regions: Annotated[tuple[str, ...], NoDecode] = ("prod",)
+    genesys_login_base: str = ""
+    genesys_api_base: str = ""
+    oauth_client_id: str = ""
+    extra_frame_ancestors: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("genesys_regions", "extra_frame_ancestors", mode="before")
+    @classmethod
+    def _split_csv(cls, value: object) -> object:
+        # Env vars arrive as "a,b"; JSON lists still work.
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Build settings from the environment, with explicit overrides winning."""
+        return cls(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from server.kb_import import find_files, import_files
+from server.knowledge import KnowledgeBase
+from server.paths import sample_kb_dir
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def sample_kb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A knowledge-base file holding the shipped sample articles (built once)."""
+    path = tmp_path_factory.mktemp("kb") / "sample.db"
+    kb = KnowledgeBase(path)
+    summary = import_files(kb, find_files([sample_kb_dir()]))
+    assert not summary.errors, summary.errors
+    kb.close()
+    return path
+
+
+@pytest.fixture
+def sample_kb(sample_kb_path: Path) -> Iterator[KnowledgeBase]:
+    kb = KnowledgeBase(sample_kb_path)
+    yield kb
+    kb.close()
