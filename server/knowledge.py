@@ -61,7 +61,7 @@ STOPWORDS = frozenset(
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 # BM25 column weights: a match in the title counts more than one in the body.
-_TITLE_WEIGHT, _BODY_WEIGHT = 4.0, 1.0
+_TITLE_WEIGHT, _BODY_WEIGHT = 8.0, 1.0
 
 
 @dataclass(frozen=True)

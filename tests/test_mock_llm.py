@@ -1,0 +1,466 @@
+"""The dev-mode mock model server, over real HTTP, read by the official `openai` client.
+
+Each server runs uvicorn in a background thread on a loopback socket bound and
+listening *before* the thread starts, so requests simply queue in the backlog
+until uvicorn accepts them: no readiness polling or sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import openai
+import pytest
+import uvicorn
+
+from server.mocks.llm import (
+    FAULTS,
+    NO_ANSWER,
+    MockLLMConfig,
+    StreamTracker,
+    create_mock_llm_app,
+    grounded_answer,
+    tokenize,
+)
+
+API_KEY = "sk-mock-test-key-123456"
+MODEL = "mock-assist-1"
+
+PROMPT = """<articles>
+<article index="1" id="billing-read-your-bill" title="How to read your monthly bill">
+Your monthly bill shows charges for each line. The account summary lists the total amount
+due and the due date. Taxes and fees appear at the bottom of the bill.
+You can download a PDF copy from the app.
+</article>
+<article index="2" id="billing-autopay" title="Autopay">
+Autopay charges your card on the due date. Turning on autopay gives a discount of five
+dollars. You can pause autopay in settings.
+</article>
+</articles>
+
+<transcript>
+customer: "I got my bill and I'm confused"
+agent: "Happy to help."
+</transcript>
+
+Question: Where do I see the total amount due and the due date on my bill?"""
+
+# Scores: "total amount due ... due date" 4, "Autopay ... due date" 2, then the
+# first one-word match ("bill") wins the tie for third; printed in article order.
+EXPECTED = (
+    "Your monthly bill shows charges for each line. [1] "
+    "The account summary lists the total amount due and the due date. [1] "
+    "Autopay charges your card on the due date. [2]"
+)
+MESSAGES: list[Any] = [
+    {"role": "system", "content": "Answer only from the articles."},
+    {"role": "user", "content": PROMPT},
+]
+BODY: dict[str, Any] = {"model": MODEL, "messages": MESSAGES, "stream": True}
+
+
+class Served:
+    """A running mock server: its base URL and its stream tracker."""
+
+    def __init__(self, url: str, streams: StreamTracker) -> None:
+        self.url = url
+        self.streams = streams
+
+    def client(self, **kwargs: Any) -> openai.OpenAI:
+        kwargs.setdefault("api_key", API_KEY)
+        return openai.OpenAI(base_url=f"{self.url}/v1", max_retries=0, timeout=10, **kwargs)
+
+
+@contextmanager
+def serve(config: MockLLMConfig, http: str = "auto") -> Iterator[Served]:
+    """Run the mock on an ephemeral loopback port for the duration of the block."""
+    app = create_mock_llm_app(config)
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(
+            app, log_level="warning", lifespan="off", http=http, timeout_graceful_shutdown=2
+        )
+    )
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        yield Served(f"http://127.0.0.1:{port}", app.state.streams)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+        assert not thread.is_alive(), "uvicorn did not shut down"
+
+
+FAST = MockLLMConfig(api_key=API_KEY, tokens_per_second=2000.0, drip_interval_s=0.05)
+
+
+@pytest.fixture(scope="module")
+def mock() -> Iterator[Served]:
+    with serve(FAST) as served:
+        yield served
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+def sse_lines(served: Served, *, fault: str | None = None, **body: Any) -> list[str]:
+    """POST a streamed completion and return every line of the body."""
+    headers = {"Authorization": f"Bearer {API_KEY}"}
+    if fault:
+        headers["X-Mock-Fault"] = fault
+    with httpx.Client(timeout=5) as http:
+        response = http.post(
+            f"{served.url}/v1/chat/completions", json={**BODY, **body}, headers=headers
+        )
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/event-stream")
+    return response.text.split("\n")
+
+
+def contents(lines: list[str]) -> list[str]:
+    """The `delta.content` of every well-formed chunk line."""
+    out = []
+    for line in lines:
+        if not line.startswith("data: {"):
+            continue
+        try:
+            chunk = json.loads(line[len("data: ") :])
+        except ValueError:
+            continue
+        if chunk["choices"] and chunk["choices"][0]["delta"].get("content"):
+            out.append(chunk["choices"][0]["delta"]["content"])
+    return out
+
+
+@contextmanager
+def open_stream(
+    served: Served, fault: str, *, read_timeout: float = 0.5, body: dict[str, Any] | None = None
+) -> Iterator[Iterator[str]]:
+    """Stream a completion with a fault; yields an iterator over the body's lines."""
+    timeout = httpx.Timeout(5.0, read=read_timeout)
+    headers = {"Authorization": f"Bearer {API_KEY}", "X-Mock-Fault": fault}
+    with (
+        httpx.Client(timeout=timeout) as http,
+        http.stream(
+            "POST", f"{served.url}/v1/chat/completions", json=body or BODY, headers=headers
+        ) as response,
+    ):
+        assert response.status_code == 200
+        yield response.iter_lines()
+
+
+def next_data(lines: Iterator[str]) -> str:
+    """The next `data:` line (skipping the blank separators)."""
+    for line in lines:
+        if line:
+            return line
+    raise AssertionError("stream ended")
+
+
+def assert_no_streams_left(served: Served) -> None:
+    assert served.streams.wait_idle(timeout=5), f"{served.streams.active} streams still active"
+
+
+# ---------------------------------------------------------------- grounding
+
+
+def test_grounded_answer_picks_best_sentences_in_article_order() -> None:
+    assert grounded_answer(PROMPT) == EXPECTED
+    assert "".join(tokenize(EXPECTED)) == EXPECTED
+    assert tokenize("Hi there, you. [1]") == ("Hi", " there,", " you.", " [1]")
+
+
+def test_no_articles_or_no_overlap_says_so() -> None:
+    assert grounded_answer("Question: where is my bill?") == NO_ANSWER
+    no_overlap = PROMPT.rsplit("Question:", 1)[0] + "Question: zebra giraffe?"
+    assert grounded_answer(no_overlap) == NO_ANSWER
+
+
+def test_config_rejects_unknown_fault() -> None:
+    assert "drop_mid" in FAULTS
+    with pytest.raises(ValueError, match="unknown mock LLM fault"):
+        MockLLMConfig(fault="explode")
+
+
+# ---------------------------------------------------------------- protocol, via the openai client
+
+
+def test_openai_client_streams_grounded_answer(mock: Served) -> None:
+    with mock.client() as client:
+        chunks = list(client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert chunks[0].choices[0].delta.content == ""
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text == EXPECTED
+    assert len(chunks) == len(tokenize(EXPECTED)) + 2  # role chunk, tokens, finish chunk
+    assert chunks[-1].choices[0].finish_reason == "stop"
+    assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
+    assert len({c.id for c in chunks}) == 1 and chunks[0].id.startswith("chatcmpl-")
+    assert {c.object for c in chunks} == {"chat.completion.chunk"}
+    assert chunks[0].model == MODEL and (chunks[0].system_fingerprint or "").startswith("fp_")
+
+
+@pytest.mark.anyio
+async def test_async_openai_client_streams_grounded_answer(mock: Served) -> None:
+    async with openai.AsyncOpenAI(
+        base_url=f"{mock.url}/v1", api_key=API_KEY, max_retries=0, timeout=10
+    ) as client:
+        stream = await client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+        text, finish = "", None
+        async for chunk in stream:
+            text += chunk.choices[0].delta.content or ""
+            finish = chunk.choices[0].finish_reason or finish
+    assert (text, finish) == (EXPECTED, "stop")
+
+
+@pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
+def test_token_limit_finishes_with_length(mock: Served, param: str) -> None:
+    limit: Any = {param: 5}  # max_tokens or max_completion_tokens
+    with mock.client() as client:
+        chunks = list(
+            client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True, **limit)
+        )
+    text = "".join(c.choices[0].delta.content or "" for c in chunks)
+    assert text == "".join(tokenize(EXPECTED)[:5])
+    assert chunks[-1].choices[0].finish_reason == "length"
+
+
+def test_include_usage_adds_usage_chunk(mock: Served) -> None:
+    with mock.client() as client:
+        chunks = list(
+            client.chat.completions.create(
+                model=MODEL,
+                messages=MESSAGES,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        )
+    last = chunks[-1]
+    assert last.choices == [] and last.usage is not None
+    assert last.usage.completion_tokens == len(tokenize(EXPECTED))
+    assert last.usage.total_tokens == last.usage.prompt_tokens + last.usage.completion_tokens
+    assert all(c.usage is None for c in chunks[:-1])
+    assert chunks[-2].choices[0].finish_reason == "stop"
+
+
+def test_non_streaming_completion(mock: Served) -> None:
+    with mock.client() as client:
+        completion = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert completion.object == "chat.completion"
+    assert completion.id.startswith("chatcmpl-")
+    assert completion.choices[0].message.role == "assistant"
+    assert completion.choices[0].message.content == EXPECTED
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage is not None
+    assert completion.usage.completion_tokens == len(tokenize(EXPECTED))
+
+
+def test_models_list(mock: Served) -> None:
+    with mock.client() as client:
+        assert [m.id for m in client.models.list()] == [MODEL]
+        assert client.models.retrieve(MODEL).id == MODEL
+
+
+def test_sse_wire_format(mock: Served) -> None:
+    lines = sse_lines(mock, stream_options={"include_usage": True})
+    assert lines[-3:] == ["data: [DONE]", "", ""]
+    events = [line for line in lines if line]
+    # Every event is exactly one `data: ` line followed by a blank line.
+    assert all(line.startswith("data: ") for line in events)
+    assert lines[1::2] == [""] * len(lines[1::2])
+    chunks = [json.loads(line[len("data: ") :]) for line in events[:-1]]
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": "", "refusal": None}
+    assert chunks[-2]["choices"][0] == {
+        "index": 0,
+        "delta": {},
+        "logprobs": None,
+        "finish_reason": "stop",
+    }
+    assert chunks[-1]["choices"] == [] and set(chunks[-1]["usage"]) >= {
+        "prompt_tokens",
+        "completion_tokens",
+        "total_tokens",
+    }
+    assert "".join(contents(lines)) == EXPECTED
+
+
+def test_no_articles_answer_streams(mock: Served) -> None:
+    lines = sse_lines(mock, messages=[{"role": "user", "content": "Question: hello?"}])
+    assert "".join(contents(lines)) == NO_ANSWER
+
+
+# ---------------------------------------------------------------- errors
+
+
+def test_wrong_or_missing_key_is_401(mock: Served) -> None:
+    with (
+        mock.client(api_key="sk-wrong-key-000000") as client,
+        pytest.raises(openai.AuthenticationError) as caught,
+    ):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert caught.value.code == "invalid_api_key"
+    assert caught.value.type == "invalid_request_error"
+    response = httpx.post(f"{mock.url}/v1/chat/completions", json=BODY)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize(
+    ("content", "param"),
+    [
+        (b"{not json", None),
+        (json.dumps({"model": MODEL}).encode(), "messages"),
+        (json.dumps({"model": MODEL, "messages": []}).encode(), "messages"),
+        (
+            json.dumps({"model": MODEL, "messages": MESSAGES, "max_tokens": 0}).encode(),
+            "max_tokens",
+        ),
+    ],
+)
+def test_bad_request_is_400_in_openai_shape(
+    mock: Served, content: bytes, param: str | None
+) -> None:
+    response = httpx.post(
+        f"{mock.url}/v1/chat/completions",
+        content=content,
+        headers={"Authorization": f"Bearer {API_KEY}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert set(error) == {"message", "type", "param", "code"}
+    assert (error["type"], error["param"]) == ("invalid_request_error", param)
+
+
+def test_unknown_fault_header_is_400(mock: Served) -> None:
+    response = httpx.post(
+        f"{mock.url}/v1/chat/completions",
+        json=BODY,
+        headers={"Authorization": f"Bearer {API_KEY}", "X-Mock-Fault": "explode"},
+    )
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "unknown_mock_fault"
+
+
+def test_unknown_route_is_404_in_openai_shape(mock: Served) -> None:
+    response = httpx.get(f"{mock.url}/v1/nope")
+    assert response.status_code == 404
+    assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+# ---------------------------------------------------------------- faults
+
+
+def test_http_429_fault(mock: Served) -> None:
+    with (
+        mock.client(default_headers={"X-Mock-Fault": "http_429"}) as client,
+        pytest.raises(openai.RateLimitError) as caught,
+    ):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+    assert caught.value.response.headers["retry-after"] == "1"
+    assert caught.value.code == "rate_limit_exceeded"
+
+
+def test_http_500_fault(mock: Served) -> None:
+    with (
+        mock.client(default_headers={"X-Mock-Fault": "http_500"}) as client,
+        pytest.raises(openai.InternalServerError) as caught,
+    ):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+    assert caught.value.type == "server_error"
+
+
+def test_stall_first_sends_role_chunk_then_nothing(mock: Served) -> None:
+    with open_stream(mock, "stall_first") as lines:
+        assert '"role":"assistant"' in next_data(lines)
+        with pytest.raises(httpx.ReadTimeout):
+            next_data(lines)
+    assert_no_streams_left(mock)
+
+
+def test_stall_mid_sends_three_tokens_then_nothing(mock: Served) -> None:
+    with open_stream(mock, "stall_mid") as lines:
+        received = [next_data(lines) for _ in range(4)]
+        with pytest.raises(httpx.ReadTimeout):
+            next_data(lines)
+    assert "".join(contents(received)) == "".join(tokenize(EXPECTED)[:3])
+    assert_no_streams_left(mock)
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+def test_drop_mid_breaks_the_connection(http: str) -> None:
+    with serve(FAST, http=http) as served:
+        received: list[str] = []
+        with pytest.raises(httpx.RemoteProtocolError), open_stream(served, "drop_mid") as lines:
+            received.extend(lines)
+        assert "".join(contents(received)) == "".join(tokenize(EXPECTED)[:3])
+        assert "data: [DONE]" not in received
+        # The official client reports it as a connection error, not a clean end.
+        with (
+            served.client(default_headers={"X-Mock-Fault": "drop_mid"}) as client,
+            pytest.raises(openai.APIConnectionError),
+        ):
+            list(client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True))
+        assert_no_streams_left(served)
+
+
+def test_malformed_interleaves_broken_lines(mock: Served) -> None:
+    lines = sse_lines(mock, fault="malformed")
+    assert "data: {not json" in lines
+    assert "this line has no data field" in lines
+    truncated = [line for line in lines if line.startswith('data: {"id"') and line[-1] != "}"]
+    assert truncated
+    assert "".join(contents(lines)) == EXPECTED  # every good chunk is still there
+    assert [line for line in lines if line][-1] == "data: [DONE]"
+
+
+@pytest.mark.parametrize("http", ["h11", "httptools"])
+def test_endless_stops_when_client_leaves(http: str) -> None:
+    with serve(FAST, http=http) as served:
+        wanted = 3 * len(tokenize(EXPECTED))  # well past where a normal answer ends
+        with open_stream(served, "endless", read_timeout=5) as lines:
+            received = [next_data(lines) for _ in range(wanted + 1)]
+            assert served.streams.active == 1
+        text = "".join(contents(received))
+        assert text.startswith(f"{EXPECTED} {EXPECTED} ")
+        assert "[DONE]" not in text
+        assert_no_streams_left(served)
+
+
+def test_drip_sends_tokens_one_by_one(mock: Served) -> None:
+    with open_stream(mock, "drip", read_timeout=5) as lines:
+        received = [next_data(lines) for _ in range(3)]
+    assert contents(received) == list(tokenize(EXPECTED)[:2])
+    assert_no_streams_left(mock)
+
+
+@pytest.mark.parametrize("fault", ["stall_first", "endless"])
+def test_non_streaming_stall_never_answers(mock: Served, fault: str) -> None:
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(
+            f"{mock.url}/v1/chat/completions",
+            json={**BODY, "stream": False},
+            headers={"Authorization": f"Bearer {API_KEY}", "X-Mock-Fault": fault},
+            timeout=httpx.Timeout(5.0, read=0.3),
+        )
+    assert_no_streams_left(mock)
+
+
+def test_run_wide_fault_and_header_override() -> None:
+    with serve(MockLLMConfig(fault="http_500", tokens_per_second=0)) as served:
+        with served.client() as client, pytest.raises(openai.InternalServerError):
+            client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        with served.client(default_headers={"X-Mock-Fault": "none"}) as client:
+            completion = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        assert completion.choices[0].message.content == EXPECTED

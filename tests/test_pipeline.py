@@ -1,0 +1,171 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from server.context import Utterance
+from server.events import Event
+from server.generators import Chunk, GenerationRequest, UpstreamError
+from server.pipeline import AssistRequest, Limits, Pipeline, StreamRecord
+from server.retrieval import Source
+
+pytestmark = pytest.mark.anyio
+
+SOURCE = Source("kb-1", "Refund timing", "https://e.example/1", "Refunds take 5 days", 2.0,
+                "Refunds take 5 days.")
+STATIC = {"id": "static-fallback", "title": "Search", "url": "", "excerpt": "None matched"}
+FAST = Limits(first_token_s=0.3, idle_s=0.2, hard_s=1.0, flush_s=0.05)
+
+
+class StaticRetriever:
+    def __init__(self, sources: list[Source]) -> None:
+        self.sources = sources
+
+    async def retrieve(self, text: str, limit: int) -> list[Source]:
+        return self.sources[:limit]
+
+
+class BrokenRetriever:
+    async def retrieve(self, text: str, limit: int) -> list[Source]:
+        raise RuntimeError("disk on fire")
+
+
+class Scripted:
+    """Yields its tokens, then stops, hangs (a stall), or raises."""
+
+    name, model = "scripted", "scripted-1"
+
+    def __init__(self, tokens: list[str], end: str = "stop") -> None:
+        self.tokens, self.end = tokens, end
+        self.closed = asyncio.Event()
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        try:
+            for token in self.tokens:
+                yield Chunk(text=token)
+            if self.end == "hang":
+                await asyncio.Event().wait()
+            elif self.end == "error":
+                raise UpstreamError("boom", status=503)
+            elif self.end == "endless":
+                while True:
+                    yield Chunk(text=" more")
+                    await asyncio.sleep(0.01)
+            yield Chunk(stop_reason=self.end)
+        finally:
+            self.closed.set()
+
+
+def _request(trigger: str = "utterance") -> AssistRequest:
+    return AssistRequest("c0ffee00-0000-4000-8000-000000000000", trigger,  # type: ignore[arg-type]
+                         "how long for a refund" if trigger == "manual" else None,
+                         (Utterance("customer", "how long for a refund"),), "rq-1")
+
+
+async def _run(
+    generator: Scripted, sources: list[Source] | None = None, limits: Limits = FAST,
+    retriever: object = None,
+) -> tuple[list[Event], list[StreamRecord]]:
+    records: list[StreamRecord] = []
+    retriever = retriever or StaticRetriever([SOURCE] if sources is None else sources)
+    pipeline = Pipeline(retriever=retriever,  # type: ignore[arg-type]
+                        generator=generator, limits=limits, static_article=STATIC,
+                        on_finish=records.append)
+    return [e async for e in pipeline.stream(_request())], records
+
+
+def _names(events: list[Event]) -> list[str]:
+    return [e.name for e in events]
+
+
+async def test_completed_stream_order_and_single_done() -> None:
+    gen = Scripted(["Refunds", " take", " 5 days.", " [1]"])
+    events, records = await _run(gen)
+    names = _names(events)
+    assert names[0] == "suggestion" and names[-1] == "done" and names.count("done") == 1
+    assert set(names[1:-1]) == {"delta"}
+    assert events[0].data["sources"] == [SOURCE.public()]
+    text = "".join(e.data["text"] for e in events if e.name == "delta")
+    assert text == "Refunds take 5 days. [1]"
+    assert events[1].data["text"] == "Refunds"  # first chunk not held back
+    done = events[-1].data
+    assert done["outcome"] == "completed" and done["stop_reason"] == "stop"
+    assert done["metrics"]["tokens"] == 4 and done["metrics"]["ttft_ms"] is not None
+    assert done["metrics"]["chunks"] == names.count("delta")
+    assert len({e.data["id"] for e in events}) == 1
+    assert records[0].outcome == "completed" and records[0].source_ids == ["kb-1"]
+    assert gen.closed.is_set()
+
+
+async def test_stall_mid_stream_ends_with_fallback_and_partial_text() -> None:
+    gen = Scripted(["Refunds", " take"], end="hang")
+    events, _ = await _run(gen)
+    assert _names(events)[-2:] == ["fallback", "done"]
+    assert "delta" in _names(events)
+    fallback = events[-2].data
+    assert fallback["reason"] == "stalled"
+    assert fallback["article"] == {"id": "kb-1", "title": "Refund timing",
+                                   "url": "https://e.example/1", "excerpt": "Refunds take 5 days"}
+    assert events[-1].data["outcome"] == "fallback" and events[-1].data["stop_reason"] == "stalled"
+    assert gen.closed.is_set()  # the upstream stream was closed, not left hanging
+
+
+async def test_no_first_token_is_a_timeout_fallback() -> None:
+    events, _ = await _run(Scripted([], end="hang"))
+    assert _names(events) == ["suggestion", "fallback", "done"]
+    assert events[1].data["reason"] == "timeout"
+    assert events[2].data["stop_reason"] == "first_token_timeout"
+
+
+async def test_hard_limit_truncates_an_endless_answer() -> None:
+    gen = Scripted(["Go"], end="endless")
+    events, _ = await _run(gen, limits=Limits(first_token_s=1, idle_s=1, hard_s=0.3,
+                                              flush_s=0.05))
+    assert events[-1].data["outcome"] == "truncated"
+    assert events[-1].data["stop_reason"] == "deadline"
+    assert "fallback" not in _names(events)
+    assert gen.closed.is_set()
+
+
+async def test_max_tokens_is_truncated_without_fallback() -> None:
+    events, _ = await _run(Scripted(["a", "b"], end="max_tokens"))
+    assert events[-1].data["outcome"] == "truncated"
+    assert "fallback" not in _names(events)
+
+
+async def test_upstream_error_falls_back_keeping_partial_text() -> None:
+    events, _ = await _run(Scripted(["Partial"], end="error"))
+    assert _names(events) == ["suggestion", "delta", "fallback", "done"]
+    assert events[2].data["reason"] == "upstream_error"
+    assert events[3].data["stop_reason"] == "upstream_503"
+
+
+async def test_no_sources_and_no_answer_uses_the_static_article() -> None:
+    events, _ = await _run(Scripted([]), sources=[])
+    assert _names(events) == ["suggestion", "fallback", "done"]
+    assert events[1].data == {"id": events[0].data["id"], "reason": "no_answer",
+                              "article": STATIC}
+
+
+async def test_broken_retrieval_still_ends_with_done() -> None:
+    events, _ = await _run(Scripted([]), retriever=BrokenRetriever())
+    assert _names(events) == ["suggestion", "fallback", "done"]
+    assert events[0].data["sources"] == []
+
+
+async def test_consumer_leaving_cancels_the_generator_and_records_cancelled() -> None:
+    gen = Scripted(["a"], end="hang")
+    records: list[StreamRecord] = []
+    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=gen,
+                        limits=Limits(first_token_s=30, idle_s=30, hard_s=60),
+                        static_article=STATIC, on_finish=records.append)
+    stream = pipeline.stream(_request())
+    async for event in stream:
+        if event.name == "delta":
+            break
+    await stream.aclose()  # type: ignore[attr-defined]
+    await asyncio.wait_for(gen.closed.wait(), 5)
+    assert records[0].outcome == "cancelled"
+    assert records[0].stop_reason == "client_disconnect"

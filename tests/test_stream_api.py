@@ -1,0 +1,172 @@
+"""The SSE contract of POST /api/assist/stream, over a real uvicorn server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from httpx_sse import connect_sse
+
+from server.app import create_app
+from server.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.settings import Settings
+from tests.servers import serve
+
+CONVERSATION = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+
+
+def _settings(kb: Path, **overrides: Any) -> Settings:
+    return Settings(kb_path=kb, extractive_token_delay_ms=0, **overrides)
+
+
+@pytest.fixture
+def panel(sample_kb_path: Path) -> Iterator[str]:
+    with serve(create_app(_settings(sample_kb_path))) as base:
+        yield base
+
+
+def _stream(base: str, body: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    with httpx.Client(timeout=30) as client, connect_sse(
+            client, "POST", f"{base}/api/assist/stream", json=body) as source:
+        assert source.response.status_code == 200
+        assert source.response.headers["content-type"].startswith("text/event-stream")
+        assert source.response.headers["cache-control"] == "no-store"
+        return [(e.event, e.id, json.loads(e.data)) for e in source.iter_sse()]
+
+
+def _check_contract(events: list[tuple[str, str, dict[str, Any]]]) -> None:
+    names = [name for name, _, _ in events]
+    assert names[0] == "suggestion"
+    assert names.count("done") == 1 and names[-1] == "done"
+    assert names.count("fallback") <= 1
+    suggestion_id = events[0][2]["id"]
+    ids = [event_id for _, event_id, _ in events]
+    assert all(i.startswith(suggestion_id + ".") for i in ids)
+    assert len(set(ids)) == len(ids)
+    assert all(data["id"] == suggestion_id for _, _, data in events)
+
+
+def test_utterance_stream_sends_sources_first_then_text_then_done(panel: str) -> None:
+    events = _stream(panel, {
+        "conversationId": CONVERSATION, "trigger": "utterance", "requestId": "rq-1",
+        "utterances": [
+            {"speaker": "customer", "text": "Hi, my new phone arrived with a cracked screen."},
+            {"speaker": "agent", "text": "Sorry to hear that."},
+            {"speaker": "customer", "text": "Can I return the damaged phone for a refund?"},
+        ]})
+    _check_contract(events)
+    suggestion = events[0][2]
+    assert suggestion["trigger"] == "utterance"
+    assert suggestion["query"] == "Can I return the damaged phone for a refund?"
+    assert 1 <= len(suggestion["sources"]) <= 3
+    top = suggestion["sources"][0]
+    assert set(top) == {"id", "title", "url", "snippet", "score"}
+    assert top["url"].startswith("https://help.brightwave.example/")
+    assert [s["score"] for s in suggestion["sources"]] == sorted(
+        (s["score"] for s in suggestion["sources"]), reverse=True)
+    text = "".join(d["text"] for n, _, d in events if n == "delta")
+    assert "[1]" in text or "[2]" in text or "[3]" in text
+    done = events[-1][2]
+    assert done["complete"] is True and done["outcome"] == "completed"
+    assert set(done["metrics"]) == {"ttft_ms", "duration_ms", "chunks", "tokens"}
+
+
+def test_manual_question_answers_the_agents_query(panel: str) -> None:
+    events = _stream(panel, {"conversationId": CONVERSATION, "trigger": "manual",
+                             "query": "How do I reset my password?"})
+    _check_contract(events)
+    assert events[0][2]["query"] == "How do I reset my password?"
+    assert events[0][2]["sources"][0]["id"] == "accounts-passwords-reset-password"
+
+
+def test_unanswerable_question_falls_back_to_the_static_article(panel: str) -> None:
+    events = _stream(panel, {"conversationId": CONVERSATION, "trigger": "manual",
+                             "query": "zzyzx qwertyuiop"})
+    _check_contract(events)
+    assert [n for n, _, _ in events] == ["suggestion", "fallback", "done"]
+    assert events[1][2]["reason"] == "no_answer"
+    assert events[1][2]["article"]["id"] == "static-fallback"
+
+
+def test_stalled_model_ends_with_fallback_carrying_the_top_article(
+        sample_kb_path: Path) -> None:
+    """The openai generator against the mock model's stall_mid fault, both over real HTTP."""
+    with serve(create_mock_llm_app(MockLLMConfig(fault="stall_mid", tokens_per_second=0))) as llm:
+        settings = _settings(sample_kb_path, generator="openai", openai_base_url=f"{llm}/v1",
+                             stall_timeout_s=0.3, first_token_timeout_s=5)
+        with serve(create_app(settings)) as base:
+            events = _stream(base, {"conversationId": CONVERSATION, "trigger": "manual",
+                                    "query": "restocking fee for a returned phone"})
+    _check_contract(events)
+    names = [n for n, _, _ in events]
+    assert names[-2:] == ["fallback", "done"] and "delta" in names
+    fallback = events[-2][2]
+    top = events[0][2]["sources"][0]
+    assert fallback["reason"] == "stalled"
+    assert fallback["article"]["id"] == top["id"] and fallback["article"]["url"] == top["url"]
+    assert events[-1][2]["outcome"] == "fallback"
+
+
+def test_openai_generator_streams_through_the_endpoint(sample_kb_path: Path) -> None:
+    with serve(create_mock_llm_app(MockLLMConfig(tokens_per_second=0))) as llm:
+        settings = _settings(sample_kb_path, generator="openai", openai_base_url=f"{llm}/v1")
+        with serve(create_app(settings)) as base:
+            events = _stream(base, {"conversationId": CONVERSATION, "trigger": "manual",
+                                    "query": "how long does a refund take"})
+    _check_contract(events)
+    assert events[-1][2]["outcome"] == "completed"
+    assert "refund" in "".join(d["text"] for n, _, d in events if n == "delta").lower()
+
+
+@pytest.mark.parametrize("body, code", [
+    (b"{not json", "invalid_json"),
+    (json.dumps({"conversationId": "nope", "trigger": "manual", "query": "x"}).encode(),
+     "invalid_request"),
+    (json.dumps({"conversationId": CONVERSATION, "trigger": "manual"}).encode(),
+     "invalid_request"),
+    (json.dumps({"conversationId": CONVERSATION, "trigger": "utterance",
+                 "utterances": [{"speaker": "agent", "text": "hi"}]}).encode(),
+     "invalid_request"),
+    (json.dumps({"conversationId": CONVERSATION, "trigger": "shout", "query": "x"}).encode(),
+     "invalid_request"),
+    (json.dumps({"conversationId": CONVERSATION, "trigger": "manual", "query": "x",
+                 "extra": 1}).encode(), "invalid_request"),
+    (json.dumps({"conversationId": CONVERSATION, "trigger": "manual", "query": "x",
+                 "requestId": "has spaces"}).encode(), "invalid_request"),
+    (json.dumps([1, 2]).encode(), "invalid_request"),
+])
+def test_bad_input_is_a_plain_400_with_a_json_body(panel: str, body: bytes, code: str) -> None:
+    response = httpx.post(f"{panel}/api/assist/stream", content=body,
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"] == code
+    assert response.json()["message"]
+
+
+def test_oversized_body_is_413(panel: str) -> None:
+    body = json.dumps({"conversationId": CONVERSATION, "trigger": "manual",
+                       "query": "x" * 300_000})
+    response = httpx.post(f"{panel}/api/assist/stream", content=body,
+                          headers={"Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"] == "payload_too_large"
+
+
+def test_wrong_content_type_and_method(panel: str) -> None:
+    response = httpx.post(f"{panel}/api/assist/stream", content=b"x",
+                          headers={"Content-Type": "text/plain"})
+    assert response.status_code == 400
+    assert httpx.get(f"{panel}/api/assist/stream").json()["error"] == "method_not_allowed"
+    assert httpx.get(f"{panel}/nowhere").json()["error"] == "not_found"
+
+
+def test_health_and_readiness(panel: str, tmp_path: Path) -> None:
+    assert httpx.get(f"{panel}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{panel}/readyz")
+    assert ready.status_code == 200 and ready.json()["articles"] >= 40
+    with serve(create_app(_settings(tmp_path / "empty.db"))) as empty:
+        assert httpx.get(f"{empty}/readyz").status_code == 503
