@@ -1,0 +1,5 @@
+"""``python -m server`` is the ``assist-panel`` command."""
+
+from .cli import main
+
+main()

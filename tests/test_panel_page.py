@@ -1,0 +1,116 @@
+from __future__ import annotations
+
+from collections.abc import Iterator
+from html.parser import HTMLParser
+from pathlib import Path
+
+import httpx
+import pytest
+
+from server.app import create_app
+from server.panel import content_security_policy
+from server.settings import Settings
+from tests.servers import serve
+
+CONVERSATION = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+
+
+class _Root(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.root: dict[str, str | None] = {}
+        self.scripts: list[dict[str, str | None]] = []
+        self.inline_scripts = 0
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        values = dict(attrs)
+        if values.get("id") == "ap-root":
+            self.root = values
+        if tag == "script":
+            self.scripts.append(values)
+            self._in_script = True
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = False if tag == "script" else self._in_script
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.inline_scripts += 1
+
+
+@pytest.fixture
+def panel(sample_kb_path: Path) -> Iterator[str]:
+    settings = Settings(kb_path=sample_kb_path, genesys_regions=("prod", "prod-euw1"),
+                        oauth_client_id="client-1", public_url="https://panel.example")
+    with serve(create_app(settings)) as base:
+        yield base
+
+
+def _page(base: str, **params: str) -> tuple[httpx.Response, _Root]:
+    response = httpx.get(f"{base}/panel", params=params)
+    parsed = _Root()
+    parsed.feed(response.text)
+    return response, parsed
+
+
+def test_page_carries_its_configuration_in_data_attributes(panel: str) -> None:
+    response, page = _page(panel, conversationId=CONVERSATION,
+                           gcHostOrigin="https://apps.mypurecloud.ie", gcTargetEnv="prod-euw1",
+                           langTag="fr-FR")
+    assert response.status_code == 200
+    assert page.root["data-conversation-id"] == CONVERSATION
+    assert page.root["data-gc-host-origin"] == "https://apps.mypurecloud.ie"
+    assert page.root["data-login-base"] == "https://login.mypurecloud.ie"
+    assert page.root["data-api-base"] == "https://api.mypurecloud.ie"
+    assert page.root["data-client-id"] == "client-1"
+    assert page.root["data-redirect-uri"] == "https://panel.example/panel"
+    assert page.root["data-lang-tag"] == "fr-FR"
+    assert '<html lang="fr-FR">' in response.text
+
+
+def test_page_has_no_inline_script_and_a_strict_csp(panel: str) -> None:
+    response, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod")
+    assert page.inline_scripts == 0
+    assert [s.get("type") for s in page.scripts] == ["module"]
+    csp = response.headers["content-security-policy"]
+    assert "script-src 'self'" in csp
+    assert "frame-ancestors https://apps.mypurecloud.com https://apps.mypurecloud.ie" in csp
+    assert "'unsafe-inline'" not in csp
+    static = httpx.get(panel + str(page.scripts[0]["src"]))
+    assert static.status_code == 200
+    assert "javascript" in static.headers["content-type"]
+
+
+def test_parameters_are_escaped_not_executed(panel: str) -> None:
+    hostile = '"><script>alert(1)</script>'
+    response, page = _page(panel, conversationId=CONVERSATION, gcHostOrigin=hostile,
+                           gcTargetEnv="prod", langTag=hostile)
+    assert "<script>alert(1)</script>" not in response.text
+    assert page.root["data-gc-host-origin"] == hostile  # kept as data, safely quoted
+    assert page.root["data-lang-tag"] == "en-US"
+
+
+@pytest.mark.parametrize("params", [
+    {"conversationId": "not-a-uuid", "gcTargetEnv": "prod"},
+    {"conversationId": CONVERSATION, "gcTargetEnv": "prod-apne2"},  # not configured
+    {"conversationId": CONVERSATION, "gcTargetEnv": "nowhere"},
+])
+def test_bad_parameters_are_400(panel: str, params: dict[str, str]) -> None:
+    response = httpx.get(f"{panel}/panel", params=params)
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"
+
+
+def test_dev_override_adds_the_mock_to_connect_and_frame_ancestors() -> None:
+    settings = Settings(genesys_api_base="http://127.0.0.1:8001",
+                        extra_frame_ancestors="http://127.0.0.1:8001")  # type: ignore[arg-type]
+    csp = content_security_policy(settings)
+    assert "http://127.0.0.1:8001 ws://127.0.0.1:8001" in csp
+    assert csp.split("frame-ancestors ")[1].startswith(
+        "https://apps.mypurecloud.com http://127.0.0.1:8001")
+
+
+def test_unknown_region_in_settings_fails_at_start(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="unknown region 'mars-1'"):
+        create_app(Settings(kb_path=tmp_path / "kb.db", genesys_regions=("mars-1",)))
