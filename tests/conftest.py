@@ -31,3 +31,9 @@ def sample_kb(sample_kb_path: Path) -> Iterator[KnowledgeBase]:
     kb = KnowledgeBase(sample_kb_path)
     yield kb
     kb.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run browser tests last: sync Playwright keeps an event loop running in the main
+    thread while its fixtures live, which async tests cannot share."""
+    items.sort(key=lambda item: "tests/browser/" in item.path.as_posix())

@@ -1,0 +1,68 @@
+"""Assembles the mock Genesys Cloud: routes, CORS for the panel, and the lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+
+from .api import PlatformApi, PlatformError, platform_error_handler
+from .config import MockGenesysConfig
+from .desktop import MockDesktop
+from .notifications import NotificationsApi
+from .oauth import OAuthEndpoints
+from .scripts import ScriptLibrary, TranscriptionPlayer
+from .state import MockGenesysState
+
+CORS_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+CORS_HEADERS = ["Authorization", "Content-Type"]
+
+
+def create_mock_genesys_app(config: MockGenesysConfig) -> Starlette:
+    """Build a mock Genesys Cloud serving the platform's HTTP and WebSocket contract.
+
+    Reads the scripted conversations from ``config.scripts_dir`` (or the shipped
+    ones) now, so a broken script fails here rather than mid-demo. The app's
+    ``state.mock_genesys`` is the :class:`MockGenesysState` (for dev tooling).
+    """
+    state = MockGenesysState(config)
+    library = ScriptLibrary.load(config.resolved_scripts_dir())
+    player = TranscriptionPlayer(config, state, library)
+    api = PlatformApi(config, state)
+    notifications = NotificationsApi(config, state, player.ensure_started)
+    oauth = OAuthEndpoints(config, state)
+    desktop = MockDesktop(config, state, library, player)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await player.shutdown()
+            state.close_all(1001, "Server shutting down")
+
+    app = Starlette(
+        routes=[
+            *oauth.routes(),
+            *api.routes(),
+            *notifications.routes(),
+            *desktop.routes(),
+            *api.fallback_routes(),
+        ],
+        middleware=[
+            Middleware(
+                CORSMiddleware,
+                allow_origins=[config.panel_origin],
+                allow_methods=CORS_METHODS,
+                allow_headers=CORS_HEADERS,
+                max_age=600,
+            )
+        ],
+        exception_handlers={PlatformError: platform_error_handler},
+        lifespan=lifespan,
+    )
+    app.state.mock_genesys = state
+    return app

@@ -1,0 +1,192 @@
+"""The mock Agent Desktop: a page that starts scripted conversations and frames the panel.
+
+Mock-only endpoints (not part of the platform's contract) live under ``/mock/``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.websockets import WebSocket
+
+from .config import MockGenesysConfig
+from .scripts import ScriptLibrary, TranscriptionPlayer
+from .sockets import serve_outbox
+from .state import MockGenesysState
+
+STATIC_PATH = "/mock/static"
+#: The iframe sandbox Genesys usually gives interaction widgets.
+PANEL_SANDBOX = (
+    "allow-forms allow-modals allow-popups allow-presentation "
+    "allow-same-origin allow-scripts allow-downloads"
+)
+
+
+def panel_url_for(config: MockGenesysConfig, conversation_id: str) -> str:
+    """The panel URL as Agent Desktop would interpolate it for a conversation."""
+    params = {
+        "conversationId": conversation_id,
+        "gcHostOrigin": config.origin,
+        "gcTargetEnv": "mock",
+        "langTag": "en-US",
+    }
+    query = "&".join(f"{key}={quote(value, safe='')}" for key, value in params.items())
+    separator = "&" if "?" in config.panel_url else "?"
+    return f"{config.panel_url}{separator}{query}"
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": code, "message": message}, status_code=status)
+
+
+class MockDesktop:
+    """The desktop page, its static files, and the ``/mock/`` endpoints it calls."""
+
+    def __init__(
+        self,
+        config: MockGenesysConfig,
+        state: MockGenesysState,
+        library: ScriptLibrary,
+        player: TranscriptionPlayer,
+    ) -> None:
+        """Bind to one mock; reads the template directory now (not at import)."""
+        self.config = config
+        self.state = state
+        self.library = library
+        self.player = player
+        here = Path(__file__).resolve().parent
+        self.templates = Jinja2Templates(directory=here / "templates")
+        self.static_dir = here / "static"
+
+    def routes(self) -> list[BaseRoute]:
+        """The page, static files, and mock endpoints."""
+        return [
+            Route("/", self.page, methods=["GET"]),
+            Mount(STATIC_PATH, StaticFiles(directory=self.static_dir), name="mock-static"),
+            Route("/mock/scripts", self.list_scripts, methods=["GET"]),
+            Route("/mock/conversations", self.create_conversation, methods=["POST"]),
+            Route("/mock/conversations/{conversation_id}", self.conversation, methods=["GET"]),
+            Route("/mock/conversations/{conversation_id}/play", self.play, methods=["POST"]),
+            WebSocketRoute("/mock/conversations/{conversation_id}/feed", self.feed),
+        ]
+
+    def content_security_policy(self) -> str:
+        """The desktop page's CSP: own scripts and styles, frames the panel only."""
+        return "; ".join(
+            [
+                "default-src 'none'",
+                "script-src 'self'",
+                "style-src 'self'",
+                "img-src 'self' data:",
+                f"connect-src 'self' {self.config.ws_origin}",
+                f"frame-src 'self' {self.config.panel_origin}",
+                "base-uri 'none'",
+                "form-action 'none'",
+                "frame-ancestors 'none'",
+            ]
+        )
+
+    async def page(self, request: Request) -> Response:
+        """``GET /``: the mock Agent Desktop."""
+        context: dict[str, Any] = {
+            "scripts": list(self.library.scripts.values()),
+            "static_path": STATIC_PATH,
+            "conversations_url": "/mock/conversations",
+            "agent_name": self.config.agent_name,
+            "org_name": self.config.org_name,
+            "panel_origin": self.config.panel_origin,
+            "panel_sandbox": PANEL_SANDBOX,
+        }
+        return self.templates.TemplateResponse(
+            request,
+            "desktop.html",
+            context,
+            headers={
+                "Content-Security-Policy": self.content_security_policy(),
+                "Cache-Control": "no-store",
+                "Referrer-Policy": "no-referrer",
+                "X-Content-Type-Options": "nosniff",
+            },
+        )
+
+    async def list_scripts(self, request: Request) -> Response:
+        """``GET /mock/scripts``: ``{"scripts": [{name, title, description, media, lines}]}``."""
+        return JSONResponse({"scripts": self.library.summaries()})
+
+    async def create_conversation(self, request: Request) -> Response:
+        """``POST /mock/conversations {"script": name}``: ``{conversationId, panelUrl}`` (201).
+
+        The conversation waits: its script plays once a channel subscribes to its
+        transcription topic, or on ``POST .../play``.
+        """
+        raw = await request.body()
+        try:
+            body: Any = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            return _error(400, "bad_request", "The body must be JSON.")
+        if not isinstance(body, dict):
+            return _error(400, "bad_request", 'The body must be {"script": name}.')
+        name = body.get("script", self.library.default.name)
+        script = self.library.get(name) if isinstance(name, str) else None
+        if script is None:
+            return _error(400, "unknown_script", f"No script named {name!r}.")
+        conversation = self.state.create_conversation(
+            script.name, script.media, script.customer_name, script.customer_phone
+        )
+        return JSONResponse(
+            {
+                "conversationId": conversation.id,
+                "panelUrl": panel_url_for(self.config, conversation.id),
+            },
+            status_code=201,
+        )
+
+    async def conversation(self, request: Request) -> Response:
+        """``GET /mock/conversations/{id}``: script, playback status and final lines."""
+        conversation = self.state.conversations.get(request.path_params["conversation_id"])
+        if conversation is None:
+            return _error(404, "not_found", "No such conversation.")
+        return JSONResponse(
+            {
+                "conversationId": conversation.id,
+                "script": conversation.script_name,
+                "status": conversation.feed.status,
+                "lines": [
+                    {"speaker": line.speaker, "text": line.text} for line in conversation.feed.lines
+                ],
+                "panelUrl": panel_url_for(self.config, conversation.id),
+            }
+        )
+
+    async def play(self, request: Request) -> Response:
+        """``POST /mock/conversations/{id}/play``: replay the script from the start (202)."""
+        conversation_id = request.path_params["conversation_id"]
+        if not await self.player.play(conversation_id):
+            return _error(404, "not_found", "No such conversation.")
+        return JSONResponse({"conversationId": conversation_id, "status": "playing"}, 202)
+
+    async def feed(self, websocket: WebSocket) -> None:
+        """``/mock/conversations/{id}/feed``: the live transcript for the desktop page.
+
+        Messages: ``{"type": "status", "status": "waiting"|"playing"|"ended"}``,
+        ``{"type": "reset"}`` (a replay starts), and
+        ``{"type": "line", "speaker", "text", "utteranceId"}`` per final line.
+        """
+        conversation = self.state.conversations.get(websocket.path_params["conversation_id"])
+        await websocket.accept()
+        if conversation is None:
+            await websocket.close(1008, "Conversation not found")
+            return
+        outbox = conversation.feed.subscribe()
+        try:
+            await serve_outbox(websocket, outbox)
+        finally:
+            conversation.feed.unsubscribe(outbox)

@@ -1,0 +1,207 @@
+"""The Notifications API: channels, their topic subscriptions, and channel WebSockets."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import Callable
+from typing import Any, Literal
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from .api import PlatformError, require_token
+from .config import MockGenesysConfig
+from .sockets import Outbox, serve_outbox
+from .state import Channel, MockGenesysState, iso_z, metadata_frame
+
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+TRANSCRIPTION_TOPIC = re.compile(rf"v2\.conversations\.({_UUID})\.transcription")
+#: Topic patterns the mock accepts; anything else is a 400.
+TOPIC_PATTERNS: tuple[re.Pattern[str], ...] = (
+    TRANSCRIPTION_TOPIC,
+    re.compile(rf"v2\.users\.({_UUID})\.conversations"),
+)
+MAX_TOPICS_PER_CHANNEL = 1000
+HEARTBEAT_MESSAGE = "WebSocket Heartbeat"
+
+
+def transcription_conversation_id(topic: str) -> str | None:
+    """The conversation id of a transcription topic, else None."""
+    match = TRANSCRIPTION_TOPIC.fullmatch(topic)
+    return match.group(1) if match else None
+
+
+class NotificationsApi:
+    """Channels per user and client, and the sockets events are pushed on."""
+
+    def __init__(
+        self,
+        config: MockGenesysConfig,
+        state: MockGenesysState,
+        on_transcription_subscribed: Callable[[str], None] | None = None,
+    ) -> None:
+        """Bind to one mock; the callback gets each conversation id newly subscribed to."""
+        self.config = config
+        self.state = state
+        self.on_transcription_subscribed = on_transcription_subscribed
+
+    def routes(self) -> list[BaseRoute]:
+        """The REST routes and the channel WebSocket route."""
+        subscriptions = "/api/v2/notifications/channels/{channel_id}/subscriptions"
+        return [
+            Route("/api/v2/notifications/channels", self.create_channel, methods=["POST"]),
+            Route("/api/v2/notifications/channels", self.list_channels, methods=["GET"]),
+            Route(subscriptions, self.get_subscriptions, methods=["GET"]),
+            Route(subscriptions, self.replace_subscriptions, methods=["PUT"]),
+            Route(subscriptions, self.add_subscriptions, methods=["POST"]),
+            Route(subscriptions, self.clear_subscriptions, methods=["DELETE"]),
+            WebSocketRoute("/channels/{channel_id}", self.channel_socket),
+        ]
+
+    # REST ---------------------------------------------------------------
+
+    async def create_channel(self, request: Request) -> Response:
+        """``POST /api/v2/notifications/channels``: ``{id, connectUri, expires}``."""
+        token = require_token(self.state, request)
+        channel = self.state.create_channel(token)
+        return JSONResponse(self.channel_body(channel))
+
+    async def list_channels(self, request: Request) -> Response:
+        """``GET /api/v2/notifications/channels[?includechannels=token|oauthclient]``."""
+        token = require_token(self.state, request)
+        include: Literal["token", "oauthclient"] = "token"
+        if request.query_params.get("includechannels", "token").lower() == "oauthclient":
+            include = "oauthclient"
+        channels = self.state.channels_for(token, include)
+        return JSONResponse({"entities": [self.channel_body(c) for c in channels]})
+
+    async def get_subscriptions(self, request: Request) -> Response:
+        """``GET .../subscriptions``: the channel's topics."""
+        channel = self._owned_channel(request)
+        return self._topics_response(channel)
+
+    async def replace_subscriptions(self, request: Request) -> Response:
+        """``PUT .../subscriptions``: replace the channel's topics."""
+        channel = self._owned_channel(request)
+        topics = await self._topics_from_body(request)
+        self._set_topics(channel, topics)
+        return self._topics_response(channel)
+
+    async def add_subscriptions(self, request: Request) -> Response:
+        """``POST .../subscriptions``: add topics to the channel."""
+        channel = self._owned_channel(request)
+        topics = await self._topics_from_body(request)
+        self._set_topics(channel, [*channel.topics, *topics])
+        return self._topics_response(channel)
+
+    async def clear_subscriptions(self, request: Request) -> Response:
+        """``DELETE .../subscriptions``: remove every topic."""
+        channel = self._owned_channel(request)
+        self._set_topics(channel, [])
+        return self._topics_response(channel)
+
+    def channel_body(self, channel: Channel) -> dict[str, Any]:
+        """A channel in the platform's ``Channel`` shape."""
+        return {
+            "connectUri": f"{self.config.ws_origin}/channels/{channel.id}",
+            "id": channel.id,
+            "expires": iso_z(channel.expires_at),
+        }
+
+    def _owned_channel(self, request: Request) -> Channel:
+        token = require_token(self.state, request)
+        channel = self.state.channel_for(token, request.path_params["channel_id"])
+        if channel is None:
+            raise PlatformError(404, "not.found", "The notification channel could not be found.")
+        return channel
+
+    async def _topics_from_body(self, request: Request) -> list[str]:
+        try:
+            body: Any = json.loads(await request.body())
+        except ValueError as exc:
+            raise PlatformError(400, "bad.request", "The request body is not valid JSON.") from exc
+        if not isinstance(body, list) or not all(
+            isinstance(item, dict) and isinstance(item.get("id"), str) for item in body
+        ):
+            raise PlatformError(
+                400, "bad.request", 'The body must be a list of topics: [{"id": "<topic>"}].'
+            )
+        topics: list[str] = [item["id"] for item in body]
+        unknown = [t for t in topics if not any(p.fullmatch(t) for p in TOPIC_PATTERNS)]
+        if unknown:
+            raise PlatformError(
+                400,
+                "bad.request",
+                f"Invalid or unsupported topic: {unknown[0]}",
+                {"topic": unknown[0]},
+            )
+        return topics
+
+    def _set_topics(self, channel: Channel, topics: list[str]) -> None:
+        unique = list(dict.fromkeys(topics))
+        if len(unique) > MAX_TOPICS_PER_CHANNEL:
+            raise PlatformError(
+                400,
+                "bad.request",
+                f"A channel can be subscribed to at most {MAX_TOPICS_PER_CHANNEL} topics.",
+            )
+        added = [t for t in unique if t not in channel.topics]
+        channel.topics = unique
+        if self.on_transcription_subscribed is None:
+            return
+        for topic in added:
+            conversation_id = transcription_conversation_id(topic)
+            if conversation_id is not None:
+                self.on_transcription_subscribed(conversation_id)
+
+    @staticmethod
+    def _topics_response(channel: Channel) -> Response:
+        return JSONResponse({"entities": [{"id": topic} for topic in channel.topics]})
+
+    # WebSocket ----------------------------------------------------------
+
+    async def channel_socket(self, websocket: WebSocket) -> None:
+        """``/channels/{channelId}``: heartbeats, ping/pong, and the subscribed events.
+
+        The socket of an unknown or expired channel, or of one whose token has
+        expired, is accepted and closed at once with code 1008 and a reason.
+        """
+        channel = self.state.live_channel(websocket.path_params["channel_id"])
+        await websocket.accept()
+        if channel is None:
+            await websocket.close(1008, "Channel not found")
+            return
+        if self.state.token_expired(channel):
+            await websocket.close(1008, "Access token expired")
+            return
+        outbox = self.state.connect(channel)
+        heartbeat = asyncio.create_task(self._heartbeat(channel, outbox))
+        try:
+            await serve_outbox(websocket, outbox, lambda text: self._on_client_text(outbox, text))
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            self.state.disconnect(channel, outbox)
+
+    async def _heartbeat(self, channel: Channel, outbox: Outbox) -> None:
+        while not outbox.closed:
+            await asyncio.sleep(self.config.heartbeat_s)
+            if self.state.token_expired(channel):
+                outbox.close(1008, "Access token expired")
+                return
+            outbox.push(metadata_frame(HEARTBEAT_MESSAGE))
+
+    @staticmethod
+    def _on_client_text(outbox: Outbox, text: str) -> None:
+        try:
+            message: Any = json.loads(text)
+        except ValueError:
+            return
+        if isinstance(message, dict) and message.get("message") == "ping":
+            outbox.push(metadata_frame("pong"))
