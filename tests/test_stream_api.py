@@ -170,3 +170,18 @@ def test_health_and_readiness(panel: str, tmp_path: Path) -> None:
     assert ready.status_code == 200 and ready.json()["articles"] >= 40
     with serve(create_app(_settings(tmp_path / "empty.db"))) as empty:
         assert httpx.get(f"{empty}/readyz").status_code == 503
+
+
+def test_pings_keep_a_quiet_stream_alive(sample_kb_path: Path) -> None:
+    """A model that says nothing for a while: the client still sees bytes (SSE comments)."""
+    with serve(create_mock_llm_app(MockLLMConfig(fault="stall_first"))) as llm:
+        settings = _settings(sample_kb_path, generator="openai", openai_base_url=f"{llm}/v1",
+                             sse_ping_s=0.1, first_token_timeout_s=0.6)
+        with serve(create_app(settings)) as base, httpx.stream(
+                "POST", f"{base}/api/assist/stream", timeout=30,
+                json={"conversationId": CONVERSATION, "trigger": "manual",
+                      "query": "refund"}) as response:
+            raw = "".join(response.iter_text())
+    assert ": ping" in raw
+    assert raw.rstrip().splitlines()[-1].startswith("data: ")
+    assert "event: fallback" in raw and raw.count("event: done") == 1
