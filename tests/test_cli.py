@@ -1,5 +1,12 @@
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
 import pytest
 from click.testing import CliRunner
 
@@ -32,3 +39,23 @@ def test_bad_settings_are_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None
     result = CliRunner().invoke(main, ["kb", "search", "x"])
     assert result.exit_code != 0
     assert "invalid ASSIST_* setting" in result.output
+
+
+def test_serve_runs_the_production_server_from_environment(sample_kb_path: Path) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "ASSIST_PORT": str(port), "ASSIST_KB_PATH": str(sample_kb_path),
+           "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:  # wait for uvicorn's own "running" line
+            if "Uvicorn running on" in line:
+                break
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
+        assert ready.status_code == 200 and ready.json()["articles"] >= 40
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
