@@ -9,7 +9,7 @@ from starlette.templating import Jinja2Templates
 
 from .errors import BadRequest
 from .regions import Region, find_region
-from .schemas import ConversationId
+from .schemas import is_conversation_id
 from .settings import Settings
 
 _LANG_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
@@ -68,7 +68,7 @@ async def panel_page(request: Request) -> Response:
     templates: Jinja2Templates = request.state.templates
     params = request.query_params
     conversation_id = params.get("conversationId", "")
-    if conversation_id and not _valid_conversation(conversation_id):
+    if conversation_id and not is_conversation_id(conversation_id):
         raise BadRequest("conversationId must be a Genesys conversation id (a UUID)")
     lang = params.get("langTag", "en-US")
     if not lang or len(lang) > 35 or not set(lang) <= _LANG_OK:
@@ -91,16 +91,6 @@ async def panel_page(request: Request) -> Response:
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def _valid_conversation(value: str) -> bool:
-    from pydantic import TypeAdapter, ValidationError
-
-    try:
-        TypeAdapter(ConversationId).validate_python(value)
-    except ValidationError:
-        return False
-    return True
 
 
 routes = [Route("/panel", panel_page)]

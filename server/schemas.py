@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 
 # Genesys ids are UUIDs; request ids are the caller's, kept short and printable.
-ConversationId = Annotated[
-    str, StringConstraints(pattern=r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$")
-]
+UUID_PATTERN = r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
+ConversationId = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
+
+
+def is_conversation_id(value: str) -> bool:
+    """Whether ``value`` has the shape of a Genesys conversation id."""
+    return re.fullmatch(UUID_PATTERN, value) is not None
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
 MAX_UTTERANCE_CHARS = 4000
 MAX_UTTERANCES = 50

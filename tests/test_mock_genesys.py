@@ -174,16 +174,15 @@ def fragment_of(response: httpx.Response) -> dict[str, str]:
     return {key: values[0] for key, values in parse_qs(fragment).items()}
 
 
+async def authorize(http: httpx.AsyncClient, **params: str) -> httpx.Response:
+    """GET /oauth/authorize with the registered client and redirect, overridden by ``params``."""
+    query = {"response_type": "token", "client_id": CLIENT_ID, "redirect_uri": PANEL_URL,
+             "state": "s", **params}
+    return await http.get("/oauth/authorize", params=query)
+
+
 async def get_token(http: httpx.AsyncClient) -> str:
-    response = await http.get(
-        "/oauth/authorize",
-        params={
-            "response_type": "token",
-            "client_id": CLIENT_ID,
-            "redirect_uri": PANEL_URL,
-            "state": "s",
-        },
-    )
+    response = await authorize(http)
     assert response.status_code == 302
     return fragment_of(response)["access_token"]
 
@@ -315,15 +314,7 @@ async def test_authorize_implicit_grant_redirects_with_token_and_state(
     client: httpx.AsyncClient,
 ) -> None:
     state = "conv=1&origin=http://x y/é"
-    response = await client.get(
-        "/oauth/authorize",
-        params={
-            "response_type": "token",
-            "client_id": CLIENT_ID,
-            "redirect_uri": PANEL_URL,
-            "state": state,
-        },
-    )
+    response = await authorize(client, state=state)
     assert response.status_code == 302
     fragment = fragment_of(response)
     assert fragment["state"] == state
@@ -333,10 +324,7 @@ async def test_authorize_implicit_grant_redirects_with_token_and_state(
 
 
 async def test_authorize_refuses_unknown_client_with_error_page(client: httpx.AsyncClient) -> None:
-    response = await client.get(
-        "/oauth/authorize",
-        params={"response_type": "token", "client_id": "someone-else", "redirect_uri": PANEL_URL},
-    )
+    response = await authorize(client, client_id="someone-else")
     assert response.status_code == 400 and "location" not in response.headers
     assert response.headers["content-type"].startswith("text/html")
 
@@ -348,10 +336,7 @@ async def test_authorize_refuses_unknown_client_with_error_page(client: httpx.As
 async def test_authorize_refuses_unregistered_redirect_uri(
     client: httpx.AsyncClient, redirect_uri: str
 ) -> None:
-    response = await client.get(
-        "/oauth/authorize",
-        params={"response_type": "token", "client_id": CLIENT_ID, "redirect_uri": redirect_uri},
-    )
+    response = await authorize(client, redirect_uri=redirect_uri)
     assert response.status_code == 400 and "location" not in response.headers
     assert response.headers["content-type"].startswith("text/html")
 
@@ -359,15 +344,7 @@ async def test_authorize_refuses_unregistered_redirect_uri(
 async def test_authorize_unsupported_response_type_redirects_with_error(
     client: httpx.AsyncClient,
 ) -> None:
-    response = await client.get(
-        "/oauth/authorize",
-        params={
-            "response_type": "id_token",
-            "client_id": CLIENT_ID,
-            "redirect_uri": PANEL_URL,
-            "state": "abc",
-        },
-    )
+    response = await authorize(client, response_type="id_token", state="abc")
     assert response.status_code == 302
     fragment = fragment_of(response)
     assert fragment["error"] == "unsupported_response_type"
