@@ -62,6 +62,19 @@ TEST_SCRIPT: dict[str, Any] = {
     ],
 }
 
+#: A short web messaging chat (tests of messaging import it from here).
+MESSAGING_SCRIPT: dict[str, Any] = {
+    "title": "Test chat",
+    "description": "A short web messaging chat for tests.",
+    "media": "message",
+    "customer_name": "Chat Customer",
+    "lines": [
+        {"delay_ms": 100, "speaker": "customer", "text": "Can I use my phone abroad?"},
+        {"delay_ms": 100, "speaker": "agent", "text": "Yes, with a Travel Pass."},
+        {"delay_ms": 100, "speaker": "customer", "text": "How much is it per day?"},
+    ],
+}
+
 pytestmark = pytest.mark.anyio
 
 
@@ -176,8 +189,13 @@ def fragment_of(response: httpx.Response) -> dict[str, str]:
 
 async def authorize(http: httpx.AsyncClient, **params: str) -> httpx.Response:
     """GET /oauth/authorize with the registered client and redirect, overridden by ``params``."""
-    query = {"response_type": "token", "client_id": CLIENT_ID, "redirect_uri": PANEL_URL,
-             "state": "s", **params}
+    query = {
+        "response_type": "token",
+        "client_id": CLIENT_ID,
+        "redirect_uri": PANEL_URL,
+        "state": "s",
+        **params,
+    }
     return await http.get("/oauth/authorize", params=query)
 
 
@@ -662,9 +680,10 @@ def test_shipped_scripts() -> None:
     library = ScriptLibrary.load(
         MockGenesysConfig(public_origin="http://x", panel_url=PANEL_URL).resolved_scripts_dir()
     )
-    assert len(library.scripts) >= 3
+    assert len(library.scripts) >= 4
+    assert {s.media for s in library.scripts.values()} == {"voice", "message"}
     for script in library.scripts.values():
-        assert 6 <= len(script.lines) <= 10 and script.media == "voice"
+        assert 6 <= len(script.lines) <= 10
         assert all(2000 <= line.delay_ms <= 6000 for line in script.lines)
         speakers = [line.speaker for line in script.lines]
         assert speakers[0] == "customer" and {"customer", "agent"} == set(speakers)
@@ -676,6 +695,7 @@ def test_shipped_scripts() -> None:
         ("switched", "charged twice", "dispute", "money back"),
         ("outage", "signal", "credit"),
         ("arrived", "cracked", "restocking fee", "shipping label", "refund"),
+        ("abroad", "daily roaming pass", "travel pass", "per day", "data", "data roaming"),
     ]
     for words in topics:
         assert any(all(w in text for w in words) for text in said.values()), words
@@ -724,12 +744,24 @@ async def test_desktop_page(shipped: MockServer) -> None:
         assert page.status_code == 200
         html = page.text
         assert "Mock Agent Desktop (dev)" in html
-        for element_id in ("md-script", "md-start", "md-replay", "md-transcript", "md-panel"):
+        for element_id in (
+            *("md-script", "md-start", "md-replay", "md-transcript", "md-panel"),
+            *("md-platform", "md-signin-mode", "md-frameable", "md-signin-user"),
+            *("md-expire-tokens", "md-expire-channels", "md-platform-status"),
+        ):
             assert f'id="{element_id}"' in html
         assert '<script type="module" src="/mock/static/desktop.js"></script>' in html
         assert len(re.findall(r"<script\b", html)) == 1
         assert not re.search(r"\son[a-z]+\s*=", html)
         assert "Charged twice after a plan change" in html
+        assert "Using my phone abroad (web messaging)" in html
+        mode = re.search(r'<select id="md-signin-mode".*?</select>', html, re.S)
+        assert mode and '<option value="auto" selected>' in mode.group(0)
+        assert 'value="prompt"' in mode.group(0) and 'value="deny"' in mode.group(0)
+        users = re.search(r'<select id="md-signin-user".*?</select>', html, re.S)
+        assert users and f'<option value="{AGENT_ID}" selected>' in users.group(0)
+        assert users.group(0).count("<option") == 3
+        assert re.search(r'<input id="md-frameable" type="checkbox"[^>]* checked>', html)
         iframe = re.search(r"<iframe[^>]*>", html)
         assert iframe and 'allow="clipboard-write"' in iframe.group(0)
         assert "allow-scripts" in iframe.group(0) and "allow-same-origin" in iframe.group(0)
@@ -738,5 +770,7 @@ async def test_desktop_page(shipped: MockServer) -> None:
         script = await http.get("/mock/static/desktop.js")
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         assert "innerHTML" not in script.text
+        for url in ("/mock/settings", "/mock/tokens/expire", "/mock/channels/expire"):
+            assert url in html
         style = await http.get("/mock/static/desktop.css")
         assert style.status_code == 200 and "text/css" in style.headers["content-type"]

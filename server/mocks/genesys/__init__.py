@@ -1,8 +1,12 @@
 """A mock Genesys Cloud for dev mode and tests, with a mock Agent Desktop.
 
-It speaks the platform's contract (see ``GENESYS.md``): OAuth authorize,
-``/api/v2/`` REST with the platform's error bodies, notification channels and
-their WebSockets with the transcription topic, and plays scripted conversations.
+It speaks the platform's contract (see ``GENESYS.md``): the login host (implicit
+and PKCE code grants, ``/oauth/token``, a sign-in page, switchable sign-in modes
+and framing), ``/api/v2/`` REST with the platform's error bodies (users, tokens,
+conversations, web messaging messages), notification channels and their
+WebSockets (transcription and user-conversation topics, closed when their token
+or channel expires), and plays scripted voice and messaging conversations.
+Mock-only controls live under ``/mock/``.
 """
 
 from .app import create_mock_genesys_app

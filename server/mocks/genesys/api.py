@@ -1,12 +1,13 @@
-"""The mock's REST API under ``/api/v2/``: who the token is, and conversations.
+"""The mock's REST API under ``/api/v2/``: who the token is, conversations, messages.
 
 Responses use the platform's camelCase field names, as in the official SDK's
 models (``UserMe``, ``Organization``, ``TokenInfo``, ``Conversation``,
-``Participant``, ``Call``); errors use its ``ErrorBody``.
+``MessageData``, ``TextMessageListing``); errors use its ``ErrorBody``.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from typing import Any
 
@@ -15,10 +16,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .config import MockGenesysConfig
-from .state import AccessToken, Conversation, MockGenesysState, User, iso_z
+from .conversation_body import conversation_body
+from .conversations import Conversation
+from .directory import Org, User
+from .messaging import message_data
+from .state import AccessToken, MockGenesysState
 
-#: The number customers of the scripted org dial (the conversations' DNIS).
-CARE_LINE = "tel:+18005550142"
+#: Most message ids one bulk request may ask for.
+MAX_BULK_MESSAGES = 1000
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
@@ -94,11 +99,14 @@ class PlatformApi:
 
     def routes(self) -> list[BaseRoute]:
         """The REST routes (the catch-all 404 is separate: see :meth:`fallback_routes`)."""
+        messages = "/api/v2/conversations/messages/{conversation_id}/messages"
         return [
             Route("/api/v2/users/me", self.users_me, methods=["GET"]),
             Route("/api/v2/users/{user_id}", self.user, methods=["GET"]),
             Route("/api/v2/tokens/me", self.tokens_me, methods=["GET"]),
             Route("/api/v2/conversations/{conversation_id}", self.conversation, methods=["GET"]),
+            Route(messages + "/bulk", self.messages_bulk, methods=["POST"]),
+            Route(messages + "/{message_id}", self.message, methods=["GET"]),
         ]
 
     def fallback_routes(self) -> list[BaseRoute]:
@@ -108,23 +116,25 @@ class PlatformApi:
     async def users_me(self, request: Request) -> Response:
         """``GET /api/v2/users/me`` (``?expand=organization`` adds the org): ``UserMe``."""
         token = require_token(self.state, request)
-        body = self.user_body(self.state.users[token.user_id])
+        user = self.state.users[token.user_id]
+        body = user_body(user)
         if "organization" in _expansions(request):
-            body["organization"] = self.organization_body()
+            body["organization"] = organization_body(self.state.directory.org_of(user))
         return JSONResponse(body)
 
     async def user(self, request: Request) -> Response:
-        """``GET /api/v2/users/{userId}``: ``User``."""
-        require_token(self.state, request)
+        """``GET /api/v2/users/{userId}``: ``User`` (users of the token's own org only)."""
+        token = require_token(self.state, request)
         user = self.state.users.get(request.path_params["user_id"])
-        if user is None:
+        if user is None or user.org_id != token.org_id:
             raise PlatformError(404, "not.found", "The requested user could not be found.")
-        return JSONResponse(self.user_body(user))
+        return JSONResponse(user_body(user))
 
     async def tokens_me(self, request: Request) -> Response:
-        """``GET /api/v2/tokens/me``: ``TokenInfo``."""
+        """``GET /api/v2/tokens/me``: ``TokenInfo``, with how the token was granted."""
         token = require_token(self.state, request)
-        org = {"id": self.config.org_id, "name": self.config.org_name}
+        org_entity = self.state.directory.orgs[token.org_id]
+        org = {"id": org_entity.id, "name": org_entity.name}
         return JSONResponse(
             {
                 "organization": org,
@@ -133,7 +143,8 @@ class PlatformApi:
                 "OAuthClient": {
                     "id": token.client_id,
                     "name": self.config.client_name,
-                    "authorizedGrantType": "TOKEN",
+                    "authorizedGrantType": token.grant_type,
+                    # The one client id stands for the panel's client in each org.
                     "organization": org,
                 },
             }
@@ -141,154 +152,97 @@ class PlatformApi:
 
     async def conversation(self, request: Request) -> Response:
         """``GET /api/v2/conversations/{conversationId}``: ``Conversation``."""
-        require_token(self.state, request)
-        conversation = self.state.conversations.get(request.path_params["conversation_id"])
-        if conversation is None:
+        token = require_token(self.state, request)
+        conversation = self._conversation(token, request)
+        return JSONResponse(conversation_body(self.config, conversation))
+
+    async def message(self, request: Request) -> Response:
+        """``GET /api/v2/conversations/messages/{conversationId}/messages/{messageId}``.
+
+        Answers ``MessageData``; any token of the conversation's org may read it.
+        """
+        token = require_token(self.state, request)
+        conversation = self._conversation(token, request)
+        message = conversation.message(request.path_params["message_id"])
+        if message is None:
+            raise PlatformError(404, "not.found", "The requested message could not be found.")
+        return JSONResponse(message_data(self.config, conversation, message))
+
+    async def messages_bulk(self, request: Request) -> Response:
+        """``POST /api/v2/conversations/messages/{conversationId}/messages/bulk``.
+
+        The body is a JSON list of message ids (at most 1,000); answers
+        ``TextMessageListing`` ``{"entities": [MessageData...]}`` in the order asked,
+        each id once. Ids the conversation does not have are left out.
+        """
+        token = require_token(self.state, request)
+        conversation = self._conversation(token, request)
+        try:
+            ids: Any = json.loads(await request.body())
+        except ValueError as exc:
+            raise PlatformError(400, "bad.request", "The request body is not valid JSON.") from exc
+        if not isinstance(ids, list) or not all(isinstance(i, str) for i in ids):
+            raise PlatformError(400, "bad.request", "The body must be a list of message ids.")
+        if len(ids) > MAX_BULK_MESSAGES:
             raise PlatformError(
-                404, "not.found", "Unable to find a conversation with that conversationId."
+                400,
+                "bad.request",
+                f"At most {MAX_BULK_MESSAGES} message ids may be requested at once.",
+                {"max": str(MAX_BULK_MESSAGES)},
             )
-        return JSONResponse(self.conversation_body(conversation))
+        found = (conversation.message(i) for i in dict.fromkeys(ids))
+        entities = [message_data(self.config, conversation, m) for m in found if m is not None]
+        return JSONResponse({"entities": entities})
 
     async def unknown_resource(self, request: Request) -> Response:
         """Any other ``/api/v2/`` path: 401 without a valid token, else 404 ``not.found``."""
         require_token(self.state, request)
         raise PlatformError(404, "not.found", f"No resource found for {request.url.path}.")
 
-    # Bodies -------------------------------------------------------------
+    def _conversation(self, token: AccessToken, request: Request) -> Conversation:
+        conversation_id = request.path_params["conversation_id"]
+        conversation = self.state.visible_conversation(token, conversation_id)
+        if conversation is None:
+            raise PlatformError(
+                404, "not.found", "Unable to find a conversation with that conversationId."
+            )
+        return conversation
 
-    def user_body(self, user: User) -> dict[str, Any]:
-        """A user in the ``UserMe`` / ``User`` shape."""
-        return {
-            "id": user.id,
-            "name": user.name,
-            "division": {
-                "id": user.division_id,
-                "name": "Home",
-                "selfUri": f"/api/v2/authorization/divisions/{user.division_id}",
-            },
-            "email": user.email,
-            "primaryContactInfo": [
-                {"address": user.email, "mediaType": "EMAIL", "type": "PRIMARY"}
-            ],
-            "addresses": [],
-            "state": "active",
-            "title": "Customer Care Agent",
-            "username": user.email,
-            "version": 1,
-            "acdAutoAnswer": False,
-            "selfUri": f"/api/v2/users/{user.id}",
-        }
 
-    def organization_body(self) -> dict[str, Any]:
-        """The scripted org in the ``Organization`` shape."""
-        config = self.config
-        return {
-            "id": config.org_id,
-            "name": config.org_name,
-            "defaultLanguage": "en",
-            "defaultCountryCode": "US",
-            "thirdPartyOrgName": config.org_third_party_name,
-            "domain": config.org_third_party_name,
-            "version": 1,
-            "state": "active",
-            "voicemailEnabled": True,
-            "productPlatform": "PureCloud",
-            "selfUri": f"/api/v2/organizations/{config.org_id}",
-        }
+def user_body(user: User) -> dict[str, Any]:
+    """A user in the ``UserMe`` / ``User`` shape."""
+    return {
+        "id": user.id,
+        "name": user.name,
+        "division": {
+            "id": user.division_id,
+            "name": "Home",
+            "selfUri": f"/api/v2/authorization/divisions/{user.division_id}",
+        },
+        "email": user.email,
+        "primaryContactInfo": [{"address": user.email, "mediaType": "EMAIL", "type": "PRIMARY"}],
+        "addresses": [],
+        "state": "active",
+        "title": user.title,
+        "username": user.email,
+        "version": 1,
+        "acdAutoAnswer": False,
+        "selfUri": f"/api/v2/users/{user.id}",
+    }
 
-    def conversation_body(self, conversation: Conversation) -> dict[str, Any]:
-        """A conversation in the ``Conversation`` shape: customer and agent participants."""
-        config = self.config
-        started = iso_z(conversation.start_time)
-        customer_address = f"tel:{conversation.customer_phone}"
-        customer = {
-            "id": conversation.customer_participant_id,
-            "startTime": started,
-            "connectedTime": started,
-            "name": conversation.customer_name,
-            "queueId": config.queue_id,
-            "queueName": config.queue_name,
-            "purpose": "customer",
-            "participantType": "External",
-            "address": customer_address,
-            "ani": customer_address,
-            "aniName": conversation.customer_name,
-            "dnis": CARE_LINE,
-            "wrapupRequired": False,
-            "attributes": {},
-            **self._media(
-                conversation,
-                conversation.customer_communication_id,
-                (conversation.customer_name, customer_address),
-                (config.queue_name, CARE_LINE),
-            ),
-        }
-        agent = {
-            "id": conversation.agent_participant_id,
-            "startTime": started,
-            "connectedTime": started,
-            "name": config.agent_name,
-            "userUri": f"/api/v2/users/{conversation.agent_user_id}",
-            "userId": conversation.agent_user_id,
-            "queueId": config.queue_id,
-            "queueName": config.queue_name,
-            "purpose": "agent",
-            "participantType": "Internal",
-            "address": f"sip:{conversation.agent_user_id}@localhost",
-            "wrapupRequired": True,
-            "attributes": {},
-            **self._media(
-                conversation,
-                conversation.agent_communication_id,
-                (config.agent_name, f"sip:{conversation.agent_user_id}@localhost"),
-                (conversation.customer_name, customer_address),
-            ),
-        }
-        return {
-            "id": conversation.id,
-            "startTime": started,
-            "address": CARE_LINE,
-            "participants": [customer, agent],
-            "recordingState": "none",
-            "selfUri": f"/api/v2/conversations/{conversation.id}",
-        }
 
-    def _media(
-        self,
-        conversation: Conversation,
-        communication_id: str,
-        own: tuple[str, str],
-        other: tuple[str, str],
-    ) -> dict[str, Any]:
-        started = iso_z(conversation.start_time)
-        if conversation.media == "message":
-            return {
-                "messages": [
-                    {
-                        "state": "connected",
-                        "id": communication_id,
-                        "held": False,
-                        "type": "webmessaging",
-                        "connectedTime": started,
-                        "messages": [],
-                    }
-                ]
-            }
-        return {
-            "calls": [
-                {
-                    "state": "connected",
-                    "id": communication_id,
-                    "direction": "inbound",
-                    "recording": False,
-                    "recordingState": "none",
-                    "muted": False,
-                    "confined": False,
-                    "held": False,
-                    "connectedTime": started,
-                    "provider": "Edge",
-                    "self": {"name": own[0], "addressNormalized": own[1]},
-                    "other": {"name": other[0], "addressNormalized": other[1]},
-                }
-            ]
-        }
+def organization_body(org: Org) -> dict[str, Any]:
+    """An org in the ``Organization`` shape."""
+    return {
+        "id": org.id,
+        "name": org.name,
+        "defaultLanguage": "en",
+        "defaultCountryCode": "US",
+        "thirdPartyOrgName": org.third_party_name,
+        "domain": org.third_party_name,
+        "version": 1,
+        "state": "active",
+        "voicemailEnabled": True,
+        "productPlatform": "PureCloud",
+        "selfUri": f"/api/v2/organizations/{org.id}",
+    }

@@ -11,10 +11,13 @@ from starlette.middleware.cors import CORSMiddleware
 
 from .api import PlatformApi, PlatformError, platform_error_handler
 from .config import MockGenesysConfig
+from .controls import PlatformControls
 from .desktop import MockDesktop
+from .expiry import ExpiryTimer
 from .notifications import NotificationsApi
 from .oauth import OAuthEndpoints
-from .scripts import ScriptLibrary, TranscriptionPlayer
+from .player import ConversationPlayer
+from .scripts import ScriptLibrary
 from .state import MockGenesysState
 
 CORS_METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
@@ -30,17 +33,21 @@ def create_mock_genesys_app(config: MockGenesysConfig) -> Starlette:
     """
     state = MockGenesysState(config)
     library = ScriptLibrary.load(config.resolved_scripts_dir())
-    player = TranscriptionPlayer(config, state, library)
+    player = ConversationPlayer(config, state, library)
     api = PlatformApi(config, state)
-    notifications = NotificationsApi(config, state, player.ensure_started)
+    notifications = NotificationsApi(config, state, player.on_subscribed)
     oauth = OAuthEndpoints(config, state)
+    controls = PlatformControls(state)
     desktop = MockDesktop(config, state, library, player)
+    expiry = ExpiryTimer(state)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        expiry.start()
         try:
             yield
         finally:
+            await expiry.stop()
             await player.shutdown()
             state.close_all(1001, "Server shutting down")
 
@@ -49,6 +56,7 @@ def create_mock_genesys_app(config: MockGenesysConfig) -> Starlette:
             *oauth.routes(),
             *api.routes(),
             *notifications.routes(),
+            *controls.routes(),
             *desktop.routes(),
             *api.fallback_routes(),
         ],

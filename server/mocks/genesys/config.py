@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+#: How the login host answers an authorization request (see :class:`MockGenesysConfig`).
+SIGN_IN_MODES: tuple[str, ...] = ("auto", "prompt", "deny")
+
 #: The OAuth scopes the mock grants to every token (the ones the panel needs).
 DEFAULT_SCOPES: tuple[str, ...] = (
     "user-basic-info",
@@ -44,7 +47,24 @@ class MockGenesysConfig:
         extra_redirect_uris: More registered redirect URIs, matched exactly.
         scopes: Scopes granted to every token.
         clock: Wall clock in epoch seconds; inject a fake one to expire tokens in tests.
-        agent_*, org_*: The fixed scripted agent and their organization.
+        agent_*, org_*: The fixed scripted agent (the agent participant of every
+            scripted conversation) and their organization.
+        second_agent_*: Another agent of the same org, on no conversation (an agent
+            who must be refused assist for someone else's conversation).
+        other_org_*, other_user_*: A second organization and its one user (a token
+            the panel's org allowlist must refuse).
+        messaging_deployment_id: The web messaging deployment messaging scripts come
+            in on (the org's side of a message's addresses).
+        code_lifetime_s: Lifetime of an authorization code (single use, PKCE).
+        sign_in_mode: Initial sign-in mode of the login host, changeable at runtime
+            through ``PUT /mock/settings``: ``auto`` grants at once and silently (as
+            inside Agent Desktop), ``prompt`` shows a sign-in page with a user
+            picker, ``deny`` redirects back with ``error=access_denied``.
+        login_frameable: Initial value of the ``loginFrameable`` switch: when false
+            the login host refuses to be framed, like some identity providers.
+        sign_in_user_id: Who ``auto`` signs in; ``None`` = the scripted agent.
+        expiry_check_s: Longest pause of the timer that closes the sockets of
+            expired tokens and channels (it also wakes at the next known expiry).
         queue_id, queue_name: The ACD queue scripted conversations come in on.
         max_channels_per_user: Notification channels per user and client; creating
             one more removes the oldest (the platform's limit is 20).
@@ -73,6 +93,22 @@ class MockGenesysConfig:
     queue_name: str = "Brightwave Customer Care"
     max_channels_per_user: int = 20
     channel_lifetime_s: int = 86400
+    second_agent_user_id: str = "7d2e9f4a-3c1b-4e6d-8a5f-0b9c2d4e6f13"
+    second_agent_name: str = "Sam Second"
+    second_agent_email: str = "sam.second@brightwave.example"
+    other_org_id: str = "e4a8c2f6-9d3b-4b1e-a7c5-3f6d8b0a2c97"
+    other_org_name: str = "Northwind Telecom"
+    other_org_third_party_name: str = "northwind-telecom"
+    other_org_division_id: str = "5c9e1a3d-7f2b-4d8e-b6a4-1e3c5f7a9b20"
+    other_user_id: str = "b8f3d1c5-6a2e-4f9b-9d7c-4a1e8c2b6d59"
+    other_user_name: str = "Olivia Other"
+    other_user_email: str = "olivia.other@northwind.example"
+    messaging_deployment_id: str = "2d8f6b1a-4c3e-4a7d-9f5b-8e1c3a6d0b74"
+    code_lifetime_s: int = 60
+    sign_in_mode: str = "auto"
+    login_frameable: bool = True
+    sign_in_user_id: str | None = None
+    expiry_check_s: float = 1.0
 
     def __post_init__(self) -> None:
         """Validate the values that would otherwise fail late and confusingly."""
@@ -88,6 +124,19 @@ class MockGenesysConfig:
             raise ValueError("token_lifetime_s must be positive")
         if self.max_channels_per_user < 1:
             raise ValueError("max_channels_per_user must be at least 1")
+        if self.code_lifetime_s <= 0:
+            raise ValueError("code_lifetime_s must be positive")
+        if self.expiry_check_s <= 0:
+            raise ValueError("expiry_check_s must be positive")
+        if self.sign_in_mode not in SIGN_IN_MODES:
+            raise ValueError(f"sign_in_mode must be one of {', '.join(SIGN_IN_MODES)}")
+        user_ids = (self.agent_user_id, self.second_agent_user_id, self.other_user_id)
+        if len(set(user_ids)) != len(user_ids):
+            raise ValueError("the mock's user ids must differ")
+        if self.other_org_id == self.org_id:
+            raise ValueError("other_org_id must differ from org_id")
+        if self.sign_in_user_id is not None and self.sign_in_user_id not in user_ids:
+            raise ValueError("sign_in_user_id must be one of the mock's user ids")
 
     @property
     def origin(self) -> str:
@@ -100,6 +149,11 @@ class MockGenesysConfig:
         parts = urlsplit(self.origin)
         scheme = "wss" if parts.scheme == "https" else "ws"
         return f"{scheme}://{parts.netloc}"
+
+    @property
+    def default_sign_in_user_id(self) -> str:
+        """Who ``auto`` sign-in signs in at start: ``sign_in_user_id`` or the scripted agent."""
+        return self.sign_in_user_id or self.agent_user_id
 
     @property
     def panel_origin(self) -> str:

@@ -17,12 +17,19 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.websockets import WebSocket
 
-from .config import MockGenesysConfig
-from .scripts import ScriptLibrary, TranscriptionPlayer
+from .config import SIGN_IN_MODES, MockGenesysConfig
+from .player import ConversationPlayer
+from .scripts import ScriptLibrary
 from .sockets import serve_outbox
 from .state import MockGenesysState
 
 STATIC_PATH = "/mock/static"
+#: How the Platform section of the page names each sign-in mode.
+SIGN_IN_LABELS = {
+    "auto": "Automatic (silent)",
+    "prompt": "Sign-in page",
+    "deny": "Refuse sign-in",
+}
 #: The iframe sandbox Genesys usually gives interaction widgets.
 PANEL_SANDBOX = (
     "allow-forms allow-modals allow-popups allow-presentation "
@@ -55,7 +62,7 @@ class MockDesktop:
         config: MockGenesysConfig,
         state: MockGenesysState,
         library: ScriptLibrary,
-        player: TranscriptionPlayer,
+        player: ConversationPlayer,
     ) -> None:
         """Bind to one mock; reads the template directory now (not at import)."""
         self.config = config
@@ -96,14 +103,22 @@ class MockDesktop:
 
     async def page(self, request: Request) -> Response:
         """``GET /``: the mock Agent Desktop."""
+        directory = self.state.directory
         context: dict[str, Any] = {
             "scripts": list(self.library.scripts.values()),
             "static_path": STATIC_PATH,
             "conversations_url": "/mock/conversations",
+            "settings_url": "/mock/settings",
+            "tokens_expire_url": "/mock/tokens/expire",
+            "channels_expire_url": "/mock/channels/expire",
             "agent_name": self.config.agent_name,
             "org_name": self.config.org_name,
             "panel_origin": self.config.panel_origin,
             "panel_sandbox": PANEL_SANDBOX,
+            "sign_in_modes": SIGN_IN_MODES,
+            "sign_in_labels": SIGN_IN_LABELS,
+            "settings": self.state.settings,
+            "users": [directory.summary(u) for u in directory.users.values()],
         }
         return self.templates.TemplateResponse(
             request,
@@ -122,10 +137,11 @@ class MockDesktop:
         return JSONResponse({"scripts": self.library.summaries()})
 
     async def create_conversation(self, request: Request) -> Response:
-        """``POST /mock/conversations {"script": name}``: ``{conversationId, panelUrl}`` (201).
+        """``POST /mock/conversations {"script": name}``: ``{conversationId, media, panelUrl}``.
 
         The conversation waits: its script plays once a channel subscribes to its
-        transcription topic, or on ``POST .../play``.
+        transcription topic (voice) or to its agent's ``v2.users.{id}.conversations``
+        topic (messaging), or on ``POST .../play``.
         """
         raw = await request.body()
         try:
@@ -144,6 +160,7 @@ class MockDesktop:
         return JSONResponse(
             {
                 "conversationId": conversation.id,
+                "media": conversation.media,
                 "panelUrl": panel_url_for(self.config, conversation.id),
             },
             status_code=201,
@@ -158,6 +175,7 @@ class MockDesktop:
             {
                 "conversationId": conversation.id,
                 "script": conversation.script_name,
+                "media": conversation.media,
                 "status": conversation.feed.status,
                 "lines": [
                     {"speaker": line.speaker, "text": line.text} for line in conversation.feed.lines

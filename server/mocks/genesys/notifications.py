@@ -17,23 +17,15 @@ from starlette.websockets import WebSocket
 from .api import PlatformError, require_token
 from .config import MockGenesysConfig
 from .sockets import Outbox, serve_outbox
-from .state import Channel, MockGenesysState, iso_z, metadata_frame
+from .state import TOKEN_EXPIRED, Channel, MockGenesysState, iso_z, metadata_frame
 
 _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 TRANSCRIPTION_TOPIC = re.compile(rf"v2\.conversations\.({_UUID})\.transcription")
+USER_CONVERSATIONS_TOPIC = re.compile(rf"v2\.users\.({_UUID})\.conversations")
 #: Topic patterns the mock accepts; anything else is a 400.
-TOPIC_PATTERNS: tuple[re.Pattern[str], ...] = (
-    TRANSCRIPTION_TOPIC,
-    re.compile(rf"v2\.users\.({_UUID})\.conversations"),
-)
+TOPIC_PATTERNS: tuple[re.Pattern[str], ...] = (TRANSCRIPTION_TOPIC, USER_CONVERSATIONS_TOPIC)
 MAX_TOPICS_PER_CHANNEL = 1000
 HEARTBEAT_MESSAGE = "WebSocket Heartbeat"
-
-
-def transcription_conversation_id(topic: str) -> str | None:
-    """The conversation id of a transcription topic, else None."""
-    match = TRANSCRIPTION_TOPIC.fullmatch(topic)
-    return match.group(1) if match else None
 
 
 class NotificationsApi:
@@ -43,12 +35,12 @@ class NotificationsApi:
         self,
         config: MockGenesysConfig,
         state: MockGenesysState,
-        on_transcription_subscribed: Callable[[str], None] | None = None,
+        on_subscribed: Callable[[str], None] | None = None,
     ) -> None:
-        """Bind to one mock; the callback gets each conversation id newly subscribed to."""
+        """Bind to one mock; the callback gets each topic a channel newly subscribes to."""
         self.config = config
         self.state = state
-        self.on_transcription_subscribed = on_transcription_subscribed
+        self.on_subscribed = on_subscribed
 
     def routes(self) -> list[BaseRoute]:
         """The REST routes and the channel WebSocket route."""
@@ -152,12 +144,9 @@ class NotificationsApi:
             )
         added = [t for t in unique if t not in channel.topics]
         channel.topics = unique
-        if self.on_transcription_subscribed is None:
-            return
-        for topic in added:
-            conversation_id = transcription_conversation_id(topic)
-            if conversation_id is not None:
-                self.on_transcription_subscribed(conversation_id)
+        if self.on_subscribed is not None:
+            for topic in added:
+                self.on_subscribed(topic)
 
     @staticmethod
     def _topics_response(channel: Channel) -> Response:
@@ -177,7 +166,7 @@ class NotificationsApi:
             await websocket.close(1008, "Channel not found")
             return
         if self.state.token_expired(channel):
-            await websocket.close(1008, "Access token expired")
+            await websocket.close(*TOKEN_EXPIRED)
             return
         outbox = self.state.connect(channel)
         heartbeat = asyncio.create_task(self._heartbeat(channel, outbox))
@@ -193,7 +182,7 @@ class NotificationsApi:
         while not outbox.closed:
             await asyncio.sleep(self.config.heartbeat_s)
             if self.state.token_expired(channel):
-                outbox.close(1008, "Access token expired")
+                outbox.close(*TOKEN_EXPIRED)
                 return
             outbox.push(metadata_frame(HEARTBEAT_MESSAGE))
 

@@ -1,57 +1,57 @@
-"""The mock's OAuth host: ``/oauth/authorize`` (implicit grant).
+"""The mock's login host: ``/oauth/authorize`` (implicit and code grants) and ``/oauth/token``.
 
-Sign-in is automatic: every authorization is granted to the scripted agent.
-Each ``response_type`` is one handler in :attr:`OAuthEndpoints.grants`, so the
-authorization code grant (PKCE), ``/oauth/token`` and a sign-in page can be
-added beside the implicit grant without touching the validation.
+What ``authorize`` does once the client and redirect URI check out depends on the
+runtime sign-in mode (``/mock/settings``): ``auto`` grants at once to the
+configured user (silent, as inside Agent Desktop), ``prompt`` shows the sign-in
+page (:mod:`.signin`), ``deny`` redirects back with ``error=access_denied``.
+While ``loginFrameable`` is off every login-host response refuses framing.
 """
 
 from __future__ import annotations
 
-import html
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from urllib.parse import quote, urlencode
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from .config import MockGenesysConfig
+from .oauth_answers import (
+    AuthorizeRequest,
+    FormError,
+    answer,
+    apply_frame_policy,
+    error_page,
+    is_frame_navigation,
+    read_form,
+    redirect_back,
+    refuse,
+)
+from .pkce import s256, valid_challenge, valid_verifier
+from .signin import DECISION_PATH, SignInPage
 from .state import MockGenesysState
 
+#: ``response_type`` -> the grant type ``tokens/me`` reports for its tokens.
+GRANT_TYPES = {"token": "TOKEN", "code": "CODE"}
+#: Headers of every ``/oauth/token`` answer (RFC 6749 section 5.1).
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-@dataclass(frozen=True)
-class AuthorizeRequest:
-    """A validated authorization request: the client and redirect URI are registered."""
-
-    response_type: str
-    client_id: str
-    redirect_uri: str
-    state: str | None
-    request: Request
+Handler = Callable[[Request], Awaitable[Response]]
 
 
-GrantHandler = Callable[[AuthorizeRequest], Awaitable[Response]]
+class TokenError(Exception):
+    """An ``/oauth/token`` refusal: a 400 with ``{"error", "error_description"}``."""
 
+    def __init__(self, error: str, description: str) -> None:
+        """``error`` is the RFC 6749 code, e.g. ``invalid_grant``."""
+        super().__init__(description)
+        self.error = error
+        self.description = description
 
-def fragment_redirect(redirect_uri: str, params: dict[str, str]) -> RedirectResponse:
-    """A 302 to ``redirect_uri#k=v&...`` (values percent-encoded)."""
-    fragment = urlencode(params, quote_via=quote)
-    return RedirectResponse(f"{redirect_uri}#{fragment}", status_code=302)
-
-
-def error_page(title: str, detail: str, status_code: int = 400) -> HTMLResponse:
-    """The HTML error page the login host shows instead of redirecting."""
-    body = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title></head>
-<body><main><h1>{html.escape(title)}</h1><p>{html.escape(detail)}</p></main></body></html>
-"""
-    return HTMLResponse(
-        body,
-        status_code=status_code,
-        headers={"Content-Security-Policy": "default-src 'none'", "Cache-Control": "no-store"},
-    )
+    def response(self) -> JSONResponse:
+        """The JSON error answer."""
+        body = {"error": self.error, "error_description": self.description}
+        return JSONResponse(body, status_code=400, headers=NO_STORE)
 
 
 class OAuthEndpoints:
@@ -61,18 +61,32 @@ class OAuthEndpoints:
         """Bind to one mock's config and state."""
         self.config = config
         self.state = state
-        self.grants: dict[str, GrantHandler] = {"token": self._implicit_grant}
+        self.sign_in_page = SignInPage(config, state, self.grant)
 
     def routes(self) -> list[BaseRoute]:
-        """The OAuth routes."""
-        return [Route("/oauth/authorize", self.authorize, methods=["GET"])]
+        """The OAuth routes; every answer follows the frame policy."""
+        return [
+            Route("/oauth/authorize", self._framed(self.authorize), methods=["GET"]),
+            Route(DECISION_PATH, self._framed(self.sign_in_page.decision), methods=["POST"]),
+            Route("/oauth/token", self._framed(self.token), methods=["POST"]),
+        ]
+
+    def _framed(self, handler: Handler) -> Handler:
+        async def endpoint(request: Request) -> Response:
+            response = await handler(request)
+            return apply_frame_policy(response, self.state.settings.login_frameable)
+
+        return endpoint
+
+    # Authorize ----------------------------------------------------------
 
     async def authorize(self, request: Request) -> Response:
         """``GET /oauth/authorize``.
 
         An unknown ``client_id`` or unregistered ``redirect_uri`` gets a 400 page
-        (never a redirect); an unsupported ``response_type`` is redirected back with
-        ``#error=unsupported_response_type``; otherwise the grant's handler answers.
+        (never a redirect). An unsupported ``response_type`` is redirected back with
+        ``#error=unsupported_response_type``; a code request without an ``S256``
+        challenge with ``?error=invalid_request``. Otherwise the sign-in mode decides.
         """
         query = request.query_params
         client_id = query.get("client_id", "")
@@ -90,36 +104,121 @@ class OAuthEndpoints:
                 "for this OAuth client.",
             )
         response_type = query.get("response_type", "")
-        handler = self.grants.get(response_type)
-        if handler is None:
+        if response_type not in GRANT_TYPES:
             params = {
                 "error": "unsupported_response_type",
                 "error_description": (
                     f"Unsupported response_type {response_type!r}; "
-                    f"supported: {', '.join(sorted(self.grants))}"
+                    f"supported: {', '.join(sorted(GRANT_TYPES))}"
                 ),
             }
             if state is not None:
                 params["state"] = state
-            return fragment_redirect(redirect_uri, params)
-        return await handler(
-            AuthorizeRequest(
-                response_type=response_type,
-                client_id=client_id,
-                redirect_uri=redirect_uri,
-                state=state,
-                request=request,
+            return redirect_back(redirect_uri, params)
+        auth = AuthorizeRequest(response_type, client_id, redirect_uri, state)
+        if response_type == "code":
+            challenge = query.get("code_challenge", "")
+            if query.get("code_challenge_method") != "S256" or not valid_challenge(challenge):
+                return refuse(
+                    auth,
+                    "invalid_request",
+                    "PKCE is required: send code_challenge (43 base64url characters) "
+                    "with code_challenge_method=S256.",
+                )
+            auth = AuthorizeRequest(response_type, client_id, redirect_uri, state, challenge)
+        return self._sign_in(request, auth)
+
+    def _sign_in(self, request: Request, auth: AuthorizeRequest) -> Response:
+        settings = self.state.settings
+        if settings.sign_in_mode == "deny":
+            return refuse(
+                auth,
+                "access_denied",
+                "The resource owner or authorization server denied the request.",
             )
+        # An identity provider that refuses framing cannot sign anyone in silently inside a
+        # frame (its session cookie is third-party there): it shows its page, which the
+        # browser then refuses to frame. Outside a frame (a popup), auto stays silent.
+        framed_refusal = not settings.login_frameable and is_frame_navigation(request)
+        if settings.sign_in_mode == "prompt" or framed_refusal:
+            return self.sign_in_page.show(request, auth)
+        return self.grant(auth, settings.sign_in_user_id)
+
+    def grant(self, auth: AuthorizeRequest, user_id: str) -> RedirectResponse:
+        """Grant ``user_id``: a token in the fragment, or a code in the query."""
+        if auth.response_type == "code":
+            assert auth.code_challenge is not None  # checked by authorize()
+            code = self.state.codes.issue(
+                client_id=auth.client_id,
+                redirect_uri=auth.redirect_uri,
+                challenge=auth.code_challenge,
+                user_id=user_id,
+            )
+            return answer(auth, {"code": code.value})
+        token = self.state.issue_token(user_id, auth.client_id, "TOKEN")
+        return answer(
+            auth,
+            {
+                "access_token": token.value,
+                "expires_in": str(int(token.expires_at - token.issued_at)),
+                "token_type": "bearer",
+            },
         )
 
-    async def _implicit_grant(self, auth: AuthorizeRequest) -> Response:
-        """Issue a token to the scripted agent and hand it back in the fragment."""
-        token = self.state.issue_token(self.config.agent_user_id, auth.client_id)
-        params = {
+    # Token --------------------------------------------------------------
+
+    async def token(self, request: Request) -> Response:
+        """``POST /oauth/token``: the authorization code grant with PKCE (public client).
+
+        Answers ``{"access_token", "token_type": "bearer", "expires_in"}``, or a 400
+        ``{"error", "error_description"}`` with ``invalid_request``,
+        ``unsupported_grant_type``, ``invalid_client`` or ``invalid_grant``.
+        """
+        try:
+            return self._exchange(await read_form(request))
+        except FormError as exc:
+            return TokenError("invalid_request", str(exc)).response()
+        except TokenError as exc:
+            return exc.response()
+
+    def _exchange(self, form: dict[str, str]) -> Response:
+        grant_type = form.get("grant_type", "")
+        if not grant_type:
+            raise TokenError("invalid_request", "grant_type is required.")
+        if grant_type != "authorization_code":
+            raise TokenError(
+                "unsupported_grant_type", f"The grant type {grant_type!r} is not supported."
+            )
+        missing = [
+            k for k in ("code", "code_verifier", "client_id", "redirect_uri") if not form.get(k)
+        ]
+        if missing:
+            raise TokenError("invalid_request", f"{missing[0]} is required.")
+        if form["client_id"] != self.config.client_id:
+            raise TokenError("invalid_client", "Unknown OAuth client.")
+        if not valid_verifier(form["code_verifier"]):
+            raise TokenError(
+                "invalid_request", "code_verifier must be 43 to 128 unreserved characters."
+            )
+        code = self.state.codes.redeem(form["code"])
+        if code is None:
+            raise TokenError("invalid_grant", "The authorization code is invalid, used or expired.")
+        if code.client_id != form["client_id"]:
+            raise TokenError(
+                "invalid_grant", "The authorization code was issued to another client."
+            )
+        if code.redirect_uri != form["redirect_uri"]:
+            raise TokenError(
+                "invalid_grant", "redirect_uri does not match the one of the authorization request."
+            )
+        if s256(form["code_verifier"]) != code.challenge:
+            raise TokenError(
+                "invalid_grant", "The code_verifier does not match the code_challenge."
+            )
+        token = self.state.issue_token(code.user_id, code.client_id, "CODE")
+        body = {
             "access_token": token.value,
-            "expires_in": str(int(token.expires_at - token.issued_at)),
             "token_type": "bearer",
+            "expires_in": int(token.expires_at - token.issued_at),
         }
-        if auth.state is not None:
-            params["state"] = auth.state
-        return fragment_redirect(auth.redirect_uri, params)
+        return JSONResponse(body, headers=NO_STORE)

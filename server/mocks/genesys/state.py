@@ -9,23 +9,29 @@ other sockets.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import secrets
 import string
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from .config import MockGenesysConfig
+from .conversations import Conversation, Media
+from .directory import Directory, User
+from .pkce import CodeStore
+from .settings import MockSettings
 from .sockets import Outbox
 
-Speaker = Literal["customer", "agent"]
-PlaybackStatus = Literal["waiting", "playing", "ended"]
+#: How a token was issued, as ``tokens/me`` reports it (``OAuthClient.authorizedGrantType``).
+GrantType = Literal["TOKEN", "CODE"]
 
 _CHANNEL_ALPHABET = string.ascii_lowercase + string.digits
+TOKEN_EXPIRED = (1008, "Access token expired")
+CHANNEL_EXPIRED = (1000, "Channel expired")
 
 
 def iso_z(epoch_s: float) -> str:
@@ -62,110 +68,7 @@ class AccessToken:
     scopes: tuple[str, ...]
     issued_at: float
     expires_at: float
-
-
-@dataclass(frozen=True)
-class User:
-    """A platform user (only the scripted agent exists)."""
-
-    id: str
-    name: str
-    email: str
-    division_id: str
-    org_id: str
-
-
-@dataclass(frozen=True)
-class FeedLine:
-    """One final line of a playing conversation, as the mock desktop shows it."""
-
-    speaker: Speaker
-    text: str
-    utterance_id: str
-
-
-class ConversationFeed:
-    """The mock-only live transcript of a conversation, for the desktop page."""
-
-    def __init__(self) -> None:
-        """Start empty, waiting for playback."""
-        self.status: PlaybackStatus = "waiting"
-        self.lines: list[FeedLine] = []
-        self._listeners: set[Outbox] = set()
-
-    def subscribe(self) -> Outbox:
-        """A new listener; it first gets the status and every line so far."""
-        outbox = Outbox()
-        outbox.push(json.dumps({"type": "status", "status": self.status}))
-        for line in self.lines:
-            outbox.push(self._line_message(line))
-        self._listeners.add(outbox)
-        return outbox
-
-    def unsubscribe(self, outbox: Outbox) -> None:
-        """Forget a listener."""
-        self._listeners.discard(outbox)
-
-    def reset(self) -> None:
-        """A (re)play starts: drop the lines so far."""
-        self.lines.clear()
-        self._broadcast(json.dumps({"type": "reset"}))
-
-    def set_status(self, status: PlaybackStatus) -> None:
-        """Announce a playback status change."""
-        self.status = status
-        self._broadcast(json.dumps({"type": "status", "status": status}))
-
-    def add_line(self, line: FeedLine) -> None:
-        """Record and announce one final line."""
-        self.lines.append(line)
-        self._broadcast(self._line_message(line))
-
-    def close(self, code: int, reason: str) -> None:
-        """Close every listener's socket."""
-        for outbox in list(self._listeners):
-            outbox.close(code, reason)
-        self._listeners.clear()
-
-    def _broadcast(self, message: str) -> None:
-        for outbox in list(self._listeners):
-            if not outbox.push(message):
-                self._listeners.discard(outbox)
-
-    @staticmethod
-    def _line_message(line: FeedLine) -> str:
-        return json.dumps(
-            {
-                "type": "line",
-                "speaker": line.speaker,
-                "text": line.text,
-                "utteranceId": line.utterance_id,
-            }
-        )
-
-
-@dataclass(eq=False)
-class Conversation:
-    """A live scripted voice conversation between a customer and the scripted agent."""
-
-    id: str
-    script_name: str
-    media: str
-    customer_name: str
-    customer_phone: str
-    start_time: float
-    agent_user_id: str
-    customer_participant_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    agent_participant_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    customer_communication_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    agent_communication_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-    feed: ConversationFeed = field(default_factory=ConversationFeed)
-    playback_requested: bool = False
-
-    @property
-    def transcription_topic(self) -> str:
-        """The notification topic carrying this conversation's transcript."""
-        return f"v2.conversations.{self.id}.transcription"
+    grant_type: GrantType = "TOKEN"
 
 
 @dataclass(eq=False)
@@ -176,7 +79,6 @@ class Channel:
     user_id: str
     client_id: str
     token: str
-    token_expires_at: float
     created_at: float
     expires_at: float
     topics: list[str] = field(default_factory=list)
@@ -190,24 +92,32 @@ class Channel:
 
 
 class MockGenesysState:
-    """Tokens, users, conversations and notification channels of one mock org."""
+    """Users, tokens, codes, conversations and notification channels of one mock.
+
+    Attributes:
+        directory: The orgs and users (fixed by the config).
+        settings: The login host's runtime switches (``/mock/settings``).
+        codes: Outstanding authorization codes.
+        expiry_changed: Set whenever a new expiry may come sooner than the
+            expiry timer (:mod:`.expiry`) planned for; the timer clears it.
+    """
 
     def __init__(self, config: MockGenesysConfig) -> None:
-        """Create the state with the scripted agent as the only user."""
+        """Create the state: the config's users, no tokens, conversations or channels."""
         self.config = config
+        self.directory = Directory.from_config(config)
+        self.settings = MockSettings.from_config(config)
+        self.codes = CodeStore(config.clock, config.code_lifetime_s)
         self.tokens: dict[str, AccessToken] = {}
-        self.users: dict[str, User] = {}
         self.conversations: dict[str, Conversation] = {}
         self.channels: dict[str, Channel] = {}
+        self.expiry_changed = asyncio.Event()
         self._channel_seq = 0
-        agent = User(
-            id=config.agent_user_id,
-            name=config.agent_name,
-            email=config.agent_email,
-            division_id=config.agent_division_id,
-            org_id=config.org_id,
-        )
-        self.users[agent.id] = agent
+
+    @property
+    def users(self) -> dict[str, User]:
+        """Every user, by id."""
+        return self.directory.users
 
     def now(self) -> float:
         """Current time in epoch seconds, from the configured clock."""
@@ -215,7 +125,9 @@ class MockGenesysState:
 
     # Tokens -------------------------------------------------------------
 
-    def issue_token(self, user_id: str, client_id: str) -> AccessToken:
+    def issue_token(
+        self, user_id: str, client_id: str, grant_type: GrantType = "TOKEN"
+    ) -> AccessToken:
         """Issue a new access token for a user through a client."""
         now = self.now()
         token = AccessToken(
@@ -226,6 +138,7 @@ class MockGenesysState:
             scopes=self.config.scopes,
             issued_at=now,
             expires_at=now + self.config.token_lifetime_s,
+            grant_type=grant_type,
         )
         self.tokens[token.value] = token
         return token
@@ -238,18 +151,29 @@ class MockGenesysState:
         return token
 
     def expire_token(self, value: str) -> None:
-        """Make a token expire now (revocation; also handy in tests)."""
+        """Make a token expire now (revocation); its channels' sockets close."""
         token = self.tokens.get(value)
-        if token is not None:
+        if token is not None and token.expires_at > self.now():
             self.tokens[value] = dataclasses.replace(token, expires_at=self.now())
-            for channel in self.channels.values():
-                if channel.token == value:
-                    channel.token_expires_at = self.now()
+        self.sweep()
+
+    def expire_tokens(self, user_id: str | None = None) -> int:
+        """Expire every live token of a user (or of everyone) now; how many were live."""
+        now = self.now()
+        live = [
+            t
+            for t in self.tokens.values()
+            if t.expires_at > now and (user_id is None or t.user_id == user_id)
+        ]
+        for token in live:
+            self.tokens[token.value] = dataclasses.replace(token, expires_at=now)
+        self.sweep()
+        return len(live)
 
     # Conversations ------------------------------------------------------
 
     def create_conversation(
-        self, script_name: str, media: str, customer_name: str, customer_phone: str
+        self, script_name: str, media: Media, customer_name: str, customer_phone: str
     ) -> Conversation:
         """Create a connected conversation between a customer and the scripted agent."""
         conversation = Conversation(
@@ -264,11 +188,22 @@ class MockGenesysState:
         self.conversations[conversation.id] = conversation
         return conversation
 
+    def visible_conversation(self, token: AccessToken, conversation_id: str) -> Conversation | None:
+        """A conversation this token may see: any of its own org's (all are the home org's)."""
+        conversation = self.conversations.get(conversation_id)
+        if conversation is None:
+            return None
+        agent = self.users.get(conversation.agent_user_id)
+        if agent is None or agent.org_id != token.org_id:
+            # Conversation ids are per org: from another org it does not exist.
+            return None
+        return conversation
+
     # Channels -----------------------------------------------------------
 
     def create_channel(self, token: AccessToken) -> Channel:
         """Create a channel; past the per-user limit the oldest one is removed."""
-        self._prune_channels()
+        self.sweep()
         now = self.now()
         self._channel_seq += 1
         suffix = "".join(secrets.choice(_CHANNEL_ALPHABET) for _ in range(26))
@@ -277,7 +212,6 @@ class MockGenesysState:
             user_id=token.user_id,
             client_id=token.client_id,
             token=token.value,
-            token_expires_at=token.expires_at,
             created_at=now,
             expires_at=now + self.config.channel_lifetime_s,
         )
@@ -292,7 +226,7 @@ class MockGenesysState:
         self, token: AccessToken, include: Literal["token", "oauthclient"] = "token"
     ) -> list[Channel]:
         """Live channels made with this token, or by this user through this client."""
-        self._prune_channels()
+        self.sweep()
         owned = self._owned_channels(token.user_id, token.client_id)
         if include == "token":
             return [c for c in owned if c.token == token.value]
@@ -310,7 +244,7 @@ class MockGenesysState:
 
     def live_channel(self, channel_id: str) -> Channel | None:
         """A channel that exists and has not expired."""
-        self._prune_channels()
+        self.sweep()
         return self.channels.get(channel_id)
 
     def remove_channel(self, channel_id: str, code: int, reason: str) -> None:
@@ -319,10 +253,19 @@ class MockGenesysState:
         if channel is not None:
             channel.close(code, reason)
 
+    def expire_channels(self) -> int:
+        """Expire every channel now (its sockets close, it is gone); how many there were."""
+        count = len(self.channels)
+        for channel_id in list(self.channels):
+            self.remove_channel(channel_id, *CHANNEL_EXPIRED)
+        return count
+
     def connect(self, channel: Channel) -> Outbox:
         """Attach a new socket to a channel."""
         outbox = Outbox()
         channel.connections.add(outbox)
+        # The expiry timer only watches channels with sockets: it may need to wake sooner.
+        self.expiry_changed.set()
         return outbox
 
     def disconnect(self, channel: Channel, outbox: Outbox) -> None:
@@ -331,7 +274,8 @@ class MockGenesysState:
 
     def token_expired(self, channel: Channel) -> bool:
         """Whether the token behind a channel has expired (it then stops delivering)."""
-        return channel.token_expires_at <= self.now()
+        token = self.tokens.get(channel.token)
+        return token is None or token.expires_at <= self.now()
 
     def publish(self, topic: str, event_body: dict[str, Any]) -> int:
         """Send an event to every socket of every channel subscribed to ``topic``.
@@ -339,14 +283,11 @@ class MockGenesysState:
         Returns the number of sockets it was queued for. Channels whose token has
         expired are not delivered to: their sockets are closed.
         """
-        self._prune_channels()
+        self.sweep()
         frame = channel_frame(topic, event_body)
         delivered = 0
         for channel in list(self.channels.values()):
             if topic not in channel.topics:
-                continue
-            if self.token_expired(channel):
-                channel.close(1008, "Access token expired")
                 continue
             for outbox in list(channel.connections):
                 if outbox.push(frame):
@@ -354,6 +295,31 @@ class MockGenesysState:
                 else:
                     channel.connections.discard(outbox)
         return delivered
+
+    # Expiry -------------------------------------------------------------
+
+    def sweep(self) -> None:
+        """Remove expired channels and close the sockets of channels whose token expired.
+
+        Called by the expiry timer and before every channel operation, so that
+        nothing is delivered past an expiry even between two timer ticks.
+        """
+        now = self.now()
+        for channel in list(self.channels.values()):
+            if channel.expires_at <= now:
+                self.remove_channel(channel.id, *CHANNEL_EXPIRED)
+            elif channel.connections and self.token_expired(channel):
+                channel.close(*TOKEN_EXPIRED)
+
+    def next_expiry(self) -> float | None:
+        """The earliest time (by the clock) :meth:`sweep` will have something to do."""
+        moments: list[float] = []
+        for channel in self.channels.values():
+            moments.append(channel.expires_at)
+            token = self.tokens.get(channel.token)
+            if channel.connections and token is not None:
+                moments.append(token.expires_at)
+        return min(moments, default=None)
 
     def close_all(self, code: int = 1001, reason: str = "Server shutting down") -> None:
         """Close every channel socket and every desktop feed socket."""
@@ -367,9 +333,3 @@ class MockGenesysState:
             c for c in self.channels.values() if (c.user_id, c.client_id) == (user_id, client_id)
         ]
         return sorted(owned, key=lambda c: c.created_at)
-
-    def _prune_channels(self) -> None:
-        now = self.now()
-        expired: Iterable[Channel] = [c for c in self.channels.values() if c.expires_at <= now]
-        for channel in expired:
-            self.remove_channel(channel.id, 1000, "Channel expired")

@@ -1,18 +1,26 @@
 // Mock Agent Desktop (dev): starts scripted conversations, shows their live
-// transcript, and frames the Assist Panel the way Genesys Agent Desktop does.
+// transcript (or messages), frames the Assist Panel the way Genesys Agent
+// Desktop does, and drives the mock platform's switches (the Platform section).
 // Configuration comes from data-* attributes on #md-root; text from the server
 // is only ever inserted with textContent.
 
 const SPEAKER_LABELS = Object.freeze({ customer: 'Customer', agent: 'Agent' });
 const STATUS_TEXT = Object.freeze({
-  waiting: 'Waiting for the panel to subscribe to the transcript…',
-  playing: 'Conversation in progress',
-  ended: 'Transcript ended',
+  voice: Object.freeze({
+    waiting: 'Waiting for the panel to subscribe to the transcript…',
+    playing: 'Conversation in progress',
+    ended: 'Transcript ended',
+  }),
+  message: Object.freeze({
+    waiting: "Waiting for the panel to subscribe to the agent's conversations…",
+    playing: 'Messaging in progress',
+    ended: 'All messages sent',
+  }),
 });
 
-async function postJson(url, body) {
+async function sendJson(method, url, body) {
   const response = await fetch(url, {
-    method: 'POST',
+    method,
     headers: { 'Content-Type': 'application/json' },
     body: JSON.stringify(body ?? {}),
   });
@@ -22,6 +30,8 @@ async function postJson(url, body) {
   }
   return payload;
 }
+
+const postJson = (url, body) => sendJson('POST', url, body);
 
 function websocketUrl(path) {
   const url = new URL(path, window.location.href);
@@ -42,6 +52,7 @@ function setupDesktop(root) {
     panel: root.querySelector('#md-panel'),
   };
   let conversationId = null;
+  let media = 'voice';
   let feed = null;
 
   const setStatus = (text) => {
@@ -71,7 +82,7 @@ function setupDesktop(root) {
       return;
     }
     if (message.type === 'status') {
-      setStatus(STATUS_TEXT[message.status] ?? '');
+      setStatus((STATUS_TEXT[media] ?? STATUS_TEXT.voice)[message.status] ?? '');
     } else if (message.type === 'reset') {
       els.transcript.replaceChildren();
     } else if (
@@ -114,6 +125,7 @@ function setupDesktop(root) {
     try {
       const created = await postJson(conversationsUrl, { script: els.script.value });
       conversationId = created.conversationId;
+      media = created.media === 'message' ? 'message' : 'voice';
       els.transcript.replaceChildren();
       els.conversationId.textContent = conversationId;
       els.replay.disabled = false;
@@ -146,5 +158,59 @@ function setupDesktop(root) {
   els.replay.addEventListener('click', replay);
 }
 
+// The Platform section: sign-in mode, framing and user switches, and expiries.
+function setupPlatform(root) {
+  const els = {
+    mode: root.querySelector('#md-signin-mode'),
+    user: root.querySelector('#md-signin-user'),
+    frameable: root.querySelector('#md-frameable'),
+    expireTokens: root.querySelector('#md-expire-tokens'),
+    expireChannels: root.querySelector('#md-expire-channels'),
+    status: root.querySelector('#md-platform-status'),
+  };
+  if (!els.mode) return;
+  const { settingsUrl, tokensExpireUrl, channelsExpireUrl } = root.dataset;
+
+  const show = (settings) => {
+    els.mode.value = settings.signInMode;
+    els.user.value = settings.signInUserId;
+    els.frameable.checked = settings.loginFrameable;
+  };
+
+  const save = async (change) => {
+    try {
+      show(await sendJson('PUT', settingsUrl, change));
+      els.status.textContent = 'Saved';
+    } catch (error) {
+      els.status.textContent = `Not saved: ${error.message}`;
+      // Show what the mock really uses now.
+      fetch(settingsUrl).then((r) => r.json()).then(show, () => {});
+    }
+  };
+
+  const expire = async (button, url, what) => {
+    button.disabled = true;
+    try {
+      const answer = await postJson(url);
+      els.status.textContent = `Expired ${answer.expired} ${what}`;
+    } catch (error) {
+      els.status.textContent = `Could not expire ${what}: ${error.message}`;
+    } finally {
+      button.disabled = false;
+    }
+  };
+
+  els.mode.addEventListener('change', () => save({ signInMode: els.mode.value }));
+  els.user.addEventListener('change', () => save({ signInUserId: els.user.value }));
+  els.frameable.addEventListener('change', () => save({ loginFrameable: els.frameable.checked }));
+  els.expireTokens.addEventListener('click', () => expire(els.expireTokens, tokensExpireUrl, 'tokens'));
+  els.expireChannels.addEventListener('click', () =>
+    expire(els.expireChannels, channelsExpireUrl, 'channels'),
+  );
+}
+
 const desktopRoot = document.getElementById('md-root');
-if (desktopRoot) setupDesktop(desktopRoot);
+if (desktopRoot) {
+  setupDesktop(desktopRoot);
+  setupPlatform(desktopRoot);
+}
