@@ -12,17 +12,23 @@ from .bodies import read_model
 from .context import Utterance
 from .pipeline import AssistRequest, Pipeline
 from .schemas import StreamRequest
+from .sessions import Session, authenticated
 from .settings import Settings
 from .sse import event_source
 
 MAX_BODY_BYTES = 256 * 1024
 
 
-async def assist_stream(request: Request) -> EventSourceResponse:
-    """``POST /api/assist/stream``: one suggestion as ``text/event-stream``."""
+@authenticated
+async def assist_stream(request: Request, session: Session) -> EventSourceResponse:
+    """``POST /api/assist/stream``: one suggestion as ``text/event-stream``.
+
+    Needs a session for the conversation the body names (401/403 otherwise).
+    """
     settings: Settings = request.state.settings
     pipeline: Pipeline = request.state.pipeline
     body = await read_model(request, StreamRequest, MAX_BODY_BYTES)
+    session.require_conversation(body.conversation_id)
     assist = AssistRequest(
         conversation_id=body.conversation_id,
         trigger=body.trigger,

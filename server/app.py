@@ -13,13 +13,17 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from . import api, health, panel
+from . import api, health, panel, signin
 from .errors import exception_handlers
 from .generators import build_generator
+from .genesys import GenesysClient
 from .knowledge import KnowledgeBase
+from .oauth_state import StateCodec
 from .paths import frontend_dir
 from .pipeline import Limits, Pipeline
+from .platform import configured_regions
 from .retrieval import KnowledgeBaseRetriever
+from .sessions import SessionCodec
 from .settings import Settings
 
 log = logging.getLogger("assist_panel")
@@ -33,6 +37,9 @@ class State(TypedDict):
     kb: KnowledgeBase
     pipeline: Pipeline
     templates: Jinja2Templates
+    genesys: GenesysClient
+    sessions: SessionCodec
+    states: StateCodec
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -48,10 +55,33 @@ def limits_from(settings: Settings) -> Limits:
     )
 
 
+def check_startup(settings: Settings) -> str:
+    """The session secret, after refusing settings the server cannot run safely with."""
+    configured_regions(settings)  # fail at start, not on the first page view
+    missing = [name for name, value in (
+        ("ASSIST_SESSION_SECRET", settings.session_secret),
+        ("ASSIST_ALLOWED_ORGS", settings.allowed_orgs),
+        ("ASSIST_OAUTH_CLIENT_ID", settings.oauth_client_id),
+    ) if not value]
+    if missing:
+        raise ValueError(f"{', '.join(missing)} must be set (see docs/configuration.md)")
+    assert settings.session_secret is not None
+    secret = settings.session_secret.get_secret_value()
+    if len(secret) < 16:
+        raise ValueError("ASSIST_SESSION_SECRET must be at least 16 characters")
+    return secret
+
+
 def create_app(settings: Settings) -> Starlette:
     """The panel server for ``settings``: routes, error mapping, and a lifespan that owns
-    the shared ``httpx.AsyncClient``, the knowledge base and the pipeline."""
-    panel.configured_regions(settings)  # fail at start, not on the first page view
+    the shared ``httpx.AsyncClient``, the knowledge base and the pipeline.
+
+    Raises ValueError for settings it cannot run with (no session secret, no org
+    allowlist, no OAuth client, an unknown region).
+    """
+    secret = check_startup(settings)
+    sessions = SessionCodec(secret)
+    states = StateCodec(secret, settings.state_ttl_s)
     frontend = frontend_dir()
     templates = Jinja2Templates(directory=frontend / "templates")
 
@@ -73,13 +103,15 @@ def create_app(settings: Settings) -> Starlette:
                 },
             )
             yield {"settings": settings, "http": http, "kb": kb, "pipeline": pipeline,
-                   "templates": templates}
+                   "templates": templates, "sessions": sessions, "states": states,
+                   "genesys": GenesysClient(http, settings.genesys_timeout_s)}
         kb.close()
 
     return Starlette(
         routes=[
             *health.routes,
             *panel.routes,
+            *signin.routes,
             *api.routes,
             Mount("/static", StaticFiles(directory=frontend / "static"), name="static"),
         ],

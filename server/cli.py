@@ -38,7 +38,11 @@ def serve() -> None:
     settings = _settings()
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(levelname)s %(name)s %(message)s")
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port,
+    try:
+        app = create_app(settings)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    uvicorn.run(app, host=settings.host, port=settings.port,
                 log_level=settings.log_level, proxy_headers=True)
 
 
@@ -56,8 +60,11 @@ def serve() -> None:
               help="Port of the mock model server (with --llm mock).")
 @click.option("--llm-fault", default=None, metavar="NAME",
               help="Make the mock model misbehave for the whole run (with --llm mock).")
+@click.option("--token-lifetime", default=86400, show_default=True,
+              type=click.IntRange(60, 172800), metavar="SECONDS",
+              help="Life of the mock's access tokens (short ones show silent re-sign-in).")
 def dev(host: str, port: int, genesys_port: int, llm: str, llm_port: int,
-        llm_fault: str | None) -> None:
+        llm_fault: str | None, token_lifetime: int) -> None:
     """Run everything locally: the panel, a mock Genesys Cloud with a mock Agent Desktop
     playing scripted conversations, and the sample knowledge base."""
     import asyncio
@@ -65,13 +72,36 @@ def dev(host: str, port: int, genesys_port: int, llm: str, llm_port: int,
     from .dev import DevOptions, run_dev
 
     options = DevOptions(host=host, port=port, genesys_port=genesys_port, llm=llm,
-                         llm_port=llm_port, llm_fault=llm_fault)
+                         llm_port=llm_port, llm_fault=llm_fault,
+                         token_lifetime_s=token_lifetime)
     try:
         asyncio.run(run_dev(options, _settings))
     except KeyboardInterrupt:
         pass
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
+
+
+@main.command("dev-session")
+@click.option("--panel", "panel_url", required=True, metavar="URL",
+              help="The dev-mode panel server, e.g. http://localhost:8000.")
+@click.option("--conversation", default=None, metavar="ID",
+              help="A conversation of the mock (default: start a new scripted one).")
+def dev_session(panel_url: str, conversation: str | None) -> None:
+    """Sign the mock's scripted agent in to a running dev mode and print
+    {"session": ..., "conversationId": ...} as one JSON line (dev mode only).
+
+    Send the session as 'Authorization: Bearer <session>' to the panel's /api routes.
+    """
+    import json
+
+    from .dev_session import DevSessionError, create_dev_session
+
+    try:
+        result = create_dev_session(panel_url, conversation)
+    except DevSessionError as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(json.dumps({"session": result.session, "conversationId": result.conversation_id}))
 
 
 @main.group()

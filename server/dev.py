@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 import socket
 import tempfile
 from collections.abc import Callable
@@ -40,6 +41,7 @@ class DevOptions:
     llm: str = "extractive"
     llm_port: int = 8002
     llm_fault: str | None = None
+    token_lifetime_s: int = 86400
 
 
 def _server(app: Starlette, host: str, port: int) -> uvicorn.Server:
@@ -82,12 +84,18 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
             genesys_port = options.genesys_port or _free_port(options.host)
             panel_origin = f"http://{public_host}:{panel_port}"
             genesys_origin = f"http://{mock_host}:{genesys_port}"
+            mock_config = MockGenesysConfig(
+                public_origin=genesys_origin, panel_url=f"{panel_origin}/panel",
+                client_id=DEV_CLIENT_ID, token_lifetime_s=options.token_lifetime_s)
 
             overrides: dict[str, object] = {
                 "host": options.host, "port": panel_port, "public_url": panel_origin,
                 "kb_path": Path(tmp) / "dev.db",
                 "genesys_api_base": genesys_origin, "genesys_login_base": genesys_origin,
                 "oauth_client_id": DEV_CLIENT_ID, "extra_frame_ancestors": (genesys_origin,),
+                # A fresh secret per run: dev sessions end with the process, as they should.
+                "session_secret": secrets.token_urlsafe(32),
+                "allowed_orgs": (mock_config.org_id,),
             }
             if options.llm == "mock":
                 overrides.update(generator="openai", openai_model="mock-assist-1",
@@ -101,9 +109,8 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
                 raise ValueError("sample knowledge base failed to import: " + summary.errors[0])
 
             servers.append(_server(create_app(settings), options.host, panel_port))
-            servers.append(_server(create_mock_genesys_app(MockGenesysConfig(
-                public_origin=genesys_origin, panel_url=f"{panel_origin}/panel",
-                client_id=DEV_CLIENT_ID)), options.host, genesys_port))
+            servers.append(_server(create_mock_genesys_app(mock_config), options.host,
+                                   genesys_port))
             for server in servers:
                 tasks.append(await _start(server))
 

@@ -40,14 +40,60 @@ class ValidationFailed(BadRequest):
     code = "invalid_request"
 
 
+class UnknownHostOrigin(BadRequest):
+    code = "unknown_host_origin"
+
+
+class UnknownRegion(BadRequest):
+    code = "unknown_region"
+
+
+class InvalidState(BadRequest):
+    """A sign-in ``state`` that is forged, expired or already used."""
+
+    code = "invalid_state"
+
+
 class Unauthorized(AssistError):
     status_code = 401
     code = "unauthorized"
+
+    def __init__(self, message: str) -> None:
+        # RFC 6750: a 401 for a bearer-protected resource names the scheme.
+        super().__init__(message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+
+class InvalidSession(Unauthorized):
+    code = "invalid_session"
+
+
+class SessionExpired(Unauthorized):
+    code = "session_expired"
+
+
+class GenesysTokenRejected(Unauthorized):
+    code = "genesys_token_rejected"
 
 
 class Forbidden(AssistError):
     status_code = 403
     code = "forbidden"
+
+
+class OrgNotAllowed(Forbidden):
+    code = "org_not_allowed"
+
+
+class WrongOAuthClient(Forbidden):
+    code = "wrong_oauth_client"
+
+
+class NotAParticipant(Forbidden):
+    code = "not_a_participant"
+
+
+class WrongConversation(Forbidden):
+    code = "wrong_conversation"
 
 
 class NotFound(AssistError):
@@ -74,6 +120,10 @@ class Unavailable(AssistError):
 
     def __init__(self, message: str, *, retry_after: int = 1) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after)})
+
+
+class GenesysUnavailable(Unavailable):
+    code = "genesys_unavailable"
 
 
 def error_response(error: AssistError) -> JSONResponse:

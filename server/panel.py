@@ -8,54 +8,43 @@ from starlette.routing import Route
 from starlette.templating import Jinja2Templates
 
 from .errors import BadRequest
-from .regions import Region, find_region
+from .platform import allowed_host_origins, configured_regions, resolve_env
 from .schemas import is_conversation_id
 from .settings import Settings
 
+#: The vendored Genesys Client App SDK (see frontend/static/vendor/README.md).
+CLIENT_APP_SDK = "/static/vendor/purecloud-client-app-sdk-2.6.10.min.js"
 _LANG_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
-
-
-def configured_regions(settings: Settings) -> list[Region]:
-    regions = []
-    for key in settings.genesys_regions:
-        region = find_region(key)
-        if region is None:
-            raise ValueError(f"ASSIST_GENESYS_REGIONS: unknown region {key!r}")
-        regions.append(region)
-    return regions
-
-
-def genesys_bases(settings: Settings, target_env: str) -> tuple[str, str]:
-    """(login base, API base) for the page; dev mode's mock overrides the region table."""
-    if settings.genesys_api_base:
-        return (settings.genesys_login_base or settings.genesys_api_base,
-                settings.genesys_api_base)
-    if not target_env:
-        return "", ""  # the sign-in callback: the page kept its bases from before
-    region = find_region(target_env)
-    if region is None or region not in configured_regions(settings):
-        raise BadRequest(f"gcTargetEnv {target_env!r} is not a configured region")
-    return region.login_base, region.api_base
+_TRUE = {"1", "true", "yes"}
 
 
 def content_security_policy(settings: Settings) -> str:
-    """Scripts and styles from self only; framing only by the configured Agent Desktops."""
+    """Scripts and styles from self only; framing only by the configured Agent Desktops.
+
+    The panel frames the login host itself (silent re-sign-in in a hidden frame,
+    whose callback is this page again): hence ``frame-src`` and ``'self'`` among
+    the ancestors.
+    """
     regions = configured_regions(settings)
-    ancestors = [r.desktop_origin for r in regions] + list(settings.extra_frame_ancestors)
+    ancestors = ["'self'", *allowed_host_origins(settings)]
     connect = ["'self'"]
+    frames = ["'self'"]
     for region in regions:
-        connect += [region.login_base, region.api_base, region.streaming_origin]
+        connect += [region.api_base, region.streaming_origin]
+        frames.append(region.login_base)
     for base in (settings.genesys_api_base, settings.genesys_login_base):
         if base:
             connect.append(base)
             connect.append(base.replace("https://", "wss://").replace("http://", "ws://"))
+            frames.append(base)
     return "; ".join([
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
         "img-src 'self' data:",
         "connect-src " + " ".join(dict.fromkeys(connect)),
-        "frame-ancestors " + (" ".join(ancestors) or "'none'"),
+        "frame-src " + " ".join(dict.fromkeys(frames)),
+        "frame-ancestors " + " ".join(ancestors),
         "base-uri 'none'",
         "form-action 'self'",
         "object-src 'none'",
@@ -63,7 +52,13 @@ def content_security_policy(settings: Settings) -> str:
 
 
 async def panel_page(request: Request) -> Response:
-    """The panel, with its configuration in ``data-*`` attributes of the root element."""
+    """The panel, with its configuration in ``data-*`` attributes of the root element.
+
+    Agent Desktop opens it with ``conversationId``, ``gcHostOrigin``,
+    ``gcTargetEnv`` and ``langTag``; an unknown host origin or region is refused
+    (400). Opened without them it is the sign-in callback, whose answer the page
+    reads from its own URL.
+    """
     settings: Settings = request.state.settings
     templates: Jinja2Templates = request.state.templates
     params = request.query_params
@@ -73,20 +68,25 @@ async def panel_page(request: Request) -> Response:
     lang = params.get("langTag", "en-US")
     if not lang or len(lang) > 35 or not set(lang) <= _LANG_OK:
         lang = "en-US"
-    login_base, api_base = genesys_bases(settings, params.get("gcTargetEnv", ""))
-    public = settings.public_url.rstrip("/") or str(request.base_url).rstrip("/")
+    in_genesys = False
+    host_origin = target_env = ""
+    if conversation_id:
+        env = resolve_env(settings, params.get("gcTargetEnv", ""), params.get("gcHostOrigin", ""))
+        in_genesys, host_origin, target_env = env.in_genesys, env.host_origin, env.target_env
+    popup = settings.popup_sign_in or params.get("gcUsePopupAuth", "").lower() in _TRUE
     config = {
         "conversation-id": conversation_id,
-        "gc-host-origin": params.get("gcHostOrigin", ""),
-        "gc-target-env": params.get("gcTargetEnv", ""),
+        "gc-host-origin": host_origin,
+        "gc-target-env": target_env,
         "lang-tag": lang,
-        "login-base": login_base,
-        "api-base": api_base,
-        "client-id": settings.oauth_client_id,
-        "redirect-uri": public + "/panel",
+        "popup-sign-in": "true" if popup else "false",
+        "state-url": "/auth/state",
+        "session-url": "/api/session",
         "stream-url": "/api/assist/stream",
+        "client-app-sdk": CLIENT_APP_SDK if in_genesys else "",
     }
-    response = templates.TemplateResponse(request, "panel.html", {"config": config, "lang": lang})
+    response = templates.TemplateResponse(
+        request, "panel.html", {"config": config, "lang": lang})
     response.headers["Content-Security-Policy"] = content_security_policy(settings)
     response.headers["Referrer-Policy"] = "no-referrer"
     response.headers["Cache-Control"] = "no-store"

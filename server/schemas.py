@@ -47,3 +47,40 @@ class StreamRequest(BaseModel):
         ):
             raise ValueError("an utterance request needs a customer utterance")
         return self
+
+
+
+LangTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,35}$")]
+_CONTRACT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class StateRequest(BaseModel):
+    """``POST /auth/state``: the panel's URL variables, to carry through sign-in."""
+
+    model_config = _CONTRACT
+
+    conversation_id: ConversationId = Field(alias="conversationId")
+    host_origin: Annotated[str, StringConstraints(max_length=200)] = Field(
+        "", alias="gcHostOrigin")
+    target_env: Annotated[str, StringConstraints(max_length=64)] = Field("", alias="gcTargetEnv")
+    lang_tag: LangTag = Field("en-US", alias="langTag")
+
+
+class SessionRequest(BaseModel):
+    """``POST /api/session``: a sign-in answer (a token, or a PKCE code) and its state."""
+
+    model_config = _CONTRACT
+
+    state: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    access_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = Field(
+        None, alias="accessToken")
+    expires_in: Annotated[int, Field(gt=0, le=172_800)] | None = Field(None, alias="expiresIn")
+    code: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> SessionRequest:
+        if (self.access_token is None) == (self.code is None):
+            raise ValueError("send either accessToken (with expiresIn) or code")
+        if self.access_token is not None and self.expires_in is None:
+            raise ValueError("accessToken needs expiresIn (seconds left on the token)")
+        return self

@@ -62,9 +62,18 @@ class Settings(BaseSettings):
     genesys_login_base: str = ""
     genesys_api_base: str = ""
     oauth_client_id: str = ""
+    oauth_grant: Literal["pkce", "implicit"] = "pkce"
+    popup_sign_in: bool = False
     extra_frame_ancestors: Annotated[tuple[str, ...], NoDecode] = ()
+    genesys_timeout_s: float = Field(10.0, gt=0, le=120)
 
-    @field_validator("genesys_regions", "extra_frame_ancestors", mode="before")
+    # Sessions and sign-in
+    session_secret: SecretStr | None = None
+    session_ttl_s: int = Field(3600, ge=60, le=172_800)
+    state_ttl_s: int = Field(600, ge=30, le=3600)
+    allowed_orgs: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("genesys_regions", "extra_frame_ancestors", "allowed_orgs", mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         # Env vars arrive as "a,b"; JSON lists still work.

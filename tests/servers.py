@@ -23,12 +23,26 @@ class _Server(uvicorn.Server):
         self.ready.set()
 
 
+def listening_socket(host: str = "127.0.0.1") -> socket.socket:
+    """A socket bound to a free loopback port, for apps that must know their URL first.
+
+    Pass it to :func:`serve`; its port is ``sock.getsockname()[1]``.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, 0))
+    return sock
+
+
 @contextlib.contextmanager
-def serve(app: ASGIApp, host: str = "127.0.0.1") -> Iterator[str]:
-    """Run ``app`` on a free loopback port; yields its base URL and stops it afterwards."""
+def serve(app: ASGIApp, host: str = "127.0.0.1",
+          sock: socket.socket | None = None) -> Iterator[str]:
+    """Run ``app`` on a free loopback port (or on ``sock``); yields its base URL and stops it
+    afterwards."""
     server = _Server(uvicorn.Config(app, host=host, port=0, log_level="warning",
                                     lifespan="on", timeout_graceful_shutdown=5))
-    thread = threading.Thread(target=server.run, daemon=True)
+    sockets = [sock] if sock is not None else None
+    thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
     try:
         while not server.ready.wait(timeout=0.5):

@@ -46,16 +46,31 @@ def test_serve_runs_the_production_server_from_environment(sample_kb_path: Path)
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     env = {**os.environ, "ASSIST_PORT": str(port), "ASSIST_KB_PATH": str(sample_kb_path),
-           "PYTHONUNBUFFERED": "1"}
+           "PYTHONUNBUFFERED": "1", "ASSIST_SESSION_SECRET": "a-long-enough-test-secret",
+           "ASSIST_ALLOWED_ORGS": "org-1", "ASSIST_OAUTH_CLIENT_ID": "client-1"}
     process = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         assert process.stdout is not None
+        output = []
         for line in process.stdout:  # wait for uvicorn's own "running" line
+            output.append(line)
             if "Uvicorn running on" in line:
                 break
+        else:
+            pytest.fail("serve did not start:\n" + "".join(output))
         ready = httpx.get(f"http://127.0.0.1:{port}/readyz")
         assert ready.status_code == 200 and ready.json()["articles"] >= 40
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+def test_serve_refuses_to_start_without_a_session_secret(sample_kb_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSIST_")}
+    env["ASSIST_KB_PATH"] = str(sample_kb_path)
+    result = subprocess.run([sys.executable, "-m", "server", "serve"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "ASSIST_SESSION_SECRET, ASSIST_ALLOWED_ORGS, ASSIST_OAUTH_CLIENT_ID must be set" in (
+        result.stderr)

@@ -9,7 +9,7 @@ import pytest
 
 from server.app import create_app
 from server.panel import content_security_policy
-from server.settings import Settings
+from tests.factories import make_settings
 from tests.servers import serve
 
 CONVERSATION = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
@@ -41,7 +41,7 @@ class _Root(HTMLParser):
 
 @pytest.fixture
 def panel(sample_kb_path: Path) -> Iterator[str]:
-    settings = Settings(kb_path=sample_kb_path, genesys_regions=("prod", "prod-euw1"),
+    settings = make_settings(kb_path=sample_kb_path, genesys_regions=("prod", "prod-euw1"),
                         oauth_client_id="client-1", public_url="https://panel.example")
     with serve(create_app(settings)) as base:
         yield base
@@ -61,12 +61,18 @@ def test_page_carries_its_configuration_in_data_attributes(panel: str) -> None:
     assert response.status_code == 200
     assert page.root["data-conversation-id"] == CONVERSATION
     assert page.root["data-gc-host-origin"] == "https://apps.mypurecloud.ie"
-    assert page.root["data-login-base"] == "https://login.mypurecloud.ie"
-    assert page.root["data-api-base"] == "https://api.mypurecloud.ie"
-    assert page.root["data-client-id"] == "client-1"
-    assert page.root["data-redirect-uri"] == "https://panel.example/panel"
+    assert page.root["data-gc-target-env"] == "prod-euw1"
+    assert page.root["data-state-url"] == "/auth/state"
+    assert page.root["data-session-url"] == "/api/session"
+    assert page.root["data-popup-sign-in"] == "false"
     assert page.root["data-lang-tag"] == "fr-FR"
     assert '<html lang="fr-FR">' in response.text
+
+
+def test_popup_sign_in_follows_the_gc_url_variable(panel: str) -> None:
+    _, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod",
+                    gcUsePopupAuth="true")
+    assert page.root["data-popup-sign-in"] == "true"
 
 
 def test_page_has_no_inline_script_and_a_strict_csp(panel: str) -> None:
@@ -75,7 +81,9 @@ def test_page_has_no_inline_script_and_a_strict_csp(panel: str) -> None:
     assert [s.get("type") for s in page.scripts] == ["module"]
     csp = response.headers["content-security-policy"]
     assert "script-src 'self'" in csp
-    assert "frame-ancestors https://apps.mypurecloud.com https://apps.mypurecloud.ie" in csp
+    assert ("frame-ancestors 'self' https://apps.mypurecloud.com https://apps.mypurecloud.ie"
+            in csp)
+    assert "frame-src 'self' https://login.mypurecloud.com https://login.mypurecloud.ie" in csp
     assert "'unsafe-inline'" not in csp
     static = httpx.get(panel + str(page.scripts[0]["src"]))
     assert static.status_code == 200
@@ -84,33 +92,58 @@ def test_page_has_no_inline_script_and_a_strict_csp(panel: str) -> None:
 
 def test_parameters_are_escaped_not_executed(panel: str) -> None:
     hostile = '"><script>alert(1)</script>'
-    response, page = _page(panel, conversationId=CONVERSATION, gcHostOrigin=hostile,
-                           gcTargetEnv="prod", langTag=hostile)
+    response, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod",
+                           langTag=hostile)
     assert "<script>alert(1)</script>" not in response.text
-    assert page.root["data-gc-host-origin"] == hostile  # kept as data, safely quoted
     assert page.root["data-lang-tag"] == "en-US"
 
 
-@pytest.mark.parametrize("params", [
-    {"conversationId": "not-a-uuid", "gcTargetEnv": "prod"},
-    {"conversationId": CONVERSATION, "gcTargetEnv": "prod-apne2"},  # not configured
-    {"conversationId": CONVERSATION, "gcTargetEnv": "nowhere"},
+@pytest.mark.parametrize(("params", "code"), [
+    ({"conversationId": "not-a-uuid", "gcTargetEnv": "prod"}, "bad_request"),
+    ({"conversationId": CONVERSATION, "gcTargetEnv": "prod-apne2"}, "unknown_region"),
+    ({"conversationId": CONVERSATION, "gcTargetEnv": "nowhere"}, "unknown_region"),
+    # A desktop of one region claiming another region's target env.
+    ({"conversationId": CONVERSATION, "gcTargetEnv": "prod",
+      "gcHostOrigin": "https://apps.mypurecloud.ie"}, "unknown_region"),
+    # Host origins that are not a configured Agent Desktop.
+    ({"conversationId": CONVERSATION, "gcTargetEnv": "prod",
+      "gcHostOrigin": "https://apps.evil.example"}, "unknown_host_origin"),
+    ({"conversationId": CONVERSATION, "gcTargetEnv": "prod",
+      "gcHostOrigin": "https://apps.mypurecloud.jp"}, "unknown_host_origin"),
+    ({"conversationId": CONVERSATION, "gcTargetEnv": "prod",
+      "gcHostOrigin": '"><script>alert(1)</script>'}, "unknown_host_origin"),
+    ({"conversationId": CONVERSATION, "gcTargetEnv": "prod",
+      "gcHostOrigin": "https://user@apps.mypurecloud.com"}, "unknown_host_origin"),
 ])
-def test_bad_parameters_are_400(panel: str, params: dict[str, str]) -> None:
+def test_bad_parameters_are_400(panel: str, params: dict[str, str], code: str) -> None:
     response = httpx.get(f"{panel}/panel", params=params)
     assert response.status_code == 400
-    assert response.json()["error"] == "bad_request"
+    assert response.json()["error"] == code
+
+
+def test_sign_in_callback_renders_without_conversation(panel: str) -> None:
+    response, page = _page(panel, code="abc", state="xyz")
+    assert response.status_code == 200
+    assert page.root["data-conversation-id"] == ""
 
 
 def test_dev_override_adds_the_mock_to_connect_and_frame_ancestors() -> None:
-    settings = Settings(genesys_api_base="http://127.0.0.1:8001",
-                        extra_frame_ancestors="http://127.0.0.1:8001")  # type: ignore[arg-type]
+    settings = make_settings(genesys_api_base="http://127.0.0.1:8001",
+                             extra_frame_ancestors="http://127.0.0.1:8001")
     csp = content_security_policy(settings)
     assert "http://127.0.0.1:8001 ws://127.0.0.1:8001" in csp
     assert csp.split("frame-ancestors ")[1].startswith(
-        "https://apps.mypurecloud.com http://127.0.0.1:8001")
+        "'self' https://apps.mypurecloud.com http://127.0.0.1:8001;")
 
 
-def test_unknown_region_in_settings_fails_at_start(tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="unknown region 'mars-1'"):
-        create_app(Settings(kb_path=tmp_path / "kb.db", genesys_regions=("mars-1",)))
+@pytest.mark.parametrize(("overrides", "message"), [
+    ({"genesys_regions": ("mars-1",)}, "unknown region 'mars-1'"),
+    ({"session_secret": None}, "ASSIST_SESSION_SECRET must be set"),
+    ({"session_secret": "short"}, "at least 16 characters"),
+    ({"allowed_orgs": ()}, "ASSIST_ALLOWED_ORGS must be set"),
+    ({"oauth_client_id": ""}, "ASSIST_OAUTH_CLIENT_ID must be set"),
+])
+def test_settings_it_cannot_run_with_fail_at_start(
+        tmp_path: Path, overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        create_app(make_settings(kb_path=tmp_path / "kb.db", **overrides))

@@ -14,13 +14,14 @@ from httpx_sse import connect_sse
 from server.app import create_app
 from server.mocks.llm import MockLLMConfig, create_mock_llm_app
 from server.settings import Settings
+from tests.factories import bearer, make_settings
 from tests.servers import serve
 
 CONVERSATION = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 
 
 def _settings(kb: Path, **overrides: Any) -> Settings:
-    return Settings(kb_path=kb, extractive_token_delay_ms=0, **overrides)
+    return make_settings(kb_path=kb, extractive_token_delay_ms=0, **overrides)
 
 
 @pytest.fixture
@@ -31,7 +32,8 @@ def panel(sample_kb_path: Path) -> Iterator[str]:
 
 def _stream(base: str, body: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     with httpx.Client(timeout=30) as client, connect_sse(
-            client, "POST", f"{base}/api/assist/stream", json=body) as source:
+            client, "POST", f"{base}/api/assist/stream", json=body,
+            headers=bearer(body.get("conversationId", CONVERSATION))) as source:
         assert source.response.status_code == 200
         assert source.response.headers["content-type"].startswith("text/event-stream")
         assert source.response.headers["cache-control"] == "no-store"
@@ -141,7 +143,7 @@ def test_openai_generator_streams_through_the_endpoint(sample_kb_path: Path) -> 
 ])
 def test_bad_input_is_a_plain_400_with_a_json_body(panel: str, body: bytes, code: str) -> None:
     response = httpx.post(f"{panel}/api/assist/stream", content=body,
-                          headers={"Content-Type": "application/json"})
+                          headers={"Content-Type": "application/json", **bearer(CONVERSATION)})
     assert response.status_code == 400
     assert response.json()["error"] == code
     assert response.json()["message"]
@@ -151,14 +153,14 @@ def test_oversized_body_is_413(panel: str) -> None:
     body = json.dumps({"conversationId": CONVERSATION, "trigger": "manual",
                        "query": "x" * 300_000})
     response = httpx.post(f"{panel}/api/assist/stream", content=body,
-                          headers={"Content-Type": "application/json"})
+                          headers={"Content-Type": "application/json", **bearer(CONVERSATION)})
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
 
 
 def test_wrong_content_type_and_method(panel: str) -> None:
     response = httpx.post(f"{panel}/api/assist/stream", content=b"x",
-                          headers={"Content-Type": "text/plain"})
+                          headers={"Content-Type": "text/plain", **bearer(CONVERSATION)})
     assert response.status_code == 400
     assert httpx.get(f"{panel}/api/assist/stream").json()["error"] == "method_not_allowed"
     assert httpx.get(f"{panel}/nowhere").json()["error"] == "not_found"
@@ -178,7 +180,7 @@ def test_pings_keep_a_quiet_stream_alive(sample_kb_path: Path) -> None:
         settings = _settings(sample_kb_path, generator="openai", openai_base_url=f"{llm}/v1",
                              sse_ping_s=0.1, first_token_timeout_s=0.6)
         with serve(create_app(settings)) as base, httpx.stream(
-                "POST", f"{base}/api/assist/stream", timeout=30,
+                "POST", f"{base}/api/assist/stream", timeout=30, headers=bearer(CONVERSATION),
                 json={"conversationId": CONVERSATION, "trigger": "manual",
                       "query": "refund"}) as response:
             raw = "".join(response.iter_text())

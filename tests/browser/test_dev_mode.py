@@ -49,3 +49,18 @@ def test_agent_question_streams_an_answer(browser: Browser, dev_mode: DevMode) -
     card = panel.locator(".ap-card", has_text="You asked").first
     expect(card).to_have_attribute("data-state", "done", timeout=30_000)
     expect(card.locator(".ap-card__answer")).to_contain_text("restocking")
+
+
+def test_messaging_conversation_suggests_for_customer_messages(
+        browser: Browser, dev_mode: DevMode) -> None:
+    page = browser.new_page()
+    page.goto(dev_mode.desktop)
+    page.locator("#md-script").select_option("roaming-abroad-messaging")
+    page.locator("#md-start").click()
+    panel = page.frame_locator("#md-panel")
+    card = panel.locator(".ap-card[data-suggestion-id]").first
+    expect(card).to_have_attribute("data-state", "done", timeout=30_000)
+    # The first customer message, fetched from the messaging API, is the card's trigger.
+    first_customer = page.locator("#md-transcript .md-line[data-speaker='customer']").first
+    assert card.locator(".ap-card__query").inner_text() in first_customer.inner_text()
+    expect(card.locator(".ap-card__sources a").first).to_be_visible()

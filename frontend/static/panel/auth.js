@@ -1,90 +1,158 @@
-// Genesys sign-in with the implicit grant: redirect to authorize, read the token
-// from the URL fragment on the way back, then clear the fragment.
-import { panelQuery } from "./config.js";
-import { getItem, persistent, removeItem, setItem } from "./store.js";
+// Genesys sign-in mechanics. The server signs a single-use `state` and builds the
+// authorize URL (implicit grant or PKCE, by its config); the answer comes back to
+// this same page, in the fragment (token) or the query (code). Three ways there:
+// - redirect: the panel itself goes to the login host and comes back (first sign-in);
+// - frame: a hidden frame inside the panel, so the feed stays (silent re-sign-in);
+// - popup: a window of its own, for identity providers that refuse to be framed.
+// A callback page inside a frame or popup hands the answer to the panel that
+// opened it with postMessage, to this origin only, and goes no further.
 
-const STATE_PREFIX = "assist-panel.state.";
-const TOKEN_KEY = "assist-panel.token";
+const MESSAGE = "assist-panel.sign-in";
 
-function randomState() {
-  const bytes = new Uint8Array(16);
-  crypto.getRandomValues(bytes);
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
+export class SignInError extends Error {
+  constructor(code, message) {
+    super(message || code);
+    this.code = code;
+  }
 }
 
-function encodeState(nonce, config) {
-  const json = JSON.stringify({ n: nonce, c: config });
-  return nonce + "." + btoa(String.fromCharCode(...new TextEncoder().encode(json)))
-    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+async function postJson(url, body) {
+  const response = await fetch(url, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    throw new SignInError((data && data.error) || `http_${response.status}`,
+      (data && data.message) || `The server answered ${response.status}`);
+  }
+  return data;
 }
 
-function decodeState(state) {
-  const [nonce, packed = ""] = state.split(".", 2);
-  try {
-    const binary = atob(packed.replace(/-/g, "+").replace(/_/g, "/"));
-    const decoded = JSON.parse(new TextDecoder().decode(Uint8Array.from(binary, (c) => c.charCodeAt(0))));
-    return decoded.n === nonce ? { nonce, config: decoded.c } : null;
-  } catch {
+// Asks the server for a signed state and the authorize URL for this panel.
+export function startSignIn(config) {
+  return postJson(config.stateUrl, {
+    conversationId: config.conversationId,
+    gcHostOrigin: config.gcHostOrigin,
+    gcTargetEnv: config.gcTargetEnv,
+    langTag: config.langTag,
+  });
+}
+
+// Hands a sign-in answer to the server; resolves to the session answer.
+export function handOff(sessionUrl, body) {
+  return postJson(sessionUrl, body);
+}
+
+// The sign-in answer in this page's URL, or null:
+// {state, accessToken, expiresIn} | {state, code} | {state, error, description}.
+export function readCallback() {
+  const fragment = new URLSearchParams(window.location.hash.slice(1));
+  const query = new URLSearchParams(window.location.search);
+  const params = fragment.has("state") ? fragment : query.has("state") ? query : null;
+  if (!params || !(params.has("access_token") || params.has("code") || params.has("error"))) {
     return null;
   }
-}
-
-// Sends the browser to the Genesys authorize endpoint. The redirect URI must
-// match exactly, so the panel's own values (conversation, host) ride in `state`;
-// where storage works, the nonce is also kept to check the answer against.
-export function beginSignIn(config) {
-  const nonce = randomState();
-  const state = encodeState(nonce, config);
-  setItem(STATE_PREFIX + nonce, "1");
-  const url = new URL("/oauth/authorize", config.loginBase);
-  url.searchParams.set("response_type", "token");
-  url.searchParams.set("client_id", config.clientId);
-  url.searchParams.set("redirect_uri", config.redirectUri);
-  url.searchParams.set("state", state);
-  window.location.assign(url.toString());
-}
-
-// Reads a sign-in answer from the fragment, if there is one.
-// Returns null, {error}, or {config, token}.
-export function completeSignIn() {
-  const hash = window.location.hash.slice(1);
-  if (!hash) return null;
-  const params = new URLSearchParams(hash);
-  if (!params.has("access_token") && !params.has("error")) return null;
-  const decoded = decodeState(params.get("state") || "");
-  const started = decoded && getItem(STATE_PREFIX + decoded.nonce);
-  if (decoded) removeItem(STATE_PREFIX + decoded.nonce);
-  // Without storage (blocked in a third-party frame) the nonce cannot be checked
-  // here; the server-signed state of the sign-in issue closes that gap.
-  if (!decoded || (persistent && !started)) {
-    history.replaceState(null, "", window.location.pathname);
-    return { error: "The sign-in answer did not match a sign-in this panel started." };
-  }
-  const config = decoded.config;
-  // Never leave the token in the address bar or history.
-  history.replaceState(null, "", window.location.pathname + "?" + panelQuery(config));
+  const answer = { state: params.get("state") };
   if (params.has("error")) {
-    return { error: params.get("error_description") || params.get("error"), config };
+    answer.error = params.get("error");
+    answer.description = params.get("error_description") || "";
+  } else if (params.has("access_token")) {
+    answer.accessToken = params.get("access_token");
+    answer.expiresIn = Math.max(1, Number(params.get("expires_in") || "0") || 1);
+  } else {
+    answer.code = params.get("code");
   }
-  const expiresIn = Number(params.get("expires_in") || "0");
-  const token = {
-    accessToken: params.get("access_token"),
-    expiresAt: Date.now() + Math.max(0, expiresIn) * 1000,
-  };
-  setItem(TOKEN_KEY, JSON.stringify(token));
-  return { config, token };
+  // Never leave a token or code in the address bar or the history.
+  history.replaceState(null, "", window.location.pathname);
+  return answer;
 }
 
-export function storedToken() {
+function sameOrigin(win) {
   try {
-    const token = JSON.parse(getItem(TOKEN_KEY) || "null");
-    if (token && token.accessToken && token.expiresAt > Date.now() + 30_000) return token;
+    return Boolean(win) && win !== window && win.location.origin === window.location.origin;
   } catch {
-    // a damaged entry is as good as none
+    return false; // a cross-origin window: Agent Desktop itself
   }
-  return null;
 }
 
-export function forgetToken() {
-  removeItem(TOKEN_KEY);
+// In a sign-in popup or frame: pass the answer to the panel and return true.
+export function relayCallback(answer) {
+  const target = sameOrigin(window.opener) ? window.opener
+    : sameOrigin(window.parent) ? window.parent : null;
+  if (!target) return false;
+  target.postMessage({ type: MESSAGE, answer }, window.location.origin);
+  if (target === window.opener) window.close();
+  return true;
+}
+
+function waitForAnswer(source, { timeoutMs, isClosed }) {
+  return new Promise((resolve, reject) => {
+    let timer = 0;
+    let poll = 0;
+    function finish(fn, value) {
+      window.removeEventListener("message", onMessage);
+      clearTimeout(timer);
+      clearInterval(poll);
+      fn(value);
+    }
+    function onMessage(event) {
+      if (event.origin !== window.location.origin || event.source !== source()) return;
+      if (!event.data || event.data.type !== MESSAGE) return;
+      const answer = event.data.answer || {};
+      if (answer.error) finish(reject, new SignInError(answer.error, answer.description));
+      else finish(resolve, answer);
+    }
+    window.addEventListener("message", onMessage);
+    if (timeoutMs) {
+      timer = setTimeout(() => finish(reject, new SignInError("timeout",
+        "Sign-in did not finish")), timeoutMs);
+    }
+    if (isClosed) {
+      poll = setInterval(() => {
+        if (isClosed()) finish(reject, new SignInError("closed", "The sign-in window was closed"));
+      }, 500);
+    }
+  });
+}
+
+// Sends the whole panel to the login host; the answer comes back to a fresh page.
+export async function signInByRedirect(config) {
+  const { authorizeUrl } = await startSignIn(config);
+  window.location.assign(authorizeUrl);
+  return new Promise(() => {}); // the page is going away
+}
+
+// Signs in in a hidden frame (silent when the agent is signed in to Genesys).
+export async function signInInFrame(config, { timeoutMs = 10_000, container = document.body } = {}) {
+  const { authorizeUrl } = await startSignIn(config);
+  const frame = document.createElement("iframe");
+  frame.className = "ap-signin-frame";
+  frame.title = "Genesys Cloud sign-in";
+  frame.hidden = true;
+  const answer = waitForAnswer(() => frame.contentWindow, { timeoutMs });
+  frame.src = authorizeUrl;
+  container.append(frame);
+  try {
+    return await answer;
+  } finally {
+    frame.remove();
+  }
+}
+
+// Signs in in a popup. Call it from a click: browsers block popups opened otherwise.
+export async function signInInPopup(config) {
+  // Open first, synchronously inside the click, then point it at the login host.
+  const popup = window.open("about:blank", "assist-panel-sign-in", "popup,width=520,height=680");
+  if (!popup) throw new SignInError("popup_blocked", "The browser blocked the sign-in window");
+  try {
+    const { authorizeUrl } = await startSignIn(config);
+    const answer = waitForAnswer(() => popup, { isClosed: () => popup.closed });
+    popup.location.href = authorizeUrl;
+    return await answer;
+  } catch (error) {
+    if (!popup.closed) popup.close();
+    throw error;
+  }
 }

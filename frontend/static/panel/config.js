@@ -6,10 +6,10 @@ export function readConfig(root) {
     gcHostOrigin: d.gcHostOrigin || "",
     gcTargetEnv: d.gcTargetEnv || "",
     langTag: d.langTag || "en-US",
-    loginBase: d.loginBase || "",
-    apiBase: d.apiBase || "",
-    clientId: d.clientId || "",
-    redirectUri: d.redirectUri || "",
+    popupSignIn: d.popupSignIn === "true",
+    clientAppSdk: d.clientAppSdk || "",
+    stateUrl: d.stateUrl || "/auth/state",
+    sessionUrl: d.sessionUrl || "/api/session",
     streamUrl: d.streamUrl || "/api/assist/stream",
   };
 }
@@ -21,5 +21,6 @@ export function panelQuery(config) {
   if (config.gcHostOrigin) q.set("gcHostOrigin", config.gcHostOrigin);
   if (config.gcTargetEnv) q.set("gcTargetEnv", config.gcTargetEnv);
   if (config.langTag) q.set("langTag", config.langTag);
+  if (config.popupSignIn) q.set("gcUsePopupAuth", "true");
   return q.toString();
 }

@@ -1,16 +1,20 @@
-// Boot: read the configuration, sign in to Genesys, follow the live transcript,
+// Boot: read the configuration, sign in to Genesys, follow the conversation live,
 // and stream a suggestion card for each final customer utterance or question.
-import { beginSignIn, completeSignIn, storedToken } from "./auth.js";
-import { readConfig } from "./config.js";
+import { readCallback, relayCallback, signInByRedirect } from "./auth.js";
+import { startClientApp } from "./clientapp.js";
+import { panelQuery, readConfig } from "./config.js";
 import { Feed } from "./feed.js";
+import { Sessions } from "./session.js";
 import { postEventStream } from "./sse.js";
-import { watchTranscript } from "./transcript.js";
+import { watchConversation } from "./transcript.js";
 
 const CONTEXT_UTTERANCES = 6;
+const RENEW_BEFORE_MS = 90_000;
 const STATUS_LABELS = {
   idle: "No conversation",
+  "signing-in": "Signing in…",
   connecting: "Connecting…",
-  live: "Live transcript",
+  live: "Live",
   reconnecting: "Reconnecting…",
   ended: "Conversation ended",
   unauthorized: "Signed out",
@@ -28,8 +32,18 @@ class Panel {
     this.feed = new Feed(root.querySelector(".ap-feed"));
     this.status = root.querySelector(".ap-status");
     this.notice = root.querySelector(".ap-notice");
+    this.signIn = root.querySelector(".ap-signin");
     this.utterances = [];
+    this.latestCustomer = null;
+    this.watcher = null;
+    this.renewTimer = 0;
+    this.waitingForSignIn = [];
+    this.clientApp = { available: false, toast() {}, stopped() {} };
+    this.sessions = new Sessions(config, { onChange: (result) => this.onSession(result) });
     root.querySelector(".ap-ask").addEventListener("submit", (event) => this.onAsk(event));
+    root.addEventListener("click", (event) => {
+      if (event.target.closest("[data-action='sign-in']")) this.onSignInClick();
+    });
   }
 
   setStatus(state) {
@@ -39,7 +53,13 @@ class Panel {
 
   showNotice(message) {
     this.notice.textContent = message;
-    this.notice.hidden = false;
+    this.notice.hidden = !message;
+  }
+
+  // Something the agent must act on: in the panel, and as a desktop toast in Genesys.
+  alert(message) {
+    this.showNotice(message);
+    this.clientApp.toast("Assist Panel", message);
   }
 
   onAsk(event) {
@@ -54,9 +74,18 @@ class Panel {
   onUtterance(utterance) {
     this.utterances.push({ speaker: utterance.speaker, text: utterance.text });
     this.utterances = this.utterances.slice(-CONTEXT_UTTERANCES);
-    if (utterance.speaker === "customer") {
-      this.suggest({ trigger: "utterance", query: utterance.text, utterances: [...this.utterances] });
-    }
+    if (utterance.speaker !== "customer") return;
+    // Messages arrive in bursts when the panel catches up on a chat (opened late, or
+    // back from a dropped channel): one suggestion, for the newest, with the rest as
+    // context. Voice utterances come one at a time, each in its own task.
+    const first = !this.latestCustomer;
+    this.latestCustomer = { query: utterance.text, utterances: [...this.utterances] };
+    if (!first) return;
+    setTimeout(() => {
+      const latest = this.latestCustomer;
+      this.latestCustomer = null;
+      this.suggest({ trigger: "utterance", ...latest });
+    }, 0);
   }
 
   async suggest({ trigger, query, utterances = [] }) {
@@ -69,53 +98,147 @@ class Panel {
     if (trigger === "manual") body.query = query;
     if (utterances.length) body.utterances = utterances;
     try {
-      for await (const message of postEventStream(this.config.streamUrl, body)) {
-        if (message.event === "suggestion") card.onSuggestion(message.data);
-        else if (message.event === "delta") card.onDelta(message.data);
-        else if (message.event === "fallback") card.onFallback(message.data);
-        else if (message.event === "done") card.onDone(message.data);
+      try {
+        await this.streamInto(card, body);
+      } catch (error) {
+        if (error.status !== 401) throw error;
+        await this.renewSession(); // the session ran out: renew, then ask once more
+        await this.streamInto(card, body);
       }
     } catch (error) {
       card.fail(error.message || "Could not get a suggestion");
     }
   }
 
-  start(token) {
-    if (!this.config.conversationId || !this.config.apiBase) {
-      this.setStatus("idle");
+  async streamInto(card, body) {
+    const headers = { Authorization: `Bearer ${this.sessions.value}` };
+    for await (const message of postEventStream(this.config.streamUrl, body, { headers })) {
+      if (message.event === "suggestion") card.onSuggestion(message.data);
+      else if (message.event === "delta") card.onDelta(message.data);
+      else if (message.event === "fallback") card.onFallback(message.data);
+      else if (message.event === "done") card.onDone(message.data);
+    }
+  }
+
+  // A fresh session without leaving the page. If the agent has to act (popup
+  // sign-in), this waits until they have.
+  async renewSession({ tokenExpired = false } = {}) {
+    try {
+      await this.sessions.renew({ tokenExpired });
+    } catch (error) {
+      if (error.code !== "needs_interaction") {
+        this.alert(`Sign-in failed: ${error.message}`);
+        throw error;
+      }
+      await this.askToSignIn(error.message);
+    }
+  }
+
+  askToSignIn(message = "Sign in to Genesys Cloud to get suggestions.") {
+    this.signIn.querySelector(".ap-signin__text").textContent = message;
+    this.signIn.hidden = false;
+    this.setStatus("unauthorized");
+    this.clientApp.toast("Assist Panel", message, "info");
+    return new Promise((resolve) => this.waitingForSignIn.push(resolve));
+  }
+
+  async onSignInClick() {
+    const text = this.signIn.querySelector(".ap-signin__text");
+    try {
+      await this.sessions.signInWithPopup();
+    } catch (error) {
+      text.textContent = `Sign-in did not finish: ${error.message}. Try again.`;
       return;
     }
-    watchTranscript({
-      apiBase: this.config.apiBase,
-      token: token.accessToken,
-      conversationId: this.config.conversationId,
-      onUtterance: (u) => this.onUtterance(u),
-      onStatus: (state) => {
-        this.setStatus(state);
-        if (state === "unauthorized") beginSignIn(this.config);
-      },
+    this.signIn.hidden = true;
+    this.showNotice("");
+    const waiting = this.waitingForSignIn.splice(0);
+    waiting.forEach((resolve) => resolve());
+    if (!this.watcher) this.start();
+  }
+
+  onSession(result) {
+    clearTimeout(this.renewTimer);
+    const left = result.expiresAt - Date.now();
+    // Well before the end; halfway through for sessions too short for the margin.
+    const delay = Math.max(5_000, left > 2 * RENEW_BEFORE_MS ? left - RENEW_BEFORE_MS : left / 2);
+    this.renewTimer = setTimeout(() => {
+      this.sessions.renew().catch(() => {}); // a failure shows at the next request
+    }, delay);
+  }
+
+  // Back from a sign-in that sent the whole panel away: hand the answer over.
+  async finishRedirect(answer) {
+    if (answer.error) {
+      this.setStatus("offline");
+      this.alert(`Sign-in failed: ${answer.description || answer.error}`);
+      return;
+    }
+    this.setStatus("signing-in");
+    try {
+      const result = await this.sessions.accept(answer);
+      this.config = { ...this.config, ...result.context };
+      history.replaceState(null, "", `${window.location.pathname}?${panelQuery(this.config)}`);
+    } catch (error) {
+      this.setStatus("offline");
+      this.alert(`Sign-in failed: ${error.message}`);
+      return;
+    }
+    this.start();
+  }
+
+  async start() {
+    const session = this.sessions.current;
+    this.onSession(session);
+    this.clientApp = await startClientApp(this.config, {
+      onStop: () => this.stop(),
+      onFocus: () => { this.root.dataset.focused = "true"; },
+      onBlur: () => { this.root.dataset.focused = "false"; },
     });
+    this.watcher = watchConversation({
+      apiBase: session.genesys.apiBase,
+      conversationId: this.config.conversationId,
+      userId: session.user.id,
+      getToken: () => this.sessions.genesysToken,
+      onUtterance: (u) => this.onUtterance(u),
+      onStatus: (state) => this.setStatus(state),
+      onAuthExpired: () => this.renewSession({ tokenExpired: true }),
+    });
+  }
+
+  stop() {
+    clearTimeout(this.renewTimer);
+    if (this.watcher) this.watcher.close();
+    this.watcher = null;
+    this.setStatus("idle");
   }
 }
 
-function boot() {
+async function boot() {
   const root = document.getElementById("ap-root");
-  let config = readConfig(root);
-  const signIn = completeSignIn();
-  if (signIn && signIn.config) config = { ...signIn.config, redirectUri: config.redirectUri };
-  const panel = new Panel(root, config);
-  if (signIn && signIn.error) {
-    panel.showNotice(`Sign-in failed: ${signIn.error}`);
-    panel.setStatus("offline");
+  const config = readConfig(root);
+  const answer = readCallback();
+  if (answer && relayCallback(answer)) {
+    root.dataset.mode = "sign-in-callback"; // a popup or frame: the panel takes it from here
     return;
   }
-  const token = (signIn && signIn.token) || storedToken();
-  if (token) {
-    panel.start(token);
-  } else if (config.conversationId && config.loginBase && config.clientId) {
-    beginSignIn(config);
-  } else {
+  const panel = new Panel(root, config);
+  if (answer) {
+    await panel.finishRedirect(answer);
+  } else if (!config.conversationId) {
     panel.setStatus("idle");
+  } else if (panel.sessions.restore()) {
+    await panel.start();
+  } else if (config.popupSignIn) {
+    await panel.askToSignIn();
+  } else {
+    panel.setStatus("signing-in");
+    try {
+      await signInByRedirect(config);
+    } catch (error) {
+      panel.setStatus("offline");
+      panel.alert(`Sign-in failed: ${error.message}`);
+    }
   }
 }
 

@@ -1,117 +1,405 @@
-// The live transcript from the Genesys Notifications API: open a channel,
-// subscribe to the conversation's transcription topic, read final utterances,
-// and open a new channel when the socket drops.
+// Follows a conversation's live input through the Genesys Notifications API:
+// one channel subscribed to the conversation's transcription topic (voice) and
+// the agent's conversations topic (messaging), renewed before it expires, and
+// replaced (new channel, resubscribed) when its socket closes, errors, goes
+// silent past its heartbeats, or its token expires. Utterances are deduplicated
+// by id across channels; messaging catches up on messages missed meanwhile.
+import { GenesysError, genesysApi } from "./genesys-api.js";
+import { customerLeft, followMessages, hasMessages } from "./messaging.js";
 
-const HEARTBEAT_GRACE_MS = 75_000;
+export { GenesysError };
 
-export class GenesysError extends Error {
-  constructor(status, message) {
-    super(message);
-    this.status = status;
-  }
-}
+const DEFAULT_TIMING = {
+  heartbeatTimeoutMs: 75_000, // Genesys sends a heartbeat every 30 s
+  pingAfterMs: 40_000, // silent this long: ask for a pong
+  watchdogEveryMs: 5_000,
+  socketOpenTimeoutMs: 20_000,
+  stableAfterMs: 10_000, // live this long: the backoff starts over
+  firstRetryMaxMs: 500,
+  backoffBaseMs: 1_000,
+  backoffMaxMs: 30_000,
+  renewBeforeExpiryMs: 60_000,
+  minChannelLifeMs: 30_000,
+  voiceEndGraceMs: 15_000, // the call ended without SESSION_ENDED: wait for late finals
+  maxAuthRenewals: 3, // onAuthExpired calls in a row without a stable channel
+};
+const TOKEN_CLOSE = /token/i;
+const SPEAKER_BY_CHANNEL = { EXTERNAL: "customer", INTERNAL: "agent" };
+const MAX_TIMEOUT_MS = 2 ** 31 - 1;
+const LOG = "Assist Panel live transcript:";
 
-async function callApi(apiBase, token, method, path, body) {
-  const response = await fetch(new URL(path, apiBase), {
-    method,
-    headers: {
-      Authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { "Content-Type": "application/json" }),
+const hasCalls = (participants) =>
+  participants.some((p) => Array.isArray(p.calls) && p.calls.length > 0);
+
+// watchConversation({apiBase, conversationId, userId, getToken, onUtterance, onStatus,
+//                    onAuthExpired, timing}) -> {close()}
+//   getToken(): the current Genesys access token, read for each request and channel.
+//   userId: the agent's user id (messaging events come on their conversations topic);
+//     without it only the voice transcript is followed.
+//   onUtterance({id, speaker: "customer" | "agent", text, media: "voice" | "message"}):
+//     once per final utterance or message, in order, never twice for one id. For
+//     messaging, the messages already written when the watch starts come first.
+//   onStatus("connecting" | "live" | "reconnecting" | "ended" | "unauthorized" |
+//     "offline"): "unauthorized" and "offline" are final (the watcher has stopped).
+//     "ended" is not: the watcher keeps its channel until close(), and goes back to
+//     "live" if the conversation carries on (a transfer, a new transcription session).
+//   onAuthExpired(): Genesys answered 401 or closed a socket for its token. Resolve
+//     once getToken() gives a fresh token (a new channel is opened), reject to stop.
+//   timing: overrides of DEFAULT_TIMING (tests use short ones).
+export function watchConversation({
+  apiBase, conversationId, userId, getToken, onUtterance, onStatus, onAuthExpired, timing: tuning,
+}) {
+  const timing = { ...DEFAULT_TIMING, ...tuning };
+  const request = genesysApi(apiBase);
+  const aborter = new AbortController();
+  const voiceTopic = `v2.conversations.${conversationId}.transcription`;
+  const topics = [voiceTopic, ...(userId ? [`v2.users.${userId}.conversations`] : [])];
+  const userTopic = topics[1];
+  const seenUtterances = new Set();
+  const timers = new Set();
+  let stopped = false;
+  let status = "";
+  let current = null; // the newest channel session (being opened, or live)
+  let previous = null; // the live session a renewal will replace
+  let failures = 0; // consecutive failures, for the backoff
+  let retryTimer = 0;
+  let authRenewals = 0;
+  let authPending = false;
+  let notFoundBefore = false;
+  let media = ""; // "voice" | "message" once known
+  let messagingToken = "";
+  let ended = false; // the conversation ended (it may still come back: a replay, a transfer)
+  let endTimer = 0;
+
+  const api = (method, path, token, body) =>
+    request(method, path, { token, body, signal: aborter.signal });
+  const messages = followMessages({
+    conversationId,
+    fetchJson(method, path, body) {
+      messagingToken = getToken();
+      return api(method, path, messagingToken, body);
     },
-    body: body === undefined ? undefined : JSON.stringify(body),
+    onUtterance: emit,
+    onEnded: markEnded,
+    onAuthError: () => authExpired(messagingToken),
+    backoff: { baseMs: timing.backoffBaseMs, maxMs: timing.backoffMaxMs },
   });
-  if (!response.ok) throw new GenesysError(response.status, `Genesys answered ${response.status}`);
-  return response.json();
-}
 
-// Calls onUtterance({id, speaker, text}) for each final utterance and
-// onStatus("connecting" | "live" | "reconnecting" | "ended" | "unauthorized").
-export function watchTranscript({ apiBase, token, conversationId, onUtterance, onStatus }) {
-  const topic = `v2.conversations.${conversationId}.transcription`;
-  const seen = new Set();
-  let socket = null;
-  let closed = false;
-  let attempt = 0;
-  let timer = 0;
-  let lastFrame = 0;
-
-  function scheduleReconnect() {
-    if (closed) return;
-    onStatus("reconnecting");
-    const delay = Math.min(30_000, 500 * 2 ** attempt) * (0.5 + Math.random() / 2);
-    attempt += 1;
-    clearTimeout(timer);
-    timer = setTimeout(connect, delay);
+  function later(fn, ms) {
+    const id = setTimeout(() => {
+      timers.delete(id);
+      fn();
+    }, Math.min(Math.max(0, ms), MAX_TIMEOUT_MS));
+    timers.add(id);
+    return id;
   }
 
-  function handleFrame(frame) {
-    lastFrame = Date.now();
-    if (frame.topicName !== topic || !frame.eventBody) return;
-    const body = frame.eventBody;
-    for (const t of body.transcripts || []) {
-      if (!t.isFinal || seen.has(t.utteranceId)) continue;
-      seen.add(t.utteranceId);
-      const text = ((t.alternatives || [])[0] || {}).transcript || "";
-      if (text.trim()) {
-        onUtterance({
-          id: t.utteranceId,
-          speaker: t.channel === "EXTERNAL" ? "customer" : "agent",
-          text,
-        });
+  function cancel(id) {
+    clearTimeout(id);
+    timers.delete(id);
+  }
+
+  function safely(callback, ...args) {
+    if (typeof callback !== "function") return undefined;
+    try {
+      return callback(...args);
+    } catch (error) {
+      console.error(LOG, "a callback threw", error && error.name);
+      return undefined;
+    }
+  }
+
+  function setStatus(state) {
+    if (state === status) return;
+    status = state;
+    safely(onStatus, state);
+  }
+
+  function emit(utterance) {
+    if (stopped || seenUtterances.has(utterance.id)) return;
+    seenUtterances.add(utterance.id);
+    safely(onUtterance, utterance);
+  }
+
+  // Sessions ---------------------------------------------------------------
+
+  function kill(session) {
+    if (!session || session.dead) return;
+    session.dead = true;
+    cancel(session.renewTimer);
+    cancel(session.stableTimer);
+    if (session.socket) {
+      try {
+        session.socket.close(1000, "Closed by the panel");
+      } catch {
+        // already closing
       }
     }
-    if (body.status && body.status.status === "SESSION_ENDED") onStatus("ended");
   }
 
-  async function connect() {
-    if (closed) return;
-    onStatus(attempt ? "reconnecting" : "connecting");
-    let channel;
+  function markEnded() {
+    cancel(endTimer);
+    ended = true;
+    if (!stopped && (isLive(current) || isLive(previous))) setStatus("ended");
+  }
+
+  function markActive() {
+    cancel(endTimer);
+    endTimer = 0;
+    if (!ended) return;
+    ended = false;
+    if (!stopped && (isLive(current) || isLive(previous))) setStatus("live");
+  }
+
+  // "offline" and "unauthorized" are final: the watcher stops.
+  function finish(state) {
+    if (stopped) return;
+    setStatus(state);
+    stop();
+  }
+
+  function stop() {
+    stopped = true;
+    kill(current);
+    kill(previous);
+    current = previous = null;
+    timers.forEach(clearTimeout);
+    timers.clear();
+    clearInterval(watchdog);
+    window.removeEventListener("online", onOnline);
+    messages.close();
+    aborter.abort();
+  }
+
+  const isLive = (session) => Boolean(session && !session.dead && session.phase === "live");
+
+  // Opens a new channel; a live one (renewal) is kept until the new one is live.
+  function connect() {
+    retryTimer = 0;
+    if (stopped) return;
+    if (isLive(current)) previous = current;
+    else if (!isLive(previous)) setStatus(status ? "reconnecting" : "connecting");
+    current = { token: getToken(), phase: "channel", lastFrame: 0, pinged: false };
+    open(current);
+  }
+
+  async function open(session) {
     try {
-      channel = await callApi(apiBase, token, "POST", "/api/v2/notifications/channels");
-      await callApi(apiBase, token, "PUT",
-        `/api/v2/notifications/channels/${encodeURIComponent(channel.id)}/subscriptions`,
-        [{ id: topic }]);
+      if (!session.token) throw new GenesysError(401, "no token");
+      const channel = await api("POST", "/api/v2/notifications/channels", session.token);
+      if (session.dead) return;
+      session.phase = "socket";
+      await openSocket(session, channel.connectUri);
+      if (session.dead) return;
+      session.phase = "subscribe";
+      const path = `/api/v2/notifications/channels/${encodeURIComponent(channel.id)}/subscriptions`;
+      await api("PUT", path, session.token, topics.map((id) => ({ id })));
+      if (session.dead) return;
+      becomeLive(session, channel);
     } catch (error) {
-      if (error instanceof GenesysError && error.status === 401) {
-        closed = true;
-        onStatus("unauthorized");
-        return;
-      }
-      scheduleReconnect();
+      if (!stopped && !session.dead) failed(session, error);
+    }
+  }
+
+  function openSocket(session, uri) {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(uri);
+      session.socket = socket;
+      const openTimer = later(() => reject(new SocketClosed(4001, "open timed out")),
+        timing.socketOpenTimeoutMs);
+      socket.addEventListener("open", () => {
+        cancel(openTimer);
+        session.lastFrame = Date.now();
+        resolve();
+      });
+      socket.addEventListener("message", (event) => onFrame(session, event.data));
+      socket.addEventListener("close", (event) => {
+        const error = new SocketClosed(event.code, event.reason);
+        cancel(openTimer);
+        if (session.phase === "socket") reject(error);
+        else if (!session.dead && !stopped) failed(session, error);
+      });
+    });
+  }
+
+  function becomeLive(session, channel) {
+    session.phase = "live";
+    notFoundBefore = false;
+    if (previous) kill(previous);
+    previous = null;
+    setStatus(ended ? "ended" : "live");
+    session.stableTimer = later(() => {
+      failures = 0;
+      authRenewals = 0;
+    }, timing.stableAfterMs);
+    const left = Date.parse(channel.expires || "") - Date.now();
+    if (left > 0) {
+      const renewIn = Math.max(timing.minChannelLifeMs, left - timing.renewBeforeExpiryMs);
+      session.renewTimer = later(() => session === current && !authPending && connect(), renewIn);
+    }
+    catchUp();
+  }
+
+  function failed(session, error) {
+    kill(session);
+    if (session === previous) {
+      previous = null; // the channel a renewal was replacing: the new one is on its way
+      if (!isLive(current)) setStatus("reconnecting");
       return;
     }
-    socket = new WebSocket(channel.connectUri);
-    socket.addEventListener("open", () => {
-      attempt = 0;
-      lastFrame = Date.now();
-      onStatus("live");
-    });
-    socket.addEventListener("message", (event) => {
-      try {
-        handleFrame(JSON.parse(event.data));
-      } catch {
-        // one unreadable frame must not end the feed
-      }
-    });
-    socket.addEventListener("close", () => {
-      socket = null;
-      scheduleReconnect();
-    });
+    if (session !== current) return;
+    current = null;
+    const live = isLive(previous);
+    const tokenClosed = error instanceof SocketClosed && TOKEN_CLOSE.test(error.reason);
+    if (error.status === 401 || tokenClosed) return authExpired(session.token);
+    if (error.status === 403 || error.status === 400 || (error.status === 404 && notFoundBefore)) {
+      console.warn(LOG, `Genesys refused the subscription (${error.status}); not retrying`);
+      return finish("offline");
+    }
+    notFoundBefore = error.status === 404;
+    failures += 1;
+    if (!live) setStatus("reconnecting");
+    scheduleRetry();
   }
 
-  // A channel that has gone quiet past its heartbeats is dead even if the socket looks open.
-  const watchdog = setInterval(() => {
-    if (socket && lastFrame && Date.now() - lastFrame > HEARTBEAT_GRACE_MS) socket.close();
-  }, 15_000);
+  function scheduleRetry() {
+    // The first retry comes quickly; then 1 s, 2 s, 4 s... up to 30 s, with jitter.
+    const grown = timing.backoffBaseMs * 2 ** Math.max(0, failures - 2);
+    const delay = failures <= 1
+      ? Math.random() * timing.firstRetryMaxMs
+      : Math.min(timing.backoffMaxMs, grown) * (0.5 + Math.random() / 2);
+    cancel(retryTimer);
+    retryTimer = later(connect, delay);
+  }
 
+  function onOnline() {
+    if (retryTimer && !authPending) {
+      cancel(retryTimer);
+      connect();
+    }
+  }
+
+  // Tokens -----------------------------------------------------------------
+
+  async function authExpired(tokenUsed) {
+    if (stopped || authPending) return;
+    const fresh = getToken();
+    if (fresh && fresh !== tokenUsed && current && current.token === fresh) {
+      // A late answer to a request made with an older token: the channel has a fresh one.
+      if (isLive(current)) catchUp();
+      return;
+    }
+    kill(current);
+    kill(previous);
+    current = previous = null;
+    cancel(retryTimer);
+    retryTimer = 0;
+    if (fresh && fresh !== tokenUsed) {
+      connect(); // main.js already has a new token
+      return;
+    }
+    if (typeof onAuthExpired !== "function" || authRenewals >= timing.maxAuthRenewals) {
+      finish("unauthorized");
+      return;
+    }
+    authRenewals += 1;
+    authPending = true;
+    setStatus("reconnecting");
+    try {
+      await onAuthExpired();
+    } catch {
+      authPending = false;
+      finish("unauthorized");
+      return;
+    }
+    authPending = false;
+    connect();
+  }
+
+  // Frames -----------------------------------------------------------------
+
+  function onFrame(session, data) {
+    if (session.dead || stopped) return;
+    session.lastFrame = Date.now();
+    session.pinged = false;
+    let frame;
+    try {
+      frame = JSON.parse(data);
+    } catch {
+      return; // one unreadable frame must not end the feed
+    }
+    const body = frame && frame.eventBody;
+    if (!body || typeof body !== "object") return;
+    if (frame.topicName === voiceTopic) onTranscription(body);
+    else if (frame.topicName === userTopic && body.id === conversationId) onConversation(body);
+  }
+
+  function onTranscription(body) {
+    media = "voice";
+    const transcripts = Array.isArray(body.transcripts) ? body.transcripts : [];
+    const sessionEnded = body.status && body.status.status === "SESSION_ENDED";
+    if (transcripts.length && !sessionEnded) markActive();
+    for (const t of transcripts) {
+      const speaker = SPEAKER_BY_CHANNEL[t && t.channel];
+      if (!t || !t.isFinal || !t.utteranceId || !speaker) continue;
+      const text = String(((t.alternatives || [])[0] || {}).transcript || "").trim();
+      if (text) emit({ id: t.utteranceId, speaker, text, media: "voice" });
+      else seenUtterances.add(t.utteranceId);
+    }
+    if (sessionEnded) markEnded();
+  }
+
+  function onConversation(body) {
+    const participants = Array.isArray(body.participants) ? body.participants : [];
+    if (hasMessages(participants)) {
+      media = "message";
+      if (!customerLeft(participants)) markActive();
+      messages.sync(participants);
+    } else if (hasCalls(participants)) {
+      media = media || "voice";
+      if (!ended && !endTimer && customerLeft(participants)) {
+        // No SESSION_ENDED (transcription off?): end once late finals had their chance.
+        endTimer = later(markEnded, timing.voiceEndGraceMs);
+      }
+    }
+  }
+
+  // After each (re)subscription: messages no channel delivered (and what media this is).
+  async function catchUp() {
+    if (media === "voice") return;
+    const participants = await messages.refresh();
+    if (!participants || stopped) return;
+    if (hasMessages(participants)) media = "message";
+    else if (customerLeft(participants)) markEnded();
+    else if (hasCalls(participants)) media = media || "voice";
+  }
+
+  // A socket that has gone quiet past its heartbeats is dead even if it looks open.
+  function checkSilence() {
+    for (const session of [current, previous]) {
+      if (!session || session.dead || !session.lastFrame) continue;
+      const silent = Date.now() - session.lastFrame;
+      if (silent > timing.heartbeatTimeoutMs) {
+        failed(session, new SocketClosed(4000, "no heartbeat"));
+      } else if (silent > timing.pingAfterMs && !session.pinged
+                 && session.socket.readyState === WebSocket.OPEN) {
+        session.pinged = true;
+        session.socket.send(JSON.stringify({ message: "ping" }));
+      }
+    }
+  }
+
+  const watchdog = setInterval(checkSilence, timing.watchdogEveryMs);
+  window.addEventListener("online", onOnline);
   connect();
-  return {
-    close() {
-      closed = true;
-      clearTimeout(timer);
-      clearInterval(watchdog);
-      if (socket) socket.close();
-    },
-  };
+  return { close: stop };
+}
+
+class SocketClosed extends Error {
+  constructor(code, reason) {
+    super(`The channel socket closed (${code})`);
+    this.status = 0;
+    this.code = code;
+    this.reason = reason || "";
+  }
 }

@@ -1,0 +1,106 @@
+// The panel session: what POST /api/session answered, kept in memory (and in
+// sessionStorage where the browser allows it, so a reload need not sign in again).
+// Renewal never navigates away, so the feed survives it: while the Genesys token
+// is still good, the server just signs a new session for it; once the token has
+// expired, a hidden-frame sign-in gets a new one; if that cannot work (the login
+// host refuses frames, or wants the agent to type), `needsInteraction` is set
+// and the page offers a popup sign-in from a click.
+import { handOff, signInInFrame, signInInPopup, startSignIn } from "./auth.js";
+import { getItem, removeItem, setItem } from "./store.js";
+
+const MARGIN_MS = 60_000;
+const KEY = "assist-panel.session.";
+
+export class SessionError extends Error {
+  constructor(code, message) {
+    super(message || code);
+    this.code = code;
+  }
+}
+
+export class Sessions {
+  constructor(config, { onChange = () => {} } = {}) {
+    this.config = config;
+    this.onChange = onChange;
+    this.current = null;
+    this.renewing = null;
+  }
+
+  // A stored session for this conversation that still has a while to run, if any.
+  restore() {
+    try {
+      const saved = JSON.parse(getItem(KEY + this.config.conversationId) || "null");
+      if (saved && saved.expiresAt > Date.now() + MARGIN_MS) this.current = saved;
+    } catch {
+      // a damaged entry is as good as none
+    }
+    return this.current;
+  }
+
+  get value() {
+    return this.current ? this.current.session : "";
+  }
+
+  get genesysToken() {
+    return this.current ? this.current.genesys.accessToken : "";
+  }
+
+  get tokenUsable() {
+    return Boolean(this.current) && this.current.genesys.expiresAt > Date.now() + MARGIN_MS;
+  }
+
+  // Hands a sign-in answer to the server and keeps the session it answers.
+  async accept(answer) {
+    const body = answer.code ? { state: answer.state, code: answer.code }
+      : { state: answer.state, accessToken: answer.accessToken, expiresIn: answer.expiresIn };
+    const result = await handOff(this.config.sessionUrl, body);
+    this.current = result;
+    if (!this.config.conversationId) this.config = { ...this.config, ...result.context };
+    setItem(KEY + result.conversationId, JSON.stringify(result));
+    this.onChange(result);
+    return result;
+  }
+
+  forget() {
+    if (this.current) removeItem(KEY + this.current.conversationId);
+    this.current = null;
+  }
+
+  // A fresh session without leaving the page; one renewal at a time.
+  renew({ tokenExpired = false } = {}) {
+    if (!this.renewing) {
+      this.renewing = this.renewOnce(tokenExpired).finally(() => { this.renewing = null; });
+    }
+    return this.renewing;
+  }
+
+  async renewOnce(tokenExpired) {
+    if (!tokenExpired && this.tokenUsable) {
+      const { state } = await startSignIn(this.config);
+      const seconds = Math.floor((this.current.genesys.expiresAt - Date.now()) / 1000);
+      try {
+        return await this.accept({ state, accessToken: this.genesysToken, expiresIn: seconds });
+      } catch (error) {
+        if (error.code !== "genesys_token_rejected") throw error;
+        // Revoked early: fall through to a real sign-in.
+      }
+    }
+    if (this.config.popupSignIn) {
+      throw new SessionError("needs_interaction", "Sign in again to keep getting suggestions.");
+    }
+    try {
+      return await this.accept(await signInInFrame(this.config));
+    } catch (error) {
+      if (error.code === "timeout" || error.code === "login_required"
+          || error.code === "interaction_required" || error.code === "access_denied") {
+        throw new SessionError("needs_interaction", "Sign in again to keep getting suggestions.");
+      }
+      throw error;
+    }
+  }
+
+  // The popup sign-in; call from a click.
+  async signInWithPopup() {
+    return this.accept(await signInInPopup(this.config));
+  }
+}

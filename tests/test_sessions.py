@@ -1,0 +1,47 @@
+"""Session tokens: bound to user, org, conversation and expiry; checked with the secret alone."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.errors import InvalidSession, SessionExpired, WrongConversation
+from server.sessions import Session, SessionCodec
+
+SECRET = "session-secret-0123456789"
+
+
+def test_session_round_trips_with_its_binding() -> None:
+    codec = SessionCodec(SECRET, clock=lambda: 100.0)
+    session = Session("user-1", "org-1", "conv-1", 200.0)
+    assert codec.verify(codec.issue(session)) == session
+    # Another codec with the same secret (another worker or replica) agrees.
+    assert SessionCodec(SECRET, clock=lambda: 100.0).verify(codec.issue(session)) == session
+
+
+def test_expired_session_is_refused() -> None:
+    value = SessionCodec(SECRET).issue(Session("u", "o", "c", 200.0))
+    with pytest.raises(SessionExpired):
+        SessionCodec(SECRET, clock=lambda: 200.0).verify(value)
+
+
+@pytest.mark.parametrize("value", ["", "garbage", "a.b", "eyJ1IjoxfQ.sig"])
+def test_garbage_is_an_invalid_session(value: str) -> None:
+    with pytest.raises(InvalidSession):
+        SessionCodec(SECRET).verify(value)
+
+
+def test_session_signed_with_another_secret_or_edited_is_refused() -> None:
+    session = Session("u", "o", "c", 10**10)
+    with pytest.raises(InvalidSession):
+        SessionCodec(SECRET).verify(SessionCodec("another-secret-0123456789").issue(session))
+    value = SessionCodec(SECRET).issue(session)
+    payload, signature = value.rsplit(".", 1)
+    with pytest.raises(InvalidSession):
+        SessionCodec(SECRET).verify(payload + "x." + signature)
+
+
+def test_session_is_for_one_conversation() -> None:
+    session = Session("u", "o", "conv-1", 10**10)
+    session.require_conversation("conv-1")
+    with pytest.raises(WrongConversation):
+        session.require_conversation("conv-2")
