@@ -449,6 +449,16 @@ async def test_unframeable_auto_mode_shows_its_page_inside_a_frame(
     assert framed_ok.status_code == 302
 
 
+async def test_desktop_asks_for_popup_sign_in_while_the_login_host_refuses_frames(
+    client: httpx.AsyncClient,
+) -> None:
+    framed = (await client.post("/mock/conversations", json={})).json()["panelUrl"]
+    assert "gcUsePopupAuth" not in framed
+    await settings(client, loginFrameable=False)
+    popup = (await client.post("/mock/conversations", json={})).json()["panelUrl"]
+    assert popup.endswith("&gcUsePopupAuth=true")
+
+
 # Settings and users ------------------------------------------------------------
 
 

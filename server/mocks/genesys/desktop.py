@@ -37,14 +37,22 @@ PANEL_SANDBOX = (
 )
 
 
-def panel_url_for(config: MockGenesysConfig, conversation_id: str) -> str:
-    """The panel URL as Agent Desktop would interpolate it for a conversation."""
+def panel_url_for(
+    config: MockGenesysConfig, conversation_id: str, popup_auth: bool = False
+) -> str:
+    """The panel URL as Agent Desktop would interpolate it for a conversation.
+
+    ``popup_auth`` adds ``gcUsePopupAuth=true``, as an org whose identity provider
+    refuses framing gets from Genesys (the mock's login host refuses frames then).
+    """
     params = {
         "conversationId": conversation_id,
         "gcHostOrigin": config.origin,
         "gcTargetEnv": "mock",
         "langTag": "en-US",
     }
+    if popup_auth:
+        params["gcUsePopupAuth"] = "true"
     query = "&".join(f"{key}={quote(value, safe='')}" for key, value in params.items())
     separator = "&" if "?" in config.panel_url else "?"
     return f"{config.panel_url}{separator}{query}"
@@ -161,7 +169,9 @@ class MockDesktop:
             {
                 "conversationId": conversation.id,
                 "media": conversation.media,
-                "panelUrl": panel_url_for(self.config, conversation.id),
+                "panelUrl": panel_url_for(
+                    self.config, conversation.id, not self.state.settings.login_frameable
+                ),
             },
             status_code=201,
         )
@@ -180,7 +190,9 @@ class MockDesktop:
                 "lines": [
                     {"speaker": line.speaker, "text": line.text} for line in conversation.feed.lines
                 ],
-                "panelUrl": panel_url_for(self.config, conversation.id),
+                "panelUrl": panel_url_for(
+                    self.config, conversation.id, not self.state.settings.login_frameable
+                ),
             }
         )
 
