@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import httpx
+
 from server.sessions import Session, SessionCodec
 from server.settings import Settings
 
@@ -32,3 +34,14 @@ def session_for(conversation_id: str, *, ttl_s: float = 600, secret: str = SECRE
 def bearer(conversation_id: str, **kwargs: Any) -> dict[str, str]:
     """``Authorization`` header with a session for ``conversation_id``."""
     return {"Authorization": f"Bearer {session_for(conversation_id, **kwargs)}"}
+
+
+def ask(panel: str, conversation_id: str, session: str,
+        query: str = "How do I get a refund?") -> httpx.Response:
+    """A manual stream request with a session, read to the end."""
+    with httpx.stream("POST", f"{panel}/api/assist/stream", timeout=30,
+                      headers={"Authorization": f"Bearer {session}"},
+                      json={"conversationId": conversation_id, "trigger": "manual",
+                            "query": query}) as response:
+        response.read()
+        return response

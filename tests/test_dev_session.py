@@ -13,7 +13,7 @@ import pytest
 
 from server.app import create_app
 from tests.devmode import DevMode, run_dev_mode
-from tests.factories import make_settings
+from tests.factories import ask, make_settings
 from tests.servers import serve
 
 
@@ -28,21 +28,12 @@ def dev_session(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=60)
 
 
-def ask(panel: str, session: str, conversation: str) -> httpx.Response:
-    with httpx.stream("POST", f"{panel}/api/assist/stream", timeout=30,
-                      headers={"Authorization": f"Bearer {session}"},
-                      json={"conversationId": conversation, "trigger": "manual",
-                            "query": "How do I set up voicemail?"}) as response:
-        response.read()
-        return response
-
-
 def test_dev_session_prints_a_session_that_streams(dev: DevMode) -> None:
     result = dev_session("--panel", dev.panel)
     assert result.returncode == 0, result.stderr
     printed = json.loads(result.stdout)
     assert set(printed) == {"session", "conversationId"}
-    response = ask(dev.panel, printed["session"], printed["conversationId"])
+    response = ask(dev.panel, printed["conversationId"], printed["session"])
     assert response.status_code == 200
     assert "event: done" in response.text
 
@@ -56,7 +47,7 @@ def test_dev_session_for_a_given_conversation(dev: DevMode) -> None:
     assert printed["conversationId"] == created["conversationId"]
     # Bound to that conversation: another one is refused.
     other = httpx.post(f"{dev.genesys}/mock/conversations", json={}).json()["conversationId"]
-    assert ask(dev.panel, printed["session"], other).status_code == 403
+    assert ask(dev.panel, other, printed["session"]).status_code == 403
 
 
 def test_dev_session_refuses_a_conversation_the_agent_is_not_on(dev: DevMode) -> None:

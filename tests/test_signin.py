@@ -25,7 +25,16 @@ from server.app import create_app
 from server.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
 from server.mocks.genesys.state import MockGenesysState
 from server.oauth_state import StateCodec
-from tests.factories import CLIENT_ID, ORG, SECRET, USER, bearer, make_settings, session_for
+from tests.factories import (
+    CLIENT_ID,
+    ORG,
+    SECRET,
+    USER,
+    ask,
+    bearer,
+    make_settings,
+    session_for,
+)
 from tests.servers import listening_socket, serve
 
 PANEL_PUBLIC = "http://panel.test"
@@ -107,15 +116,6 @@ def sign_in(platform: Platform, conversation_id: str) -> dict[str, Any]:
     return result
 
 
-def stream(panel: str, conversation_id: str, session: str) -> httpx.Response:
-    with httpx.stream("POST", f"{panel}/api/assist/stream", timeout=30,
-                      headers={"Authorization": f"Bearer {session}"},
-                      json={"conversationId": conversation_id, "trigger": "manual",
-                            "query": "How do I get a refund?"}) as response:
-        response.read()
-        return response
-
-
 # Happy path -----------------------------------------------------------------------------
 
 def test_implicit_sign_in_hands_over_to_a_session_that_streams(platform: Platform) -> None:
@@ -129,7 +129,7 @@ def test_implicit_sign_in_hands_over_to_a_session_that_streams(platform: Platfor
     now_ms = time.time() * 1000
     # Never past the token (86400 s here) nor the session lifetime (3600 s by default).
     assert now_ms < result["expiresAt"] <= now_ms + 3600 * 1000 + 1000
-    response = stream(platform.panel, conversation, result["session"])
+    response = ask(platform.panel, conversation, result["session"])
     assert response.status_code == 200
     assert "event: done" in response.text
 
@@ -174,7 +174,7 @@ def test_pkce_sign_in_exchanges_the_code_on_the_server(
         assert response.status_code == 200, response.text
         result = response.json()
         assert result["user"]["id"] == USER
-        assert stream(panel, conversation, result["session"]).status_code == 200
+        assert ask(panel, conversation, result["session"]).status_code == 200
         # The code is single use at Genesys: a second handoff (with a fresh state) fails.
         again = handoff(panel, {"state": start(panel, conversation)["state"],
                                 "code": answer["code"]})
@@ -366,7 +366,7 @@ def test_stream_without_forged_or_expired_session_is_401(platform: Platform) -> 
 def test_session_for_another_conversation_is_403(platform: Platform) -> None:
     mine, other = platform.conversation(), platform.conversation()
     session = sign_in(platform, mine)["session"]
-    response = stream(platform.panel, other, session)
+    response = ask(platform.panel, other, session)
     assert response.status_code == 403
     assert response.json()["error"] == "wrong_conversation"
 
@@ -431,8 +431,8 @@ def test_a_session_from_one_process_works_on_another_sharing_the_secret(
         assert response.status_code == 200, response.text
         session = response.json()["session"]
         # ...and the session works on both, but not where the secret differs.
-        assert stream(first, conversation, session).status_code == 200
-        assert stream(second, conversation, session).status_code == 200
-        refused = stream(stranger, conversation, session)
+        assert ask(first, conversation, session).status_code == 200
+        assert ask(second, conversation, session).status_code == 200
+        refused = ask(stranger, conversation, session)
         assert refused.status_code == 401
         assert refused.json()["error"] == "invalid_session"

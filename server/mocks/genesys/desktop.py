@@ -18,6 +18,7 @@ from starlette.templating import Jinja2Templates
 from starlette.websockets import WebSocket
 
 from .config import SIGN_IN_MODES, MockGenesysConfig
+from .pages import page_headers
 from .player import ConversationPlayer
 from .scripts import ScriptLibrary
 from .sockets import serve_outbox
@@ -132,12 +133,7 @@ class MockDesktop:
             request,
             "desktop.html",
             context,
-            headers={
-                "Content-Security-Policy": self.content_security_policy(),
-                "Cache-Control": "no-store",
-                "Referrer-Policy": "no-referrer",
-                "X-Content-Type-Options": "nosniff",
-            },
+            headers=page_headers(self.content_security_policy()),
         )
 
     async def list_scripts(self, request: Request) -> Response:

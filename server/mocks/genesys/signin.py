@@ -21,6 +21,7 @@ from starlette.templating import Jinja2Templates
 
 from .config import MockGenesysConfig
 from .oauth_answers import AuthorizeRequest, FormError, error_page, read_form, refuse
+from .pages import page_headers
 from .state import MockGenesysState
 
 DECISION_PATH = "/oauth/authorize/decision"
@@ -90,12 +91,7 @@ class SignInPage:
             request,
             "signin.html",
             context,
-            headers={
-                "Content-Security-Policy": self.content_security_policy(),
-                "Cache-Control": "no-store",
-                "Referrer-Policy": "no-referrer",
-                "X-Content-Type-Options": "nosniff",
-            },
+            headers=page_headers(self.content_security_policy()),
         )
 
     async def decision(self, request: Request) -> Response:
