@@ -274,26 +274,20 @@ def test_org_outside_the_allowlist_is_refused(
     assert response.json()["error"] == "org_not_allowed"
 
 
-def test_token_of_a_user_in_another_org_is_refused(platform: Platform) -> None:
-    """The mock's other org is a real second tenant: its user's token verifies, its org
-    is not on the allowlist."""
-    other = platform.state.config.other_user_id
-    token = platform.state.issue_token(other, CLIENT_ID).value
+@pytest.mark.parametrize(("user", "code"), [
+    # The mock's other org is a real second tenant: its user's token verifies, its org
+    # is not on the allowlist.
+    ("other_user_id", "org_not_allowed"),
+    # An agent of the allowed org, but not on this conversation.
+    ("second_agent_user_id", "not_a_participant"),
+])
+def test_tokens_of_other_users_are_refused(platform: Platform, user: str, code: str) -> None:
+    token = platform.state.issue_token(getattr(platform.state.config, user), CLIENT_ID).value
     started = start(platform.panel, platform.conversation())
     response = handoff(platform.panel, {"state": started["state"], "accessToken": token,
                                         "expiresIn": 600})
     assert response.status_code == 403
-    assert response.json()["error"] == "org_not_allowed"
-
-
-def test_agent_of_the_org_who_is_not_on_the_conversation_is_refused(platform: Platform) -> None:
-    second_agent = platform.state.config.second_agent_user_id
-    token = platform.state.issue_token(second_agent, CLIENT_ID).value
-    started = start(platform.panel, platform.conversation())
-    response = handoff(platform.panel, {"state": started["state"], "accessToken": token,
-                                        "expiresIn": 600})
-    assert response.status_code == 403
-    assert response.json()["error"] == "not_a_participant"
+    assert response.json()["error"] == code
 
 
 def test_token_of_another_oauth_client_is_refused(
