@@ -214,7 +214,7 @@ async def test_a_code_is_bound_to_its_client(client: httpx.AsyncClient) -> None:
     [
         ({"grant_type": "-"}, "invalid_request"),
         ({"grant_type": "password"}, "unsupported_grant_type"),
-        ({"grant_type": "client_credentials"}, "unsupported_grant_type"),
+        ({"grant_type": "refresh_token"}, "unsupported_grant_type"),
         ({"code": "-"}, "invalid_request"),
         ({"code_verifier": "-"}, "invalid_request"),
         ({"client_id": "-"}, "invalid_request"),

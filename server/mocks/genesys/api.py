@@ -25,6 +25,8 @@ from .state import AccessToken, MockGenesysState
 #: Most message ids one bulk request may ask for.
 MAX_BULK_MESSAGES = 1000
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+#: Display name of the config's client-credentials client (``tokens/me``).
+ADMIN_CLIENT_NAME = "Org admin automation (mock)"
 
 
 class PlatformError(Exception):
@@ -67,8 +69,8 @@ async def platform_error_handler(request: Request, exc: Exception) -> Response:
     )
 
 
-def require_token(state: MockGenesysState, request: Request) -> AccessToken:
-    """The valid bearer token of a request, or a 401 ``bad.credentials`` error."""
+def bearer_value(request: Request) -> str:
+    """The request's bearer token value, or a 401 ``bad.credentials`` error if it has none."""
     header = request.headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     value = value.strip()
@@ -78,7 +80,12 @@ def require_token(state: MockGenesysState, request: Request) -> AccessToken:
             "bad.credentials",
             "No authentication bearer token specified in authorization header.",
         )
-    token = state.authenticate(value)
+    return value
+
+
+def require_token(state: MockGenesysState, request: Request) -> AccessToken:
+    """The valid user bearer token of a request, or a 401 ``bad.credentials`` error."""
+    token = state.authenticate(bearer_value(request))
     if token is None:
         raise PlatformError(401, "bad.credentials", "Invalid login credentials.")
     return token
@@ -132,9 +139,21 @@ class PlatformApi:
 
     async def tokens_me(self, request: Request) -> Response:
         """``GET /api/v2/tokens/me``: ``TokenInfo``, with how the token was granted."""
+        admin = self.state.authenticate_admin(bearer_value(request))
+        if admin is not None:
+            org = self._named_org(admin.org_id)
+            client = {
+                "id": admin.client_id,
+                "name": ADMIN_CLIENT_NAME,
+                "authorizedGrantType": "CLIENT-CREDENTIALS",
+                "organization": org,
+            }
+            return JSONResponse(
+                {"organization": org, "homeOrganization": org, "authorizedScope": [],
+                 "OAuthClient": client}
+            )
         token = require_token(self.state, request)
-        org_entity = self.state.directory.orgs[token.org_id]
-        org = {"id": org_entity.id, "name": org_entity.name}
+        org = self._named_org(token.org_id)
         return JSONResponse(
             {
                 "organization": org,
@@ -196,8 +215,13 @@ class PlatformApi:
 
     async def unknown_resource(self, request: Request) -> Response:
         """Any other ``/api/v2/`` path: 401 without a valid token, else 404 ``not.found``."""
-        require_token(self.state, request)
+        if self.state.authenticate_admin(bearer_value(request)) is None:
+            require_token(self.state, request)
         raise PlatformError(404, "not.found", f"No resource found for {request.url.path}.")
+
+    def _named_org(self, org_id: str) -> dict[str, str]:
+        org = self.state.directory.orgs[org_id]
+        return {"id": org.id, "name": org.name}
 
     def _conversation(self, token: AccessToken, request: Request) -> Conversation:
         conversation_id = request.path_params["conversation_id"]

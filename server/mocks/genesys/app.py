@@ -14,6 +14,7 @@ from .config import MockGenesysConfig
 from .controls import PlatformControls
 from .desktop import MockDesktop
 from .expiry import ExpiryTimer
+from .faults import FaultInjector, Faults
 from .notifications import NotificationsApi
 from .oauth import OAuthEndpoints
 from .player import ConversationPlayer
@@ -40,6 +41,7 @@ def create_mock_genesys_app(config: MockGenesysConfig) -> Starlette:
     controls = PlatformControls(state)
     desktop = MockDesktop(config, state, library, player)
     expiry = ExpiryTimer(state)
+    faults = Faults()
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -57,6 +59,7 @@ def create_mock_genesys_app(config: MockGenesysConfig) -> Starlette:
             *api.routes(),
             *notifications.routes(),
             *controls.routes(),
+            *faults.routes(),
             *desktop.routes(),
             *api.fallback_routes(),
         ],
@@ -67,10 +70,12 @@ def create_mock_genesys_app(config: MockGenesysConfig) -> Starlette:
                 allow_methods=CORS_METHODS,
                 allow_headers=CORS_HEADERS,
                 max_age=600,
-            )
+            ),
+            Middleware(FaultInjector, faults=faults),
         ],
         exception_handlers={PlatformError: platform_error_handler},
         lifespan=lifespan,
     )
     app.state.mock_genesys = state
+    app.state.mock_faults = faults
     return app

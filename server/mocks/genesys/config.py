@@ -19,6 +19,21 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "knowledge:readonly",
 )
 
+#: What the admin OAuth client's role grants (client credentials): everything the
+#: installer and ``kb sync`` call needs.
+ADMIN_PERMISSIONS: tuple[str, ...] = (
+    "integrations:integration:view",
+    "integrations:integration:add",
+    "integrations:integration:edit",
+    "integrations:integration:delete",
+    "oauth:client:view",
+    "oauth:client:add",
+    "oauth:client:edit",
+    "oauth:client:delete",
+    "knowledge:knowledgebase:view",
+    "knowledge:document:view",
+)
+
 
 def _origin_of(url: str, what: str) -> str:
     parts = urlsplit(url)
@@ -39,7 +54,8 @@ class MockGenesysConfig:
             used to build every URL it hands out (``connectUri``, ``selfUri``...).
         panel_url: The panel page, e.g. ``http://localhost:8000/panel``. The
             desktop frames it, and it is the OAuth client's registered redirect URI.
-        client_id: The one registered OAuth client (``client_name`` is its display name).
+        client_id: The dev-mode OAuth client registered from the start (``client_name``
+            is its display name); the installer can register more.
         token_lifetime_s: Lifetime of issued access tokens (Genesys allows 300-172800).
         heartbeat_s: Interval of ``channel.metadata`` heartbeats on channel sockets.
         scripts_dir: Directory of scripted conversations; ``None`` = the shipped ones.
@@ -69,12 +85,18 @@ class MockGenesysConfig:
         max_channels_per_user: Notification channels per user and client; creating
             one more removes the oldest (the platform's limit is 20).
         channel_lifetime_s: Lifetime of a notification channel (``expires``).
+        admin_client_id, admin_client_secret: A client-credentials OAuth client of the
+            home org, for the admin commands (``install``, ``kb sync``). Mock values,
+            not secrets.
+        admin_permissions: The permissions of that client's role; a call needing
+            another one is refused with 403 ``missing.permissions``.
+        admin_token_lifetime_s: Lifetime of client-credentials tokens.
     """
 
     public_origin: str
     panel_url: str
     client_id: str = "assist-panel-dev"
-    client_name: str = "Assist Panel (dev)"
+    client_name: str = "Dev mode sign-in (mock)"
     token_lifetime_s: int = 86400
     heartbeat_s: float = 30.0
     scripts_dir: Path | None = None
@@ -109,6 +131,10 @@ class MockGenesysConfig:
     login_frameable: bool = True
     sign_in_user_id: str | None = None
     expiry_check_s: float = 1.0
+    admin_client_id: str = "assist-panel-admin"
+    admin_client_secret: str = "mock-admin-secret"
+    admin_permissions: tuple[str, ...] = ADMIN_PERMISSIONS
+    admin_token_lifetime_s: int = 86400
 
     def __post_init__(self) -> None:
         """Validate the values that would otherwise fail late and confusingly."""
@@ -124,6 +150,10 @@ class MockGenesysConfig:
             raise ValueError("token_lifetime_s must be positive")
         if self.max_channels_per_user < 1:
             raise ValueError("max_channels_per_user must be at least 1")
+        if self.admin_token_lifetime_s <= 0:
+            raise ValueError("admin_token_lifetime_s must be positive")
+        if self.admin_client_id == self.client_id:
+            raise ValueError("admin_client_id must differ from client_id")
         if self.code_lifetime_s <= 0:
             raise ValueError("code_lifetime_s must be positive")
         if self.expiry_check_s <= 0:

@@ -9,6 +9,9 @@ While ``loginFrameable`` is off every login-host response refuses framing.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import secrets
 from collections.abc import Awaitable, Callable
 
 from starlette.requests import Request
@@ -37,6 +40,19 @@ GRANT_TYPES = {"token": "TOKEN", "code": "CODE"}
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 Handler = Callable[[Request], Awaitable[Response]]
+
+
+def basic_credentials(request: Request) -> tuple[str, str]:
+    """``(client_id, secret)`` from an HTTP Basic ``Authorization`` header, else empty."""
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "basic":
+        return "", ""
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return "", ""
+    client_id, _, secret = decoded.partition(":")
+    return client_id, secret
 
 
 class TokenError(Exception):
@@ -168,18 +184,40 @@ class OAuthEndpoints:
     # Token --------------------------------------------------------------
 
     async def token(self, request: Request) -> Response:
-        """``POST /oauth/token``: the authorization code grant with PKCE (public client).
+        """``POST /oauth/token``: the authorization code grant with PKCE (public client),
+        and the client credentials grant (the admin client, HTTP Basic auth).
 
         Answers ``{"access_token", "token_type": "bearer", "expires_in"}``, or a 400
         ``{"error", "error_description"}`` with ``invalid_request``,
         ``unsupported_grant_type``, ``invalid_client`` or ``invalid_grant``.
         """
         try:
-            return self._exchange(await read_form(request))
+            form = await read_form(request)
+            if form.get("grant_type") == "client_credentials":
+                return self._client_credentials(request, form)
+            return self._exchange(form)
         except FormError as exc:
             return TokenError("invalid_request", str(exc)).response()
         except TokenError as exc:
             return exc.response()
+
+    def _client_credentials(self, request: Request, form: dict[str, str]) -> Response:
+        """Client credentials: the client authenticates with HTTP Basic (or form fields)."""
+        client_id, secret = basic_credentials(request)
+        client_id = client_id or form.get("client_id", "")
+        secret = secret or form.get("client_secret", "")
+        known = secrets.compare_digest(client_id, self.config.admin_client_id)
+        if not (known and secrets.compare_digest(secret, self.config.admin_client_secret)):
+            refusal = {"error": "invalid_client", "description": "client not found",
+                       "error_description": "client not found"}
+            return JSONResponse(refusal, status_code=401, headers=NO_STORE)
+        token = self.state.issue_admin_token()
+        body: dict[str, str | int] = {
+            "access_token": token.value,
+            "token_type": "bearer",
+            "expires_in": int(token.expires_at - token.issued_at),
+        }
+        return JSONResponse(body, headers=NO_STORE)
 
     def _exchange(self, form: dict[str, str]) -> Response:
         grant_type = form.get("grant_type", "")

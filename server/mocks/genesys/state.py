@@ -71,6 +71,21 @@ class AccessToken:
     grant_type: GrantType = "TOKEN"
 
 
+@dataclass(frozen=True)
+class AdminToken:
+    """A client-credentials bearer token: an OAuth client of an org, no user.
+
+    Its permissions are those of the client's role, read when the token is issued.
+    """
+
+    value: str
+    client_id: str
+    org_id: str
+    permissions: frozenset[str]
+    issued_at: float
+    expires_at: float
+
+
 @dataclass(eq=False)
 class Channel:
     """A notification channel: its topics and the sockets connected to it."""
@@ -109,6 +124,7 @@ class MockGenesysState:
         self.settings = MockSettings.from_config(config)
         self.codes = CodeStore(config.clock, config.code_lifetime_s)
         self.tokens: dict[str, AccessToken] = {}
+        self.admin_tokens: dict[str, AdminToken] = {}
         self.conversations: dict[str, Conversation] = {}
         self.channels: dict[str, Channel] = {}
         self.expiry_changed = asyncio.Event()
@@ -146,6 +162,27 @@ class MockGenesysState:
     def authenticate(self, value: str) -> AccessToken | None:
         """The token with this value if it exists and has not expired."""
         token = self.tokens.get(value)
+        if token is None or token.expires_at <= self.now():
+            return None
+        return token
+
+    def issue_admin_token(self) -> AdminToken:
+        """Issue a client-credentials token to the config's admin client (home org)."""
+        now = self.now()
+        token = AdminToken(
+            value=secrets.token_urlsafe(64),
+            client_id=self.config.admin_client_id,
+            org_id=self.config.org_id,
+            permissions=frozenset(self.config.admin_permissions),
+            issued_at=now,
+            expires_at=now + self.config.admin_token_lifetime_s,
+        )
+        self.admin_tokens[token.value] = token
+        return token
+
+    def authenticate_admin(self, value: str) -> AdminToken | None:
+        """The client-credentials token with this value if it exists and has not expired."""
+        token = self.admin_tokens.get(value)
         if token is None or token.expires_at <= self.now():
             return None
         return token
