@@ -48,8 +48,11 @@ def test_state_from_another_secret_or_altered_is_refused() -> None:
         StateCodec(SECRET, 600).consume(value)
     mine = issue(StateCodec(SECRET, 600))
     payload, signature = mine.rsplit(".", 1)
+    # Regression: always replacing the last character with "A" left the state unaltered
+    # whenever it already ended in "A", and the test failed now and then.
+    altered = payload[:-1] + ("B" if payload.endswith("A") else "A")
     with pytest.raises(InvalidState):
-        StateCodec(SECRET, 600).consume(payload[:-1] + "A." + signature)
+        StateCodec(SECRET, 600).consume(altered + "." + signature)
 
 
 def test_any_process_with_the_secret_accepts_a_state() -> None:
