@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+# Re-exported: the name is the admin client's, kept where callers have found it.
+from .client_registry import ADMIN_CLIENT_NAME as ADMIN_CLIENT_NAME
 from .config import MockGenesysConfig
 from .conversation_body import conversation_body
 from .conversations import Conversation
@@ -25,8 +27,6 @@ from .state import AccessToken, MockGenesysState
 #: Most message ids one bulk request may ask for.
 MAX_BULK_MESSAGES = 1000
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-#: Display name of the config's client-credentials client (``tokens/me``).
-ADMIN_CLIENT_NAME = "Org admin automation (mock)"
 
 
 class PlatformError(Exception):
@@ -138,13 +138,13 @@ class PlatformApi:
         return JSONResponse(user_body(user))
 
     async def tokens_me(self, request: Request) -> Response:
-        """``GET /api/v2/tokens/me``: ``TokenInfo``, with how the token was granted."""
+        """``GET /api/v2/tokens/me``: ``TokenInfo``, with the client that granted the token."""
         admin = self.state.authenticate_admin(bearer_value(request))
         if admin is not None:
             org = self._named_org(admin.org_id)
             client = {
                 "id": admin.client_id,
-                "name": ADMIN_CLIENT_NAME,
+                "name": self._client_name(admin.client_id, ADMIN_CLIENT_NAME),
                 "authorizedGrantType": "CLIENT-CREDENTIALS",
                 "organization": org,
             }
@@ -161,7 +161,7 @@ class PlatformApi:
                 "authorizedScope": list(token.scopes),
                 "OAuthClient": {
                     "id": token.client_id,
-                    "name": self.config.client_name,
+                    "name": self._client_name(token.client_id, self.config.client_name),
                     "authorizedGrantType": token.grant_type,
                     # The one client id stands for the panel's client in each org.
                     "organization": org,
@@ -218,6 +218,11 @@ class PlatformApi:
         if self.state.authenticate_admin(bearer_value(request)) is None:
             require_token(self.state, request)
         raise PlatformError(404, "not.found", f"No resource found for {request.url.path}.")
+
+    def _client_name(self, client_id: str, fallback: str) -> str:
+        # Deleting a client revokes its tokens, but an admin token outlives its client.
+        client = self.state.oauth_clients.get(client_id)
+        return client.name if client else fallback
 
     def _named_org(self, org_id: str) -> dict[str, str]:
         org = self.state.directory.orgs[org_id]

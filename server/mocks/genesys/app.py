@@ -15,8 +15,11 @@ from .controls import PlatformControls
 from .desktop import MockDesktop
 from .expiry import ExpiryTimer
 from .faults import FaultInjector, Faults
+from .integrations import IntegrationsApi
+from .knowledge import knowledge_routes
 from .notifications import NotificationsApi
 from .oauth import OAuthEndpoints
+from .oauth_clients import OAuthClientsApi
 from .player import ConversationPlayer
 from .scripts import ScriptLibrary
 from .state import MockGenesysState
@@ -57,6 +60,9 @@ def create_mock_genesys_app(config: MockGenesysConfig) -> Starlette:
         routes=[
             *oauth.routes(),
             *api.routes(),
+            *knowledge_routes(config, state),
+            *IntegrationsApi(state).routes(),
+            *OAuthClientsApi(state).routes(),
             *notifications.routes(),
             *controls.routes(),
             *faults.routes(),

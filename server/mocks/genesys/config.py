@@ -91,6 +91,10 @@ class MockGenesysConfig:
         admin_permissions: The permissions of that client's role; a call needing
             another one is refused with 403 ``missing.permissions``.
         admin_token_lifetime_s: Lifetime of client-credentials tokens.
+        knowledge_base_id, knowledge_base_name: The org's one Genesys Knowledge base
+            (``/api/v2/knowledge/knowledgebases/{id}``), for ``kb sync``.
+        knowledge_seed: JSON file of that base's documents (see
+            :mod:`.knowledge_store`); ``None`` = the shipped Brightwave Mobile seed.
     """
 
     public_origin: str
@@ -135,6 +139,9 @@ class MockGenesysConfig:
     admin_client_secret: str = "mock-admin-secret"
     admin_permissions: tuple[str, ...] = ADMIN_PERMISSIONS
     admin_token_lifetime_s: int = 86400
+    knowledge_base_id: str = "6a1f3c9e-2b7d-4e5a-8c0f-9d4b2e7a1c36"
+    knowledge_base_name: str = "Brightwave Help Center"
+    knowledge_seed: Path | None = None
 
     def __post_init__(self) -> None:
         """Validate the values that would otherwise fail late and confusingly."""

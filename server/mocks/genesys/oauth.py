@@ -71,7 +71,7 @@ class TokenError(Exception):
 
 
 class OAuthEndpoints:
-    """The login host's endpoints, for the one registered client."""
+    """The login host's endpoints, for the org's registered OAuth clients."""
 
     def __init__(self, config: MockGenesysConfig, state: MockGenesysState) -> None:
         """Bind to one mock's config and state."""
@@ -99,21 +99,25 @@ class OAuthEndpoints:
     async def authorize(self, request: Request) -> Response:
         """``GET /oauth/authorize``.
 
-        An unknown ``client_id`` or unregistered ``redirect_uri`` gets a 400 page
-        (never a redirect). An unsupported ``response_type`` is redirected back with
-        ``#error=unsupported_response_type``; a code request without an ``S256``
-        challenge with ``?error=invalid_request``. Otherwise the sign-in mode decides.
+        Any registered TOKEN or CODE client may ask. An unknown ``client_id`` (or a
+        client-credentials one) or a ``redirect_uri`` not registered for that client
+        gets a 400 page (never a redirect). An unsupported ``response_type`` is
+        redirected back with ``#error=unsupported_response_type``, one the client's
+        grant does not allow with ``error=unauthorized_client``; a code request
+        without an ``S256`` challenge with ``?error=invalid_request``. Otherwise the
+        sign-in mode decides.
         """
         query = request.query_params
         client_id = query.get("client_id", "")
         redirect_uri = query.get("redirect_uri", "")
         state = query.get("state")
-        if client_id != self.config.client_id:
+        client = self.state.oauth_clients.get(client_id)
+        if client is None or not client.response_types:
             return error_page(
                 "Invalid OAuth client",
                 "The client_id is missing or is not a registered OAuth client.",
             )
-        if redirect_uri not in self.config.redirect_uris:
+        if redirect_uri not in client.redirect_uris:
             return error_page(
                 "Invalid redirect URI",
                 "The redirect_uri does not exactly match a redirect URI registered "
@@ -132,6 +136,13 @@ class OAuthEndpoints:
                 params["state"] = state
             return redirect_back(redirect_uri, params)
         auth = AuthorizeRequest(response_type, client_id, redirect_uri, state)
+        if response_type not in client.response_types:
+            return refuse(
+                auth,
+                "unauthorized_client",
+                f"This OAuth client's grant ({client.grant_type}) does not allow "
+                f"response_type={response_type}.",
+            )
         if response_type == "code":
             challenge = query.get("code_challenge", "")
             if query.get("code_challenge_method") != "S256" or not valid_challenge(challenge):
@@ -232,8 +243,11 @@ class OAuthEndpoints:
         ]
         if missing:
             raise TokenError("invalid_request", f"{missing[0]} is required.")
-        if form["client_id"] != self.config.client_id:
-            raise TokenError("invalid_client", "Unknown OAuth client.")
+        client = self.state.oauth_clients.get(form["client_id"])
+        if client is None or "code" not in client.response_types:
+            raise TokenError(
+                "invalid_client", "Unknown OAuth client, or not a code grant client."
+            )
         if not valid_verifier(form["code_verifier"]):
             raise TokenError(
                 "invalid_request", "code_verifier must be 43 to 128 unreserved characters."

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from .client_registry import ClientRegistry
 from .config import MockGenesysConfig
 from .conversations import Conversation, Media
 from .directory import Directory, User
@@ -113,6 +114,7 @@ class MockGenesysState:
         directory: The orgs and users (fixed by the config).
         settings: The login host's runtime switches (``/mock/settings``).
         codes: Outstanding authorization codes.
+        oauth_clients: The org's OAuth clients (the config's two, then any made by API).
         expiry_changed: Set whenever a new expiry may come sooner than the
             expiry timer (:mod:`.expiry`) planned for; the timer clears it.
     """
@@ -123,6 +125,7 @@ class MockGenesysState:
         self.directory = Directory.from_config(config)
         self.settings = MockSettings.from_config(config)
         self.codes = CodeStore(config.clock, config.code_lifetime_s)
+        self.oauth_clients = ClientRegistry.seeded(config)
         self.tokens: dict[str, AccessToken] = {}
         self.admin_tokens: dict[str, AdminToken] = {}
         self.conversations: dict[str, Conversation] = {}
@@ -144,16 +147,21 @@ class MockGenesysState:
     def issue_token(
         self, user_id: str, client_id: str, grant_type: GrantType = "TOKEN"
     ) -> AccessToken:
-        """Issue a new access token for a user through a client."""
+        """Issue a new access token for a user through a client.
+
+        It carries the client's scopes and lives its token lifetime (the config's
+        for a client the registry does not know).
+        """
         now = self.now()
+        client = self.oauth_clients.get(client_id)
         token = AccessToken(
             value=secrets.token_urlsafe(64),
             user_id=user_id,
             org_id=self.users[user_id].org_id,
             client_id=client_id,
-            scopes=self.config.scopes,
+            scopes=client.scopes if client else self.config.scopes,
             issued_at=now,
-            expires_at=now + self.config.token_lifetime_s,
+            expires_at=now + (client.token_lifetime_s if client else self.config.token_lifetime_s),
             grant_type=grant_type,
         )
         self.tokens[token.value] = token
