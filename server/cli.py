@@ -159,3 +159,93 @@ def kb_search(query: tuple[str, ...], limit: int, db: Path | None) -> None:
         if hit.url:
             click.echo(f"   {hit.url}")
         click.echo(f"   {hit.snippet}")
+
+
+@kb.command("sync", short_help="Sync a Genesys Knowledge base in, incrementally.")
+@click.option("--knowledge-base", "knowledge_base", required=True, metavar="ID",
+              help="Id of the Genesys Knowledge base to copy (Admin > Knowledge).")
+@click.option("--region", default=None, metavar="REGION",
+              help="The org's Genesys Cloud region: us-east-1, eu-west-1... (or its domain, "
+                   "or gcTargetEnv). Needed unless --api-base is given.")
+@click.option("--api-base", default=None, metavar="URL",
+              help="Dev mode only: call the mock Genesys Cloud at this URL (e.g. "
+                   "http://localhost:8001) instead of a region.")
+@_DB
+@click.option("--page-size", default=200, show_default=True, type=click.IntRange(1, 200),
+              help="Documents per listing request.")
+@click.option("--link-template", default=None, metavar="URL",
+              help="Link of documents without an external URL, e.g. "
+                   "'https://help.example.com/kb/{documentId}' (fields: {documentId}, "
+                   "{knowledgeBaseId}).")
+def kb_sync(knowledge_base: str, region: str | None, api_base: str | None, db: Path | None,
+            page_size: int, link_template: str | None) -> None:
+    """Copy the published, visible documents of a Genesys Knowledge base into the
+    knowledge base. Incremental: only changed documents are fetched, and documents
+    deleted, unpublished or hidden in Genesys are removed. Safe to run on a schedule
+    and to interrupt (docs/knowledge-sync.md).
+
+    Signs in as the Client Credentials OAuth client in ASSIST_ADMIN_CLIENT_ID and
+    ASSIST_ADMIN_CLIENT_SECRET; its role needs knowledge:knowledgebase:view and
+    knowledge:document:view.
+    """
+    import asyncio
+    from contextlib import ExitStack
+    from typing import Any
+
+    from .admin_client import AdminCredentials, AdminError
+    from .kb_sync import DocumentResult, KnowledgeBaseInfo, run_sync
+    from .knowledge import KnowledgeBase
+
+    if not region and not api_base:
+        raise click.UsageError(
+            "give the org's --region (e.g. us-east-1), or --api-base for dev mode's mock")
+    try:
+        credentials = AdminCredentials.from_env()
+    except AdminError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if credentials is None:
+        raise click.ClickException(
+            "set ASSIST_ADMIN_CLIENT_ID and ASSIST_ADMIN_CLIENT_SECRET to a Client Credentials "
+            "OAuth client of the org (docs/knowledge-sync.md)")
+    store = KnowledgeBase(db or _settings().kb_path)
+    with ExitStack() as stack:
+        bars: list[Any] = []
+
+        def started(info: KnowledgeBaseInfo) -> None:
+            bars.append(stack.enter_context(click.progressbar(
+                length=info.article_count, label=f"Syncing {info.name}", file=sys.stderr)))
+
+        def advanced(_result: DocumentResult) -> None:
+            for bar in bars:
+                bar.update(1)
+
+        try:
+            summary = asyncio.run(run_sync(
+                credentials, store, knowledge_base, region=region or "", api_base=api_base,
+                page_size=page_size, link_template=link_template, on_start=started,
+                on_document=advanced, on_retry=lambda message: click.echo(message, err=True)))
+        except AdminError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except KeyboardInterrupt:
+            stack.close()
+            click.echo("interrupted: what was synced is kept and nothing was removed; "
+                       "run it again to finish", err=True)
+            sys.exit(130)
+    for warning in summary.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    skipped = f", {summary.skipped} skipped" if summary.skipped else ""
+    click.echo(
+        f"{summary.documents} documents: {summary.added} added, {summary.updated} updated, "
+        f"{summary.removed} removed, {summary.unchanged} unchanged{skipped}; "
+        f"{store.count()} articles in {store.path}"
+    )
+
+
+def _register_admin_commands() -> None:
+    from .cli_admin import COMMANDS
+
+    for command in COMMANDS:
+        main.add_command(command)
+
+
+_register_admin_commands()

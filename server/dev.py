@@ -120,6 +120,11 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
             click.echo(f"Panel server:  {panel_origin}")
             click.echo(f"Mock Genesys:  {genesys_origin}")
             click.echo(f"Open the mock Agent Desktop: {genesys_origin}/")
+            click.echo(f"Admin commands against the mock (install, status, kb sync): "
+                       f"ASSIST_ADMIN_CLIENT_ID={mock_config.admin_client_id} "
+                       f"ASSIST_ADMIN_CLIENT_SECRET={mock_config.admin_client_secret} "
+                       f"... --api-base {genesys_origin}; its Knowledge base: "
+                       f"{mock_config.knowledge_base_id}")
             await asyncio.gather(*tasks)
         finally:
             for server in servers:

@@ -20,3 +20,8 @@ def frontend_dir() -> Path:
 def sample_kb_dir() -> Path:
     """The sample knowledge base of the fictional Brightwave Mobile."""
     return _shipped("_sample_kb", "kb/sample")
+
+
+def manifest_dir() -> Path:
+    """``manifest/``: the integration manifest and its JSON Schema."""
+    return _shipped("_manifest", "manifest")
