@@ -9,6 +9,7 @@ holding the matching ``oauth:client:*`` permission. Bodies are the SDK's
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import uuid
 from dataclasses import dataclass, replace
@@ -48,6 +49,10 @@ class ClientRequest:
     redirect_uris: tuple[str, ...]
     scopes: tuple[str, ...]
     token_lifetime_s: int
+
+    def fields(self) -> dict[str, Any]:
+        """The request's fields, named as :class:`RegisteredClient` names them."""
+        return dataclasses.asdict(self)
 
 
 def _strings(body: dict[str, Any], key: str) -> tuple[str, ...]:
@@ -157,15 +162,10 @@ class OAuthClientsApi:
         now = self.state.now()
         client = RegisteredClient(
             id=str(uuid.uuid4()),
-            name=wanted.name,
-            description=wanted.description,
-            grant_type=wanted.grant_type,
-            redirect_uris=wanted.redirect_uris,
-            scopes=wanted.scopes,
-            token_lifetime_s=wanted.token_lifetime_s,
             secret=secrets.token_urlsafe(32),
             created_at=now,
             modified_at=now,
+            **wanted.fields(),
         )
         self.state.oauth_clients.put(client)
         return JSONResponse(client_body(client))
@@ -181,16 +181,7 @@ class OAuthClientsApi:
         require_admin(self.state, request, EDIT)
         client = self._client(request)
         wanted = parse_client_request(await json_object(request))
-        updated = replace(
-            client,
-            name=wanted.name,
-            description=wanted.description,
-            grant_type=wanted.grant_type,
-            redirect_uris=wanted.redirect_uris,
-            scopes=wanted.scopes,
-            token_lifetime_s=wanted.token_lifetime_s,
-            modified_at=self.state.now(),
-        )
+        updated = replace(client, modified_at=self.state.now(), **wanted.fields())
         self.state.oauth_clients.put(updated)
         return JSONResponse(client_body(updated))
 
