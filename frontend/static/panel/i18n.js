@@ -30,3 +30,17 @@ export function t(key, params = {}) {
   const text = table[key] ?? MESSAGES.en[key] ?? key;
   return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
 }
+
+// Fills elements marked data-i18n="key" (their text) and data-i18n-<attr>="key"
+// (e.g. data-i18n-placeholder, data-i18n-aria-label) below root.
+export function translateDocument(root) {
+  for (const node of root.querySelectorAll("*")) {
+    for (const name of node.getAttributeNames()) {
+      if (name === "data-i18n") node.textContent = t(node.getAttribute(name));
+      else if (name.startsWith("data-i18n-")) {
+        node.setAttribute(name.slice("data-i18n-".length), t(node.getAttribute(name)));
+      }
+    }
+  }
+  document.documentElement.lang = current;
+}
