@@ -8,6 +8,7 @@ from sse_starlette import EventSourceResponse
 from starlette.requests import Request
 from starlette.routing import Route
 
+from . import feedback
 from .bodies import read_model
 from .context import Utterance
 from .pipeline import AssistRequest, Pipeline
@@ -39,4 +40,4 @@ async def assist_stream(request: Request, session: Session) -> EventSourceRespon
     return event_source(pipeline.stream(assist), ping_s=settings.sse_ping_s)
 
 
-routes = [Route("/api/assist/stream", assist_stream, methods=["POST"])]
+routes = [Route("/api/assist/stream", assist_stream, methods=["POST"]), *feedback.routes]

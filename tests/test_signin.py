@@ -370,11 +370,17 @@ def test_every_api_route_but_the_handoff_requires_a_session(platform: Platform,
     app = create_app(panel_settings(platform.genesys, sample_kb_path))
     paths = {getattr(r, "path", "") for r in app.routes}
     api_paths = sorted(p for p in paths if p.startswith("/api/") and p != "/api/session")
-    assert api_paths, "no /api routes found"
+    assert {"/api/assist/stream", "/api/feedback"} <= set(api_paths), api_paths
+    conversation = platform.conversation()
+    forged = session_for(conversation, secret="another-secret-of-enough-length")
+    cases = [({}, "invalid_session"),
+             ({"Authorization": f"Bearer {forged}"}, "invalid_session"),
+             (bearer(conversation, ttl_s=-1), "session_expired")]
     for path in api_paths:
-        response = httpx.post(f"{platform.panel}{path}", json={})
-        assert response.status_code == 401, path
-        assert response.json()["error"] == "invalid_session"
+        for headers, code in cases:
+            response = httpx.post(f"{platform.panel}{path}", headers=headers, json={})
+            assert response.status_code == 401, (path, headers)
+            assert response.json()["error"] == code, (path, headers)
 
 
 # No server-side store ------------------------------------------------------------------------
