@@ -16,7 +16,9 @@ function loadScript(src) {
   });
 }
 
-// Resolves to {available, toast(title, message, type), stopped()}.
+// Resolves to {available, toast(title, message, type), stopped()}, plus
+// insert(text) when the SDK is there: the text goes into the agent's reply box at
+// the cursor (only ever call it from the agent's own action).
 // handlers: {onFocus, onBlur, onStop} (all optional).
 export async function startClientApp(config, handlers = {}) {
   if (!config.clientAppSdk || !config.gcHostOrigin || window.parent === window) return NONE;
@@ -45,6 +47,9 @@ export async function startClientApp(config, handlers = {}) {
     },
     stopped() {
       lifecycle.stopped();
+    },
+    insert(text) {
+      app.conversations.proposeInteractionMessage("insert", text);
     },
   };
 }

@@ -1,3 +1,8 @@
+function positiveInt(value, fallback) {
+  const number = Number.parseInt(value, 10);
+  return Number.isFinite(number) && number > 0 ? number : fallback;
+}
+
 // The panel's configuration, read from data-* attributes of the root element.
 export function readConfig(root) {
   const d = root.dataset;
@@ -11,6 +16,10 @@ export function readConfig(root) {
     stateUrl: d.stateUrl || "/auth/state",
     sessionUrl: d.sessionUrl || "/api/session",
     streamUrl: d.streamUrl || "/api/assist/stream",
+    feedbackUrl: d.feedbackUrl || "/api/feedback",
+    // No byte on a suggestion stream for this long: the connection is dead (the
+    // server sends a keep-alive comment every ASSIST_SSE_PING_S, 15 s by default).
+    stallMs: positiveInt(d.stallMs, 20_000),
   };
 }
 

@@ -1,143 +1,203 @@
-// The suggestion feed: one card per suggestion, updated from its stream events.
-// Text from the stream is buffered and written to the DOM once per animation frame.
-import { appendAnswer, renderablePrefix, safeUrl } from "./answer.js";
+// The suggestion feed: a virtualized list of cards (virtual-list.js) whose state
+// lives in plain objects (card.js), so a card scrolled out of the DOM re-renders
+// exactly when it comes back, streaming or not. Stream events only change state
+// and mark the card dirty; DOM writes happen once per animation frame, followed in
+// the same frame by the list's measuring, pinning and anchoring.
+//
+// One delegated click listener handles every card's buttons (data-action); one
+// keydown listener moves focus between cards (ArrowUp/ArrowDown, Home/End).
+import { Announcer } from "./announcer.js";
+import {
+  CardView, applyDelta, applyDone, applyError, applyFallback, applyLost, applySuggestion,
+  cardPlainText, createCardState,
+} from "./card.js";
+import { t } from "./i18n.js";
+import { VirtualList } from "./virtual-list.js";
 
-const STATUS_TEXT = {
-  generating: "Generating…",
-  done: "Answer complete",
-  truncated: "Answer cut short",
-  fallback: "The answer stalled: here is the best article",
-  cancelled: "Replaced by a newer suggestion",
-  error: "Could not get a suggestion",
-};
-
-function el(tag, className, text) {
-  const node = document.createElement(tag);
-  if (className) node.className = className;
-  if (text !== undefined) node.textContent = text;
-  return node;
-}
-
-function link(className, url, text) {
-  const href = safeUrl(url);
-  const node = el(href ? "a" : "span", className, text);
-  if (href) {
-    node.href = href;
-    node.target = "_blank";
-    node.rel = "noopener noreferrer";
-  }
-  return node;
-}
-
-class Card {
-  constructor(feed, { trigger, query }) {
-    this.feed = feed;
-    this.sources = [];
-    this.text = "";
-    this.rendered = 0;
-    this.final = false;
-    this.root = el("article", "ap-card");
-    this.root.dataset.state = "generating";
-    const header = el("p", "ap-card__trigger");
-    header.append(el("span", "ap-card__who", trigger === "manual" ? "You asked: " : "Customer: "));
-    header.append(el("q", "ap-card__query", query));
-    this.answer = el("div", "ap-card__answer");
-    this.answer.dataset.placeholder = STATUS_TEXT.generating;
-    this.fallback = el("div", "ap-card__fallback");
-    this.fallback.hidden = true;
-    this.sourceList = el("ol", "ap-card__sources");
-    this.status = el("p", "ap-card__status", STATUS_TEXT.generating);
-    this.root.append(header, this.answer, this.fallback, this.sourceList, this.status);
-  }
-
-  setState(state, detail) {
-    this.root.dataset.state = state;
-    this.status.textContent = detail || STATUS_TEXT[state] || state;
-  }
-
-  onSuggestion(data) {
-    this.root.dataset.suggestionId = data.id;
-    this.sources = data.sources || [];
-    for (const source of this.sources) {
-      const item = el("li");
-      item.append(link("ap-card__source", source.url, source.title));
-      this.sourceList.append(item);
-    }
-  }
-
-  onDelta(data) {
-    this.text += data.text;
-    this.feed.schedule(this);
-  }
-
-  onFallback(data) {
-    const article = data.article || {};
-    this.fallback.replaceChildren(
-      el("p", "ap-card__fallback-label", "Suggested article"),
-      link("ap-card__fallback-link", article.url, article.title || "Knowledge base"),
-      el("p", "ap-card__fallback-excerpt", article.excerpt || ""),
-    );
-    this.fallback.hidden = false;
-    if (this.text) this.root.dataset.partial = "true";
-  }
-
-  onDone(data) {
-    this.final = true;
-    this.feed.schedule(this);
-    const state = { completed: "done", truncated: "truncated", fallback: "fallback" }[data.outcome];
-    this.setState(state || data.outcome);
-    this.answer.dataset.placeholder = "";
-  }
-
-  fail(message) {
-    this.final = true;
-    this.feed.schedule(this);
-    this.setState("error", message);
-    this.answer.dataset.placeholder = "";
-  }
-
-  // Called by the feed inside an animation frame.
-  flush() {
-    const upto = renderablePrefix(this.text, this.final);
-    if (upto > this.rendered) {
-      appendAnswer(this.answer, this.text.slice(this.rendered, upto), this.sources);
-      this.rendered = upto;
-    }
-  }
-}
+const EVENTS = { suggestion: applySuggestion, delta: applyDelta, fallback: applyFallback,
+  done: applyDone };
+const MOVES = { ArrowDown: 1, ArrowUp: -1, PageDown: 1, PageUp: -1 };
 
 export class Feed {
-  constructor(container) {
+  // container: the scroll container (.ap-feed). actions: {copy(text), insert(text) or
+  // null, feedback({suggestionId, rating, copied, inserted})}, each may return a promise.
+  constructor(container, { actions = {}, root = container.parentElement, listOptions = {} } = {}) {
     this.container = container;
+    this.actions = { copy: null, insert: null, feedback: null, ...actions };
+    this.cards = [];
+    this.byKey = new Map();
+    this.views = new Map(); // key -> CardView, mounted cards only
     this.dirty = new Set();
     this.frame = 0;
+    this.counter = 0;
+    this.streaming = 0;
+    if (!container.hasAttribute("role")) container.setAttribute("role", "feed");
+    container.dataset.streaming = "0";
+    container.dataset.count = "0";
+    this.list = new VirtualList(container, {
+      ...listOptions,
+      create: (key, index) => this.mount(key, index),
+      destroy: (key) => this.views.delete(key),
+      onPinnedChange: (pinned) => this.onPinnedChange(pinned),
+    });
+    this.marker = document.createElement("button");
+    this.marker.type = "button";
+    this.marker.className = "ap-feed__new";
+    this.marker.dataset.action = "jump-newest";
+    this.marker.textContent = t("feed.new");
+    this.marker.hidden = true;
+    root.append(this.marker);
+    this.announcer = new Announcer(root);
+    container.addEventListener("click", (event) => this.onClick(event));
+    container.addEventListener("keydown", (event) => this.onKeyDown(event));
+    this.marker.addEventListener("click", () => this.jumpToNewest());
   }
 
+  // A new card at the end of the feed. Answers the handle its stream reports to:
+  // {event(name, data), lost(reason), fail(message)}.
   addCard(init) {
-    const card = new Card(this, init);
+    const key = `c${++this.counter}`;
+    const card = createCardState(key, init);
+    this.cards.push(card);
+    this.byKey.set(key, card);
     const empty = this.container.querySelector(".ap-feed__empty");
     if (empty) empty.remove();
-    const pinned = this.isPinned();
-    this.container.append(card.root);
-    if (pinned) this.container.scrollTop = this.container.scrollHeight;
-    return card;
+    this.container.dataset.count = String(this.cards.length);
+    this.setStreaming(1);
+    this.list.append(key);
+    if (!this.list.pinned) this.marker.hidden = false;
+    this.schedule(card);
+    const apply = (change, ...args) => {
+      const wasFinal = card.final;
+      const announce = change(card, ...args);
+      if (announce === "suggestion") this.announcer.say(t("announce.suggestion", { query: card.query }));
+      if (announce === "fallback") {
+        this.announcer.say(t("announce.fallback", { title: card.fallback.article.title }));
+      }
+      if (card.final && !wasFinal) this.setStreaming(-1);
+      this.schedule(card);
+    };
+    return {
+      key,
+      event: (name, data) => { if (EVENTS[name]) apply(EVENTS[name], data || {}); },
+      lost: (reason) => apply(applyLost, reason),
+      fail: (message) => apply(applyError, message),
+    };
   }
 
-  isPinned() {
-    const c = this.container;
-    return c.scrollHeight - c.scrollTop - c.clientHeight < 40;
+  // Shows or hides every card's Insert button (the Client App SDK may come later).
+  setInsert(insert) {
+    this.actions.insert = typeof insert === "function" ? insert : null;
+    for (const view of this.views.values()) view.setCanInsert(Boolean(this.actions.insert));
+  }
+
+  mount(key, index) {
+    const card = this.byKey.get(key);
+    const view = new CardView(card, { canInsert: Boolean(this.actions.insert) });
+    this.views.set(key, view);
+    view.root.setAttribute("aria-posinset", String(index + 1));
+    view.root.setAttribute("aria-setsize", String(this.cards.length));
+    return view.root;
   }
 
   schedule(card) {
-    this.dirty.add(card);
+    this.dirty.add(card.key);
     if (!this.frame) this.frame = requestAnimationFrame(() => this.flush());
   }
 
+  // Once per frame: the dirty cards' DOM, then the list's geometry.
   flush() {
     this.frame = 0;
-    const pinned = this.isPinned();
-    for (const card of this.dirty) card.flush();
+    for (const key of this.dirty) {
+      const view = this.views.get(key);
+      if (view) view.update(this.byKey.get(key));
+    }
     this.dirty.clear();
-    if (pinned) this.container.scrollTop = this.container.scrollHeight;
+    const size = String(this.cards.length);
+    for (const view of this.views.values()) {
+      if (view.root.getAttribute("aria-setsize") !== size) view.root.setAttribute("aria-setsize", size);
+    }
+    this.list.update();
+  }
+
+  setStreaming(delta) {
+    this.streaming += delta;
+    this.container.dataset.streaming = String(this.streaming);
+  }
+
+  onPinnedChange(pinned) {
+    if (pinned) this.marker.hidden = true;
+  }
+
+  jumpToNewest() {
+    this.list.scrollToEnd();
+    this.marker.hidden = true;
+    const last = this.cards[this.cards.length - 1];
+    const element = last && this.list.element(last.key);
+    if (element) element.focus({ preventScroll: true });
+  }
+
+  // Focuses the card at `index`, mounting it and scrolling it into view first.
+  focusCard(index) {
+    const element = this.list.reveal(Math.max(0, Math.min(index, this.cards.length - 1)));
+    if (element) element.focus({ preventScroll: true });
+  }
+
+  onKeyDown(event) {
+    const element = event.target;
+    if (!element.classList || !element.classList.contains("ap-card")) return;
+    const index = this.list.indexOf(element.dataset.key);
+    if (index < 0) return;
+    let next;
+    if (event.key in MOVES) next = index + MOVES[event.key];
+    else if (event.key === "Home") next = 0;
+    else if (event.key === "End") next = this.cards.length - 1;
+    else return;
+    event.preventDefault();
+    if (next >= 0 && next < this.cards.length && next !== index) this.focusCard(next);
+  }
+
+  onClick(event) {
+    const button = event.target.closest("button[data-action]");
+    const element = button && button.closest(".ap-card");
+    const card = element && this.byKey.get(element.dataset.key);
+    if (!card) return;
+    const action = button.dataset.action;
+    if (action === "copy") this.copy(card);
+    else if (action === "insert") this.insert(card);
+    else if (action === "rate-up" || action === "rate-down") this.rate(card, action.slice(5));
+  }
+
+  async copy(card) {
+    const text = cardPlainText(card);
+    if (!text || !this.actions.copy) return;
+    try {
+      await this.actions.copy(text);
+    } catch (error) {
+      console.warn("Assist Panel: copy failed:", error.message);
+      return;
+    }
+    card.copied = true;
+    this.schedule(card);
+  }
+
+  insert(card) {
+    const text = cardPlainText(card);
+    if (!text || !this.actions.insert) return;
+    this.actions.insert(text);
+    card.inserted = true;
+    this.schedule(card);
+  }
+
+  async rate(card, rating) {
+    if (!card.suggestionId || !this.actions.feedback) return;
+    card.rating = rating;
+    this.schedule(card);
+    try {
+      await this.actions.feedback({ suggestionId: card.suggestionId, rating,
+        copied: card.copied, inserted: card.inserted });
+    } catch (error) {
+      console.warn("Assist Panel: feedback not sent:", error.message);
+    }
   }
 }

@@ -1,25 +1,17 @@
 // Boot: read the configuration, sign in to Genesys, follow the conversation live,
 // and stream a suggestion card for each final customer utterance or question.
+import { copyText, sendFeedback } from "./actions.js";
+import { streamSuggestion } from "./assist.js";
 import { readCallback, relayCallback, signInByRedirect } from "./auth.js";
 import { startClientApp } from "./clientapp.js";
 import { panelQuery, readConfig } from "./config.js";
 import { Feed } from "./feed.js";
+import { setLanguage, t, translateDocument } from "./i18n.js";
 import { Sessions } from "./session.js";
-import { postEventStream } from "./sse.js";
 import { watchConversation } from "./transcript.js";
 
 const CONTEXT_UTTERANCES = 6;
 const RENEW_BEFORE_MS = 90_000;
-const STATUS_LABELS = {
-  idle: "No conversation",
-  "signing-in": "Signing in…",
-  connecting: "Connecting…",
-  live: "Live",
-  reconnecting: "Reconnecting…",
-  ended: "Conversation ended",
-  unauthorized: "Signed out",
-  offline: "Offline",
-};
 
 function newRequestId() {
   return "rq-" + crypto.randomUUID();
@@ -29,7 +21,14 @@ class Panel {
   constructor(root, config) {
     this.root = root;
     this.config = config;
-    this.feed = new Feed(root.querySelector(".ap-feed"));
+    this.feed = new Feed(root.querySelector(".ap-feed"), {
+      root,
+      actions: {
+        copy: copyText,
+        insert: null, // once the Client App SDK is up (inside Genesys only)
+        feedback: (payload) => sendFeedback(this.config.feedbackUrl, this.sessions.value, payload),
+      },
+    });
     this.status = root.querySelector(".ap-status");
     this.notice = root.querySelector(".ap-notice");
     this.signIn = root.querySelector(".ap-signin");
@@ -48,7 +47,7 @@ class Panel {
 
   setStatus(state) {
     this.status.dataset.state = state;
-    this.status.querySelector(".ap-status__text").textContent = STATUS_LABELS[state] || state;
+    this.status.querySelector(".ap-status__text").textContent = t(`status.${state}`);
   }
 
   showNotice(message) {
@@ -59,7 +58,7 @@ class Panel {
   // Something the agent must act on: in the panel, and as a desktop toast in Genesys.
   alert(message) {
     this.showNotice(message);
-    this.clientApp.toast("Assist Panel", message);
+    this.clientApp.toast(t("panel.title"), message);
   }
 
   onAsk(event) {
@@ -90,33 +89,29 @@ class Panel {
 
   async suggest({ trigger, query, utterances = [] }) {
     if (!this.config.conversationId) {
-      this.showNotice("Open the panel from a conversation to get suggestions.");
+      this.showNotice(t("notice.no-conversation"));
       return;
     }
     const card = this.feed.addCard({ trigger, query });
     const body = { conversationId: this.config.conversationId, trigger, requestId: newRequestId() };
     if (trigger === "manual") body.query = query;
     if (utterances.length) body.utterances = utterances;
+    const stream = () => streamSuggestion(card, {
+      url: this.config.streamUrl,
+      body,
+      headers: { Authorization: `Bearer ${this.sessions.value}` },
+      stallMs: this.config.stallMs,
+    });
     try {
       try {
-        await this.streamInto(card, body);
+        await stream();
       } catch (error) {
         if (error.status !== 401) throw error;
         await this.renewSession(); // the session ran out: renew, then ask once more
-        await this.streamInto(card, body);
+        await stream();
       }
     } catch (error) {
-      card.fail(error.message || "Could not get a suggestion");
-    }
-  }
-
-  async streamInto(card, body) {
-    const headers = { Authorization: `Bearer ${this.sessions.value}` };
-    for await (const message of postEventStream(this.config.streamUrl, body, { headers })) {
-      if (message.event === "suggestion") card.onSuggestion(message.data);
-      else if (message.event === "delta") card.onDelta(message.data);
-      else if (message.event === "fallback") card.onFallback(message.data);
-      else if (message.event === "done") card.onDone(message.data);
+      card.fail(error.message || t("card.error"));
     }
   }
 
@@ -127,18 +122,18 @@ class Panel {
       await this.sessions.renew({ tokenExpired });
     } catch (error) {
       if (error.code !== "needs_interaction") {
-        this.alert(`Sign-in failed: ${error.message}`);
+        this.alert(t("signin.failed", { reason: error.message }));
         throw error;
       }
       await this.askToSignIn(error.message);
     }
   }
 
-  askToSignIn(message = "Sign in to Genesys Cloud to get suggestions.") {
+  askToSignIn(message = t("signin.prompt")) {
     this.signIn.querySelector(".ap-signin__text").textContent = message;
     this.signIn.hidden = false;
     this.setStatus("unauthorized");
-    this.clientApp.toast("Assist Panel", message, "info");
+    this.clientApp.toast(t("panel.title"), message, "info");
     return new Promise((resolve) => this.waitingForSignIn.push(resolve));
   }
 
@@ -147,7 +142,7 @@ class Panel {
     try {
       await this.sessions.signInWithPopup();
     } catch (error) {
-      text.textContent = `Sign-in did not finish: ${error.message}. Try again.`;
+      text.textContent = t("signin.unfinished", { reason: error.message });
       return;
     }
     this.signIn.hidden = true;
@@ -171,7 +166,7 @@ class Panel {
   async finishRedirect(answer) {
     if (answer.error) {
       this.setStatus("offline");
-      this.alert(`Sign-in failed: ${answer.description || answer.error}`);
+      this.alert(t("signin.failed", { reason: answer.description || answer.error }));
       return;
     }
     this.setStatus("signing-in");
@@ -181,7 +176,7 @@ class Panel {
       history.replaceState(null, "", `${window.location.pathname}?${panelQuery(this.config)}`);
     } catch (error) {
       this.setStatus("offline");
-      this.alert(`Sign-in failed: ${error.message}`);
+      this.alert(t("signin.failed", { reason: error.message }));
       return;
     }
     this.start();
@@ -195,6 +190,7 @@ class Panel {
       onFocus: () => { this.root.dataset.focused = "true"; },
       onBlur: () => { this.root.dataset.focused = "false"; },
     });
+    this.feed.setInsert(this.clientApp.insert);
     this.watcher = watchConversation({
       apiBase: session.genesys.apiBase,
       conversationId: this.config.conversationId,
@@ -217,6 +213,8 @@ class Panel {
 async function boot() {
   const root = document.getElementById("ap-root");
   const config = readConfig(root);
+  setLanguage(config.langTag);
+  translateDocument(root);
   const answer = readCallback();
   if (answer && relayCallback(answer)) {
     root.dataset.mode = "sign-in-callback"; // a popup or frame: the panel takes it from here
@@ -237,7 +235,7 @@ async function boot() {
       await signInByRedirect(config);
     } catch (error) {
       panel.setStatus("offline");
-      panel.alert(`Sign-in failed: ${error.message}`);
+      panel.alert(t("signin.failed", { reason: error.message }));
     }
   }
 }

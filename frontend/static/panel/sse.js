@@ -1,5 +1,7 @@
 // Reading a text/event-stream from a fetch response (EventSource cannot POST or
 // send headers). Yields {event, id, data} for each message, data parsed as JSON.
+// onChunk(byteLength) is called for every chunk read off the wire, keep-alive
+// comments included: the caller's stall watchdog feeds on it.
 
 export class StreamError extends Error {
   constructor(status, body) {
@@ -27,23 +29,30 @@ function parseBlock(block) {
   return message;
 }
 
-export async function* postEventStream(url, body, { headers = {}, signal } = {}) {
+export async function* postEventStream(url, body, { headers = {}, signal, onChunk } = {}) {
   const response = await fetch(url, {
     method: "POST",
     headers: { "Content-Type": "application/json", Accept: "text/event-stream", ...headers },
     body: JSON.stringify(body),
     signal,
   });
+  if (onChunk) onChunk(0); // the headers are bytes too
   if (!response.ok) {
     throw new StreamError(response.status, await response.json().catch(() => null));
   }
-  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  const reader = response.body.getReader();
+  const decoder = new TextDecoder();
   let buffer = "";
+  let carriage = ""; // a "\r" at the end of a chunk may be half of a "\r\n"
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
-      buffer += value.replace(/\r\n?/g, "\n");
+      if (onChunk) onChunk(value.byteLength);
+      let text = carriage + decoder.decode(value, { stream: true });
+      carriage = text.endsWith("\r") ? "\r" : "";
+      if (carriage) text = text.slice(0, -1);
+      buffer += text.replace(/\r\n?/g, "\n");
       let end;
       while ((end = buffer.indexOf("\n\n")) !== -1) {
         const message = parseBlock(buffer.slice(0, end));

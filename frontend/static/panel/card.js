@@ -1,0 +1,214 @@
+// One suggestion card: its state as a plain object (what the feed keeps for every
+// card, mounted or not) and its view (the DOM of a mounted card, rendered from that
+// state and then updated in place as the stream goes on).
+import { AnswerWriter, externalLink, plainText } from "./answer.js";
+import { t } from "./i18n.js";
+
+const OUTCOME_STATE = { completed: "done", truncated: "truncated", fallback: "fallback",
+  cancelled: "cancelled" };
+
+export function createCardState(key, { trigger, query }) {
+  return {
+    key,
+    trigger: trigger === "manual" ? "manual" : "utterance",
+    query: String(query || ""),
+    suggestionId: "",
+    sources: [], // [{id, title, url, snippet, score}], from the suggestion event
+    text: "", // the raw answer text so far
+    state: "generating", // generating | done | truncated | fallback | cancelled | error
+    final: false, // no more text will come
+    fallback: null, // {reason, article: {id, title, url, excerpt}}
+    partial: false, // text had arrived when the answer stalled
+    error: "",
+    copied: false,
+    inserted: false,
+    rating: "", // "" | "up" | "down"
+  };
+}
+
+// The stream's events, applied to a card's state. Each returns what to announce
+// ("suggestion", "fallback") or "".
+
+export function applySuggestion(card, data) {
+  if (card.suggestionId) return "";
+  card.suggestionId = String(data.id || "");
+  card.sources = Array.isArray(data.sources) ? data.sources.filter((s) => s && typeof s === "object") : [];
+  return "suggestion";
+}
+
+export function applyDelta(card, data) {
+  if (!card.final && data && data.text) card.text += String(data.text);
+  return "";
+}
+
+export function applyFallback(card, data) {
+  if (card.fallback) return "";
+  const article = (data && data.article) || {};
+  card.fallback = { reason: String((data && data.reason) || ""), article: {
+    title: String(article.title || ""), url: String(article.url || ""),
+    excerpt: String(article.excerpt || "") } };
+  card.partial = card.text.length > 0;
+  return "fallback";
+}
+
+export function applyDone(card, data) {
+  if (card.final) return "";
+  card.final = true;
+  card.state = OUTCOME_STATE[data && data.outcome] || "done";
+  return "";
+}
+
+// The stream died (no bytes for too long, or it closed before "done"): show the top
+// source as the fallback article, as the server would have.
+export function applyLost(card, reason) {
+  if (card.final) return "";
+  card.final = true;
+  let announce = "";
+  if (!card.fallback && card.sources.length) {
+    const top = card.sources[0];
+    announce = applyFallback(card, { reason, article: { title: top.title, url: top.url,
+      excerpt: top.snippet } });
+  }
+  card.state = card.fallback ? "fallback" : "error";
+  return announce;
+}
+
+export function applyError(card, message) {
+  if (card.final) return "";
+  card.final = true;
+  card.state = "error";
+  card.error = String(message || "");
+  return "";
+}
+
+// What Copy and Insert use: the answer as plain text, else the fallback article.
+export function cardPlainText(card) {
+  const text = plainText(card.text);
+  if (text) return text;
+  if (card.fallback && card.fallback.article.title) {
+    return [card.fallback.article.title, card.fallback.article.url].filter(Boolean).join("\n");
+  }
+  return "";
+}
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function setText(node, text) {
+  if (node.textContent !== text) node.textContent = text;
+}
+
+function button(action, label) {
+  const node = el("button", "ap-action", label);
+  node.type = "button";
+  node.dataset.action = action;
+  return node;
+}
+
+export class CardView {
+  constructor(card, { canInsert = false } = {}) {
+    const root = el("article", "ap-card");
+    root.tabIndex = 0;
+    root.dataset.key = card.key;
+    const triggerId = `ap-card-${card.key}-trigger`;
+    root.setAttribute("aria-labelledby", triggerId);
+    const trigger = el("p", "ap-card__trigger");
+    trigger.id = triggerId;
+    trigger.append(el("span", "ap-card__who", t(card.trigger === "manual" ? "card.agent" : "card.customer")),
+      " ", el("q", "ap-card__query", card.query));
+    this.answer = el("div", "ap-card__answer");
+    this.partial = el("p", "ap-card__incomplete", t("card.incomplete"));
+    this.partial.hidden = true;
+    this.fallback = el("div", "ap-card__fallback");
+    this.fallback.hidden = true;
+    this.sourceList = el("ol", "ap-card__sources");
+    this.sourceList.setAttribute("aria-label", t("card.sources"));
+    this.sourceList.hidden = true;
+    this.status = el("p", "ap-card__status");
+    this.actions = el("div", "ap-card__actions");
+    this.actions.hidden = true;
+    this.copy = button("copy", t("card.copy"));
+    this.insert = button("insert", t("card.insert"));
+    this.insert.hidden = !canInsert;
+    this.up = button("rate-up", t("card.helpful"));
+    this.down = button("rate-down", t("card.not-helpful"));
+    this.thanks = el("span", "ap-card__thanks", t("card.thanks"));
+    this.thanks.hidden = true;
+    this.actions.append(this.copy, this.insert, this.up, this.down, this.thanks);
+    root.append(trigger, this.answer, this.partial, this.fallback, this.sourceList, this.status,
+      this.actions);
+    this.root = root;
+    this.writer = null;
+    this.fed = 0; // how much of card.text the writer has had
+    this.ended = false;
+    this.update(card);
+  }
+
+  setCanInsert(canInsert) {
+    this.insert.hidden = !canInsert;
+  }
+
+  // Brings the DOM up to the state: appends new text, and touches nothing else that
+  // is already right.
+  update(card) {
+    const root = this.root;
+    if (card.suggestionId && root.dataset.suggestionId !== card.suggestionId) {
+      root.dataset.suggestionId = card.suggestionId;
+    }
+    if (!this.writer && (card.sources.length || card.text || card.final)) {
+      this.renderSources(card.sources);
+      this.writer = new AnswerWriter(this.answer, card.sources);
+    }
+    if (this.writer && card.text.length > this.fed) {
+      this.writer.write(card.text.slice(this.fed));
+      this.fed = card.text.length;
+    }
+    if (this.writer && card.final && !this.ended) {
+      this.writer.end();
+      this.ended = true;
+    }
+    if (root.dataset.state !== card.state) root.dataset.state = card.state;
+    const placeholder = card.state === "generating" ? t("card.generating") : "";
+    if (this.answer.dataset.placeholder !== placeholder) this.answer.dataset.placeholder = placeholder;
+    // "Generating…" shows in the empty answer until the first text, then here.
+    const waiting = card.state === "generating" && !card.text;
+    setText(this.status, waiting ? "" : t(`card.${card.state}`));
+    this.status.hidden = waiting;
+    if (card.error) this.status.title = card.error;
+    if (card.fallback && this.fallback.hidden) this.renderFallback(card.fallback.article);
+    if (card.partial && !root.dataset.partial) {
+      root.dataset.partial = "true";
+      this.partial.hidden = false;
+    }
+    this.actions.hidden = !card.final || !card.suggestionId;
+    this.copy.hidden = !cardPlainText(card);
+    setText(this.copy, t(card.copied ? "card.copied" : "card.copy"));
+    this.insert.disabled = this.copy.hidden;
+    setText(this.insert, t(card.inserted ? "card.inserted" : "card.insert"));
+    this.up.setAttribute("aria-pressed", String(card.rating === "up"));
+    this.down.setAttribute("aria-pressed", String(card.rating === "down"));
+    this.thanks.hidden = !card.rating;
+  }
+
+  renderSources(sources) {
+    for (const source of sources) {
+      const item = el("li");
+      item.append(externalLink("ap-card__source", source.url, String(source.title || source.url || "")));
+      this.sourceList.append(item);
+    }
+    this.sourceList.hidden = sources.length === 0;
+  }
+
+  renderFallback(article) {
+    this.fallback.replaceChildren(
+      el("p", "ap-card__fallback-label", t("card.suggested-article")),
+      externalLink("ap-card__fallback-link", article.url, article.title || article.url),
+      el("p", "ap-card__fallback-excerpt", article.excerpt),
+    );
+    this.fallback.hidden = false;
+  }
+}

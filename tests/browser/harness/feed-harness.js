@@ -1,0 +1,58 @@
+// Test-only harness for the panel's feed. Settings from the query: stallMs (the
+// page watchdog), stream (the URL the ask box streams from), insert=1 (pretend the
+// Client App SDK is there). window.harness lets tests add cards and feed them events;
+// the ask box streams a real suggestion through assist.js.
+import { copyText, sendFeedback } from "/static/panel/actions.js";
+import { streamSuggestion } from "/static/panel/assist.js";
+import { readConfig } from "/static/panel/config.js";
+import { Feed } from "/static/panel/feed.js";
+
+const params = new URLSearchParams(window.location.search);
+const root = document.getElementById("ap-root");
+if (params.has("stallMs")) root.dataset.stallMs = params.get("stallMs");
+if (params.has("stream")) root.dataset.streamUrl = params.get("stream");
+const config = readConfig(root);
+const inserted = [];
+const feed = new Feed(root.querySelector(".ap-feed"), {
+  root,
+  actions: {
+    copy: copyText,
+    insert: params.get("insert") === "1" ? (text) => inserted.push(text) : null,
+    feedback: (payload) => sendFeedback(config.feedbackUrl, "harness-session", payload),
+  },
+});
+const handles = new Map();
+
+root.querySelector(".ap-ask").addEventListener("submit", (event) => {
+  event.preventDefault();
+  const input = event.target.elements.query;
+  const query = input.value;
+  input.value = "";
+  const card = feed.addCard({ trigger: "manual", query });
+  handles.set(card.key, card);
+  streamSuggestion(card, { url: config.streamUrl, body: { query }, stallMs: config.stallMs })
+    .catch((error) => card.fail(error.message));
+});
+
+window.harness = {
+  feed,
+  inserted,
+  config,
+  add(init) {
+    const card = feed.addCard(init);
+    handles.set(card.key, card);
+    return card.key;
+  },
+  // events: [[name, data], ...] applied in order to the card `key`.
+  send(key, events) {
+    const card = handles.get(key);
+    for (const [name, data] of events) card.event(name, data);
+  },
+  lost(key, reason) {
+    handles.get(key).lost(reason);
+  },
+  state(key) {
+    return JSON.parse(JSON.stringify(feed.byKey.get(key)));
+  },
+};
+document.body.dataset.ready = "true";
