@@ -13,18 +13,24 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from . import api, health, panel, signin
+from . import api, health, machine_api, metrics, panel, signin
+from .admission import Admission
+from .audit import AuditLog
+from .breaker import CircuitBreaker
 from .errors import exception_handlers
-from .generators import build_generator
+from .generators import RetryingGenerator, build_generator
 from .genesys import GenesysClient
 from .knowledge import KnowledgeBase
+from .metrics import Metrics
 from .oauth_state import StateCodec
 from .paths import frontend_dir
-from .pipeline import Limits, Pipeline
+from .pipeline import Limits, Pipeline, StreamRecord
 from .platform import configured_regions
+from .ratelimit import RateLimiter
 from .retrieval import KnowledgeBaseRetriever
 from .sessions import SessionCodec
 from .settings import Settings
+from .streams import StreamRegistry
 
 log = logging.getLogger("assist_panel")
 
@@ -36,6 +42,9 @@ class State(TypedDict):
     http: httpx.AsyncClient
     kb: KnowledgeBase
     pipeline: Pipeline
+    admission: Admission
+    breaker: CircuitBreaker
+    metrics: Metrics
     templates: Jinja2Templates
     genesys: GenesysClient
     sessions: SessionCodec
@@ -84,37 +93,65 @@ def create_app(settings: Settings) -> Starlette:
     states = StateCodec(secret, settings.state_ttl_s)
     frontend = frontend_dir()
     templates = Jinja2Templates(directory=frontend / "templates")
+    stats = Metrics()
+    breaker = CircuitBreaker(failures=settings.circuit_failures, reset_s=settings.circuit_reset_s,
+                             on_change=stats.set_circuit_state)
+    streams = StreamRegistry(settings.max_streams)
+    admission = Admission(RateLimiter(settings.rate_limit_per_minute), streams, stats)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        audit = AuditLog.open(settings.audit_log)  # a bad path fails the start
+
+        def finished(record: StreamRecord) -> None:
+            stats.stream_finished(record)
+            audit.write(record)
+
         kb = KnowledgeBase(settings.kb_path)
         # Stalls are the watchdog's job; these limits only stop a socket hanging forever.
         timeout = httpx.Timeout(connect=5.0, read=settings.stream_limit_s, write=10.0, pool=5.0)
-        async with httpx.AsyncClient(timeout=timeout) as http:
-            pipeline = Pipeline(
-                retriever=KnowledgeBaseRetriever(kb),
-                generator=build_generator(settings, http),
-                limits=limits_from(settings),
-                static_article={
-                    "id": "static-fallback",
-                    "title": settings.fallback_article_title,
-                    "url": settings.fallback_article_url,
-                    "excerpt": settings.fallback_article_excerpt,
-                },
-            )
-            yield {"settings": settings, "http": http, "kb": kb, "pipeline": pipeline,
-                   "templates": templates, "sessions": sessions, "states": states,
-                   "genesys": GenesysClient(http, settings.genesys_timeout_s)}
-        kb.close()
+        # Streams are capped by ASSIST_MAX_STREAMS, not by the model connection pool.
+        pool = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        try:
+            async with httpx.AsyncClient(timeout=timeout, limits=pool) as http:
+                generator = RetryingGenerator(
+                    build_generator(settings, http), max_attempts=settings.retry_max_attempts,
+                    on_error=stats.upstream_error, on_retry=stats.upstream_retry)
+                pipeline = Pipeline(
+                    retriever=KnowledgeBaseRetriever(kb),
+                    generator=generator,
+                    limits=limits_from(settings),
+                    static_article={
+                        "id": "static-fallback",
+                        "title": settings.fallback_article_title,
+                        "url": settings.fallback_article_url,
+                        "excerpt": settings.fallback_article_excerpt,
+                    },
+                    breaker=breaker,
+                    on_start=stats.stream_started,
+                    on_finish=finished,
+                )
+                yield {"settings": settings, "http": http, "kb": kb, "pipeline": pipeline,
+                       "admission": admission, "breaker": breaker, "metrics": stats,
+                       "templates": templates, "sessions": sessions, "states": states,
+                       "genesys": GenesysClient(http, settings.genesys_timeout_s)}
+                streams.shutdown()  # normally done already by serving.GracefulServer
+        finally:
+            kb.close()
+            audit.close()
 
-    return Starlette(
+    app = Starlette(
         routes=[
             *health.routes,
+            *metrics.routes,
             *panel.routes,
             *signin.routes,
             *api.routes,
+            *machine_api.routes,
             Mount("/static", StaticFiles(directory=frontend / "static"), name="static"),
         ],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    app.state.streams = streams  # for serving.GracefulServer, which stops them on SIGTERM
+    return app

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
@@ -30,20 +29,27 @@ def main() -> None:
 
 @main.command()
 def serve() -> None:
-    """Run the production panel server (configured by ASSIST_* variables)."""
+    """Run the production panel server (configured by ASSIST_* variables).
+
+    On SIGTERM it ends every open stream with a final event, then exits
+    (within ASSIST_SHUTDOWN_GRACE_S).
+    """
     import uvicorn
 
     from .app import create_app
+    from .logs import configure_logging
+    from .serving import GracefulServer
 
     settings = _settings()
-    logging.basicConfig(level=settings.log_level.upper(),
-                        format="%(levelname)s %(name)s %(message)s")
+    configure_logging(settings.log_level)
     try:
         app = create_app(settings)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    uvicorn.run(app, host=settings.host, port=settings.port,
-                log_level=settings.log_level, proxy_headers=True)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                            log_level=settings.log_level, proxy_headers=True,
+                            timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1)
+    GracefulServer(config, app.state.streams).run()
 
 
 @main.command()

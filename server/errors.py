@@ -106,6 +106,10 @@ class PayloadTooLarge(AssistError):
     code = "payload_too_large"
 
 
+class TranscriptTooLarge(PayloadTooLarge):
+    code = "transcript_too_large"
+
+
 class RateLimited(AssistError):
     status_code = 429
     code = "rate_limited"
@@ -124,6 +128,18 @@ class Unavailable(AssistError):
 
 class GenesysUnavailable(Unavailable):
     code = "genesys_unavailable"
+
+
+class OverCapacity(Unavailable):
+    """The process holds ``ASSIST_MAX_STREAMS`` open streams already."""
+
+    code = "over_capacity"
+
+
+class ShuttingDown(Unavailable):
+    """The process is draining after SIGTERM; another replica (or a retry) will answer."""
+
+    code = "shutting_down"
 
 
 def error_response(error: AssistError) -> JSONResponse:

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .admission import Admission
 from .bodies import read_model
 from .sessions import Session, authenticated
 
@@ -66,8 +67,11 @@ async def feedback(request: Request, session: Session) -> Response:
     """``POST /api/feedback``: 204 and one JSON log line on ``assist_panel.feedback``.
 
     Needs a valid session (401 otherwise) for any conversation; 400 for a bad body,
-    413 for one over ``MAX_BODY_BYTES``.
+    413 for one over ``MAX_BODY_BYTES``; 429 over the agent's rate limit (its own
+    bucket, so ratings never use up suggestions).
     """
+    admission: Admission = request.state.admission
+    admission.check_rate("feedback:" + session.user_id)
     body = await read_model(request, FeedbackRequest, MAX_BODY_BYTES)
     log.info(json.dumps(feedback_record(body, session), separators=(",", ":")))
     return Response(status_code=204)

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from .breaker import CircuitBreaker
 from .knowledge import KnowledgeBase
 
 
@@ -15,15 +16,24 @@ async def healthz(request: Request) -> JSONResponse:
 
 
 async def readyz(request: Request) -> JSONResponse:
-    """Ready to serve suggestions: the knowledge base opens and holds articles."""
+    """Ready to serve suggestions: the knowledge base opens and holds articles.
+
+    The model's circuit breaker is reported, not failed on: with the circuit open
+    the panel still answers every suggestion (with the top article), and taking
+    every replica out of the load balancer at once would answer nothing at all.
+    So an open circuit is ``"status": "degraded"`` with 200.
+    """
     kb: KnowledgeBase = request.state.kb
+    breaker: CircuitBreaker = request.state.breaker
     try:
         articles = kb.count()
     except Exception:  # any store failure means "not ready", never a 500
         return JSONResponse({"status": "unavailable", "reason": "knowledge base"}, 503)
     if articles == 0:
         return JSONResponse({"status": "unavailable", "reason": "knowledge base empty"}, 503)
-    return JSONResponse({"status": "ready", "articles": articles})
+    model = {"circuit": breaker.state, "retryInS": round(breaker.retry_in(), 1)}
+    status = "ready" if breaker.state == "closed" else "degraded"
+    return JSONResponse({"status": status, "articles": articles, "model": model})
 
 
 routes = [Route("/healthz", healthz), Route("/readyz", readyz)]

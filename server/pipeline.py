@@ -1,26 +1,32 @@
-"""One suggestion, end to end: context -> retrieval -> generation -> aggregation -> watchdog.
+"""One suggestion, end to end: redaction -> context -> retrieval -> generation ->
+aggregation -> watchdog.
 
 ``Pipeline.stream`` yields the events of one suggestion stream. The generator
 runs in its own task feeding a queue, so the loop here can wake for whichever
-comes first: new text, an aggregation flush, or a watchdog limit. Whatever
-happens, the stream ends with exactly one ``done`` (see ARCHITECTURE.md).
+comes first: new text, an aggregation flush, a watchdog limit, or a stop from
+outside (supersede, shutdown). Whatever happens, the stream ends with exactly
+one ``done`` (see ARCHITECTURE.md, "The stream lifecycle").
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from . import events
 from .aggregation import Aggregator
+from .breaker import CircuitBreaker, Permit
 from .context import Trigger, Utterance, build_context
 from .events import Event, FallbackReason, Outcome
 from .generators import Chunk, GenerationRequest, Generator, UpstreamError
+from .redaction import redact
 from .retrieval import Retriever, Source
+from .streams import StreamControl
 from .watchdog import Expiry, Watchdog
 
 log = logging.getLogger("assist_panel.pipeline")
@@ -68,6 +74,11 @@ class StreamRecord:
     tokens: int = 0
     outcome: str = "cancelled"
     stop_reason: str = "client_disconnect"
+    fallback_reason: str | None = None
+    retries: int = 0
+
+    def count_retry(self) -> None:
+        self.retries += 1
 
     def metrics(self) -> dict[str, int | None]:
         return {"ttft_ms": self.ttft_ms, "duration_ms": self.duration_ms,
@@ -75,10 +86,25 @@ class StreamRecord:
 
 
 _END = object()
+_WAKE = object()  # put on the queue by StreamControl.stop, to wake the loop
 
 
 def new_suggestion_id() -> str:
     return "sg_" + secrets.token_urlsafe(12)
+
+
+@dataclass
+class _Ending:
+    """How the relay loop ended, decided inside it and read after it."""
+
+    outcome: Outcome = "completed"
+    stop_reason: str = "stop"
+    fallback: FallbackReason | None = None
+    model_failed: bool = False
+    stopped: bool = False  # by supersede or shutdown, not by the stream itself
+
+    def stop(self, reason: str) -> None:
+        self.outcome, self.stop_reason, self.stopped = "cancelled", reason, True
 
 
 class Pipeline:
@@ -91,6 +117,8 @@ class Pipeline:
         generator: Generator,
         limits: Limits,
         static_article: dict[str, str],
+        breaker: CircuitBreaker | None = None,
+        on_start: Callable[[], None] | None = None,
         on_finish: Callable[[StreamRecord], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -98,12 +126,20 @@ class Pipeline:
         self.generator = generator
         self.limits = limits
         self.static_article = static_article
+        self.breaker = breaker or CircuitBreaker(failures=1_000_000)
+        self.on_start = on_start
         self.on_finish = on_finish
         self.clock = clock
 
-    async def stream(self, request: AssistRequest) -> AsyncIterator[Event]:
-        """The events of one suggestion: ``suggestion``, ``delta``*, ``fallback``?, ``done``."""
+    async def stream(self, request: AssistRequest,
+                     control: StreamControl | None = None) -> AsyncGenerator[Event, None]:
+        """The events of one suggestion: ``suggestion``, ``delta``*, ``fallback``?, ``done``.
+
+        Transcript text is redacted before anything else sees it. ``control``
+        lets others end the stream early (``cancelled``, with its reason).
+        """
         limits = self.limits
+        control = control or StreamControl(None)
         started = self.clock()
         record = StreamRecord(
             suggestion_id=new_suggestion_id(), request_id=request.request_id,
@@ -111,10 +147,14 @@ class Pipeline:
             trigger=request.trigger, generator=self.generator.name, model=self.generator.model,
         )
         sid = record.suggestion_id
-        producer: asyncio.Task[None] | None = None
+        permit: Permit | None = None
+        ending = _Ending()
+        if self.on_start is not None:
+            self.on_start()
         try:
             context = build_context(
-                request.utterances, trigger=request.trigger, query=request.query,
+                tuple(Utterance(u.speaker, redact(u.text)) for u in request.utterances),
+                trigger=request.trigger, query=redact(request.query) if request.query else None,
                 max_utterances=limits.context_utterances, max_chars=limits.context_max_chars,
             )
             try:
@@ -126,22 +166,69 @@ class Pipeline:
             yield events.suggestion(sid, request.trigger, context.query,
                                     [s.public() for s in sources])
 
-            queue: asyncio.Queue[object] = asyncio.Queue(maxsize=256)
-            generation = GenerationRequest(context.query, context.utterances, tuple(sources),
-                                           limits.max_tokens)
-            producer = asyncio.create_task(self._pump(generation, queue))
-            aggregator = Aggregator(limits.flush_s)
-            watchdog = Watchdog(started, first_token_s=limits.first_token_s,
-                                idle_s=limits.idle_s, hard_s=limits.hard_s)
-            fallback_reason: FallbackReason | None = None
-            outcome: Outcome = "completed"
-            stop_reason = "stop"
+            if control.reason is not None:
+                ending.stop(control.reason)
+            else:
+                permit = self.breaker.allow()
+                if permit is None:
+                    ending = _Ending("fallback", "circuit_open", "circuit_open")
+                else:
+                    generation = GenerationRequest(
+                        context.query, context.utterances, tuple(sources), limits.max_tokens,
+                        deadline=started + min(limits.first_token_s, limits.hard_s),
+                        on_retry=record.count_retry)
+                    async for event in self._relay(sid, generation, control, started, record,
+                                                   ending):
+                        yield event
+            if not ending.stopped and ending.fallback is None and record.tokens == 0:
+                ending.fallback, ending.stop_reason = "no_answer", "no_answer"
+            if ending.fallback is not None:
+                ending.outcome = "fallback"
+                yield events.fallback(sid, ending.fallback, self._fallback_article(sources))
+            record.outcome, record.stop_reason = ending.outcome, ending.stop_reason
+            record.fallback_reason = ending.fallback
+            record.duration_ms = round((self.clock() - started) * 1000)
+            yield events.done(sid, ending.outcome, ending.stop_reason, record.metrics())
+        finally:
+            if permit is not None:
+                if ending.stopped or record.outcome == "cancelled":
+                    self.breaker.release(permit)
+                elif ending.model_failed:
+                    self.breaker.failure(permit)
+                else:
+                    self.breaker.success(permit)
+            if record.outcome == "cancelled":
+                record.duration_ms = round((self.clock() - started) * 1000)
+            if self.on_finish is not None:
+                self.on_finish(record)
 
+    async def _relay(self, sid: str, generation: GenerationRequest, control: StreamControl,
+                     started: float, record: StreamRecord,
+                     ending: _Ending) -> AsyncIterator[Event]:
+        """Generated text as ``delta`` events until the generator, the watchdog or a stop
+        ends it; how it ended is left in ``ending``. Buffered text is always flushed."""
+        limits = self.limits
+        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=256)
+        producer = asyncio.create_task(self._pump(generation, queue))
+
+        def wake() -> None:
+            # A full queue needs no wake-up: the loop is busy and checks the reason first.
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(_WAKE)
+
+        control.bind(wake)
+        aggregator = Aggregator(limits.flush_s)
+        watchdog = Watchdog(started, first_token_s=limits.first_token_s,
+                            idle_s=limits.idle_s, hard_s=limits.hard_s)
+        try:
             while True:
+                if control.reason is not None:
+                    ending.stop(control.reason)
+                    break
                 due = aggregator.deadline()
-                wake = watchdog.deadline() if due is None else min(due, watchdog.deadline())
+                wake_at = watchdog.deadline() if due is None else min(due, watchdog.deadline())
                 try:
-                    item = await asyncio.wait_for(queue.get(), max(0.0, wake - self.clock()))
+                    item = await asyncio.wait_for(queue.get(), max(0.0, wake_at - self.clock()))
                 except TimeoutError:
                     now = self.clock()
                     if due is not None and now >= due and (text := aggregator.flush(now)):
@@ -150,11 +237,12 @@ class Pipeline:
                     expiry = watchdog.check(now)
                     if expiry is None:
                         continue
-                    stop_reason = expiry.value
+                    ending.stop_reason = expiry.value
                     if expiry is Expiry.HARD_LIMIT and record.tokens:
-                        outcome = "truncated"
+                        ending.outcome = "truncated"
                     else:
-                        fallback_reason = "stalled" if expiry is Expiry.STALLED else "timeout"
+                        ending.fallback = "stalled" if expiry is Expiry.STALLED else "timeout"
+                        ending.model_failed = True
                     break
                 now = self.clock()
                 if isinstance(item, Chunk):
@@ -167,36 +255,27 @@ class Pipeline:
                             record.chunks += 1
                             yield events.delta(sid, text)
                     if item.stop_reason:
-                        stop_reason = item.stop_reason
-                        if stop_reason == "max_tokens":
-                            outcome = "truncated"
+                        ending.stop_reason = item.stop_reason
+                        if item.stop_reason == "max_tokens":
+                            ending.outcome = "truncated"
                         break
                 elif isinstance(item, UpstreamError):
-                    fallback_reason = "upstream_error"
-                    stop_reason = f"upstream_{item.status}" if item.status else "upstream_network"
+                    ending.fallback, ending.model_failed = "upstream_error", True
+                    ending.stop_reason = (f"upstream_{item.status}" if item.status
+                                          else "upstream_network")
                     break
-                else:  # _END without a stop chunk: the generator simply ran out
+                elif item is _END:  # the generator simply ran out, without a stop chunk
                     break
-
             if text := aggregator.flush(self.clock()):
                 record.chunks += 1
                 yield events.delta(sid, text)
-            if fallback_reason is None and record.tokens == 0:
-                fallback_reason, stop_reason = "no_answer", "no_answer"
-            if fallback_reason is not None:
-                outcome = "fallback"
-                yield events.fallback(sid, fallback_reason, self._fallback_article(sources))
-            record.outcome, record.stop_reason = outcome, stop_reason
-            record.duration_ms = round((self.clock() - started) * 1000)
-            yield events.done(sid, outcome, stop_reason, record.metrics())
         finally:
-            if producer is not None:
-                producer.cancel()
-                await asyncio.gather(producer, return_exceptions=True)
-            if record.outcome == "cancelled":
-                record.duration_ms = round((self.clock() - started) * 1000)
-            if self.on_finish is not None:
-                self.on_finish(record)
+            producer.cancel()
+            # asyncio.wait, not gather: when this task is itself being cancelled (the
+            # client left; anyio re-delivers that at every await), a cancelled gather
+            # would cancel the producer again, mid-cleanup, leaving the model's
+            # connection open. wait leaves the producer to close it undisturbed.
+            await asyncio.wait([producer])
 
     async def _pump(self, request: GenerationRequest, queue: asyncio.Queue[object]) -> None:
         try:

@@ -15,16 +15,18 @@ ConversationId = Annotated[str, StringConstraints(pattern=UUID_PATTERN)]
 def is_conversation_id(value: str) -> bool:
     """Whether ``value`` has the shape of a Genesys conversation id."""
     return re.fullmatch(UUID_PATTERN, value) is not None
+
+
 RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
-MAX_UTTERANCE_CHARS = 4000
-MAX_UTTERANCES = 50
+# Text sizes are not validated here: the transcript cap (413) covers them, after parsing
+# a body the body cap already bounds.
 
 
 class UtteranceIn(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     speaker: Literal["customer", "agent"]
-    text: Annotated[str, StringConstraints(max_length=MAX_UTTERANCE_CHARS)]
+    text: str
 
 
 class StreamRequest(BaseModel):
@@ -34,8 +36,8 @@ class StreamRequest(BaseModel):
 
     conversation_id: ConversationId = Field(alias="conversationId")
     trigger: Literal["utterance", "manual"]
-    query: Annotated[str, StringConstraints(max_length=MAX_UTTERANCE_CHARS)] | None = None
-    utterances: list[UtteranceIn] = Field(default_factory=list, max_length=MAX_UTTERANCES)
+    query: str | None = None
+    utterances: list[UtteranceIn] = Field(default_factory=list)
     request_id: RequestId | None = Field(default=None, alias="requestId")
 
     @model_validator(mode="after")
@@ -48,6 +50,18 @@ class StreamRequest(BaseModel):
             raise ValueError("an utterance request needs a customer utterance")
         return self
 
+
+
+class MachineStreamRequest(BaseModel):
+    """``POST /v1/stream-assist``: a machine client's transcript and its last utterance."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    conversation_id: ConversationId = Field(alias="conversationId")
+    transcript: list[UtteranceIn] = Field(default_factory=list)
+    last_utterance: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)] = Field(
+        alias="lastUtterance")
+    request_id: RequestId | None = Field(default=None, alias="requestId")
 
 
 LangTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,35}$")]

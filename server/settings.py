@@ -49,6 +49,23 @@ class Settings(BaseSettings):
     stall_timeout_s: float = Field(5.0, gt=0)
     stream_limit_s: float = Field(15.0, gt=0)
     sse_ping_s: float = Field(15.0, gt=0)
+    send_timeout_s: float = Field(10.0, gt=0)
+
+    # Model service failures
+    retry_max_attempts: int = Field(3, ge=1, le=10)
+    circuit_failures: int = Field(5, ge=1)
+    circuit_reset_s: float = Field(30.0, gt=0)
+
+    # Load and input limits
+    rate_limit_per_minute: int = Field(60, ge=0)
+    max_streams: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
+    max_transcript_chars: int = Field(20_000, ge=100)
+    shutdown_grace_s: float = Field(10.0, gt=0, le=300)
+
+    # Machine clients (POST /v1/stream-assist) and the audit log
+    api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    audit_log: str = "-"
 
     # Fallback article when retrieval found nothing
     fallback_article_title: str = "Search the knowledge base"
@@ -73,7 +90,8 @@ class Settings(BaseSettings):
     state_ttl_s: int = Field(600, ge=30, le=3600)
     allowed_orgs: Annotated[tuple[str, ...], NoDecode] = ()
 
-    @field_validator("genesys_regions", "extra_frame_ancestors", "allowed_orgs", mode="before")
+    @field_validator("genesys_regions", "extra_frame_ancestors", "allowed_orgs", "api_keys",
+                     mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
         # Env vars arrive as "a,b"; JSON lists still work.

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ class DevMode:
     desktop: str
     panel: str
     genesys: str
+    output: list[str]  # what it printed so far (the audit log among it)
 
 
 @contextlib.contextmanager
@@ -46,8 +48,11 @@ def run_dev_mode(*args: str, env: dict[str, str] | None = None) -> Iterator[DevM
     if "desktop" not in found:
         process.kill()
         pytest.fail("dev mode did not start:\n" + "".join(lines))
+    # Keep reading: dev mode prints its audit log to stdout, and a full pipe would block it.
+    drain = threading.Thread(target=lines.extend, args=(process.stdout,), daemon=True)
+    drain.start()
     try:
-        yield DevMode(process, found["desktop"], found["panel"], found["genesys"])
+        yield DevMode(process, found["desktop"], found["panel"], found["genesys"], lines)
     finally:
         process.terminate()
         try:

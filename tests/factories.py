@@ -17,9 +17,12 @@ CLIENT_ID = "assist-panel-test"
 
 
 def make_settings(**overrides: Any) -> Settings:
-    """Settings with a session secret, an org allowlist and an OAuth client, plus overrides."""
+    """Settings with a session secret, an org allowlist and an OAuth client, plus overrides.
+
+    The audit log is off unless a test turns it on (it would go to stdout).
+    """
     values: dict[str, Any] = {"session_secret": SECRET, "allowed_orgs": (ORG,),
-                              "oauth_client_id": CLIENT_ID}
+                              "oauth_client_id": CLIENT_ID, "audit_log": ""}
     values.update(overrides)
     return Settings(**values)
 

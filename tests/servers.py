@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import uvicorn
 from starlette.types import ASGIApp
+
+T = TypeVar("T")
 
 
 class _Server(uvicorn.Server):
@@ -17,10 +22,24 @@ class _Server(uvicorn.Server):
     def __init__(self, config: uvicorn.Config) -> None:
         super().__init__(config)
         self.ready = threading.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
         await super().startup(sockets)
         self.ready.set()
+
+
+@dataclass
+class Running:
+    """A server running in its own thread: its URL, and a way into its event loop."""
+
+    url: str
+    loop: asyncio.AbstractEventLoop
+
+    def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
+        """Run ``coro`` on the server's loop and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
 
 
 def listening_socket(host: str = "127.0.0.1") -> socket.socket:
@@ -35,10 +54,9 @@ def listening_socket(host: str = "127.0.0.1") -> socket.socket:
 
 
 @contextlib.contextmanager
-def serve(app: ASGIApp, host: str = "127.0.0.1",
-          sock: socket.socket | None = None) -> Iterator[str]:
-    """Run ``app`` on a free loopback port (or on ``sock``); yields its base URL and stops it
-    afterwards."""
+def running(app: ASGIApp, host: str = "127.0.0.1",
+            sock: socket.socket | None = None) -> Iterator[Running]:
+    """Run ``app`` on a free loopback port (or on ``sock``) and stop it afterwards."""
     server = _Server(uvicorn.Config(app, host=host, port=0, log_level="warning",
                                     lifespan="on", timeout_graceful_shutdown=5))
     sockets = [sock] if sock is not None else None
@@ -49,7 +67,17 @@ def serve(app: ASGIApp, host: str = "127.0.0.1",
             if not thread.is_alive():
                 raise RuntimeError("test server failed to start")
         port = server.servers[0].sockets[0].getsockname()[1]
-        yield f"http://{host}:{port}"
+        assert server.loop is not None
+        yield Running(f"http://{host}:{port}", server.loop)
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+@contextlib.contextmanager
+def serve(app: ASGIApp, host: str = "127.0.0.1",
+          sock: socket.socket | None = None) -> Iterator[str]:
+    """Run ``app`` on a free loopback port (or on ``sock``); yields its base URL and stops it
+    afterwards."""
+    with running(app, host, sock) as server:
+        yield server.url

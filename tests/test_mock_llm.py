@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import anyio
 import httpx
 import openai
 import pytest
@@ -22,12 +23,14 @@ import uvicorn
 from server.mocks.llm import (
     FAULTS,
     NO_ANSWER,
+    FaultSwitch,
     MockLLMConfig,
     StreamTracker,
     create_mock_llm_app,
     grounded_answer,
     tokenize,
 )
+from server.mocks.llm_control import format_retry_after
 
 API_KEY = "sk-mock-test-key-123456"
 MODEL = "mock-assist-1"
@@ -66,15 +69,17 @@ BODY: dict[str, Any] = {"model": MODEL, "messages": MESSAGES, "stream": True}
 
 
 class Served:
-    """A running mock server: its base URL and its stream tracker."""
+    """A running mock server: its base URL, its stream tracker and its fault switch."""
 
-    def __init__(self, url: str, streams: StreamTracker) -> None:
+    def __init__(self, url: str, streams: StreamTracker, switch: FaultSwitch) -> None:
         self.url = url
         self.streams = streams
+        self.switch = switch
 
     def client(self, **kwargs: Any) -> openai.OpenAI:
         kwargs.setdefault("api_key", API_KEY)
-        return openai.OpenAI(base_url=f"{self.url}/v1", max_retries=0, timeout=10, **kwargs)
+        kwargs.setdefault("max_retries", 0)
+        return openai.OpenAI(base_url=f"{self.url}/v1", timeout=10, **kwargs)
 
 
 @contextmanager
@@ -93,7 +98,7 @@ def serve(config: MockLLMConfig, http: str = "auto") -> Iterator[Served]:
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
-        yield Served(f"http://127.0.0.1:{port}", app.state.streams)
+        yield Served(f"http://127.0.0.1:{port}", app.state.streams, app.state.fault_switch)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -190,8 +195,23 @@ def test_no_articles_or_no_overlap_says_so() -> None:
 
 def test_config_rejects_unknown_fault() -> None:
     assert "drop_mid" in FAULTS
+    assert {"http_400", "http_403", "http_429", "http_500", "http_503"} <= set(FAULTS)
     with pytest.raises(ValueError, match="unknown mock LLM fault"):
         MockLLMConfig(fault="explode")
+
+
+@pytest.mark.parametrize("value", [-0.5, float("nan"), float("inf")])
+def test_config_rejects_bad_retry_after(value: float) -> None:
+    with pytest.raises(ValueError, match="retry_after_s"):
+        MockLLMConfig(retry_after_s=value)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "header"),
+    [(1.0, "1"), (0.0, "0"), (30.0, "30"), (0.2, "0.2"), (2.5, "2.5"), (1e-05, "0.00001")],
+)
+def test_retry_after_is_an_integer_when_whole_else_the_decimal(seconds: float, header: str) -> None:
+    assert format_retry_after(seconds) == header
 
 
 # ---------------------------------------------------------------- protocol, via the openai client
@@ -381,6 +401,60 @@ def test_http_500_fault(mock: Served) -> None:
     assert caught.value.type == "server_error"
 
 
+def test_http_503_fault(mock: Served) -> None:
+    with (
+        mock.client(default_headers={"X-Mock-Fault": "http_503"}) as client,
+        pytest.raises(openai.InternalServerError) as caught,
+    ):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+    assert caught.value.status_code == 503
+    assert caught.value.response.headers["retry-after"] == "1"
+    assert caught.value.body == {
+        "message": "The engine is currently overloaded, please try again later",
+        "type": "server_error",
+        "param": None,
+        "code": None,
+    }
+
+
+def test_http_400_fault(mock: Served) -> None:
+    with (
+        mock.client(default_headers={"X-Mock-Fault": "http_400"}) as client,
+        pytest.raises(openai.BadRequestError) as caught,
+    ):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+    assert (caught.value.type, caught.value.param) == ("invalid_request_error", "messages")
+    assert caught.value.code == "context_length_exceeded"
+    assert "retry-after" not in caught.value.response.headers
+
+
+def test_http_403_fault(mock: Served) -> None:
+    with (
+        mock.client(default_headers={"X-Mock-Fault": "http_403"}) as client,
+        pytest.raises(openai.PermissionDeniedError) as caught,
+    ):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES)
+    assert caught.value.status_code == 403
+    assert caught.value.body == {
+        "message": "You are not allowed to sample from this model",
+        "type": "invalid_request_error",
+        "param": None,
+        "code": None,
+    }
+
+
+def test_retry_after_follows_the_config() -> None:
+    with serve(MockLLMConfig(api_key=API_KEY, retry_after_s=0.2)) as served:
+        headers = {"Authorization": f"Bearer {API_KEY}"}
+        url = f"{served.url}/v1/chat/completions"
+        rate_limited = httpx.post(url, json=BODY, headers={**headers, "X-Mock-Fault": "http_429"})
+        overloaded = httpx.post(url, json=BODY, headers={**headers, "X-Mock-Fault": "http_503"})
+    assert (rate_limited.status_code, overloaded.status_code) == (429, 503)
+    assert rate_limited.headers["retry-after"] == overloaded.headers["retry-after"] == "0.2"
+    assert rate_limited.headers["x-ratelimit-reset-requests"] == "0.2s"
+    assert "try again in 0.2s" in rate_limited.json()["error"]["message"]
+
+
 def test_stall_first_sends_role_chunk_then_nothing(mock: Served) -> None:
     with open_stream(mock, "stall_first") as lines:
         assert '"role":"assistant"' in next_data(lines)
@@ -464,3 +538,205 @@ def test_run_wide_fault_and_header_override() -> None:
         with served.client(default_headers={"X-Mock-Fault": "none"}) as client:
             completion = client.chat.completions.create(model=MODEL, messages=MESSAGES)
         assert completion.choices[0].message.content == EXPECTED
+
+
+# ---------------------------------------------------------------- runtime fault switch
+
+
+def control(served: Served, method: str, body: Any = None, **kwargs: Any) -> httpx.Response:
+    """Call `/mock/fault` (no API key: it is the mock's own control API)."""
+    if body is not None:
+        kwargs["json"] = body
+    return httpx.request(method, f"{served.url}/mock/fault", timeout=5, **kwargs)
+
+
+def switch_state(served: Served) -> dict[str, Any]:
+    response = control(served, "GET")
+    assert response.status_code == 200
+    state: dict[str, Any] = response.json()
+    return state
+
+
+def complete(served: Served, **headers: str) -> httpx.Response:
+    """One streamed completion, read to the end (status-code faults answer at once)."""
+    return httpx.post(
+        f"{served.url}/v1/chat/completions",
+        json=BODY,
+        headers={"Authorization": f"Bearer {API_KEY}", **headers},
+        timeout=5,
+    )
+
+
+def test_switch_applies_to_the_next_n_completions_then_none() -> None:
+    with serve(FAST) as served:
+        assert switch_state(served) == {
+            "fault": None,
+            "remaining": None,
+            "requests": 0,
+            "next": None,
+        }
+        response = control(served, "PUT", {"fault": "http_429", "remaining": 2})
+        assert response.status_code == 200
+        assert response.json() == {
+            "fault": "http_429",
+            "remaining": 2,
+            "requests": 0,
+            "next": "http_429",
+        }
+        with served.client() as client:
+            with pytest.raises(openai.RateLimitError) as caught:
+                client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+            assert caught.value.response.headers["retry-after"] == "1"
+            assert switch_state(served)["remaining"] == 1
+            with pytest.raises(openai.RateLimitError):
+                client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+            assert switch_state(served) == {
+                "fault": "http_429",
+                "remaining": 0,
+                "requests": 2,
+                "next": None,
+            }
+            chunks = list(
+                client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+            )
+        assert "".join(c.choices[0].delta.content or "" for c in chunks) == EXPECTED
+        assert switch_state(served)["requests"] == 3
+        # `requests` counts the 429 answers too; the stream tracker only the 200 one.
+        assert served.switch.requests == 3 and served.streams.total == 1
+
+        cleared = control(served, "DELETE")
+        assert cleared.status_code == 200
+        assert cleared.json() == {"fault": None, "remaining": None, "requests": 3, "next": None}
+
+
+def test_switch_lets_a_retrying_client_succeed() -> None:
+    """What the panel's retry tests rely on: N failures, then an answer."""
+    with serve(MockLLMConfig(api_key=API_KEY, tokens_per_second=0, retry_after_s=0.01)) as served:
+        served.switch.set("http_503", 2)
+        with served.client(max_retries=2) as client:
+            completion = client.chat.completions.create(model=MODEL, messages=MESSAGES)
+        assert completion.choices[0].message.content == EXPECTED
+        assert switch_state(served)["requests"] == 3
+
+
+def test_switch_without_remaining_lasts_until_changed() -> None:
+    with serve(FAST) as served:
+        assert control(served, "PUT", {"fault": "http_500"}).json()["remaining"] is None
+        assert [complete(served).status_code for _ in range(3)] == [500, 500, 500]
+        assert switch_state(served)["remaining"] is None
+        control(served, "PUT", {"fault": None, "remaining": None})
+        assert complete(served).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("body", "param", "code"),
+    [
+        ({"fault": "explode"}, "fault", "unknown_mock_fault"),
+        ({"fault": "HTTP_429"}, "fault", "unknown_mock_fault"),
+        ({"fault": 429}, "fault", "invalid_type"),
+        ({"remaining": 1}, "fault", "missing_required_parameter"),
+        ({"fault": "http_429", "remaining": -1}, "remaining", "invalid_value"),
+        ({"fault": "http_429", "remaining": "2"}, "remaining", "invalid_value"),
+        ({"fault": "http_429", "remaining": True}, "remaining", "invalid_value"),
+        ({"fault": "http_429", "count": 2}, "count", "unknown_parameter"),
+        (["http_429"], None, "invalid_body"),
+    ],
+)
+def test_switch_rejects_bad_bodies(mock: Served, body: Any, param: str | None, code: str) -> None:
+    before = switch_state(mock)
+    response = control(mock, "PUT", body)
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert (error["type"], error["param"], error["code"]) == ("invalid_request_error", param, code)
+    assert switch_state(mock) == before  # nothing changed
+
+
+def test_switch_rejects_a_body_that_is_not_json(mock: Served) -> None:
+    response = control(mock, "PUT", content=b"{not json")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "invalid_body"
+    assert control(mock, "POST").status_code == 405
+
+
+def test_header_wins_over_the_switch_and_does_not_use_it_up() -> None:
+    with serve(FAST) as served:
+        control(served, "PUT", {"fault": "http_500", "remaining": 1})
+        assert complete(served, **{"X-Mock-Fault": "none"}).status_code == 200
+        assert complete(served, **{"X-Mock-Fault": "http_429"}).status_code == 429
+        assert switch_state(served)["remaining"] == 1
+        assert complete(served).status_code == 500
+        assert complete(served).status_code == 200
+        assert switch_state(served)["requests"] == 4
+
+
+def test_rejected_requests_are_counted_but_do_not_use_up_the_switch() -> None:
+    with serve(FAST) as served:
+        served.switch.set("http_429", 1)
+        unauthorized = httpx.post(f"{served.url}/v1/chat/completions", json=BODY, timeout=5)
+        assert unauthorized.status_code == 401
+        bad = httpx.post(
+            f"{served.url}/v1/chat/completions",
+            json={"model": MODEL},
+            headers={"Authorization": f"Bearer {API_KEY}"},
+            timeout=5,
+        )
+        assert bad.status_code == 400
+        assert switch_state(served) == {
+            "fault": "http_429",
+            "remaining": 1,
+            "requests": 2,
+            "next": "http_429",
+        }
+        assert complete(served).status_code == 429
+
+
+def test_switch_overrides_the_config_fault_until_cleared() -> None:
+    with serve(MockLLMConfig(api_key=API_KEY, fault="http_500", tokens_per_second=0)) as served:
+        assert switch_state(served)["next"] == "http_500"
+        assert complete(served).status_code == 500
+        control(served, "PUT", {"fault": "http_429", "remaining": 1})
+        assert complete(served).status_code == 429
+        # Exhausted: no fault at all; the config's http_500 does not come back...
+        assert switch_state(served)["next"] is None
+        assert [complete(served).status_code for _ in range(2)] == [200, 200]
+        # ...until the switch is cleared.
+        assert control(served, "DELETE").json()["next"] == "http_500"
+        assert complete(served).status_code == 500
+
+
+def test_switch_python_api() -> None:
+    switch = FaultSwitch("drip")
+    with pytest.raises(ValueError, match="unknown mock LLM fault"):
+        switch.set("explode")
+    with pytest.raises(ValueError, match="remaining"):
+        switch.set("http_429", -1)
+    assert switch.pick(None) == "drip"
+    switch.set("stall_mid", 1)
+    assert switch.pick("http_403") == "http_403"  # the header wins and leaves the count
+    assert [switch.pick(None), switch.pick(None)] == ["stall_mid", None]
+    switch.set(None, 0)
+    assert switch.pick(None) is None
+    switch.clear()
+    assert switch.pick(None) == "drip"
+
+
+@pytest.mark.anyio
+async def test_switch_counts_each_concurrent_completion_once() -> None:
+    with serve(FAST) as served:
+        served.switch.set("http_429", 3)
+        statuses: list[int] = []
+
+        async def one(http: httpx.AsyncClient) -> None:
+            response = await http.post(
+                f"{served.url}/v1/chat/completions",
+                json=BODY,
+                headers={"Authorization": f"Bearer {API_KEY}"},
+            )
+            statuses.append(response.status_code)
+
+        async with httpx.AsyncClient(timeout=5) as http, anyio.create_task_group() as tg:
+            for _ in range(10):
+                tg.start_soon(one, http)
+        assert sorted(statuses) == [200] * 7 + [429] * 3
+        assert served.switch.requests == 10 and served.streams.total == 7
+        assert_no_streams_left(served)

@@ -5,11 +5,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from server.breaker import CircuitBreaker
 from server.context import Utterance
 from server.events import Event
 from server.generators import Chunk, GenerationRequest, UpstreamError
 from server.pipeline import AssistRequest, Limits, Pipeline, StreamRecord
 from server.retrieval import Source
+from server.streams import StreamRegistry
 
 pytestmark = pytest.mark.anyio
 
@@ -169,3 +171,100 @@ async def test_consumer_leaving_cancels_the_generator_and_records_cancelled() ->
     await asyncio.wait_for(gen.closed.wait(), 5)
     assert records[0].outcome == "cancelled"
     assert records[0].stop_reason == "client_disconnect"
+
+
+async def _until_delta(stream: AsyncIterator[Event]) -> list[Event]:
+    seen = []
+    async for event in stream:
+        seen.append(event)
+        if event.name == "delta":
+            return seen
+    raise AssertionError("no delta")
+
+
+@pytest.mark.parametrize("reason", ["superseded", "shutdown"])
+async def test_a_stop_from_outside_ends_the_stream_cancelled_with_one_done(reason: str) -> None:
+    gen = Scripted(["Partial"], end="hang")
+    records: list[StreamRecord] = []
+    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=gen,
+                        limits=Limits(first_token_s=30, idle_s=30, hard_s=60),
+                        static_article=STATIC, on_finish=records.append)
+    control = StreamRegistry(10).open(owner="u", conversation_id="c", automatic=True)
+    stream = pipeline.stream(_request(), control)
+    events = await _until_delta(stream)
+    control.stop(reason)  # type: ignore[arg-type]
+    events += [e async for e in stream]
+    assert _names(events) == ["suggestion", "delta", "done"]
+    assert events[-1].data["outcome"] == "cancelled"
+    assert events[-1].data["stop_reason"] == reason
+    assert gen.closed.is_set()
+    assert records[0].outcome == "cancelled" and records[0].stop_reason == reason
+
+
+async def test_open_circuit_answers_a_fallback_without_calling_the_model() -> None:
+    breaker = CircuitBreaker(failures=2, reset_s=60)
+    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]),
+                        generator=Scripted(["x"], end="error"), limits=FAST,
+                        static_article=STATIC, breaker=breaker)
+    for _ in range(2):
+        events = [e async for e in pipeline.stream(_request())]
+        assert events[-1].data["stop_reason"] == "upstream_503"
+    assert breaker.state == "open"
+    calls: list[GenerationRequest] = []
+
+    class Recording(Scripted):
+        async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+            calls.append(request)
+            yield Chunk(stop_reason="stop")
+
+    pipeline.generator = Recording([])
+    events = [e async for e in pipeline.stream(_request())]
+    assert _names(events) == ["suggestion", "fallback", "done"]
+    assert events[1].data["reason"] == "circuit_open"
+    assert events[1].data["article"]["id"] == "kb-1"
+    assert events[2].data["stop_reason"] == "circuit_open" and calls == []
+
+
+@pytest.mark.parametrize(("end", "tokens", "state"), [
+    ("stop", ["ok"], "closed"),       # an answer closes it
+    ("hang", [], "open"),             # no first token: a failure
+    ("hang", ["a"], "open"),          # a stall: a failure
+    ("error", [], "open"),            # an error status: a failure
+])
+async def test_the_probe_decides_the_circuit(end: str, tokens: list[str], state: str) -> None:
+    now = [0.0]
+    breaker = CircuitBreaker(failures=1, reset_s=10, clock=lambda: now[0])
+    breaker.failure(breaker.allow())  # type: ignore[arg-type]
+    assert breaker.state == "open"
+    now[0] = 10.0  # the next stream is the probe
+    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=Scripted(tokens, end=end),
+                        limits=FAST, static_article=STATIC, breaker=breaker)
+    [e async for e in pipeline.stream(_request())]
+    assert breaker.state == state
+
+
+async def test_transcript_text_is_redacted_before_retrieval_and_generation() -> None:
+    seen: list[str] = []
+
+    class Spy(StaticRetriever):
+        async def retrieve(self, text: str, limit: int) -> list[Source]:
+            seen.append(text)
+            return await super().retrieve(text, limit)
+
+    class Echo(Scripted):
+        async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+            seen.extend([request.query, *(u.text for u in request.utterances)])
+            yield Chunk(text="ok")
+            yield Chunk(stop_reason="stop")
+
+    pipeline = Pipeline(retriever=Spy([SOURCE]), generator=Echo([]), limits=FAST,
+                        static_article=STATIC)
+    request = AssistRequest(
+        "c0ffee00-0000-4000-8000-000000000000", "utterance", None,
+        (Utterance("agent", "Can I have the card number?"),
+         Utterance("customer", "It is 4111 1111 1111 1111, mail me at ann@example.com")),
+        "rq-2")
+    events = [e async for e in pipeline.stream(request)]
+    for text in [*seen, events[0].data["query"]]:
+        assert "4111" not in text and "ann@example.com" not in text
+    assert "[card]" in events[0].data["query"] and "[email]" in events[0].data["query"]

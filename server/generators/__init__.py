@@ -8,9 +8,10 @@ from ..settings import Settings
 from .base import Chunk, GenerationRequest, Generator, UpstreamError
 from .extractive import ExtractiveGenerator
 from .openai_chat import OpenAIChatGenerator
+from .retrying import RetryingGenerator
 
 __all__ = ["Chunk", "ExtractiveGenerator", "GenerationRequest", "Generator",
-           "OpenAIChatGenerator", "UpstreamError", "build_generator"]
+           "OpenAIChatGenerator", "RetryingGenerator", "UpstreamError", "build_generator"]
 
 
 def build_generator(settings: Settings, client: httpx.AsyncClient) -> Generator:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -16,6 +16,10 @@ class GenerationRequest:
     utterances: tuple[Utterance, ...]
     sources: tuple[Source, ...]
     max_tokens: int
+    # time.monotonic() by which the first text is due; retries never wait past it.
+    deadline: float | None = None
+    # Told of each retry, for the stream's audit record.
+    on_retry: Callable[[], None] | None = None
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,26 @@ It speaks OpenAI's chat-completions protocol byte for byte (streamed chunks,
 `[DONE]`, usage, error shapes), so the panel's real `openai` generator runs
 against it unchanged. The answer is deterministic and grounded: the sentences of
 the `<article>` blocks in the last user message that best match its
-`Question:` line, each cited `[N]`. Faults (see `FAULTS`) make it misbehave for a
-whole run (`MockLLMConfig.fault`) or per request (`X-Mock-Fault` header, which
-wins; `X-Mock-Fault: none` turns a run-wide fault off for that request).
+`Question:` line, each cited `[N]`.
+
+Faults (see `FAULTS`) make it misbehave: stalls, slow or broken streams, dropped
+connections, and OpenAI's error answers (`http_400`, `http_403`, `http_429`,
+`http_500`, `http_503`; 429 and 503 carry `retry-after: MockLLMConfig.retry_after_s`).
+Which fault a chat completion gets, first match wins:
+
+1. its `X-Mock-Fault` header (`none` turns any fault off for that request);
+2. the runtime switch, while set: `PUT /mock/fault {"fault": name|null,
+   "remaining": int|null}` (or `app.state.fault_switch.set(fault, remaining)`)
+   applies `fault` to the next `remaining` completions without the header
+   (null: until changed), then no fault at all: `MockLLMConfig.fault` does not
+   come back until `DELETE /mock/fault` (or `.clear()`);
+3. `MockLLMConfig.fault`, for the whole run.
+
+`GET /mock/fault` answers `{"fault", "remaining", "requests", "next"}`, where
+`requests` counts every `POST /v1/chat/completions` received, error answers
+included (see `llm_control`). `/mock/fault` is the mock's own control API, not
+OpenAI's, and needs no API key; it exists so tests can switch faults while a
+client that cannot send the header (the panel's `openai` generator) is running.
 """
 
 from __future__ import annotations
@@ -14,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import html
+import math
 import re
 import secrets
 import string
@@ -23,10 +41,11 @@ from typing import Any
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.mocks.llm_control import FaultControls, FaultSwitch, fault_error
 from server.mocks.llm_faults import (
     FAULTS,
     CompletionPlan,
@@ -36,14 +55,13 @@ from server.mocks.llm_faults import (
     StreamTracker,
     common_headers,
     dumps,
-    fault_error,
     parse_body,
-    select_fault,
 )
 
 __all__ = [
     "FAULTS",
     "NO_ANSWER",
+    "FaultSwitch",
     "MockConnectionDrop",
     "MockLLMConfig",
     "StreamTracker",
@@ -61,7 +79,10 @@ class MockLLMConfig:
     """Settings of one mock model server.
 
     `tokens_per_second <= 0` streams unpaced (useful in tests). `fault` applies to
-    every chat completion unless a request's `X-Mock-Fault` header says otherwise.
+    every chat completion unless a request's `X-Mock-Fault` header or the runtime
+    fault switch says otherwise (see the module docstring). `retry_after_s` is the
+    `retry-after` header of the `http_429` and `http_503` faults ("1" when whole,
+    else the decimal, e.g. "0.2").
     """
 
     api_key: str | None = None
@@ -73,6 +94,7 @@ class MockLLMConfig:
     drop_after_tokens: int = 3  # tokens sent before `drop_mid` drops the connection
     first_token_delay_s: float = 0.0  # extra time to first token, to mimic a real model
     max_answer_sentences: int = 3
+    retry_after_s: float = 1.0  # `retry-after` of the http_429 and http_503 faults
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -83,6 +105,8 @@ class MockLLMConfig:
             raise ValueError("mock LLM fault token counts must be >= 0")
         if self.max_answer_sentences < 1:
             raise ValueError("max_answer_sentences must be >= 1")
+        if not math.isfinite(self.retry_after_s) or self.retry_after_s < 0:
+            raise ValueError("retry_after_s must be a finite number >= 0")
 
 
 # ---------------------------------------------------------------- grounding
@@ -209,9 +233,10 @@ def _count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 class _MockLLM:
     """Request handlers bound to one config (no module-level state)."""
 
-    def __init__(self, config: MockLLMConfig, tracker: StreamTracker) -> None:
+    def __init__(self, config: MockLLMConfig, tracker: StreamTracker, switch: FaultSwitch) -> None:
         self.config = config
         self.tracker = tracker
+        self.switch = switch
         digest = hashlib.sha256(config.model.encode()).hexdigest()
         self.fingerprint = f"fp_{digest[:10]}"
 
@@ -239,11 +264,20 @@ class _MockLLM:
 
     async def chat_completions(self, request: Request) -> Response:
         """POST /v1/chat/completions."""
+        self.switch.count_request()
         try:
             self._check_auth(request)
-            fault = select_fault(request.headers.get(FAULT_HEADER), self.config.fault)
-            body = parse_body(await request.body())
-            error = fault_error(fault, body.get("model") or self.config.model)
+            try:
+                raw = await request.body()
+            except ClientDisconnect:
+                # The client left while sending (e.g. its stream was cancelled):
+                # nobody is there to answer, and that is not a server error.
+                return Response(status_code=499)
+            body = parse_body(raw)
+            # Picked last, so only a valid request uses up one of the switch's `remaining`.
+            fault = self.switch.pick(request.headers.get(FAULT_HEADER))
+            model = body.get("model") or self.config.model
+            error = fault_error(fault, model, self.config.retry_after_s)
             if error is not None:
                 raise error
         except OpenAIError as error:
@@ -334,19 +368,25 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 def create_mock_llm_app(config: MockLLMConfig) -> Starlette:
     """Build the mock model server.
 
-    `app.state.config` is the config and `app.state.streams` a `StreamTracker`
-    counting in-flight completions (so tests can check nothing leaks).
+    `app.state.config` is the config, `app.state.streams` a `StreamTracker`
+    counting in-flight completions (so tests can check nothing leaks; its `total`
+    counts only completions that got a 200 answer), and `app.state.fault_switch`
+    the runtime `FaultSwitch` behind `/mock/fault` (its `requests` counts every
+    chat-completions call, error answers included).
     """
     tracker = StreamTracker()
-    mock = _MockLLM(config, tracker)
+    switch = FaultSwitch(config.fault)
+    mock = _MockLLM(config, tracker, switch)
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", mock.chat_completions, methods=["POST"]),
             Route("/v1/models", mock.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", mock.retrieve_model, methods=["GET"]),
+            *FaultControls(switch).routes(),
         ],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.config = config
     app.state.streams = tracker
+    app.state.fault_switch = switch
     return app

@@ -5,6 +5,8 @@ the bytes go out (chunks, `[DONE]`, OpenAI error bodies, request validation),
 including the misbehaviours a developer can switch on. It works
 at the ASGI level because several faults (stalls, drops) are about the
 connection itself, which a plain Starlette `StreamingResponse` cannot express.
+Which fault a request gets (header, runtime switch, config) and the answers of
+the status-code faults (`http_*`) live in `llm_control`.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from anyio import CancelScope
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
-#: Valid fault names, for `MockLLMConfig.fault` and the `X-Mock-Fault` request header.
+#: Valid fault names, for `MockLLMConfig.fault`, the `X-Mock-Fault` request header and
+#: `PUT /mock/fault` (see `llm_control`).
 FAULTS: tuple[str, ...] = (
     "stall_first",
     "stall_mid",
@@ -32,6 +35,9 @@ FAULTS: tuple[str, ...] = (
     "drop_mid",
     "malformed",
     "endless",
+    "http_400",
+    "http_403",
+    "http_503",
 )
 
 # Broken SSE lines the `malformed` fault interleaves with good chunks. A line with
@@ -439,47 +445,3 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         if not isinstance(options, dict):
             raise _invalid_type("stream_options", "an object", options)
     return body
-
-
-def select_fault(header: str | None, default: str | None) -> str | None:
-    """The fault for one request: the `X-Mock-Fault` header wins over the run's fault."""
-    if header is None:
-        return default
-    name = header.strip().lower()
-    if name in ("", "none"):
-        return None
-    if name not in FAULTS:
-        raise OpenAIError(
-            400,
-            f"Unknown mock fault {header!r} in X-Mock-Fault. "
-            f"Valid faults: {', '.join(FAULTS)}, or 'none'.",
-            param="X-Mock-Fault",
-            code="unknown_mock_fault",
-        )
-    return name
-
-
-def fault_error(fault: str | None, model: str) -> OpenAIError | None:
-    """The HTTP error a status-code fault answers with, as OpenAI words it."""
-    if fault == "http_429":
-        return OpenAIError(
-            429,
-            f"Rate limit reached for {model} on requests per min (RPM): Limit 3, Used 3, "
-            "Requested 1. Please try again in 1s. (mock fault http_429)",
-            type_="requests",
-            code="rate_limit_exceeded",
-            headers={
-                "retry-after": "1",
-                "x-ratelimit-limit-requests": "3",
-                "x-ratelimit-remaining-requests": "0",
-                "x-ratelimit-reset-requests": "1s",
-            },
-        )
-    if fault == "http_500":
-        return OpenAIError(
-            500,
-            "The server had an error while processing your request. Sorry about that! "
-            "(mock fault http_500)",
-            type_="server_error",
-        )
-    return None

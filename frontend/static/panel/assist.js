@@ -10,9 +10,10 @@ import { postEventStream } from "./sse.js";
 
 export const DEFAULT_STALL_MS = 20_000;
 
-// card: a feed handle ({event(name, data), lost(reason)}). Rejects only when the
-// stream failed before its first event (e.g. an HTTP error: StreamError, with
-// .status), so that the caller can renew a session and try again.
+// card: a feed handle ({event(name, data), lost(reason)}). Resolves to the "done"
+// event's data (null when the stream was lost). Rejects only when the stream failed
+// before its first event (e.g. an HTTP error: StreamError, with .status), so that
+// the caller can renew a session and try again.
 export async function streamSuggestion(card, { url, body, headers = {}, stallMs = DEFAULT_STALL_MS }) {
   const controller = new AbortController();
   let timer = 0;
@@ -25,7 +26,7 @@ export async function streamSuggestion(card, { url, body, headers = {}, stallMs 
     }, stallMs);
   };
   let started = false;
-  let ended = false;
+  let ended = null;
   arm();
   try {
     const stream = postEventStream(url, body, { headers, signal: controller.signal, onChunk: arm });
@@ -33,7 +34,7 @@ export async function streamSuggestion(card, { url, body, headers = {}, stallMs 
       started = true;
       card.event(message.event, message.data);
       if (message.event === "done") {
-        ended = true;
+        ended = message.data || {};
         break;
       }
     }
@@ -43,4 +44,5 @@ export async function streamSuggestion(card, { url, body, headers = {}, stallMs 
     clearTimeout(timer);
   }
   if (!ended) card.lost(stalled ? "stalled" : "disconnected");
+  return ended;
 }

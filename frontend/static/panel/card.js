@@ -15,7 +15,7 @@ export function createCardState(key, { trigger, query }) {
     suggestionId: "",
     sources: [], // [{id, title, url, snippet, score}], from the suggestion event
     text: "", // the raw answer text so far
-    state: "generating", // generating | done | truncated | fallback | cancelled | error
+    state: "generating", // generating | done | truncated | fallback | cancelled | interrupted | error
     final: false, // no more text will come
     fallback: null, // {reason, article: {id, title, url, excerpt}}
     partial: false, // text had arrived when the answer stalled
@@ -54,7 +54,9 @@ export function applyFallback(card, data) {
 export function applyDone(card, data) {
   if (card.final) return "";
   card.final = true;
-  card.state = OUTCOME_STATE[data && data.outcome] || "done";
+  // A server going down ends its streams "cancelled" too; the panel asks again.
+  const interrupted = data && data.outcome === "cancelled" && data.stop_reason === "shutdown";
+  card.state = interrupted ? "interrupted" : OUTCOME_STATE[data && data.outcome] || "done";
   return "";
 }
 

@@ -13,8 +13,20 @@ import { watchConversation } from "./transcript.js";
 const CONTEXT_UTTERANCES = 6;
 const RENEW_BEFORE_MS = 90_000;
 
+const MAX_RETRY_WAIT_S = 10;
+
 function newRequestId() {
   return "rq-" + crypto.randomUUID();
+}
+
+// A 429 or 503 worth one more try: it says when, and soon enough for a live call.
+function isBusy(error) {
+  return (error.status === 429 || error.status === 503) && error.retryAfter !== null
+    && error.retryAfter <= MAX_RETRY_WAIT_S;
+}
+
+function pause(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 class Panel {
@@ -87,7 +99,7 @@ class Panel {
     }, 0);
   }
 
-  async suggest({ trigger, query, utterances = [] }) {
+  async suggest({ trigger, query, utterances = [], retried = false }) {
     if (!this.config.conversationId) {
       this.showNotice(t("notice.no-conversation"));
       return;
@@ -102,16 +114,26 @@ class Panel {
       headers: { Authorization: `Bearer ${this.sessions.value}` },
       stallMs: this.config.stallMs,
     });
+    let done = null;
     try {
       try {
-        await stream();
+        done = await stream();
       } catch (error) {
-        if (error.status !== 401) throw error;
-        await this.renewSession(); // the session ran out: renew, then ask once more
-        await stream();
+        if (error.status === 401) {
+          await this.renewSession(); // the session ran out: renew, then ask once more
+        } else if (!isBusy(error)) {
+          throw error;
+        } else {
+          await pause(error.retryAfter * 1000); // rate limited or busy: wait as told, once
+        }
+        done = await stream();
       }
     } catch (error) {
       card.fail(error.message || t("card.error"));
+    }
+    // The server was shutting down: ask again (another replica, or the restarted one).
+    if (done && done.stop_reason === "shutdown" && !retried) {
+      this.suggest({ trigger, query, utterances, retried: true });
     }
   }
 

@@ -4,10 +4,11 @@
 // comments included: the caller's stall watchdog feeds on it.
 
 export class StreamError extends Error {
-  constructor(status, body) {
+  constructor(status, body, retryAfter = null) {
     super((body && body.message) || `The server answered ${status}`);
     this.status = status;
     this.code = body && body.error;
+    this.retryAfter = retryAfter; // seconds, from Retry-After on a 429 or 503
   }
 }
 
@@ -38,7 +39,9 @@ export async function* postEventStream(url, body, { headers = {}, signal, onChun
   });
   if (onChunk) onChunk(0); // the headers are bytes too
   if (!response.ok) {
-    throw new StreamError(response.status, await response.json().catch(() => null));
+    const retryAfter = Number.parseFloat(response.headers.get("Retry-After"));
+    throw new StreamError(response.status, await response.json().catch(() => null),
+      Number.isFinite(retryAfter) ? retryAfter : null);
   }
   const reader = response.body.getReader();
   const decoder = new TextDecoder();
