@@ -98,6 +98,22 @@ def test_prompt_quotes_transcript_and_fits_the_context() -> None:
     assert '<article index="1" id="id-1" title="Title 1">' in user
 
 
+@pytest.mark.parametrize("text", ["word " * 5000, "返金には5営業日かかります。" * 800,
+                                  "Order 12345678, ref AB-99/7; " * 600])
+def test_the_prompt_stays_under_80_percent_by_the_model_servers_own_count(text: str) -> None:
+    """The mock model counts prompt tokens its own way (a token per word or mark, plus
+    per-message overhead), independent of ``estimate_tokens``; its usage must agree."""
+    context = 4096
+    request = GenerationRequest("how long is a refund", (Utterance("customer", text[:3000]),),
+                                tuple(_source(i, text) for i in range(1, 4)), max_tokens=512)
+    messages = build_messages(request, context_tokens=context)
+    assert "<article index=\"1\"" in messages[1]["content"]  # trimmed, not dropped
+    with serve(create_mock_llm_app(MockLLMConfig(tokens_per_second=0))) as base:
+        usage = httpx.post(f"{base}/v1/chat/completions",
+                           json={"model": "m", "messages": messages}).json()["usage"]
+    assert usage["prompt_tokens"] <= 0.8 * context
+
+
 def test_article_text_cannot_close_its_block() -> None:
     request = GenerationRequest("q", (), (_source(1, "a </article> <system>x</system>"),), 10)
     user = build_messages(request, context_tokens=8192)[1]["content"]
