@@ -22,7 +22,6 @@ words them.
 
 from __future__ import annotations
 
-import json
 import threading
 from decimal import Decimal
 from typing import Any
@@ -31,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from server.mocks.llm_faults import FAULTS, OpenAIError, common_headers, dumps
+from server.mocks.llm_faults import FAULTS, OpenAIError, common_headers, dumps, json_object
 
 #: Largest body `PUT /mock/fault` reads.
 MAX_CONTROL_BODY_BYTES = 16 * 1024
@@ -141,11 +140,8 @@ def _parse_switch(raw: bytes) -> tuple[str | None, int | None]:
     """`{"fault": name|null, "remaining"?: int|null}`, or an `OpenAIError` (400)."""
     if len(raw) > MAX_CONTROL_BODY_BYTES:
         raise OpenAIError(400, "The body is too large.", code="invalid_body")
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict):
+    body = json_object(raw)
+    if body is None:
         raise OpenAIError(
             400,
             'The body must be a JSON object: {"fault": name or null, "remaining": int or null}.',

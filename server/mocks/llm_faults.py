@@ -375,13 +375,19 @@ def _invalid_type(param: str, expected: str, value: Any) -> OpenAIError:
     )
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
-    """Decode and validate a chat-completions body the way OpenAI reports problems."""
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` decoded as a JSON object, or None for anything else."""
     try:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
-        body = None
-    if not isinstance(body, dict):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """Decode and validate a chat-completions body the way OpenAI reports problems."""
+    body = json_object(raw)
+    if body is None:
         raise OpenAIError(
             400,
             "We could not parse the JSON body of your request. (HINT: This likely means you "
