@@ -1,16 +1,17 @@
 """PII redaction: card numbers, US SSNs, emails and phone numbers in transcript text.
 
-Why: what a customer says on a call is sent to a language model and can end up in
-logs; neither needs the customer's card number. ``redact`` is applied to transcript
-text before it leaves the conversation, so it errs on the side of redacting.
+Why: what a customer says is sent to a language model and can end up in logs;
+neither needs the customer's card number. ``redact`` is for transcript text on its
+way to either, and errs on the side of redacting.
 
-How: emails are one bounded regex. Numbers are found in two steps: one regex cuts
-the text into *runs* (digit groups joined by a single space, dash or dot, with an
-optional leading ``+`` and ``(area)`` groups), then plain Python looks at windows of
-at most 19 digits inside each run. No pattern can backtrack over more than a bounded
-stretch, so the work is linear in the text, adversarial input included. Card numbers
-must pass the Luhn check and start like a card network's number; SSNs follow the
-SSA's rules. Measured false positives and negatives: docs/privacy.md.
+How: emails are one regex. Numbers are found in two steps: one regex cuts the text
+into *runs* (digit groups joined by a single space, dash or dot, with an optional
+leading ``+`` and ``(area)`` groups), then plain Python looks at windows of at most
+19 digits inside each run. Every repetition in the patterns is either bounded or
+unambiguous, so nothing backtracks more than a constant amount per character and
+the work is linear in the text, adversarial input included. Card numbers must pass
+the Luhn check and start like a card network's number; SSNs follow the SSA's rules.
+Measured false positives and negatives, and the known limits: docs/privacy.md.
 """
 
 from __future__ import annotations
@@ -45,9 +46,11 @@ _IBAN_COUNTRIES = set(
 )
 # Shape only: the digits of an IBAN are a bank account, not a card or a phone.
 _IBAN = re.compile(r"\b([A-Z]{2})\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b")
-# A run: groups of digits, each after one separator, or "(123)" groups; "+" first.
-_RUN = re.compile(r"(?:\+ ?)?(?:\(\d{1,4}\)|\d+)(?:[ .\-]?\(\d{1,4}\)|(?:[ .\-]|(?<=\)))\d+)*")
-_ATOM = re.compile(r"\+|\(\d+\)|\d+|[ .\-]")
+# A run: groups of ASCII digits, each after one separator, or "(123)" groups; "+" first.
+_RUN = re.compile(
+    r"(?:\+ ?)?(?:\(\d{1,4}\)|\d+)(?:[ .\-]?\(\d{1,4}\)|(?:[ .\-]|(?<=\)))\d+)*", re.ASCII
+)
+_ATOM = re.compile(r"\+|\(\d+\)|\d+|[ .\-]", re.ASCII)
 _WORD = re.compile(r"\[[a-z]+\]|([A-Za-z]+)")  # placeholders are not words
 
 # The closest of these words in the few before a number decides what it is.
