@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -31,7 +33,8 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "unavailable", "reason": "knowledge base"}, 503)
     if articles == 0:
         return JSONResponse({"status": "unavailable", "reason": "knowledge base empty"}, 503)
-    model = {"circuit": breaker.state, "retryInS": round(breaker.retry_in(), 1)}
+    # Rounded up: 0 must mean a probe would be let through now.
+    model = {"circuit": breaker.state, "retryInS": math.ceil(breaker.retry_in() * 10) / 10}
     status = "ready" if breaker.state == "closed" else "degraded"
     return JSONResponse({"status": status, "articles": articles, "model": model})
 
