@@ -176,7 +176,7 @@ class Pipeline:
                     generation = GenerationRequest(
                         context.query, context.utterances, tuple(sources), limits.max_tokens,
                         deadline=started + min(limits.first_token_s, limits.hard_s),
-                        on_retry=record.count_retry)
+                        on_retry=record.count_retry, request_id=request.request_id)
                     async for event in self._relay(sid, generation, control, started, record,
                                                    ending):
                         yield event

@@ -113,6 +113,23 @@ CASES: dict[str, tuple[str, str, str | None, bool, int]] = {
 }
 
 
+def test_the_request_id_travels_to_the_model_on_every_attempt(
+        panel: tuple[str, Path], model_ok: Model) -> None:
+    # Retries included: one id from the panel's audit line to the model's logs.
+    base, _ = panel
+    model_ok.fault("http_429", 1)
+    with httpx.Client(timeout=30) as client, connect_sse(
+            client, "POST", f"{base}/api/assist/stream", headers=bearer(CONVERSATION),
+            json={"conversationId": CONVERSATION, "trigger": "manual", "query": QUESTION,
+                  "requestId": "trace-42"}) as source:
+        events = [(e.event, json.loads(e.data)) for e in source.iter_sse()]
+    assert check_one_done(events)["outcome"] == "completed"
+    records = httpx.get(f"{model_ok.url}/mock/timings",
+                        params={"requestId": "trace-42"}).json()["timings"]
+    assert len(records) == 2  # the 429, then the answer
+    assert records[1]["tokens"] > 0
+
+
 @pytest.mark.parametrize("fault", list(CASES))
 def test_each_fault_ends_with_one_done_and_the_right_outcome(
         panel: tuple[str, Path], model_ok: Model, fault: str) -> None:

@@ -20,6 +20,8 @@ class GenerationRequest:
     deadline: float | None = None
     # Told of each retry, for the stream's audit record.
     on_retry: Callable[[], None] | None = None
+    # The suggestion's request id, sent upstream so model-side logs can be matched to ours.
+    request_id: str | None = None
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,9 @@ class OpenAIChatGenerator:
             "temperature": self.temperature,
         }
         headers = {"Accept": "text/event-stream"}
+        if request.request_id:
+            # Gateways (vLLM, LiteLLM and most proxies) log it: one id from panel to model.
+            headers["X-Request-Id"] = request.request_id
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         finish: str | None = None

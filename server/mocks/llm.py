@@ -24,6 +24,10 @@ Which fault a chat completion gets, first match wins:
 included (see `llm_control`). `/mock/fault` is the mock's own control API, not
 OpenAI's, and needs no API key; it exists so tests can switch faults while a
 client that cannot send the header (the panel's `openai` generator) is running.
+
+`GET /mock/timings` tells when each completion was received and when its first
+token and last byte went out, keyed by the request's `X-Request-Id` (see
+`llm_timings`); the benchmarks use it to separate the model's time from the panel's.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from server.mocks.llm_faults import (
     dumps,
     parse_body,
 )
+from server.mocks.llm_timings import TimingLog
 
 __all__ = [
     "FAULTS",
@@ -233,10 +238,12 @@ def _count_prompt_tokens(messages: list[dict[str, Any]]) -> int:
 class _MockLLM:
     """Request handlers bound to one config (no module-level state)."""
 
-    def __init__(self, config: MockLLMConfig, tracker: StreamTracker, switch: FaultSwitch) -> None:
+    def __init__(self, config: MockLLMConfig, tracker: StreamTracker, switch: FaultSwitch,
+                 timings: TimingLog) -> None:
         self.config = config
         self.tracker = tracker
         self.switch = switch
+        self.timings = timings
         digest = hashlib.sha256(config.model.encode()).hexdigest()
         self.fingerprint = f"fp_{digest[:10]}"
 
@@ -265,6 +272,7 @@ class _MockLLM:
     async def chat_completions(self, request: Request) -> Response:
         """POST /v1/chat/completions."""
         self.switch.count_request()
+        timing = self.timings.begin(request.headers.get("x-request-id"))
         try:
             self._check_auth(request)
             try:
@@ -272,6 +280,7 @@ class _MockLLM:
             except ClientDisconnect:
                 # The client left while sending (e.g. its stream was cancelled):
                 # nobody is there to answer, and that is not a server error.
+                timing.end(client_left=True)
                 return Response(status_code=499)
             body = parse_body(raw)
             # Picked last, so only a valid request uses up one of the switch's `remaining`.
@@ -281,12 +290,14 @@ class _MockLLM:
             if error is not None:
                 raise error
         except OpenAIError as error:
+            timing.end()
             return error.response()
         return CompletionResponse(
             self._plan(body, fault),
             self.tracker,
             stream=bool(body.get("stream")),
             headers=common_headers(),
+            timing=timing,
         )
 
     def _plan(self, body: dict[str, Any], fault: str | None) -> CompletionPlan:
@@ -372,21 +383,25 @@ def create_mock_llm_app(config: MockLLMConfig) -> Starlette:
     counting in-flight completions (so tests can check nothing leaks; its `total`
     counts only completions that got a 200 answer), and `app.state.fault_switch`
     the runtime `FaultSwitch` behind `/mock/fault` (its `requests` counts every
-    chat-completions call, error answers included).
+    chat-completions call, error answers included), and `app.state.timings` the
+    `TimingLog` behind `/mock/timings` (see `llm_timings`).
     """
     tracker = StreamTracker()
     switch = FaultSwitch(config.fault)
-    mock = _MockLLM(config, tracker, switch)
+    timings = TimingLog()
+    mock = _MockLLM(config, tracker, switch, timings)
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", mock.chat_completions, methods=["POST"]),
             Route("/v1/models", mock.list_models, methods=["GET"]),
             Route("/v1/models/{model:path}", mock.retrieve_model, methods=["GET"]),
             *FaultControls(switch).routes(),
+            *timings.routes(),
         ],
         exception_handlers={HTTPException: _http_error},
     )
     app.state.config = config
     app.state.streams = tracker
     app.state.fault_switch = switch
+    app.state.timings = timings
     return app

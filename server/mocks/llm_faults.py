@@ -17,12 +17,15 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 from anyio import CancelScope
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
+
+if TYPE_CHECKING:  # llm_timings uses this module's JSON helpers
+    from server.mocks.llm_timings import CompletionTiming
 
 #: Valid fault names, for `MockLLMConfig.fault`, the `X-Mock-Fault` request header and
 #: `PUT /mock/fault` (see `llm_control`).
@@ -211,10 +214,14 @@ class CompletionResponse(Response):
         *,
         stream: bool,
         headers: dict[str, str],
+        timing: CompletionTiming | None = None,
     ) -> None:
         self.plan = plan
         self.tracker = tracker
         self.stream = stream
+        self.timing = timing
+        self._client_left = False
+        self._last_sent = False  # the final body message is on its way: no longer "left"
         # Like StreamingResponse: no body, so no Content-Length is computed here.
         self.status_code = 200
         self.media_type = "text/event-stream" if stream else "application/json"
@@ -223,22 +230,27 @@ class CompletionResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         dropped = False
-        with self.tracker.track():
-            async with anyio.create_task_group() as tg:
-                tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
-                if self.stream:
-                    dropped = await self._send_stream(send)
-                else:
-                    dropped = await self._send_completion(send)
-                tg.cancel_scope.cancel()
+        try:
+            with self.tracker.track():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
+                    if self.stream:
+                        dropped = await self._send_stream(send)
+                    else:
+                        dropped = await self._send_completion(send)
+                    tg.cancel_scope.cancel()
+        finally:
+            if self.timing is not None:
+                self.timing.end(client_left=self._client_left)
         if dropped:
             # Raised outside the task group so the server sees a plain exception.
             raise MockConnectionDrop("mock fault drop_mid: connection dropped on purpose")
 
-    @staticmethod
-    async def _watch_disconnect(receive: Receive, scope: CancelScope) -> None:
+    async def _watch_disconnect(self, receive: Receive, scope: CancelScope) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
+        # After the last body message the server reports a disconnect too.
+        self._client_left = not self._last_sent
         scope.cancel()
 
     async def _pace(self, start: float, index: int) -> None:
@@ -252,8 +264,12 @@ class CompletionResponse(Response):
         """Stream chunks; returns True when the connection must be dropped."""
         plan, fault = self.plan, self.plan.fault
 
-        async def emit(data: bytes) -> None:
+        timing = self.timing
+
+        async def emit(data: bytes, *, content: bool = False) -> None:
             await send({"type": "http.response.body", "body": data, "more_body": True})
+            if timing is not None:
+                timing.sent(content=content)
 
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         await emit(sse(plan.chunk({"role": "assistant", "content": "", "refusal": None})))
@@ -271,7 +287,7 @@ class CompletionResponse(Response):
             await self._pace(start, index)
             if fault == "malformed" and index % 2 == 1:
                 await emit(self._broken_line(index // 2))
-            await emit(sse(plan.chunk({"content": token})))
+            await emit(sse(plan.chunk({"content": token})), content=True)
 
         # Answers shorter than fault_after_tokens still stall or drop before the end.
         if fault == "stall_mid":
@@ -281,7 +297,10 @@ class CompletionResponse(Response):
         await emit(sse(plan.chunk({}, plan.finish_reason)))
         if plan.include_usage:
             await emit(sse(plan.usage_chunk()))
+        self._last_sent = True
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+        if timing is not None:
+            timing.sent(content=False)
         return False
 
     def _broken_line(self, n: int) -> bytes:
@@ -313,7 +332,10 @@ class CompletionResponse(Response):
                 {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
             )
             return True
+        self._last_sent = True
         await send({"type": "http.response.body", "body": body, "more_body": False})
+        if self.timing is not None:
+            self.timing.sent(content=True)
         return False
 
 

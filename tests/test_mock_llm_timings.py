@@ -1,0 +1,87 @@
+"""The mock model's timing log (``GET /mock/timings``): what the benchmarks subtract."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from server.mocks.llm import MockLLMConfig, create_mock_llm_app
+from tests.servers import serve
+
+BODY = {
+    "model": "mock-assist-1",
+    "stream": True,
+    "messages": [{"role": "user", "content": (
+        '<article index="1">Refunds reach your card within five business days.</article>\n'
+        "Question: how long does a refund take")}],
+}
+
+
+@pytest.fixture(scope="module")
+def model() -> Iterator[str]:
+    with serve(create_mock_llm_app(MockLLMConfig(tokens_per_second=0,
+                                                 first_token_delay_s=0.05))) as url:
+        yield url
+
+
+def timings(url: str, request_id: str) -> list[dict[str, object]]:
+    answer = httpx.get(f"{url}/mock/timings", params={"requestId": request_id})
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["clock"] == "monotonic"
+    return list(body["timings"])
+
+
+def test_a_completion_is_timed_under_its_request_id(model: str) -> None:
+    before = time.monotonic()
+    with httpx.stream("POST", f"{model}/v1/chat/completions", json=BODY,
+                      headers={"X-Request-Id": "bench-1"}) as response:
+        lines = [line for line in response.iter_lines() if line.startswith("data: {")]
+    after = time.monotonic()
+    content = [json.loads(line[6:])["choices"][0]["delta"].get("content") for line in lines]
+    [record] = timings(model, "bench-1")
+    assert record["tokens"] == len([c for c in content if c])
+    received, first, last, ended = (float(record[k])  # type: ignore[arg-type]
+                                    for k in ("received", "firstToken", "lastByte", "ended"))
+    # One clock for every process on the host: the client's readings bracket the mock's.
+    assert before <= received <= first <= last <= ended <= after
+    # The configured delay is the mock's own time to first token, and it is counted.
+    assert first - received >= 0.05
+    assert record["clientLeft"] is False
+
+
+def test_a_client_that_leaves_is_recorded(model: str) -> None:
+    with httpx.stream("POST", f"{model}/v1/chat/completions", json=BODY,
+                      headers={"X-Request-Id": "bench-2", "X-Mock-Fault": "stall_first"}
+                      ) as response:
+        assert response.status_code == 200
+        next(response.iter_lines())  # the role chunk, then silence
+    # The mock ends the record when it sees the disconnect; wait for that, bounded.
+    deadline = time.monotonic() + 10
+    while not (records := timings(model, "bench-2"))[0]["ended"]:
+        assert time.monotonic() < deadline, "the mock never saw the client leave"
+        time.sleep(0.01)
+    assert records[0]["clientLeft"] is True
+    assert records[0]["firstToken"] is None
+
+
+def test_error_answers_are_timed_and_delete_forgets(model: str) -> None:
+    response = httpx.post(f"{model}/v1/chat/completions", json=BODY,
+                          headers={"X-Request-Id": "bench-3", "X-Mock-Fault": "http_500"})
+    assert response.status_code == 500
+    [record] = timings(model, "bench-3")
+    assert record["ended"] is not None and record["tokens"] == 0
+    assert httpx.delete(f"{model}/mock/timings").json()["timings"] == []
+    assert timings(model, "bench-3") == []
+
+
+def test_requests_without_an_id_are_kept_too(model: str) -> None:
+    httpx.delete(f"{model}/mock/timings")
+    httpx.post(f"{model}/v1/chat/completions", json={**BODY, "stream": False})
+    records = httpx.get(f"{model}/mock/timings").json()["timings"]
+    assert [r["requestId"] for r in records] == [None]
+    assert records[0]["tokens"] == 1  # the whole answer in one body
