@@ -1,0 +1,1 @@
+"""Benchmarks of Assist Panel: commands, not tests (``bench/run``; docs/performance.md)."""

@@ -1,0 +1,194 @@
+"""``bench/run [--quick] [--only NAME,...]``: every benchmark, a table, JSON results, the docs.
+
+Each benchmark starts its own processes on loopback (the panel's ``assist-panel
+serve``, the mock model, the peer), pinned so that the server under test has a
+core to itself. Results go to ``bench/results/{full,quick}.json`` (sections of a
+partial ``--only`` run are merged into it) and a dated copy under
+``bench/results/history/``. A full run also rewrites the table and the machine in
+docs/performance.md and its figure, docs/images/performance.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from server.kb_import import find_files, import_files
+from server.knowledge import KnowledgeBase
+from server.paths import sample_kb_dir
+
+from . import capacity, latency, stall, throughput
+from .machine import describe
+from .procs import Cpus, raise_fd_limit
+from .report import Row, Section
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+DOC = ROOT / "docs" / "performance.md"
+FIGURE = ROOT / "docs" / "images" / "performance.png"
+SECTIONS = ("retrieval", "latency", "capacity", "throughput", "stall", "page")
+
+
+@contextlib.contextmanager
+def affinity(cpus: frozenset[int]) -> Iterator[None]:
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, cpus)
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _runners(quick: bool, work: Path, kb: Path, cpus: Cpus
+             ) -> dict[str, Callable[[], Section]]:
+    def retrieval_() -> Section:
+        from . import retrieval
+
+        return retrieval.run(quick, work / "retrieval-work")
+
+    def page_() -> Section:
+        from . import page
+
+        return page.run(quick, work / "page-work")
+
+    with_server = {
+        "latency": lambda: latency.run(quick, work, kb, cpus),
+        "capacity": lambda: capacity.run(quick, work, kb, cpus),
+        "throughput": lambda: throughput.run(quick, work, kb, cpus, RESULTS),
+        "stall": lambda: stall.run(quick, work, kb, cpus),
+    }
+    runners: dict[str, Callable[[], Section]] = {"retrieval": retrieval_, "page": page_}
+    for name, job in with_server.items():
+        # The load client shares the harness core with the mock model, never the server's.
+        def pinned(job: Callable[[], Section] = job) -> Section:
+            with affinity(cpus.harness):
+                return job()
+
+        runners[name] = pinned
+    return runners
+
+
+def _fmt(value: float | None, unit: str = "") -> str:
+    if value is None:
+        return ""
+    if abs(value) >= 100 or float(value).is_integer():
+        text = f"{value:,.0f}"
+    elif abs(value) >= 10:
+        text = f"{value:.1f}"
+    else:
+        text = f"{value:.2f}"
+    return text + (f" {unit}" if unit else "")
+
+
+def table(rows: list[Row]) -> str:
+    """The results as a Markdown table (it also reads well in a terminal)."""
+    head = ["item", "case", "p50", "p99 (p95)", "value", "peer / panel", "note"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in sorted(rows, key=lambda r: r.item):
+        tail = _fmt(row.p_tail, row.unit)
+        if tail and row.tail != "p99":
+            tail += f" ({row.tail})"
+        cells = [row.item, row.case, _fmt(row.p50, row.unit), tail, _fmt(row.value, row.unit),
+                 f"{row.ratio:.2f}x" if row.ratio is not None else "", row.note]
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def machine_text(machine: dict[str, Any]) -> str:
+    packages = ", ".join(f"{k} {v}" for k, v in machine["packages"].items() if v)
+    chromium = machine["chromium"] or "no Chromium"
+    return (f"- CPU: {machine['cpu']}, {machine['cores']} cores; "
+            f"memory {machine['memory_gib']} GiB\n"
+            f"- OS: {machine['os']}; Python {machine['python']}; {chromium}\n"
+            f"- Packages: {packages}")
+
+
+def _replace_block(text: str, name: str, body: str) -> str:
+    pattern = re.compile(rf"(<!-- bench:{name} -->\n).*?(\n<!-- /bench:{name} -->)", re.S)
+    if not pattern.search(text):
+        raise SystemExit(f"{DOC} has no <!-- bench:{name} --> block")
+    return pattern.sub(lambda m: m.group(1) + body + m.group(2), text)
+
+
+def update_docs(results: dict[str, Any]) -> None:
+    from .plot import draw
+
+    rows = [Row.from_json(r) for s in results["sections"].values() for r in s["rows"]]
+    text = DOC.read_text()
+    when = f"Run of {results['started'][:16].replace('T', ' ')} UTC ({results['mode']})."
+    text = _replace_block(text, "table", when + "\n\n" + table(rows))
+    text = _replace_block(text, "machine", machine_text(results["machine"]))
+    DOC.write_text(text)
+    draw(results, FIGURE)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true",
+                        help="smaller sizes and shorter holds: within two minutes")
+    parser.add_argument("--only", default="",
+                        help=f"comma-separated sections to run ({', '.join(SECTIONS)})")
+    parser.add_argument("--no-docs", action="store_true",
+                        help="do not rewrite docs/performance.md and its figure")
+    args = parser.parse_args(argv)
+    chosen = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
+    unknown = sorted(set(chosen) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+
+    mode = "quick" if args.quick else "full"
+    cpus = Cpus.split()
+    raise_fd_limit()
+    started = datetime.now(UTC)
+    latest = RESULTS / f"{mode}.json"
+    results: dict[str, Any] = {"sections": {}}
+    if set(chosen) != set(SECTIONS) and latest.exists():
+        results = json.loads(latest.read_text())  # a partial run updates the last results
+    results.update(mode=mode, started=started.isoformat(timespec="seconds"),
+                   machine=describe(), cpus={"server": sorted(cpus.server),
+                                             "harness": sorted(cpus.harness)})
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    begun = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="assist-bench-") as tmp:
+        work = Path(tmp)
+        kb = work / "sample-kb.db"
+        import_files(KnowledgeBase(kb), find_files([sample_kb_dir()]))
+        runners = _runners(args.quick, work, kb, cpus)
+        for name in SECTIONS:
+            if name not in chosen:
+                continue
+            print(f"[bench] {name}...", file=sys.stderr, flush=True)
+            section_began = time.monotonic()
+            section = runners[name]()
+            results["sections"][name] = {
+                "rows": [r.to_json() for r in section.rows], "data": section.data,
+                "seconds": round(time.monotonic() - section_began, 1)}
+            print(table(section.rows), file=sys.stderr, flush=True)
+    results["duration_s"] = round(time.monotonic() - begun, 1)
+    text = json.dumps(results, indent=1)
+    latest.write_text(text)
+    history = RESULTS / "history"
+    history.mkdir(exist_ok=True)
+    (history / f"{mode}-{started.strftime('%Y%m%dT%H%M%SZ')}.json").write_text(text)
+    rows = [Row.from_json(r) for s in results["sections"].values() for r in s["rows"]]
+    print(table(rows))
+    print(f"\n{results['duration_s']} s; results in {latest.relative_to(ROOT)}")
+    if mode == "full" and not args.no_docs:
+        update_docs(results)
+        print(f"updated {DOC.relative_to(ROOT)} and {FIGURE.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Item 2, capacity: how many open streams one worker holds, idle (pings only) and streaming
+20 tokens/s; resident memory per stream; the p99 gap between chunks against the
+aggregation window. The peer is measured on the same steps.
+
+Streams are added step by step and kept open. A step is *held* when every stream
+is still open after the hold and the server still answers a plain request (its
+``/healthz``; any route of the peer) in under a second; streaming, also when the
+p99 gap between ``delta`` events stays within twice the aggregation window (the
+peer sends a token at a time, so its gaps are the model's 50 ms when it keeps up).
+The first step not held ends the ramp.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .load import Background, Target, Trace, client
+from .procs import Cpus, Proc, running, start_mock, start_panel, start_peer
+from .report import Row, Section
+from .stats import percentile
+
+WINDOW_MS = 100  # ASSIST_FLUSH_INTERVAL_MS, the production default
+TOKENS_PER_SECOND = 20.0
+HEALTH_LIMIT_S = 1.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    idle: tuple[int, ...]
+    streaming: tuple[int, ...]
+    hold_s: float
+
+
+FULL = Sizes(idle=(1000, 2000, 4000, 8000), streaming=(50, 100, 150, 200, 300, 400), hold_s=8)
+QUICK = Sizes(idle=(250, 500), streaming=(50, 100), hold_s=2)
+
+
+def gaps_ms(traces: list[Trace], start: float, end: float) -> list[float]:
+    """Gaps between consecutive deltas of each stream, both inside ``[start, end]``."""
+    out: list[float] = []
+    for trace in traces:
+        times = [t for t in trace.deltas if start <= t <= end]
+        out.extend((b - a) * 1000 for a, b in itertools.pairwise(times))
+    return out
+
+
+async def _health(http: httpx.AsyncClient, url: str, until: float) -> list[float]:
+    """Latency of plain requests, one after another, until ``until``."""
+    samples: list[float] = []
+    while time.monotonic() < until:
+        started = time.monotonic()
+        try:
+            await http.get(url, timeout=30)
+            samples.append(time.monotonic() - started)
+        except httpx.HTTPError:
+            samples.append(float("inf"))
+        await asyncio.sleep(0.2)
+    return samples
+
+
+async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, ...],
+               hold_s: float, *, streaming: bool) -> list[dict[str, Any]]:
+    """Add streams step by step; measure each step until one is not held."""
+    results: list[dict[str, Any]] = []
+    baseline = server.rss_bytes()
+    async with client() as http, client() as probe:
+        background = Background(http, target)
+        for n in steps:
+            grown = time.monotonic()
+            await background.grow(n)
+            grow_s = time.monotonic() - grown
+            server.mark()
+            start = time.monotonic()
+            health = await _health(probe, health_url, start + hold_s)
+            end = time.monotonic()
+            open_now = background.open_count()
+            gaps = gaps_ms(background.traces, start, end) if streaming else []
+            tokens = sum(w for t in background.traces
+                         for at, w in zip(t.deltas, t.words, strict=False) if start <= at <= end)
+            p99_gap = percentile(gaps, 99)
+            rss = server.rss_bytes()
+            held = (open_now == n and max(health, default=0) < HEALTH_LIMIT_S
+                    and (not streaming or (p99_gap is not None and p99_gap <= 2 * WINDOW_MS)))
+            results.append({
+                "streams": n, "open": open_now, "held": held, "failed": len(background.failed()),
+                "ramp_s": round(grow_s, 2),
+                "health_max_ms": round(max(health, default=0) * 1000, 1),
+                "gap_p50_ms": percentile(gaps, 50), "gap_p99_ms": p99_gap, "gaps": len(gaps),
+                "relayed_tokens_per_s": round(tokens / (end - start), 1),
+                "rss_mb": round(rss / 2**20, 1),
+                "rss_per_stream_kb": round((rss - baseline) / n / 1024, 1),
+                "server_cpu": round(server.cpu_share(), 3), "server_threads": server.threads(),
+            })
+            if not held:
+                break
+        await background.close()
+    return results
+
+
+def _measure(kind: str, target: Target, server: Proc, health_url: str, sizes: Sizes, *,
+             streaming: bool) -> dict[str, Any]:
+    steps = sizes.streaming if streaming else sizes.idle
+    result = asyncio.run(ramp(target, server, health_url, steps, sizes.hold_s,
+                              streaming=streaming))
+    held = [r for r in result if r["held"]]
+    return {"target": kind, "mode": "streaming" if streaming else "idle", "steps": result,
+            "held": held[-1]["streams"] if held else 0,
+            "rss_per_stream_kb": held[-1]["rss_per_stream_kb"] if held else None,
+            "ceiling": len(held) == len(steps)}
+
+
+def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus) -> Section:
+    """Idle and streaming ramps for the panel and the peer."""
+    sizes = QUICK if quick else FULL
+    results: list[dict[str, Any]] = []
+    for streaming in (False, True):
+        fault = "endless" if streaming else "stall_first"
+        model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
+                           fault=fault)
+        with running(model):
+            # Idle streams wait for a first token that never comes: limits far away.
+            panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url, env={
+                "ASSIST_FIRST_TOKEN_TIMEOUT_S": "3600", "ASSIST_STALL_TIMEOUT_S": "3600",
+                "ASSIST_STREAM_LIMIT_S": "3600", "ASSIST_SSE_PING_S": "5",
+                "ASSIST_FLUSH_INTERVAL_MS": str(WINDOW_MS)})
+            with running(panel):
+                results.append(_measure("panel", Target("panel", panel.url, keys), panel,
+                                        f"{panel.url}/healthz", sizes, streaming=streaming))
+            peer = start_peer(workdir, cpus.server, kb, model_url=model.url)
+            with running(peer):
+                results.append(_measure("peer", Target("peer", peer.url), peer,
+                                        f"{peer.url}/health-probe", sizes, streaming=streaming))
+    return Section("capacity", rows(results), {
+        "window_ms": WINDOW_MS, "tokens_per_second": TOKENS_PER_SECOND,
+        "hold_s": sizes.hold_s, "results": results})
+
+
+def rows(results: list[dict[str, Any]]) -> list[Row]:
+    by = {(r["target"], r["mode"]): r for r in results}
+    out: list[Row] = []
+    for r in results:
+        panel = by.get(("panel", r["mode"]))
+        ratio = None
+        if r["target"] == "peer" and panel and panel["held"]:
+            ratio = round(r["held"] / panel["held"], 2)
+        what = "idle (pings)" if r["mode"] == "idle" else f"streaming {TOKENS_PER_SECOND:g} tok/s"
+        bound = "+" if r["ceiling"] else ""
+        note = f"{r['rss_per_stream_kb']} KB RSS/stream" if r["rss_per_stream_kb"] else ""
+        if bound:
+            note += ("; " if note else "") + "every step held: more may fit"
+        out.append(Row("2 capacity", f"{r['target']}: open streams, {what}", "streams",
+                       value=r["held"], ratio=ratio, note=note))
+        if r["mode"] == "streaming":
+            last = [s for s in r["steps"] if s["held"]] or r["steps"][:1]
+            step = last[-1]
+            out.append(Row("2 capacity", f"{r['target']}: chunk gap at {step['streams']} streams "
+                           f"(window {WINDOW_MS} ms)", "ms", step["gap_p50_ms"],
+                           step["gap_p99_ms"]))
+    return out

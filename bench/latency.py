@@ -1,0 +1,148 @@
+"""Item 1, added latency: request to the first ``delta`` at the client, minus the mock
+model's own time to first token, while 0, 99 or 499 other streams are open.
+
+Method: background streams stream endlessly at 20 tokens/s (the mock's
+``endless`` fault) beside a few probers (one per 50 streams, at most 10; they make
+up the ``n``), each opening probe streams one after another and closing each at
+its first ``delta``. For each probe the mock's ``/mock/timings`` says when it received the
+request and when it sent the first token; the panel's share is the rest. The same
+for the peer, and for the ``extractive`` generator (no model: its absolute time).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .load import Background, Target, Trace, client, stream
+from .procs import Cpus, Proc, running, start_mock, start_panel, start_peer
+from .report import Row, Section
+from .stats import summary
+
+TOKENS_PER_SECOND = 20.0
+
+
+@dataclass(frozen=True)
+class Sizes:
+    levels: tuple[int, ...]
+    probes: int
+
+
+FULL = Sizes(levels=(1, 100, 500), probes=200)
+QUICK = Sizes(levels=(1, 100), probes=30)  # within the two minutes of --quick
+
+
+def probers(n: int) -> int:
+    return max(1, min(10, n // 50))
+
+
+async def probe(target: Target, n: int, probes: int, *, loop: bool) -> dict[str, Any]:
+    """``probes`` streams, each to its first delta, while ``n`` streams are open in all."""
+    workers = probers(n)
+    async with client() as http:
+        background = Background(http, target, loop=loop)
+        await background.grow(n - workers)
+        traces: list[Trace] = []
+
+        async def prober(count: int) -> None:
+            for _ in range(count):
+                traces.append(await stream(http, target,
+                                           until=lambda t: t.first_delta is not None))
+
+        share = [probes // workers + (i < probes % workers) for i in range(workers)]
+        await asyncio.gather(*(prober(count) for count in share))
+        open_after = background.open_count()
+        failed = len(background.failed())
+        await background.close()
+    return {"traces": traces, "open_after": open_after, "background_failed": failed}
+
+
+def model_ttft(model: Proc) -> dict[str, float]:
+    """The mock's own time to first token of each request it timed, by request id."""
+    records = httpx.get(f"{model.url}/mock/timings", timeout=60).json()["timings"]
+    return {r["requestId"]: r["firstToken"] - r["received"]
+            for r in records if r["requestId"] and r["firstToken"] is not None}
+
+
+def level(target: Target, n: int, sizes: Sizes, *, server: Proc, model: Proc | None,
+          loop: bool = False) -> dict[str, Any]:
+    """One concurrency level: added (or, without a model, absolute) time to first delta."""
+    if model is not None:
+        httpx.delete(f"{model.url}/mock/timings")
+    server.mark()
+    result = asyncio.run(probe(target, n, sizes.probes, loop=loop))
+    cpu = server.cpu_share()
+    traces: list[Trace] = result["traces"]
+    answered = [t for t in traces if t.ttft is not None]
+    own = model_ttft(model) if model is not None else {}
+    if model is not None:
+        samples = [(t.ttft - own[t.request_id]) * 1000 for t in answered  # type: ignore[operator]
+                   if t.request_id in own]
+    else:
+        samples = [t.ttft * 1000 for t in answered]  # type: ignore[operator]
+    return {
+        "target": target.name, "streams": n, "probes": len(traces), "answered": len(answered),
+        "matched": len(samples), "ms": summary(samples),
+        "model_ttft_ms": summary(own[t.request_id] * 1000 for t in answered
+                                 if t.request_id in own),
+        "background_open_after": result["open_after"],
+        "background_failed": result["background_failed"],
+        "server_cpu": round(cpu, 3), "server_rss_mb": round(server.rss_bytes() / 2**20, 1),
+        "samples_ms": [round(v, 3) for v in samples],
+    }
+
+
+def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus) -> Section:
+    """All of item 1: panel (openai generator) and peer against the mock; extractive."""
+    sizes = QUICK if quick else FULL
+    results: list[dict[str, Any]] = []
+    model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
+                       fault="endless")
+    with running(model):
+        panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
+                                  env={"ASSIST_STREAM_LIMIT_S": "3600"})
+        with running(panel):
+            target = Target("panel", panel.url, keys)
+            results += [level(target, n, sizes, server=panel, model=model)
+                        for n in sizes.levels]
+        peer = start_peer(workdir, cpus.server, kb, model_url=model.url)
+        with running(peer):
+            results += [level(Target("peer", peer.url), n, sizes, server=peer, model=model)
+                        for n in sizes.levels]
+    # The embedded generator at the same pace (50 ms a token); its streams end, so the
+    # background ones start again as they finish.
+    panel, keys = start_panel(workdir, cpus.server, kb, model_url=None,
+                              env={"ASSIST_EXTRACTIVE_TOKEN_DELAY_MS": "50"})
+    with running(panel):
+        target = Target("extractive", panel.url, keys)
+        results += [level(target, n, sizes, server=panel, model=None, loop=True)
+                    for n in sizes.levels]
+    return Section("latency", rows(results), {"levels": results,
+                                               "tokens_per_second": TOKENS_PER_SECOND})
+
+
+def rows(results: list[dict[str, Any]]) -> list[Row]:
+    """Table rows, with the peer's figure over the panel's at each level."""
+    by = {(r["target"], r["streams"]): r for r in results}
+    out: list[Row] = []
+    for r in results:
+        n, name = r["streams"], r["target"]
+        ms = r["ms"]
+        ratio = None
+        if name == "peer" and ("panel", n) in by and by[("panel", n)]["ms"]["p99"]:
+            ratio = _ratio(ms["p99"], by[("panel", n)]["ms"]["p99"])
+        what = "time to first delta" if name == "extractive" else "added latency"
+        note = f"{r['matched']}/{r['probes']} probes"
+        if r["background_failed"]:
+            note += f", {r['background_failed']} background streams failed"
+        out.append(Row("1 latency", f"{name}: {what}, {n} streams", "ms", ms["p50"], ms["p99"],
+                       ratio=ratio, note=note))
+    return out
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return round(a / b, 2) if a is not None and b else None

@@ -1,0 +1,207 @@
+"""The processes a benchmark measures: the panel (``assist-panel serve``), the mock model and
+the peer, each started as its own process, pinned to its own CPU, read from ``/proc``.
+
+Pinning keeps the figures about *one worker on one core*: the server under test gets
+a core to itself, the mock model and the load client share the other (see
+``cpus``). Linux only, like the deployment target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from server.sessions import Session, SessionCodec
+
+ORG = "6d1f0c2a-3b4e-4f5a-8c7d-9e0f1a2b3c4d"
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+@dataclass(frozen=True)
+class Cpus:
+    """Which CPU runs what: the server alone on one, the harness on the others."""
+
+    server: frozenset[int]
+    harness: frozenset[int]
+
+    @classmethod
+    def split(cls) -> Cpus:
+        available = sorted(os.sched_getaffinity(0))
+        if len(available) < 2:  # nothing to split: everyone shares
+            return cls(frozenset(available), frozenset(available))
+        return cls(frozenset(available[:1]), frozenset(available[1:]))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Proc:
+    """A running server process and what it costs."""
+
+    name: str
+    url: str
+    popen: subprocess.Popen[bytes]
+    log: Path
+    _cpu_mark: float = field(default=0.0, init=False)
+    _wall_mark: float = field(default=0.0, init=False)
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def rss_bytes(self) -> int:
+        """Resident memory now (``/proc/PID/statm``)."""
+        resident = Path(f"/proc/{self.pid}/statm").read_text().split()[1]
+        return int(resident) * PAGE_SIZE
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time used so far, all threads (``/proc/PID/stat``)."""
+        stat = Path(f"/proc/{self.pid}/stat").read_text()
+        fields = stat[stat.rindex(")") + 2 :].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def threads(self) -> int:
+        return len(os.listdir(f"/proc/{self.pid}/task"))
+
+    def mark(self) -> None:
+        """Start a CPU-use measurement window (see ``cpu_share``)."""
+        self._cpu_mark, self._wall_mark = self.cpu_seconds(), time.monotonic()
+
+    def cpu_share(self) -> float:
+        """Share of one core used since ``mark`` (1.0 = a whole core)."""
+        wall = time.monotonic() - self._wall_mark
+        return (self.cpu_seconds() - self._cpu_mark) / wall if wall > 0 else 0.0
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(15)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(5)
+
+
+def _pin(cpus: frozenset[int]) -> None:
+    os.sched_setaffinity(0, cpus)
+
+
+def _start(name: str, argv: list[str], env: dict[str, str], cpus: frozenset[int],
+           ready_url: str, url: str, workdir: Path) -> Proc:
+    log = workdir / f"{name}.log"  # appended to: every start of a run in one file
+    with log.open("ab") as out:
+        popen = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=out,
+                                 stdin=subprocess.DEVNULL, preexec_fn=lambda: _pin(cpus))
+    proc = Proc(name, url, popen, log)
+    deadline = time.monotonic() + 60
+    while True:  # until it answers: a process start, not a measured interval
+        if not proc.alive():
+            raise RuntimeError(f"{name} exited at start; see {log}:\n{log.read_text()[-2000:]}")
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(ready_url, timeout=2).status_code < 500:
+                return proc
+        if time.monotonic() > deadline:
+            proc.stop()
+            raise RuntimeError(f"{name} did not start within 60 s; see {log}")
+        time.sleep(0.05)
+
+
+def start_mock(workdir: Path, cpus: frozenset[int], *, tokens_per_second: float,
+               fault: str | None = None, stall_after_tokens: int = 3,
+               first_token_delay_s: float = 0.0, port: int | None = None) -> Proc:
+    """The mock model server (``bench.mock_model``); ``port`` to restart one in place."""
+    port = port or free_port()
+    argv = [sys.executable, "-m", "bench.mock_model", "--port", str(port),
+            "--tokens-per-second", str(tokens_per_second),
+            "--stall-after-tokens", str(stall_after_tokens),
+            "--first-token-delay", str(first_token_delay_s)]
+    if fault:
+        argv += ["--fault", fault]
+    url = f"http://127.0.0.1:{port}"
+    return _start("mock-model", argv, {}, cpus, f"{url}/mock/fault", url, workdir)
+
+
+@dataclass(frozen=True)
+class PanelKeys:
+    """The session secret of a panel process, and sessions minted with it."""
+
+    secret: str
+
+    def session(self, conversation_id: str, user_id: str) -> str:
+        """A signed session as ``POST /api/session`` would issue it."""
+        codec = SessionCodec(self.secret)
+        return codec.issue(Session(user_id, ORG, conversation_id, time.time() + 3600))
+
+
+def start_panel(workdir: Path, cpus: frozenset[int], kb: Path, *, model_url: str | None,
+                env: dict[str, str] | None = None) -> tuple[Proc, PanelKeys]:
+    """``assist-panel serve`` on a free loopback port: the production entry point.
+
+    The per-user rate limit is off and the stream cap high (the load comes from one
+    machine); everything else is the production default unless ``env`` says otherwise.
+    """
+    port = free_port()
+    keys = PanelKeys(secrets.token_urlsafe(32))
+    values = {
+        "ASSIST_HOST": "127.0.0.1", "ASSIST_PORT": str(port), "ASSIST_KB_PATH": str(kb),
+        "ASSIST_SESSION_SECRET": keys.secret, "ASSIST_ALLOWED_ORGS": ORG,
+        "ASSIST_OAUTH_CLIENT_ID": "assist-panel-bench", "ASSIST_RATE_LIMIT_PER_MINUTE": "0",
+        "ASSIST_MAX_STREAMS": "100000", "ASSIST_LOG_LEVEL": "warning",
+        "ASSIST_AUDIT_LOG": str(workdir / "audit.jsonl"),
+        "ASSIST_GENERATOR": "openai" if model_url else "extractive",
+    }
+    if model_url:
+        values["ASSIST_OPENAI_BASE_URL"] = f"{model_url}/v1"
+    values.update(env or {})
+    url = f"http://127.0.0.1:{port}"
+    proc = _start("panel", [sys.executable, "-m", "server", "serve"], values, cpus,
+                  f"{url}/healthz", url, workdir)
+    return proc, keys
+
+
+def start_peer(workdir: Path, cpus: frozenset[int], kb: Path, *, model_url: str) -> Proc:
+    """The Flask + requests relay (``bench.peers.flask_relay``)."""
+    port = free_port()
+    argv = [sys.executable, "-m", "bench.peers.flask_relay", "--port", str(port),
+            "--kb", str(kb), "--model-url", f"{model_url}/v1"]
+    url = f"http://127.0.0.1:{port}"
+    # The peer has no health route: any answer (its 404/405) means it is listening.
+    return _start("peer", argv, {}, cpus, f"{url}/api/assist/stream", url, workdir)
+
+
+@contextlib.contextmanager
+def running(*procs: Proc) -> Iterator[None]:
+    """Stop the processes however the block ends."""
+    try:
+        yield
+    finally:
+        for proc in reversed(procs):
+            proc.stop()
+
+
+def raise_fd_limit() -> int:
+    """Lift this process's open-file limit to its hard limit; children inherit it."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return hard

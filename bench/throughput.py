@@ -1,0 +1,163 @@
+"""Item 3, throughput: upstream tokens per second one worker relays before the p99 gap
+between chunks passes twice the aggregation window, and a profile of where the time goes.
+
+Fifty streams stay open while the mock model's pace rises step by step; the
+relayed rate is counted at the client (tokens in the ``delta`` text). py-spy
+samples the panel during every step (without pausing it); the profile of the last
+step that held is summarised (functions by own time and by time inside them) and
+saved whole, as collapsed stacks, beside the results.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .capacity import WINDOW_MS, gaps_ms
+from .load import Background, Target, client
+from .procs import Cpus, Proc, free_port, running, start_mock, start_panel
+from .report import Row, Section
+from .stats import percentile
+
+STREAMS = 50
+
+
+@dataclass(frozen=True)
+class Sizes:
+    rates: tuple[float, ...]  # tokens/s of each stream
+    hold_s: float
+
+
+FULL = Sizes(rates=(20, 40, 60, 80, 100, 130, 160, 200), hold_s=6)
+QUICK = Sizes(rates=(40, 100), hold_s=3)
+
+
+def py_spy() -> str | None:
+    """The py-spy executable next to this Python, or on PATH."""
+    local = Path(sys.executable).with_name("py-spy")
+    return str(local) if local.exists() else shutil.which("py-spy")
+
+
+async def step(target: Target, panel: Proc, hold_s: float, profile: Path | None,
+               cpus: frozenset[int]) -> dict[str, Any]:
+    async with client() as http:
+        background = Background(http, target)
+        await background.grow(STREAMS)
+        await asyncio.sleep(0.5)  # past the first tokens: the steady state is measured
+        spy = None
+        if profile is not None and (exe := py_spy()):
+            spy = await asyncio.create_subprocess_exec(
+                exe, "record", "--pid", str(panel.pid), "--duration", str(int(hold_s)),
+                "--rate", "200", "--format", "raw", "--nonblocking", "-o", str(profile),
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+        panel.mark()
+        start = time.monotonic()
+        await asyncio.sleep(hold_s)
+        end = time.monotonic()
+        cpu = panel.cpu_share()
+        if spy is not None:
+            await spy.wait()
+        gaps = gaps_ms(background.traces, start, end)
+        tokens = sum(w for t in background.traces
+                     for at, w in zip(t.deltas, t.words, strict=False) if start <= at <= end)
+        open_now = background.open_count()
+        await background.close()
+    p99 = percentile(gaps, 99)
+    return {"relayed_tokens_per_s": round(tokens / (end - start), 1), "open": open_now,
+            "gap_p50_ms": percentile(gaps, 50), "gap_p99_ms": p99, "server_cpu": round(cpu, 3),
+            "held": open_now == STREAMS and p99 is not None and p99 <= 2 * WINDOW_MS}
+
+
+# Frames that only start the process and its loop: every sample of the loop has them.
+_BOOTSTRAP = ("<frozen runpy>", "click/", "server/__main__.py", "server/cli.py",
+              "uvicorn/server.py", "uvicorn/_compat.py", "uvicorn/main.py")
+LOOP_FRAME = "Runner.run (asyncio/runners.py)"
+
+
+def top_functions(collapsed: Path, n: int = 12) -> dict[str, Any]:
+    """Functions by own samples and by samples inside them, as % of the samples taken
+    while the panel was busy. ``Runner.run``'s own share is uvloop's C code (sockets,
+    timers, callbacks); coroutine stacks start at the task's coroutine."""
+    own: Counter[str] = Counter()
+    inside: Counter[str] = Counter()
+    total = 0
+    for line in collapsed.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        samples = int(count)
+        total += samples
+        frames = [f for f in stack.split(";") if f and not any(b in f for b in _BOOTSTRAP)]
+        names = [_name(f) for f in frames]
+        if names:
+            own[names[-1]] += samples
+        for name in set(names) - {LOOP_FRAME}:
+            inside[name] += samples
+
+    def share(counter: Counter[str]) -> list[tuple[str, float]]:
+        return [(name, round(100 * c / total, 1)) for name, c in counter.most_common(n)]
+
+    return {"samples": total, "own": share(own) if total else [],
+            "inside": share(inside) if total else []}
+
+
+def _name(frame: str) -> str:
+    """``func (path/to/module.py:12)`` -> ``func (to/module.py)``: lines merged."""
+    func, _, where = frame.partition(" (")
+    path = where.rstrip(")").rsplit(":", 1)[0]
+    parts = Path(path).parts
+    short = "/".join(parts[-2:]) if len(parts) > 1 else path
+    return f"{func} ({short})"
+
+
+def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus, results_dir: Path) -> Section:
+    sizes = QUICK if quick else FULL
+    port = free_port()
+    steps: list[dict[str, Any]] = []
+    best_profile: Path | None = None
+    model = start_mock(workdir, cpus.harness, tokens_per_second=sizes.rates[0],
+                       fault="endless", port=port)
+    panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url, env={
+        "ASSIST_STREAM_LIMIT_S": "3600", "ASSIST_FLUSH_INTERVAL_MS": str(WINDOW_MS)})
+    with running(panel):
+        for rate in sizes.rates:
+            if rate != sizes.rates[0]:  # the same port: the panel keeps its model URL
+                model.stop()
+                model = start_mock(workdir, cpus.harness, tokens_per_second=rate,
+                                   fault="endless", port=port)
+            profile = workdir / f"profile-{rate:g}.txt"
+            with running(model):
+                result = asyncio.run(step(Target("panel", panel.url, keys), panel,
+                                          sizes.hold_s, profile, cpus.harness))
+            result.update(per_stream_tokens_per_s=rate, offered_tokens_per_s=rate * STREAMS)
+            steps.append(result)
+            if not result["held"]:
+                break
+            if profile.exists():
+                best_profile = profile
+    held = [s for s in steps if s["held"]]
+    best = max(held, key=lambda s: s["relayed_tokens_per_s"]) if held else None
+    data: dict[str, Any] = {"streams": STREAMS, "window_ms": WINDOW_MS, "steps": steps,
+                            "hold_s": sizes.hold_s, "profile": None}
+    if best_profile is not None:
+        saved = results_dir / f"profile-{'quick' if quick else 'full'}.txt"
+        shutil.copyfile(best_profile, saved)
+        data["profile"] = {"file": saved.name, **top_functions(best_profile)}
+    rows = [Row("3 throughput", f"panel: tokens/s relayed, p99 gap <= {2 * WINDOW_MS} ms",
+                "tokens/s", value=best["relayed_tokens_per_s"] if best else 0,
+                note=(f"{STREAMS} streams x {best['per_stream_tokens_per_s']:g} tok/s, "
+                      f"{best['server_cpu']:.0%} of a core" if best else "no step held")
+                + ("; every step held: more may fit" if len(held) == len(sizes.rates) else ""))]
+    if best:
+        rows.append(Row("3 throughput", f"panel: chunk gap at {best['relayed_tokens_per_s']:g} "
+                        "tokens/s", "ms", best["gap_p50_ms"], best["gap_p99_ms"]))
+    return Section("throughput", rows, data)
