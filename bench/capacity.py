@@ -116,9 +116,10 @@ def _measure(kind: str, target: Target, server: Proc, health_url: str, sizes: Si
             "ceiling": len(held) == len(steps)}
 
 
-def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus) -> Section:
+def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
+        sizes: Sizes | None = None) -> Section:
     """Idle and streaming ramps for the panel and the peer."""
-    sizes = QUICK if quick else FULL
+    sizes = sizes or (QUICK if quick else FULL)
     results: list[dict[str, Any]] = []
     for streaming in (False, True):
         fault = "endless" if streaming else "stall_first"

@@ -96,9 +96,10 @@ def level(target: Target, n: int, sizes: Sizes, *, server: Proc, model: Proc | N
     }
 
 
-def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus) -> Section:
+def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
+        sizes: Sizes | None = None) -> Section:
     """All of item 1: panel (openai generator) and peer against the mock; extractive."""
-    sizes = QUICK if quick else FULL
+    sizes = sizes or (QUICK if quick else FULL)
     results: list[dict[str, Any]] = []
     model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
                        fault="endless")

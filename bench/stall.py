@@ -74,8 +74,9 @@ def _wait_ended(url: str, ids: set[str], timeout: float = 30) -> dict[str, dict[
         time.sleep(0.1)
 
 
-def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus) -> Section:
-    sizes = QUICK if quick else FULL
+def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
+        sizes: Sizes | None = None) -> Section:
+    sizes = sizes or (QUICK if quick else FULL)
     timeout = sizes.stall_timeout_s
     model = start_mock(workdir, cpus.harness, tokens_per_second=20, fault="stall_mid",
                        stall_after_tokens=3)

@@ -119,8 +119,9 @@ def _name(frame: str) -> str:
     return f"{func} ({short})"
 
 
-def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus, results_dir: Path) -> Section:
-    sizes = QUICK if quick else FULL
+def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus, results_dir: Path,
+        sizes: Sizes | None = None) -> Section:
+    sizes = sizes or (QUICK if quick else FULL)
     port = free_port()
     steps: list[dict[str, Any]] = []
     best_profile: Path | None = None

@@ -1,0 +1,158 @@
+"""The benchmark harness itself: statistics, the table, the docs update, the profile summary,
+and each measurement run for real at a tiny size (real processes on loopback).
+
+No figure is checked against a speed (that is the benchmarks' job, not the tests'):
+only that every measurement measured what it says and that impossible values
+(negative shares of a shared clock, fallbacks before the stall timeout) never appear.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import capacity, latency, stall, throughput
+from bench.__main__ import _replace_block, table
+from bench.load import Trace
+from bench.procs import Cpus
+from bench.report import Row
+from bench.stats import percentile, summary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_percentiles_interpolate_between_samples() -> None:
+    assert percentile([], 50) is None
+    assert percentile([5.0], 99) == 5.0
+    assert percentile([1.0, 2.0, 3.0, 4.0], 50) == 2.5
+    assert percentile([4.0, 1.0, 3.0, 2.0], 100) == 4.0
+    assert percentile(list(map(float, range(101))), 99) == 99.0
+    with pytest.raises(ValueError):
+        percentile([1.0], 101)
+    assert summary([2.0, 1.0])["n"] == 2 and summary([])["p50"] is None
+
+
+def test_gaps_are_counted_inside_the_window_and_per_stream() -> None:
+    one = Trace("a", 0.0, deltas=[1.0, 1.1, 1.3, 5.0])
+    two = Trace("b", 0.0, deltas=[1.05, 1.25])
+    gaps = sorted(round(g) for g in capacity.gaps_ms([one, two], 1.0, 2.0))
+    # 5.0 is outside; nothing is measured across two streams.
+    assert gaps == [100, 200, 200]
+
+
+def test_profile_summary_names_functions_and_drops_the_bootstrap(tmp_path: Path) -> None:
+    boot = "_run_module_as_main (<frozen runpy>:198);Command.main (click/core.py:1)"
+    collapsed = tmp_path / "profile.txt"
+    collapsed.write_text(
+        f"{boot};Runner.run (asyncio/runners.py:118) 50\n"
+        f"{boot};Runner.run (asyncio/runners.py:118);relay (server/pipeline.py:10) 30\n"
+        "_pump (server/pipeline.py:20);stream (generators/openai_chat.py:7) 20\n")
+    top = throughput.top_functions(collapsed)
+    assert top["samples"] == 100
+    assert top["own"][0] == ("Runner.run (asyncio/runners.py)", 50.0)
+    assert ("relay (server/pipeline.py)", 30.0) in top["own"]
+    inside = dict(top["inside"])
+    assert inside["_pump (server/pipeline.py)"] == 20.0
+    assert not any("click" in name or "runpy" in name for name in inside)
+
+
+def test_the_table_prints_percentiles_values_and_ratios() -> None:
+    text = table([Row("2 capacity", "peer: open streams", "streams", value=1000, ratio=0.5),
+                  Row("1 latency", "panel: added", "ms", 9.034, 42.8),
+                  Row("5 page", "frames", "ms", 16.7, 16.7, tail="p95")])
+    lines = text.splitlines()
+    assert lines[2].startswith("| 1 latency | panel: added | 9.03 ms | 42.8 ms |")
+    assert "1,000 streams | 0.50x" in lines[3]
+    assert "16.7 ms (p95)" in lines[4]
+
+
+def test_the_docs_blocks_are_replaced_and_a_missing_one_is_an_error() -> None:
+    text = "a\n<!-- bench:table -->\nold\n<!-- /bench:table -->\nb"
+    assert _replace_block(text, "table", "new") == (
+        "a\n<!-- bench:table -->\nnew\n<!-- /bench:table -->\nb")
+    with pytest.raises(SystemExit):
+        _replace_block(text, "machine", "x")
+    doc = (ROOT / "docs" / "performance.md").read_text()
+    for name in ("table", "machine"):  # what a full run rewrites is there to rewrite
+        assert f"<!-- bench:{name} -->" in doc and f"<!-- /bench:{name} -->" in doc
+
+
+def test_the_command_refuses_an_unknown_section() -> None:
+    result = subprocess.run([sys.executable, "-m", "bench", "--only", "nonsense"],
+                            capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert "unknown section(s) nonsense" in result.stderr
+
+
+@pytest.fixture
+def cpus() -> Cpus:
+    return Cpus.split()
+
+
+def test_added_latency_is_measured_against_the_model_own_time(
+        tmp_path: Path, sample_kb_path: Path, cpus: Cpus) -> None:
+    sizes = latency.Sizes(levels=(1, 3), probes=4)
+    section = latency.run(True, tmp_path, sample_kb_path, cpus, sizes)
+    levels = section.data["levels"]
+    assert [(r["target"], r["streams"]) for r in levels] == [
+        ("panel", 1), ("panel", 3), ("peer", 1), ("peer", 3),
+        ("extractive", 1), ("extractive", 3)]
+    for level in levels:
+        # Every probe was answered and, against the model, matched to its timing record.
+        assert level["answered"] == level["matched"] == 4, level
+        assert level["background_failed"] == 0
+        # One clock on one host: the client's interval contains the model's, so the
+        # server's share can never be negative.
+        assert all(v > 0 for v in level["samples_ms"]), level
+    assert len(section.rows) == 6
+    peer_rows = [r for r in section.rows if r.case.startswith("peer")]
+    assert all(r.ratio is not None for r in peer_rows)
+
+
+def test_stalls_fall_back_after_the_timeout_and_disconnects_cancel(
+        tmp_path: Path, sample_kb_path: Path, cpus: Cpus) -> None:
+    sizes = stall.Sizes(stall_timeout_s=0.3, stalls=4, disconnects=3)
+    section = stall.run(True, tmp_path, sample_kb_path, cpus, sizes)
+    data = section.data
+    assert data["fallbacks"] == 4 and data["stop_reasons"] == ["stalled"]
+    # The watchdog never fires early: every fallback comes after the model's last
+    # byte plus the stall timeout.
+    assert len(data["samples_ms"]) == 4
+    assert all(v >= 300 for v in data["samples_ms"])
+    assert len(data["cancel_samples_ms"]) == 3
+    assert all(v > 0 for v in data["cancel_samples_ms"])
+
+
+def test_capacity_steps_hold_open_streams_and_count_their_memory(
+        tmp_path: Path, sample_kb_path: Path, cpus: Cpus) -> None:
+    sizes = capacity.Sizes(idle=(4,), streaming=(4,), hold_s=0.5)
+    section = capacity.run(True, tmp_path, sample_kb_path, cpus, sizes)
+    results = section.data["results"]
+    assert [(r["target"], r["mode"]) for r in results] == [
+        ("panel", "idle"), ("peer", "idle"), ("panel", "streaming"), ("peer", "streaming")]
+    for result in results:
+        [step] = result["steps"]
+        assert step["open"] == 4 and step["failed"] == 0, result
+        assert step["rss_mb"] > 0
+        if result["mode"] == "streaming":
+            assert step["gaps"] > 0 and step["relayed_tokens_per_s"] > 0
+        else:
+            assert step["gaps"] == 0
+
+
+@pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="no /proc here")
+def test_throughput_steps_relay_tokens_and_profile_the_panel(
+        tmp_path: Path, sample_kb_path: Path, cpus: Cpus) -> None:
+    sizes = throughput.Sizes(rates=(10,), hold_s=1)
+    section = throughput.run(True, tmp_path, sample_kb_path, cpus, tmp_path, sizes)
+    [step] = section.data["steps"]
+    assert step["open"] == throughput.STREAMS
+    assert step["relayed_tokens_per_s"] > 0
+    if step["held"]:  # the profile is kept for a step that held
+        profile = section.data["profile"]
+        assert profile["samples"] > 0 and profile["own"]
+        assert (tmp_path / profile["file"]).exists()
