@@ -20,12 +20,11 @@ cards), the rest of the cards are asked through the panel's own ask form
 while it streams, a requestAnimationFrame loop in the panel's frame records frame
 deltas and the DOM is sampled for mounted cards.
 
-Run: ``python -m bench.page [--quick] [--workdir DIR]``.
+Run: ``bench/run --only page [--quick]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import collections
 import contextlib
@@ -36,7 +35,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -361,38 +360,3 @@ def run(quick: bool, workdir: Path) -> Section:
     """Benchmark item 5: 1,000 cards and 8 s of streaming (quick: 200 cards, 3 s)."""
     cards, seconds = QUICK if quick else FULL
     return measure(cards, seconds, workdir)
-
-
-def _print(section: Section) -> None:
-    for row in section.rows:
-        if row.value is not None:
-            figure = f"{row.value:,.0f} {row.unit}"
-        else:
-            figure = f"p50 {row.p50} {row.unit}, {row.tail} {row.p_tail} {row.unit}"
-        print(f"{row.item} | {row.case}: {figure}  ({row.note})")
-    data = section.data
-    work = data["frame_work_ms"]
-    print(f"  main-thread work per frame: p50 {work['p50']} ms, p95 {work['p95']} ms, "
-          f"max {work['max']} ms")
-    print(f"  Chromium {data['chromium']}; {data['fps']} frames/s; long tasks "
-          f"{data['long_tasks']['count']}; audit {data['audit_outcomes']}; "
-          f"timings {data['timings_s']}")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m bench.page [--quick] [--workdir DIR]``: run and print the rows."""
-    parser = argparse.ArgumentParser(prog="python -m bench.page", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="200 cards, 3 s of streaming")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where the stack keeps its files (default: a temp dir)")
-    args = parser.parse_args(argv)
-    if args.workdir is not None:
-        _print(run(args.quick, args.workdir))
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-page-") as tmp:
-        _print(run(args.quick, Path(tmp)))
-
-
-if __name__ == "__main__":
-    main()

@@ -9,14 +9,12 @@ to a worker thread (``anyio.to_thread.run_sync``). The reported percentiles are
 of that sync call itself, the store's own cost; the whole ``retrieve`` await,
 thread hop included, is measured too and kept in the section's data.
 
-Run: ``python -m bench.retrieval [--quick] [--workdir DIR]``.
+Run: ``bench/run --only retrieval [--quick]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import shutil
-import tempfile
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -180,34 +178,3 @@ def run(quick: bool, workdir: Path) -> Section:
     """Benchmark item 4: 10,000 articles and 1,000 queries (quick: 2,000 and 300)."""
     n_articles, n_queries = QUICK if quick else FULL
     return measure(n_articles, n_queries, workdir)
-
-
-def _print(section: Section) -> None:
-    for row in section.rows:
-        if row.value is not None:
-            figure = f"{row.value:,.1f} {row.unit}"
-        else:
-            figure = f"p50 {row.p50} {row.unit}, {row.tail} {row.p_tail} {row.unit}"
-        print(f"{row.item} | {row.case}: {figure}  ({row.note})")
-    retrieve = section.data["retrieve_ms"]
-    print(f"  retrieve() incl. thread hop: p50 {_round(retrieve['p50'])} ms, "
-          f"p99 {_round(retrieve['p99'])} ms; hit rate {section.data['hit_rate']:.0%}; "
-          f"db {section.data['db_bytes']:,} bytes")
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m bench.retrieval [--quick] [--workdir DIR]``: run and print the rows."""
-    parser = argparse.ArgumentParser(prog="python -m bench.retrieval", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="2,000 articles, 300 queries")
-    parser.add_argument("--workdir", type=Path, default=None,
-                        help="where to write the articles and the store (default: a temp dir)")
-    args = parser.parse_args(argv)
-    if args.workdir is not None:
-        _print(run(args.quick, args.workdir))
-        return
-    with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as tmp:
-        _print(run(args.quick, Path(tmp)))
-
-
-if __name__ == "__main__":
-    main()
