@@ -1,4 +1,5 @@
-"""``bench/run [--quick] [--only NAME,...]``: every benchmark, a table, JSON results, the docs.
+"""``bench/run [--quick] [--only NAME,...] [--verbose]``: every benchmark, a table, JSON
+results, the docs.
 
 Each benchmark starts its own processes on loopback (the panel's ``assist-panel
 serve``, the mock model, the peer), pinned so that the server under test has a
@@ -6,6 +7,10 @@ core to itself. Results go to ``bench/results/{full,quick}.json`` (sections of a
 partial ``--only`` run are merged into it) and a dated copy under
 ``bench/results/history/``. A full run also rewrites the table and the machine in
 docs/performance.md and its figure, docs/images/performance.png.
+
+``quality`` is the answer benchmark (docs/quality.md): the labelled cases of
+``bench/quality/cases.jsonl`` through the real pipeline, in-process. Its per-case
+records go to ``bench/results/quality.json``; ``--verbose`` also prints its misses.
 """
 
 from __future__ import annotations
@@ -23,10 +28,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from server.kb_import import find_files, import_files
-from server.knowledge import KnowledgeBase
-from server.paths import sample_kb_dir
-
 from . import capacity, latency, stall, throughput
 from .machine import describe
 from .procs import Cpus, raise_fd_limit
@@ -36,7 +37,9 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "performance.md"
 FIGURE = ROOT / "docs" / "images" / "performance.png"
-SECTIONS = ("retrieval", "latency", "capacity", "throughput", "stall", "page")
+SECTIONS = ("retrieval", "quality", "latency", "capacity", "throughput", "stall", "page")
+# Sections whose rows are not performance figures: docs/quality.md reports them.
+NOT_PERFORMANCE = frozenset({"quality"})
 
 
 @contextlib.contextmanager
@@ -49,12 +52,21 @@ def affinity(cpus: frozenset[int]) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-def _runners(quick: bool, work: Path, kb: Path, cpus: Cpus
+def _runners(quick: bool, work: Path, kb: Path, cpus: Cpus, verbose: bool = False
              ) -> dict[str, Callable[[], Section]]:
     def retrieval_() -> Section:
         from . import retrieval
 
-        return retrieval.run(quick, work / "retrieval-work")
+        # In-process, on the server's core alone, as the server would search.
+        with affinity(cpus.server):
+            return retrieval.run(quick, work / "retrieval-work")
+
+    def quality_() -> Section:
+        from . import quality
+
+        # The same cases whatever the mode: deterministic, and well under a minute.
+        with affinity(cpus.server):
+            return quality.run(work / "quality-work", RESULTS, verbose=verbose)
 
     def page_() -> Section:
         from . import page
@@ -67,7 +79,8 @@ def _runners(quick: bool, work: Path, kb: Path, cpus: Cpus
         "throughput": lambda: throughput.run(quick, work, kb, cpus, RESULTS),
         "stall": lambda: stall.run(quick, work, kb, cpus),
     }
-    runners: dict[str, Callable[[], Section]] = {"retrieval": retrieval_, "page": page_}
+    runners: dict[str, Callable[[], Section]] = {"retrieval": retrieval_,
+                                                 "quality": quality_, "page": page_}
     for name, job in with_server.items():
         # The load client shares the harness core with the mock model, never the server's.
         def pinned(job: Callable[[], Section] = job) -> Section:
@@ -123,7 +136,8 @@ def _replace_block(text: str, name: str, body: str) -> str:
 def update_docs(results: dict[str, Any]) -> None:
     from .plot import draw
 
-    rows = [Row.from_json(r) for s in results["sections"].values() for r in s["rows"]]
+    rows = [Row.from_json(r) for name, s in results["sections"].items()
+            if name not in NOT_PERFORMANCE for r in s["rows"]]
     text = DOC.read_text()
     when = f"Run of {results['started'][:16].replace('T', ' ')} UTC ({results['mode']})."
     text = _replace_block(text, "table", when + "\n\n" + table(rows))
@@ -141,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma-separated sections to run ({', '.join(SECTIONS)})")
     parser.add_argument("--no-docs", action="store_true",
                         help="do not rewrite docs/performance.md and its figure")
+    parser.add_argument("--verbose", action="store_true",
+                        help="also list the cases the quality benchmark got wrong")
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
     unknown = sorted(set(chosen) - set(SECTIONS))
@@ -148,6 +164,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
 
     mode = "quick" if args.quick else "full"
+    # Sections measured in this process (retrieval, quality) are pinned to one core. On a
+    # machine of one core OpenBLAS runs one thread; its pool of one thread per core, made
+    # at import, would spin against itself on the pinned core (a matrix-vector product's
+    # p99 went from 5 ms to 60 ms). So: one thread, set before numpy is first imported.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    from server.kb_import import find_files, import_files
+    from server.knowledge import KnowledgeBase
+    from server.paths import sample_kb_dir
+
     cpus = Cpus.split()
     raise_fd_limit()
     started = datetime.now(UTC)
@@ -164,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(tmp)
         kb = work / "sample-kb.db"
         import_files(KnowledgeBase(kb), find_files([sample_kb_dir()]))
-        runners = _runners(args.quick, work, kb, cpus)
+        runners = _runners(args.quick, work, kb, cpus, args.verbose)
         for name in SECTIONS:
             if name not in chosen:
                 continue

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
+import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
 from starlette.routing import Mount
@@ -17,6 +19,7 @@ from . import api, health, machine_api, metrics, panel, signin
 from .admission import Admission
 from .audit import AuditLog
 from .breaker import CircuitBreaker
+from .embedders import build_embedder
 from .errors import exception_handlers
 from .generators import RetryingGenerator, build_generator
 from .genesys import GenesysClient
@@ -27,7 +30,7 @@ from .paths import frontend_dir
 from .pipeline import Limits, Pipeline, StreamRecord
 from .platform import configured_regions
 from .ratelimit import RateLimiter
-from .retrieval import KnowledgeBaseRetriever
+from .retrieval import KnowledgeBaseRetriever, Tuning
 from .sessions import SessionCodec
 from .settings import Settings
 from .streams import StreamRegistry
@@ -49,6 +52,13 @@ class State(TypedDict):
     genesys: GenesysClient
     sessions: SessionCodec
     states: StateCodec
+
+
+def tuning_from(settings: Settings) -> Tuning:
+    """Retrieval's fusion weights and confidence threshold, from settings."""
+    return Tuning(dense_weight=settings.retrieval_dense_weight,
+                  lexical_weight=1.0 - settings.retrieval_dense_weight,
+                  threshold=settings.relevance_threshold)
 
 
 def limits_from(settings: Settings) -> Limits:
@@ -102,23 +112,30 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         audit = AuditLog.open(settings.audit_log)  # a bad path fails the start
+        stack = contextlib.ExitStack()
 
         def finished(record: StreamRecord) -> None:
             stats.stream_finished(record)
             audit.write(record)
 
-        kb = KnowledgeBase(settings.kb_path)
         # Stalls are the watchdog's job; these limits only stop a socket hanging forever.
         timeout = httpx.Timeout(connect=5.0, read=settings.stream_limit_s, write=10.0, pool=5.0)
         # Streams are capped by ASSIST_MAX_STREAMS, not by the model connection pool.
         pool = httpx.Limits(max_connections=None, max_keepalive_connections=100)
         try:
             async with httpx.AsyncClient(timeout=timeout, limits=pool) as http:
+                kb = KnowledgeBase(settings.kb_path, build_embedder(settings, http))
+                stack.callback(kb.close)
+                # A store cut or embedded by another version or model is redone once.
+                if redone := await anyio.to_thread.run_sync(kb.reindex):
+                    log.info("re-indexed %d articles for %s", redone,
+                             kb.embedder.name if kb.embedder else "BM25 alone")
+                await anyio.to_thread.run_sync(kb.warm)
                 generator = RetryingGenerator(
                     build_generator(settings, http), max_attempts=settings.retry_max_attempts,
                     on_error=stats.upstream_error, on_retry=stats.upstream_retry)
                 pipeline = Pipeline(
-                    retriever=KnowledgeBaseRetriever(kb),
+                    retriever=KnowledgeBaseRetriever(kb, tuning_from(settings)),
                     generator=generator,
                     limits=limits_from(settings),
                     static_article={
@@ -137,7 +154,7 @@ def create_app(settings: Settings) -> Starlette:
                        "genesys": GenesysClient(http, settings.genesys_timeout_s)}
                 streams.shutdown()  # normally done already by serving.GracefulServer
         finally:
-            kb.close()
+            stack.close()
             audit.close()
 
     app = Starlette(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 from pydantic import ValidationError
 
 from .settings import Settings
+
+if TYPE_CHECKING:
+    from .knowledge import KnowledgeBase
 
 
 def _settings(**overrides: object) -> Settings:
@@ -119,21 +123,47 @@ _DB = click.option("--db", type=click.Path(dir_okay=False, path_type=Path), defa
                    help="Knowledge-base file (default: ASSIST_KB_PATH).")
 
 
+def _open_store(db: Path | None) -> KnowledgeBase:
+    """The knowledge base with the configured embedder, its index brought up to date
+    (re-cut and re-embedded, with a progress bar, when another version or model made it).
+    """
+    from .embedders import EmbeddingError, build_embedder
+    from .knowledge import KnowledgeBase
+
+    settings = _settings()
+    store = KnowledgeBase(db or settings.kb_path, build_embedder(settings))
+    if not store.needs_reindex():
+        store.reindex()  # records what the index is made with, even on an empty store
+    else:
+        label = f"Indexing for {store.embedder.name if store.embedder else 'BM25'}"
+        try:
+            with click.progressbar(length=store.count(), label=label, file=sys.stderr) as bar:
+                store.reindex(on_progress=bar.update)
+        except EmbeddingError as exc:
+            raise click.ClickException(f"embedding failed: {exc}") from exc
+    return store
+
+
 @kb.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_DB
 def kb_import(paths: tuple[Path, ...], db: Path | None) -> None:
     """Import markdown, HTML and JSON articles (files or folders)."""
+    from .embedders import EmbeddingError
     from .kb_import import ArticleError, find_files, import_files
-    from .knowledge import KnowledgeBase
 
-    store = KnowledgeBase(db or _settings().kb_path)
     try:
         files = find_files(list(paths))
     except ArticleError as exc:
         raise click.ClickException(str(exc)) from exc
-    with click.progressbar(length=len(files), label="Importing", file=sys.stderr) as bar:
-        summary = import_files(store, files, on_file=lambda _path: bar.update(1))
+    store = _open_store(db)
+    # Each file's passages are embedded as it is stored: the bar covers both.
+    label = "Importing and embedding" if store.embedder else "Importing"
+    try:
+        with click.progressbar(length=len(files), label=label, file=sys.stderr) as bar:
+            summary = import_files(store, files, on_file=lambda _path: bar.update(1))
+    except EmbeddingError as exc:
+        raise click.ClickException(f"embedding failed: {exc}") from exc
     for error in summary.errors:
         click.echo(f"error: {error}", err=True)
     click.echo(
@@ -148,23 +178,37 @@ def kb_import(paths: tuple[Path, ...], db: Path | None) -> None:
 @kb.command("search")
 @click.argument("query", nargs=-1, required=True)
 @click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("--explain", is_flag=True,
+              help="Show each article's best passage and its BM25 and vector scores.")
 @_DB
-def kb_search(query: tuple[str, ...], limit: int, db: Path | None) -> None:
-    """Search the knowledge base as the panel does (BM25), best first."""
-    from .knowledge import KnowledgeBase
+def kb_search(query: tuple[str, ...], limit: int, explain: bool, db: Path | None) -> None:
+    """Search the knowledge base as the panel does (BM25 and vectors fused), best first."""
+    from .app import tuning_from
+    from .context import SearchQuery
+    from .retrieval import HybridSearch
 
     path = db or _settings().kb_path
     if not path.exists():
         raise click.ClickException(f"no knowledge base at {path}: run 'assist-panel kb import'")
-    hits = KnowledgeBase(path).search(" ".join(query), limit)
-    if not hits:
+    search = HybridSearch(_open_store(path), tuning_from(_settings()))
+    wanted = SearchQuery.of(" ".join(query))
+    found = search.search(wanted, limit, search.embed(wanted))
+    if not found.sources:
         click.echo("no matching articles")
         return
-    for rank, hit in enumerate(hits, start=1):
-        click.echo(f"{rank}. {hit.title}  [{hit.id}]  score {hit.score:.2f}")
-        if hit.url:
-            click.echo(f"   {hit.url}")
-        click.echo(f"   {hit.snippet}")
+    if not found.confident:
+        click.echo("no confident answer: the nearest articles follow")
+    for rank, source in enumerate(found.sources, start=1):
+        click.echo(f"{rank}. {source.title}  [{source.id}]  score {source.score:.2f}")
+        if source.url:
+            click.echo(f"   {source.url}")
+        if explain:
+            click.echo(f"   bm25 {source.lexical:.2f}  cosine {source.dense:.3f}")
+            for line in source.passages[0].splitlines():
+                if line.strip():
+                    click.echo(f"   | {line}")
+        else:
+            click.echo(f"   {source.snippet}")
 
 
 @kb.command("sync", short_help="Sync a Genesys Knowledge base in, incrementally.")
@@ -200,7 +244,6 @@ def kb_sync(knowledge_base: str, region: str | None, api_base: str | None, db: P
 
     from .admin_client import AdminCredentials, AdminError
     from .kb_sync import DocumentResult, KnowledgeBaseInfo, run_sync
-    from .knowledge import KnowledgeBase
 
     if not region and not api_base:
         raise click.UsageError(
@@ -213,7 +256,7 @@ def kb_sync(knowledge_base: str, region: str | None, api_base: str | None, db: P
         raise click.ClickException(
             "set ASSIST_ADMIN_CLIENT_ID and ASSIST_ADMIN_CLIENT_SECRET to a Client Credentials "
             "OAuth client of the org (docs/knowledge-sync.md)")
-    store = KnowledgeBase(db or _settings().kb_path)
+    store = _open_store(db)
     with ExitStack() as stack:
         bars: list[Any] = []
 

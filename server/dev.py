@@ -22,6 +22,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from .app import create_app
+from .embedders import build_embedder
 from .kb_import import find_files, import_files
 from .knowledge import KnowledgeBase
 from .mocks.genesys import MockGenesysConfig, create_mock_genesys_app
@@ -104,7 +105,10 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
                 llm_config = MockLLMConfig(api_key=DEV_MODEL_KEY, fault=options.llm_fault)
                 servers.append(_server(create_mock_llm_app(llm_config), options.host, llm_port))
             settings = make_settings(**overrides)
-            summary = import_files(KnowledgeBase(settings.kb_path), find_files([sample_kb_dir()]))
+            store = KnowledgeBase(settings.kb_path, build_embedder(settings))
+            store.reindex()
+            summary = import_files(store, find_files([sample_kb_dir()]))
+            store.close()
             if summary.errors:
                 raise ValueError("sample knowledge base failed to import: " + summary.errors[0])
 

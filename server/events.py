@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 FallbackReason = Literal["stalled", "timeout", "upstream_error", "circuit_open", "no_answer"]
-Outcome = Literal["completed", "truncated", "fallback", "cancelled"]
+Outcome = Literal["completed", "truncated", "fallback", "cancelled", "abstained"]
 
 
 @dataclass(frozen=True)
@@ -17,8 +17,12 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def suggestion(id: str, trigger: str, query: str, sources: list[dict[str, object]]) -> Event:
-    return Event("suggestion", {"id": id, "trigger": trigger, "query": query, "sources": sources})
+def suggestion(id: str, trigger: str, query: str, sources: list[dict[str, object]],
+               confident: bool = True) -> Event:
+    """``confident`` is false when nothing retrieved is relevant enough to answer from:
+    no text follows, and ``done`` says ``abstained``."""
+    return Event("suggestion", {"id": id, "trigger": trigger, "query": query,
+                                "sources": sources, "confident": confident})
 
 
 def delta(id: str, text: str) -> Event:

@@ -4,7 +4,9 @@ Markdown files carry ``id``/``title``/``url``/``category`` in a front-matter
 block; HTML files in ``<title>``, ``<meta name="kb-id">``, ``<meta
 name="kb-category">`` and ``<link rel="canonical">``; JSON files hold one
 article object, a list of them, or ``{"articles": [...]}``. Bodies become plain
-text with blank lines between paragraphs and ``- `` before list items.
+text with blank lines between paragraphs, ``## `` before headings, ``- `` before
+list items and ``1. ``, ``2. ``... before ordered ones: enough structure for the store
+to cut articles into passages (a heading with its paragraphs or its whole list).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from .knowledge import Article, KnowledgeBase
 SUFFIXES = frozenset({".md", ".markdown", ".html", ".htm", ".json"})
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _FRONT_MATTER = re.compile(r"\A---\s*\n(.*?)\n---\s*(?:\n|\Z)", re.DOTALL)
+_HEADINGS = frozenset({"h1", "h2", "h3", "h4", "h5", "h6"})
 _BLOCKS = frozenset(
     """p div section article header footer main aside ul ol table tr blockquote pre h1
     h2 h3 h4 h5 h6 li dl dt dd figure figcaption hr""".split()
@@ -99,8 +102,10 @@ def parse_html(text: str, *, where: str = "<html>") -> Article:
     body = parser.text()
     title = parser.title.strip() or parser.first_heading.strip()
     # The page's own <h1> repeats the title; keep it out of the body.
-    if title and body.startswith(title):
-        body = body[len(title):].lstrip()
+    for repeat in (f"## {title}", title):
+        if title and body.startswith(repeat):
+            body = body[len(repeat):].lstrip()
+            break
     meta = {"title": title, **parser.meta}
     return _article(meta, body, where)
 
@@ -156,10 +161,12 @@ class _TextHTML(HTMLParser):
         self._current: list[str] = []
         self._skip = 0
         self._cell = False
+        # One entry per open list: its next number, or None for a bulleted list.
+        self._lists: list[int | None] = []
 
     def _end_block(self) -> None:
         line = " ".join("".join(self._current).split())
-        if line:
+        if line and not self._marker_only():  # a marker alone is no block
             self._blocks.append(line)
         self._current = []
 
@@ -167,9 +174,15 @@ class _TextHTML(HTMLParser):
         if tag in {"script", "style", "template", "head"}:
             self._skip += 1
         elif tag in _BLOCKS:
-            self._end_block()
-            if tag == "li":
-                self._current.append("- ")
+            # A paragraph inside a list item (a "loose" list) keeps the item's marker.
+            if not (tag == "p" and self._marker_only()):
+                self._end_block()
+            if tag in {"ul", "ol"}:
+                self._lists.append(1 if tag == "ol" else None)
+            elif tag == "li":
+                self._current.append(self._marker())
+            elif tag in _HEADINGS:
+                self._current.append("## ")
         elif tag in {"td", "th"}:
             if self._cell:
                 self._current.append(" | ")
@@ -177,13 +190,27 @@ class _TextHTML(HTMLParser):
         elif tag == "br":
             self._end_block()
 
+    def _marker_only(self) -> bool:
+        text = "".join(self._current).strip()
+        return text in {"-", "##"} or bool(re.fullmatch(r"\d+\.", text))
+
+    def _marker(self) -> str:
+        number = self._lists[-1] if self._lists else None
+        if number is None:
+            return "- "
+        self._lists[-1] = number + 1
+        return f"{number}. "
+
     def handle_endtag(self, tag: str) -> None:
         if tag in {"script", "style", "template", "head"}:
             self._skip = max(0, self._skip - 1)
         elif tag in _BLOCKS:
-            self._end_block()
+            if not (tag == "p" and self._marker_only()):
+                self._end_block()
             if tag == "tr":
                 self._cell = False
+            elif tag in {"ul", "ol"} and self._lists:
+                self._lists.pop()
 
     def handle_data(self, data: str) -> None:
         if not self._skip:

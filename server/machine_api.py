@@ -67,16 +67,19 @@ async def ndjson(events: AsyncGenerator[Event, None], request_id: str) -> AsyncI
     """The pipeline's events as the flat NDJSON lines of the contract."""
     sources: list[object] = []
     fallback: object = None
+    confident = True
     try:
         async for event in events:
             if event.name == "suggestion":
                 sources = event.data["sources"]
+                confident = event.data["confident"]
             elif event.name == "delta":
                 yield line({"text": event.data["text"]})
             elif event.name == "fallback":
                 fallback = event.data["article"] | {"reason": event.data["reason"]}
             elif event.name == "done":
                 yield line({"complete": True, "sourceDocuments": sources,
+                            "confident": confident,
                             "requestId": request_id, "outcome": event.data["outcome"],
                             "stopReason": event.data["stop_reason"], "fallback": fallback})
     finally:

@@ -38,7 +38,7 @@ if TYPE_CHECKING:  # at run time only the attributes matter; no import cycle
 OTHER = "other"
 """The label value standing in for anything outside a known set."""
 
-OUTCOMES = ("completed", "truncated", "fallback", "cancelled")
+OUTCOMES = ("completed", "truncated", "fallback", "cancelled", "abstained")
 TRIGGERS = ("utterance", "manual")
 FALLBACK_REASONS = ("stalled", "timeout", "upstream_error", "circuit_open", "no_answer")
 REJECT_REASONS = ("rate_limited", "over_capacity")

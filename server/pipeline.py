@@ -25,7 +25,7 @@ from .context import Trigger, Utterance, build_context
 from .events import Event, FallbackReason, Outcome
 from .generators import Chunk, GenerationRequest, Generator, UpstreamError
 from .redaction import redact
-from .retrieval import Retriever, Source
+from .retrieval import Retrieval, Retriever, Source
 from .streams import StreamControl
 from .watchdog import Expiry, Watchdog
 
@@ -158,16 +158,22 @@ class Pipeline:
                 max_utterances=limits.context_utterances, max_chars=limits.context_max_chars,
             )
             try:
-                sources = await self.retriever.retrieve(context.search_text, limits.top_k)
+                retrieval = await self.retriever.retrieve(context.search, limits.top_k)
             except Exception:  # a broken store must not break the stream: static fallback
                 log.exception("retrieval failed")
-                sources = []
+                retrieval = Retrieval(confident=True)
+            sources = retrieval.sources
             record.source_ids = [s.id for s in sources]
             yield events.suggestion(sid, request.trigger, context.query,
-                                    [s.public() for s in sources])
+                                    [s.public() for s in sources], retrieval.confident)
 
             if control.reason is not None:
                 ending.stop(control.reason)
+            elif not retrieval.confident:
+                # Confident silence: nothing relevant enough to answer from, so no text
+                # is made from unrelated articles; the sources are offered as "might help".
+                ending = _Ending("abstained",
+                                 "small_talk" if context.search.small_talk else "low_confidence")
             else:
                 permit = self.breaker.allow()
                 if permit is None:
@@ -176,11 +182,13 @@ class Pipeline:
                     generation = GenerationRequest(
                         context.query, context.utterances, tuple(sources), limits.max_tokens,
                         deadline=started + min(limits.first_token_s, limits.hard_s),
-                        on_retry=record.count_retry, request_id=request.request_id)
+                        on_retry=record.count_retry, request_id=request.request_id,
+                        search=retrieval.query or context.search)
                     async for event in self._relay(sid, generation, control, started, record,
                                                    ending):
                         yield event
-            if not ending.stopped and ending.fallback is None and record.tokens == 0:
+            if (not ending.stopped and ending.fallback is None and record.tokens == 0
+                    and ending.outcome != "abstained"):
                 ending.fallback, ending.stop_reason = "no_answer", "no_answer"
             if ending.fallback is not None:
                 ending.outcome = "fallback"

@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     kb_path: Path = Path("assist-panel.db")
     retrieval_top_k: int = Field(3, ge=1, le=20)
 
+    # Retrieval: passage vectors and the confidence threshold
+    embedder: Literal["wordllama", "openai", "none"] = "wordllama"
+    embedding_base_url: str = ""
+    embedding_model: str = "text-embedding-3-small"
+    embedding_api_key: SecretStr | None = None
+    embedding_dimensions: int | None = Field(None, ge=1, le=8192)
+    retrieval_dense_weight: float = Field(0.5, ge=0.0, le=1.0)
+    relevance_threshold: float = Field(0.35, ge=0.0, le=1.0)
+
     # Context window
     context_utterances: int = Field(6, ge=1, le=50)
     context_max_chars: int = Field(2000, ge=100, le=50_000)

@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from server.embedders import WordLlamaEmbedder
 from server.kb_import import find_files, import_files
 from server.knowledge import KnowledgeBase
 from server.paths import sample_kb_dir
@@ -16,10 +17,18 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def sample_kb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A knowledge-base file holding the shipped sample articles (built once)."""
+def embedder() -> WordLlamaEmbedder:
+    """The embedded default embedder, loaded once."""
+    return WordLlamaEmbedder()
+
+
+@pytest.fixture(scope="session")
+def sample_kb_path(tmp_path_factory: pytest.TempPathFactory, embedder: WordLlamaEmbedder
+                   ) -> Path:
+    """A knowledge-base file holding the shipped sample articles with their vectors
+    (built once)."""
     path = tmp_path_factory.mktemp("kb") / "sample.db"
-    kb = KnowledgeBase(path)
+    kb = KnowledgeBase(path, embedder)
     summary = import_files(kb, find_files([sample_kb_dir()]))
     assert not summary.errors, summary.errors
     kb.close()
@@ -27,8 +36,8 @@ def sample_kb_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def sample_kb(sample_kb_path: Path) -> Iterator[KnowledgeBase]:
-    kb = KnowledgeBase(sample_kb_path)
+def sample_kb(sample_kb_path: Path, embedder: WordLlamaEmbedder) -> Iterator[KnowledgeBase]:
+    kb = KnowledgeBase(sample_kb_path, embedder)
     yield kb
     kb.close()
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from server.context import Utterance
+from server.context import SearchQuery, Utterance, build_context
 from server.generators import (
     Chunk,
     ExtractiveGenerator,
@@ -14,10 +14,13 @@ from server.generators import (
     OpenAIChatGenerator,
     UpstreamError,
 )
-from server.generators.extractive import split_sentences
+from server.generators.extractive import MAX_WORDS, compose, render, split_sentences, units_of
 from server.generators.prompt import SYSTEM_PROMPT, build_messages, estimate_tokens
+from server.kb_import import find_files, read_file
 from server.knowledge import KnowledgeBase
 from server.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.passages import split_passages
+from server.paths import sample_kb_dir
 from server.retrieval import KnowledgeBaseRetriever, Source
 from tests.servers import serve
 
@@ -34,44 +37,336 @@ async def _collect(stream: AsyncIterator[Chunk]) -> tuple[str, str | None]:
 
 
 async def _request(kb: KnowledgeBase, query: str, max_tokens: int = 512) -> GenerationRequest:
-    sources = await KnowledgeBaseRetriever(kb).retrieve(query, 3)
-    return GenerationRequest(query, (Utterance("customer", query),), tuple(sources), max_tokens)
+    search = SearchQuery.of(query)
+    retrieval = await KnowledgeBaseRetriever(kb).retrieve(search, 3)
+    return GenerationRequest(query, (Utterance("customer", query),), tuple(retrieval.sources),
+                             max_tokens, search=search)
 
 
-def test_split_sentences_handles_lists_and_paragraphs() -> None:
-    text = "First one here. Second one! Third?\n\n- item one\n- item two\n\nLast para."
-    assert split_sentences(text) == ["First one here.", "Second one!", "Third?", "item one",
-                                     "item two", "Last para."]
+def _source(i: int, *passages: str) -> Source:
+    return Source(f"id-{i}", f"Title {i}", f"https://e.example/{i}", "", 1.0,
+                  passages=passages)
 
 
-async def test_extractive_streams_cited_sentences_from_the_sources(
+def _by_hand(query: str, *sources: tuple[str, ...], max_tokens: int = 512,
+             search: SearchQuery | None = None) -> GenerationRequest:
+    """A request whose sources are ``sources`` (each a tuple of passages, best first)."""
+    return GenerationRequest(
+        query, (Utterance("customer", query),),
+        tuple(_source(i, *passages) for i, passages in enumerate(sources, start=1)),
+        max_tokens, search=search or SearchQuery.of(query))
+
+
+def _sample_passages(article_id: str) -> list[str]:
+    """The passages of a shipped sample article, as retrieval hands them over."""
+    article = next(a for path in find_files([sample_kb_dir()])
+                   for a in read_file(path).articles if a.id == article_id)
+    return [f"## {p.heading}\n\n{p.text}" if p.heading else p.text
+            for p in split_passages(article.body)]
+
+
+def _cited(answer: str) -> list[tuple[str, int]]:
+    """The answer's pieces, each with the source number it cites."""
+    return [(text.strip(), int(n))
+            for text, n in re.findall(r"(.+?) \[(\d+)\]", answer, re.DOTALL)]
+
+
+def _words(text: str) -> str:
+    return " ".join(re.findall(r"\w+", text.lower()))
+
+
+def _assert_quoted_and_cited(answer: str, request: GenerationRequest) -> None:
+    """Every sentence or step line ends with ``[n]`` and is quoted from source n."""
+    assert answer
+    for line in answer.split("\n"):
+        assert re.search(r"\[\d+\]$", line), line
+    # Nothing stands outside a cited piece.
+    assert _words(re.sub(r"\[\d+\]", "", answer)) == _words(
+        " ".join(text for text, _ in _cited(answer)))
+    for text, n in _cited(answer):
+        assert 1 <= n <= len(request.sources)
+        assert _words(text) in _words(request.sources[n - 1].text), (text, n)
+
+
+# ---------------------------------------------------------------- extractive: units
+
+
+FEE = _sample_passages("refunds-returns-restocking-fee")
+ESIM = _sample_passages("devices-activate-esim")
+INTRO, AMOUNTS, WAIVED = FEE[0], FEE[1], FEE[2]
+STEPS = next(p for p in ESIM if "\n\n1. " in p)
+ESIM_FAILED = next(p for p in ESIM if "If activation doesn't finish" in p)
+LEAD = "We don't charge a restocking fee if:"
+
+
+def test_split_sentences_cuts_a_paragraph_at_sentence_ends() -> None:
+    text = "First one here. Second one! Third?  It costs $35. Then 2 more.\nWrapped line."
+    assert split_sentences(text) == ["First one here.", "Second one!", "Third?",
+                                     "It costs $35.", "Then 2 more.", "Wrapped line."]
+    # No cut inside "e.g. this" or a price like $799.99.
+    assert split_sentences("Costs $799.99 in total, e.g. with tax.") == [
+        "Costs $799.99 in total, e.g. with tax."]
+
+
+def test_headings_are_never_units_but_tell_what_a_unit_is_about() -> None:
+    units = units_of(FEE[3], 2, 1)
+    assert units
+    assert all(u.heading == "How the fee is charged" for u in units)
+    assert all("How the fee is charged" not in u.text and "##" not in u.text for u in units)
+    assert [(u.source, u.passage) for u in units] == [(2, 1)] * len(units)
+    assert [u.position for u in units] == list(range(len(units)))
+
+
+def test_a_passage_is_split_in_sentences_in_reading_order() -> None:
+    units = units_of("## Timing\n\nRefunds take 5 business days. They go back to your card.",
+                     1, 0)
+    assert [u.lines for u in units] == [("Refunds take 5 business days.",),
+                                        ("They go back to your card.",)]
+
+
+def test_fragments_and_table_rows_are_not_units() -> None:
+    units = units_of("## Prices\n\nSee below.\n\nUnlimited Plus plan | $65 per month | 50 GB"
+                     "\n\nEvery plan includes unlimited texts.", 1, 0)
+    assert [u.text for u in units] == ["Every plan includes unlimited texts."]
+
+
+def test_numbered_steps_are_one_unit() -> None:
+    units = units_of(STEPS, 1, 0)
+    steps = [u for u in units if len(u.lines) > 1]
+    assert len(steps) == 1
+    assert [line[:2] for line in steps[0].lines] == ["1.", "2.", "3.", "4.", "5."]
+    assert steps[0].heading == "Activate your eSIM"
+
+
+def test_numbered_steps_render_one_per_line_each_cited() -> None:
+    units = units_of(STEPS, 2, 0)
+    answer = render(units)
+    lines = answer.split("\n")
+    assert len(lines) == 5
+    for number, line in enumerate(lines, start=1):
+        assert line.startswith(f"{number}. ")
+        assert line.endswith(" [2]")
+
+
+def test_steps_between_sentences_render_on_their_own_lines() -> None:
+    passage = ("## Reset\n\nResetting erases the phone completely.\n\n1. Open Settings.\n\n"
+               "2. Tap Reset.\n\nThe phone restarts when it is done.")
+    assert render(units_of(passage, 1, 0)) == (
+        "Resetting erases the phone completely. [1]\n1. Open Settings. [1]\n"
+        "2. Tap Reset. [1]\nThe phone restarts when it is done. [1]")
+
+
+def test_a_list_of_short_items_is_quoted_together() -> None:
+    units = units_of(AMOUNTS, 1, 0)
+    assert units[0].lines == ("- Phones: $35", "- Tablets: $25", "- Smartwatches: $25",
+                              "- Mobile hotspots: $25",
+                              "- Accessories, chargers, cases and SIM kits: no fee")
+    assert render(units[:1]).split("\n") == [f"{line} [1]" for line in units[0].lines]
+
+
+def test_a_list_of_long_items_gives_a_sentence_per_item() -> None:
+    passage = ("## Before you start\n\n- Connect the new phone to Wi-Fi and charge it\n\n"
+               "- Have your 6-digit Account Security PIN ready.")
+    assert [u.lines for u in units_of(passage, 1, 0)] == [
+        ("Connect the new phone to Wi-Fi and charge it.",),
+        ("Have your 6-digit Account Security PIN ready.",)]
+
+
+def test_a_lead_sentence_goes_with_its_list_never_alone() -> None:
+    units = units_of(WAIVED, 1, 0)
+    assert all(u.lines != (LEAD,) for u in units)
+    with_lead = [u for u in units if LEAD in u.lines]
+    assert len(with_lead) == 1
+    assert with_lead[0].lines[0] == LEAD and len(with_lead[0].lines) == 2
+    assert with_lead[0].lines[1].startswith("The device is defective")
+    # A short-item list takes its lead along as well.
+    short = units_of("## Fees\n\nThe fee is:\n\n- Phones: $35\n\n- Tablets: $25", 1, 0)
+    assert [u.lines for u in short] == [("The fee is:", "- Phones: $35", "- Tablets: $25")]
+
+
+def test_a_lead_sentence_without_a_list_is_dropped() -> None:
+    units = units_of("## Fees\n\nHere is what to know about fees:\n\n"
+                     "Every device has its own fee.", 1, 0)
+    assert [u.text for u in units] == ["Every device has its own fee."]
+
+
+def test_an_answer_from_a_lead_and_its_list_never_says_the_lead_alone() -> None:
+    request = _by_hand("when is the restocking fee waived", (WAIVED, INTRO))
+    answer = render(compose(request))
+    assert LEAD in answer
+    assert answer.split(LEAD, 1)[1].startswith(" The device is defective")
+
+
+# ---------------------------------------------------------------- extractive: compose
+
+
+def test_the_answer_never_says_a_heading() -> None:
+    for query, passages in [("how much is the restocking fee for a phone", FEE),
+                            ("how do I activate my eSIM", ESIM),
+                            ("the esim download failed", ESIM)]:
+        request = _by_hand(query, tuple(passages))
+        answer = render(compose(request))
+        headings = [block[3:] for p in passages for block in p.split("\n\n")
+                    if block.startswith("## ")]
+        assert "##" not in answer
+        for text, _ in _cited(answer):
+            assert text not in headings
+            assert not any(text.startswith(h + " ") for h in headings), text
+
+
+def test_a_question_about_the_amount_starts_from_the_passage_with_the_amounts() -> None:
+    request = _by_hand("how much is the restocking fee for a phone", (INTRO, AMOUNTS))
+    units = compose(request)
+    assert (units[0].source, units[0].passage) == (1, 1)
+    assert render(units).startswith("- Phones: $35 [1]\n")
+
+
+def test_the_answer_starts_from_the_best_matching_passage_in_reading_order() -> None:
+    request = _by_hand("the esim download failed, can I retry", (ESIM[0], ESIM_FAILED))
+    units = compose(request)
+    assert units[0].text.startswith("If the eSIM download fails")
+    first = [u.position for u in units if u.passage == units[0].passage]
+    assert first == sorted(first)
+    assert "retry the download up to 3 times" in render(units)
+
+
+def test_the_answer_follows_the_conversation_not_only_the_last_words() -> None:
+    ctx = build_context(
+        (Utterance("customer", "my new phone will not activate"),
+         Utterance("agent", "I can see the eSIM download failed three times"),
+         Utterance("customer", "Yeah, so what now?")),
+        trigger="utterance", query=None, max_utterances=6, max_chars=2000)
+    request = GenerationRequest(ctx.query, ctx.utterances,
+                                (_source(1, ESIM[0], ESIM_FAILED, STEPS),), 512,
+                                search=ctx.search)
+    answer = render(compose(request))
+    assert answer.startswith("If the eSIM download fails")
+    assert "retry the download up to 3 times" in answer
+
+
+def test_without_a_search_the_query_is_matched() -> None:
+    with_search = _by_hand("the esim download failed", (ESIM[0], ESIM_FAILED))
+    without = GenerationRequest(with_search.query, (), with_search.sources, 512)
+    assert compose(without) == compose(with_search)
+
+
+def test_no_sentence_is_said_twice() -> None:
+    shared = "Card refunds take 5 business days to post."
+    first = (f"## Refund timing\n\n{shared} Refunds go back to the card you paid with.",
+             f"## Card refunds\n\nYour card refund is sent the day we process it. {shared}")
+    second = (f"## Refunds\n\n{shared} Card refunds over $500 need a supervisor.",)
+    answer = render(compose(_by_hand("how long do card refunds take", first, second)))
+    sentences = [text for text, _ in _cited(answer)]
+    assert answer.count(shared) == 1
+    assert len(sentences) == len(set(sentences))
+
+
+def test_another_source_adds_a_sentence_only_for_a_new_fact() -> None:
+    first = ("## Refund timing\n\nRefunds go back to the card you paid with. "
+             "Card refunds take 5 business days to post.",)
+    second = ("## Refunds\n\nCard refunds take 5 business days to reach the card.\n\n"
+              "Card refunds over $500 need a supervisor to approve them.\n\n"
+              "Card refunds are always sent by the billing team.",)
+    cited = _cited(render(compose(_by_hand("how long do card refunds take", first, second))))
+    assert [text for text, n in cited if n == 2] == [
+        "Card refunds over $500 need a supervisor to approve them."]
+    assert [n for _, n in cited] == sorted(n for _, n in cited)  # the best source first
+
+
+def test_another_source_adds_nothing_that_does_not_match() -> None:
+    first = ("## Refund timing\n\nCard refunds take 5 business days to post.",)
+    second = ("## Shipping\n\nExpress shipping costs $15 and takes 2 days.",)
+    answer = render(compose(_by_hand("how long do card refunds take", first, second)))
+    assert answer == "Card refunds take 5 business days to post. [1]"
+
+
+def test_every_sentence_and_step_is_cited_with_its_own_source() -> None:
+    first = ("## Activate your eSIM\n\nActivating takes about 15 minutes.\n\n"
+             "1. Open the My Brightwave app.\n\n2. Tap Activate eSIM.\n\n"
+             "3. Restart the phone.",)
+    second = ("## Activation help\n\nYou can also activate an eSIM at any of our 600 stores.",)
+    request = _by_hand("how do I activate an eSIM on my phone", first, second)
+    answer = render(compose(request))
+    _assert_quoted_and_cited(answer, request)
+    assert {n for _, n in _cited(answer)} == {1, 2}
+
+
+def test_the_answer_stays_within_max_words() -> None:
+    for query, passages in [("how much is the restocking fee for a phone", FEE),
+                            ("how do I activate my eSIM", ESIM),
+                            ("the esim download failed", ESIM)]:
+        units = compose(_by_hand(query, tuple(passages), tuple(FEE)))
+        assert units
+        assert sum(u.words for u in units) <= MAX_WORDS, query
+
+
+def test_steps_over_max_words_are_cut_to_the_whole_first_steps_that_fit() -> None:
+    steps = [f"{i}. Step {i} says tap the Reset button and then wait for the phone to restart"
+             f" before you go on." for i in range(1, 9)]  # 8 steps of 20 words
+    request = _by_hand("how do I reset the phone", ("## Reset\n\n" + "\n\n".join(steps),))
+    units = compose(request)
+    assert len(units) == 1
+    kept = len(units[0].lines)
+    assert 1 <= kept < len(steps)
+    assert units[0].lines == tuple(steps[:kept])  # whole steps, from the first
+    assert units[0].words <= MAX_WORDS < units[0].words + 20  # as many as fit
+
+
+def test_a_single_sentence_over_max_words_is_quoted_whole() -> None:
+    sentence = "Refunds " + "really " * (MAX_WORDS + 5) + "take five days."
+    units = compose(_by_hand("refunds take how long", (f"## Refunds\n\n{sentence}",)))
+    assert [u.text for u in units] == [sentence]
+
+
+def test_no_sources_or_nothing_quotable_gives_no_answer() -> None:
+    assert compose(GenerationRequest("refund", (), (), 100)) == []
+    assert compose(_by_hand("refund", ("## Refunds\n\nSee below.",))) == []
+    assert render([]) == ""
+
+
+# ---------------------------------------------------------------- extractive: stream
+
+
+async def test_extractive_streams_the_composed_answer_then_stops() -> None:
+    request = _by_hand("how much is the restocking fee for a phone", (AMOUNTS, INTRO, WAIVED))
+    chunks = [c async for c in ExtractiveGenerator(token_delay_s=0).stream(request)]
+    answer = render(compose(request))
+    assert "- Phones: $35 [1]" in answer
+    assert chunks[-1] == Chunk(stop_reason="stop")
+    assert all(c.stop_reason is None and c.text for c in chunks[:-1])
+    assert "".join(c.text for c in chunks) == answer
+
+
+async def test_extractive_streams_cited_quotes_from_the_sample_kb(
         sample_kb: KnowledgeBase) -> None:
-    request = await _request(sample_kb, "how much is the restocking fee for returning a phone")
-    text, stop = await _collect(ExtractiveGenerator(token_delay_s=0).stream(request))
-    assert stop == "stop"
-    citations = [int(n) for n in re.findall(r"\[(\d+)\]", text)]
-    assert 1 <= len(citations) <= 3
-    assert all(1 <= n <= len(request.sources) for n in citations)
-    # Every sentence is quoted verbatim from the source it cites.
-    for sentence, n in re.findall(r"\s*(.+?) \[(\d+)\]", text):
-        assert sentence in " ".join(request.sources[int(n) - 1].text.split())
-    assert "restocking" in text.lower()
+    for query in ["how much is the restocking fee for returning a phone",
+                  "how long does a refund take to reach my card",
+                  "my phone was stolen", "how do I activate my eSIM"]:
+        request = await _request(sample_kb, query)
+        text, stop = await _collect(ExtractiveGenerator(token_delay_s=0).stream(request))
+        assert stop == "stop"
+        _assert_quoted_and_cited(text, request)
+        assert sum(u.words for u in compose(request)) <= MAX_WORDS
 
 
-async def test_extractive_stops_at_max_tokens(sample_kb: KnowledgeBase) -> None:
-    request = await _request(sample_kb, "restocking fee phone return", max_tokens=5)
+async def test_extractive_stops_at_max_tokens() -> None:
+    request = _by_hand("how do I activate my eSIM", (STEPS,), max_tokens=5)
     text, stop = await _collect(ExtractiveGenerator(token_delay_s=0).stream(request))
     assert stop == "max_tokens"
-    assert len(text.split()) == 5
+    assert text.split() == render(compose(request)).split()[:5]
+
+
+async def test_extractive_with_exactly_max_tokens_finishes() -> None:
+    passages = ("## Refunds\n\nCard refunds take 5 business days.",)
+    answer = render(compose(_by_hand("card refunds", passages)))
+    request = _by_hand("card refunds", passages, max_tokens=len(answer.split()))
+    text, stop = await _collect(ExtractiveGenerator(token_delay_s=0).stream(request))
+    assert (text, stop) == (answer, "stop")
 
 
 async def test_extractive_without_sources_says_nothing() -> None:
     request = GenerationRequest("anything at all", (), (), 100)
     assert await _collect(ExtractiveGenerator(token_delay_s=0).stream(request)) == ("", "stop")
-
-
-def _source(i: int, text: str) -> Source:
-    return Source(f"id-{i}", f"Title {i}", f"https://e.example/{i}", "", 1.0, text)
 
 
 async def _generate(config: MockLLMConfig, request: GenerationRequest,

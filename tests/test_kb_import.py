@@ -11,6 +11,7 @@ from server.kb_import import (
     ArticleError,
     find_files,
     html_to_text,
+    markdown_to_text,
     parse_html,
     parse_json,
     parse_markdown,
@@ -41,7 +42,7 @@ def test_markdown_front_matter_and_plain_text_body() -> None:
     assert (article.id, article.title, article.url, article.category) == (
         "billing-x", "Reading your bill", "https://help.example/billing/x", "billing")
     assert article.body.split("\n\n") == [
-        "Reading your bill", "Your bill has three parts.", "- Plan charges",
+        "## Reading your bill", "Your bill has three parts.", "- Plan charges",
         "- Taxes and fees", "Questions? Call us."]
 
 
@@ -71,8 +72,15 @@ def test_html_reads_meta_canonical_and_drops_scripts() -> None:
         "ship-1", "https://help.example/ship/1", "shipping")
     assert article.title == "Track an order"
     assert "alert" not in article.body and "p{}" not in article.body
+    # Ordered lists keep their numbers: passages keep numbered steps together.
     assert article.body.split("\n\n") == [
-        "Open Orders.", "- Sign in", "- Pick the order", "Method | Days", "Express | 1-2"]
+        "Open Orders.", "1. Sign in", "2. Pick the order", "Method | Days", "Express | 1-2"]
+
+
+def test_headings_are_marked_and_loose_list_items_keep_their_markers() -> None:
+    text = markdown_to_text("# Title\n\nIntro.\n\n### Steps\n\n1. One\n\n2. Two\n\n- a\n- b")
+    assert text.split("\n\n") == ["## Title", "Intro.", "## Steps", "1. One", "2. Two",
+                                    "- a", "- b"]
 
 
 def test_json_accepts_object_list_and_wrapper() -> None:

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 from server.admin_client import AdminClient, AdminCredentials, AdminError, PlatformHosts
 from server.cli import main
+from server.context import SearchQuery
 from server.kb_sync import (
     DocumentResult,
     KnowledgeBaseInfo,
@@ -28,6 +29,7 @@ from server.kb_sync import (
 )
 from server.kb_sync_ledger import SyncLock
 from server.knowledge import Article, KnowledgeBase
+from server.retrieval import HybridSearch
 from tests.test_mock_genesys import MockServer, run_mock
 
 SEED = [f"0f4d2c8a-6b1e-4c7a-9d3f-1a2b3c4d5e0{n}" for n in range(1, 10)]
@@ -149,7 +151,8 @@ async def test_first_sync_adds_every_published_visible_document(
     data = article(store, DATA)
     assert data.url == ""
     assert "\n\n  - 5 GB Month Pass, $15" in data.body
-    assert store.search("replacement SIM card stolen")[0].id == gk(SIM)
+    found = HybridSearch(store).search(SearchQuery.of("replacement SIM card stolen"), 3)
+    assert found.sources[0].id == gk(SIM)
 
 
 @pytest.mark.anyio
@@ -170,8 +173,9 @@ async def test_second_sync_applies_edits_additions_deletions_and_unpublishing(
     assert counts_of(summary) == (7, 1, 1, 2, 5, 0)
     assert control.counts()["variationsByDocument"] == {BILL: 1, "spam-calls": 1}
     assert control.counts()["listings"] == 3  # 7 documents, 3 a page
-    assert store.search("paperless billing")[0].id == gk(BILL)
-    assert store.search("call shield")[0].id == gk("spam-calls")
+    search = HybridSearch(store)
+    assert search.search(SearchQuery.of("paperless billing"), 3).sources[0].id == gk(BILL)
+    assert search.search(SearchQuery.of("call shield"), 3).sources[0].id == gk("spam-calls")
     assert store.get(gk(PORTING)) is None and store.get(gk(SIM)) is None
     expected = {gk(d) for d in PUBLISHED if d not in (PORTING, SIM)} | {gk("spam-calls")}
     assert store.ids() == expected

@@ -69,11 +69,12 @@ def test_the_key_may_come_as_x_api_key_and_a_request_id_is_made_when_missing(
     assert last["complete"] is True and last["requestId"].startswith("rq_")
 
 
-def test_no_answer_ends_with_the_fallback_article(panel: tuple[str, Path]) -> None:
+def test_nothing_relevant_ends_abstained_without_text(panel: tuple[str, Path]) -> None:
     out = lines(post(panel[0], {**BODY, "transcript": [],
                                 "lastUtterance": "zzqx wobble frobnicate"}))
     assert len(out) == 1
-    assert out[0]["outcome"] == "fallback" and out[0]["fallback"]["reason"] == "no_answer"
+    assert out[0]["outcome"] == "abstained" and out[0]["confident"] is False
+    assert out[0]["stopReason"] == "low_confidence" and out[0]["fallback"] is None
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer nope"},

@@ -6,17 +6,17 @@ from collections.abc import AsyncIterator
 import pytest
 
 from server.breaker import CircuitBreaker
-from server.context import Utterance
+from server.context import SearchQuery, Utterance
 from server.events import Event
 from server.generators import Chunk, GenerationRequest, UpstreamError
 from server.pipeline import AssistRequest, Limits, Pipeline, StreamRecord
-from server.retrieval import Source
+from server.retrieval import Retrieval, Source
 from server.streams import StreamRegistry
 
 pytestmark = pytest.mark.anyio
 
 SOURCE = Source("kb-1", "Refund timing", "https://e.example/1", "Refunds take 5 days", 2.0,
-                "Refunds take 5 days.")
+                ("Refunds take 5 days.",))
 STATIC = {"id": "static-fallback", "title": "Search", "url": "", "excerpt": "None matched"}
 FAST = Limits(first_token_s=0.3, idle_s=0.2, hard_s=1.0, flush_s=0.05)
 
@@ -25,12 +25,13 @@ class StaticRetriever:
     def __init__(self, sources: list[Source]) -> None:
         self.sources = sources
 
-    async def retrieve(self, text: str, limit: int) -> list[Source]:
-        return self.sources[:limit]
+    async def retrieve(self, query: SearchQuery, limit: int) -> Retrieval:
+        self.query = query
+        return Retrieval(self.sources[:limit], confident=True, query=query)
 
 
 class BrokenRetriever:
-    async def retrieve(self, text: str, limit: int) -> list[Source]:
+    async def retrieve(self, query: SearchQuery, limit: int) -> Retrieval:
         raise RuntimeError("disk on fire")
 
 
@@ -247,13 +248,16 @@ async def test_transcript_text_is_redacted_before_retrieval_and_generation() -> 
     seen: list[str] = []
 
     class Spy(StaticRetriever):
-        async def retrieve(self, text: str, limit: int) -> list[Source]:
-            seen.append(text)
-            return await super().retrieve(text, limit)
+        async def retrieve(self, query: SearchQuery, limit: int) -> Retrieval:
+            seen.extend(part.text for part in query.parts)
+            seen.extend(query.words)
+            return await super().retrieve(query, limit)
 
     class Echo(Scripted):
         async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
             seen.extend([request.query, *(u.text for u in request.utterances)])
+            assert request.search is not None
+            seen.extend(request.search.words)
             yield Chunk(text="ok")
             yield Chunk(stop_reason="stop")
 

@@ -85,13 +85,33 @@ def test_manual_question_answers_the_agents_query(panel: str) -> None:
     assert events[0][2]["sources"][0]["id"] == "accounts-passwords-reset-password"
 
 
-def test_unanswerable_question_falls_back_to_the_static_article(panel: str) -> None:
+def test_an_unanswerable_question_gets_no_confident_answer_and_no_text(panel: str) -> None:
     events = _stream(panel, {"conversationId": CONVERSATION, "trigger": "manual",
                              "query": "zzyzx qwertyuiop"})
     _check_contract(events)
-    assert [n for n, _, _ in events] == ["suggestion", "fallback", "done"]
-    assert events[1][2]["reason"] == "no_answer"
-    assert events[1][2]["article"]["id"] == "static-fallback"
+    assert [n for n, _, _ in events] == ["suggestion", "done"]
+    assert events[0][2]["confident"] is False
+    assert (events[1][2]["outcome"], events[1][2]["stop_reason"]) == (
+        "abstained", "low_confidence")
+
+
+def test_small_talk_triggers_no_answer(panel: str) -> None:
+    events = _stream(panel, {"conversationId": CONVERSATION, "trigger": "utterance",
+                             "utterances": [{"speaker": "customer", "text": "okay, thanks!"}]})
+    _check_contract(events)
+    assert [n for n, _, _ in events] == ["suggestion", "done"]
+    assert events[0][2]["sources"] == [] and events[0][2]["confident"] is False
+    assert (events[1][2]["outcome"], events[1][2]["stop_reason"]) == ("abstained", "small_talk")
+
+
+def test_a_confident_answer_is_marked_confident(panel: str) -> None:
+    events = _stream(panel, {"conversationId": CONVERSATION, "trigger": "manual",
+                             "query": "how much is the restocking fee for a phone?"})
+    _check_contract(events)
+    assert events[0][2]["confident"] is True
+    assert events[-1][2]["outcome"] == "completed"
+    answer = "".join(d["text"] for n, _, d in events if n == "delta")
+    assert "$35" in answer
 
 
 def test_stalled_model_ends_with_fallback_carrying_the_top_article(

@@ -95,10 +95,12 @@ def create_app(kb_path: Path, model_url: str, model: str = "mock-assist-1",
         if not hasattr(local, "db"):  # an sqlite3 connection stays in the thread that made it
             local.db = sqlite3.connect(kb_uri, uri=True, check_same_thread=True)
         rows = local.db.execute(
-            "SELECT a.id, a.title, a.url, snippet(articles_fts, 1, '', '', '…', 32),"
-            " bm25(articles_fts), a.body FROM articles_fts"
-            " JOIN articles a ON a.rowid = articles_fts.rowid"
-            " WHERE articles_fts MATCH ? ORDER BY bm25(articles_fts) LIMIT ?",
+            # Plain BM25 over the panel's passage index, a passage per source.
+            "SELECT a.id, a.title, a.url, snippet(passages_fts, 2, '', '', '…', 32),"
+            " bm25(passages_fts), p.text FROM passages_fts"
+            " JOIN passages p ON p.rowid = passages_fts.rowid"
+            " JOIN articles a ON a.rowid = p.article_rowid"
+            " WHERE passages_fts MATCH ? ORDER BY bm25(passages_fts) LIMIT ?",
             (" OR ".join(f'"{w}"' for w in words), top_k),
         ).fetchall()
         return [{"id": r[0], "title": r[1], "url": r[2], "snippet": r[3],

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from ..context import Utterance
+from ..context import SearchQuery, Utterance
 from ..retrieval import Source
 
 
@@ -22,6 +22,8 @@ class GenerationRequest:
     on_retry: Callable[[], None] | None = None
     # The suggestion's request id, sent upstream so model-side logs can be matched to ours.
     request_id: str | None = None
+    # What retrieval searched for (the weighted conversation): generators rank by it too.
+    search: SearchQuery | None = None
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ import httpx
 from httpx_sse import SSEError, aconnect_sse
 
 from .base import Chunk, GenerationRequest, UpstreamError
-from .prompt import build_messages
+from .citations import CitationFilter
+from .prompt import build_prompt
 
 _FINISH = {"stop": "stop", "length": "max_tokens", "content_filter": "content_filter"}
 
@@ -43,9 +44,11 @@ class OpenAIChatGenerator:
         self.temperature = temperature
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        messages, articles = build_prompt(request, context_tokens=self.context_tokens)
+        citations = CitationFilter(articles)
         body = {
             "model": self.model,
-            "messages": build_messages(request, context_tokens=self.context_tokens),
+            "messages": messages,
             "stream": True,
             "max_tokens": request.max_tokens,
             "temperature": self.temperature,
@@ -79,8 +82,8 @@ class OpenAIChatGenerator:
                             continue
                         delta = choice.get("delta") or {}
                         text = delta.get("content") if isinstance(delta, dict) else None
-                        if isinstance(text, str) and text:
-                            yield Chunk(text=text)
+                        if isinstance(text, str) and text and (kept := citations.feed(text)):
+                            yield Chunk(text=kept)
                         if choice.get("finish_reason"):
                             finish = str(choice["finish_reason"])
         except httpx.HTTPError as exc:
@@ -89,6 +92,8 @@ class OpenAIChatGenerator:
             raise UpstreamError("model service did not answer with an event stream") from exc
         if finish is None:
             raise UpstreamError("model stream ended without a finish reason")
+        if rest := citations.flush():
+            yield Chunk(text=rest)
         yield Chunk(stop_reason=_FINISH.get(finish, finish))
 
 

@@ -50,6 +50,14 @@ def fit(text: str, tokens: int) -> str:
 
 def build_messages(request: GenerationRequest, *, context_tokens: int) -> list[dict[str, str]]:
     """The chat messages for ``request``, trimmed to fit ``context_tokens``."""
+    return build_prompt(request, context_tokens=context_tokens)[0]
+
+
+def build_prompt(request: GenerationRequest, *, context_tokens: int
+                 ) -> tuple[list[dict[str, str]], int]:
+    """The chat messages for ``request``, and how many articles made it into them (the
+    citations the answer may use). Each source brings its best passages, not its whole
+    article."""
     transcript = "\n".join(
         f"{u.speaker}: {json.dumps(u.text, ensure_ascii=False)}" for u in request.utterances
     )
@@ -71,4 +79,5 @@ def build_messages(request: GenerationRequest, *, context_tokens: int) -> list[d
         budget -= estimate_tokens(block)
         articles.append(block)
     user = "<articles>\n" + "".join(articles) + "</articles>\n\n" + tail
-    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": user}]
+    return messages, len(articles)

@@ -28,6 +28,10 @@ client that cannot send the header (the panel's `openai` generator) is running.
 `GET /mock/timings` tells when each completion was received and when its first
 token and last byte went out, keyed by the request's `X-Request-Id` (see
 `llm_timings`); the benchmarks use it to separate the model's time from the panel's.
+
+`POST /v1/embeddings` answers OpenAI's embeddings contract with deterministic
+hashed bag-of-words vectors; its faults have their own switch,
+`/mock/embeddings/fault` (see `llm_embeddings`).
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.mocks.llm_control import FaultControls, FaultSwitch, fault_error
+from server.mocks.llm_embeddings import MockEmbeddings
 from server.mocks.llm_faults import (
     FAULTS,
     CompletionPlan,
@@ -385,11 +390,16 @@ def create_mock_llm_app(config: MockLLMConfig) -> Starlette:
     the runtime `FaultSwitch` behind `/mock/fault` (its `requests` counts every
     chat-completions call, error answers included), and `app.state.timings` the
     `TimingLog` behind `/mock/timings` (see `llm_timings`).
+    `app.state.embeddings_fault_switch` is the `FaultSwitch` of `/v1/embeddings`,
+    behind `/mock/embeddings/fault` (see `llm_embeddings`).
     """
     tracker = StreamTracker()
     switch = FaultSwitch(config.fault)
     timings = TimingLog()
     mock = _MockLLM(config, tracker, switch, timings)
+    # Same key check and same idea of a word as the chat half.
+    embeddings = MockEmbeddings(model=config.model, check_auth=mock._check_auth,
+                                words=_words, retry_after_s=config.retry_after_s)
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", mock.chat_completions, methods=["POST"]),
@@ -397,6 +407,7 @@ def create_mock_llm_app(config: MockLLMConfig) -> Starlette:
             Route("/v1/models/{model:path}", mock.retrieve_model, methods=["GET"]),
             *FaultControls(switch).routes(),
             *timings.routes(),
+            *embeddings.routes(),
         ],
         exception_handlers={HTTPException: _http_error},
     )
@@ -404,4 +415,5 @@ def create_mock_llm_app(config: MockLLMConfig) -> Starlette:
     app.state.streams = tracker
     app.state.fault_switch = switch
     app.state.timings = timings
+    app.state.embeddings_fault_switch = embeddings.switch
     return app

@@ -6,8 +6,12 @@ from pathlib import Path
 
 from bench.kbgen import generate_articles, generate_queries
 from bench.retrieval import ITEM, TOP_K, measure
+from server.context import SearchQuery
+from server.embedders import WordLlamaEmbedder
 from server.kb_import import read_file
-from server.knowledge import KnowledgeBase, query_terms
+from server.knowledge import KnowledgeBase
+from server.retrieval import HybridSearch
+from server.terms import query_terms
 
 
 def _contents(paths: list[Path], root: Path) -> dict[str, bytes]:
@@ -34,7 +38,7 @@ def test_articles_parse_with_unique_ids_and_titles(tmp_path: Path) -> None:
         assert article.category
         blocks = article.body.split("\n\n")
         assert len(blocks) >= 4  # the heading, then 3-8 paragraphs or lists
-        assert blocks[0] == article.title
+        assert blocks[0] == f"## {article.title}"  # headings keep their mark in bodies
 
 
 def test_queries_are_deterministic_and_mixed() -> None:
@@ -45,33 +49,47 @@ def test_queries_are_deterministic_and_mixed() -> None:
     assert 0 < len(without_terms) < len(queries) // 2
 
 
-def test_measure_imports_every_article_and_reports_both_rows(tmp_path: Path) -> None:
+def test_measure_imports_and_embeds_every_article_and_reports_both_rows(
+        tmp_path: Path) -> None:
     section = measure(50, 20, tmp_path, warmup=5)
 
     assert section.name == "retrieval"
     search, imported = section.rows
-    assert (search.item, search.case, search.unit) == (ITEM, "search, 50 articles", "ms")
+    assert (search.item, search.case, search.unit) == (ITEM, "retrieval, 50 articles", "ms")
     assert search.p50 is not None and search.p_tail is not None
     assert 0 < search.p50 <= search.p_tail
-    assert f"top_k={TOP_K}" in search.note
+    assert f"top_k={TOP_K}" in search.note and "HybridSearch" in search.note
     assert (imported.case, imported.unit) == ("import, 50 articles", "articles/s")
     assert imported.value is not None and imported.value > 0
+    assert "wordllama" in imported.note and "embed" in imported.note
 
     data = section.data
     assert data["articles_in_kb"] == 50
+    assert data["embedder"] == WordLlamaEmbedder().name
+    assert data["passages"] >= 50 and data["import"]["passages"] == data["passages"]
     assert data["import"]["added"] == 50 and not data["import"]["errors"]
+    assert 0 < data["import"]["embed_s"] < data["import"]["store_s"] < data["import"]["seconds"]
     assert data["queries"] == 20 and len(data["search_samples_ms"]) == 20
+    assert data["embed_ms"]["n"] == 20
     assert data["db_bytes"] > 0
     assert data["retrieve_ms"]["n"] == 20
     assert 0 < data["hit_rate"] <= 1
 
-    # The store is left in the workdir: a generated title must find its article.
+    # The store is left in the workdir, embedded: a generated title finds its article,
+    # and by its vector alone too.
     first = read_file(sorted((tmp_path / "retrieval" / "articles").rglob("*.md"))[0])
     article = first.articles[0]
-    kb = KnowledgeBase(tmp_path / "retrieval" / "kb.sqlite3")
+    kb = KnowledgeBase(tmp_path / "retrieval" / "kb.sqlite3", WordLlamaEmbedder())
     try:
         assert kb.count() == 50
-        assert article.id in [hit.id for hit in kb.search(article.title, TOP_K)]
+        assert not kb.needs_reindex()
+        search_ = HybridSearch(kb)
+        query = SearchQuery.of(article.title)
+        vector = search_.embed(query)
+        assert vector is not None
+        assert article.id in [s.id for s in search_.search(query, TOP_K, vector).sources]
+        nearest = kb.hits({rowid: (0.0, 0.0) for rowid in kb.dense(vector, 3)})
+        assert article.id in {hit.article_id for hit in nearest}
     finally:
         kb.close()
 

@@ -8,25 +8,48 @@ on another origin, as in Genesys).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
 import pytest
 from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
-from playwright.sync_api import Browser, Frame, Page, expect
+from playwright.sync_api import Browser, Frame, Page, Route, expect
 
 from tests.devmode import DevMode
 
 BLOCKING = ("serious", "critical")
 MAX_TABS = 80
+#: A question the knowledge base has no confident answer to (its stream is scripted).
+NO_ANSWER_QUESTION = "Can I pay my bill with seashells?"
+NEAREST = [{"id": "kb-payments", "title": "Ways to pay your bill",
+            "url": "https://help.example/payments", "snippet": "Card or AutoPay.", "score": 0.4}]
+
+
+def _no_confident_answer(route: Route) -> None:
+    """The server's stream for NO_ANSWER_QUESTION ("confident": false: no text, the
+    nearest articles, done "abstained"); every other stream is the real one."""
+    body = json.loads(route.request.post_data or "{}")
+    if body.get("query") != NO_ANSWER_QUESTION:
+        route.continue_()
+        return
+    head = {"id": "sg_a11y", "trigger": "manual", "query": NO_ANSWER_QUESTION,
+            "sources": NEAREST, "confident": False}
+    done = {"id": "sg_a11y", "complete": True, "outcome": "abstained",
+            "stop_reason": "low_confidence", "metrics": {}}
+    route.fulfill(status=200, headers={"Content-Type": "text/event-stream"},
+                  body=f"id: sg_a11y.1\r\nevent: suggestion\r\ndata: {json.dumps(head)}\r\n\r\n"
+                       f"id: sg_a11y.2\r\nevent: done\r\ndata: {json.dumps(done)}\r\n\r\n")
 
 
 @pytest.fixture
 def desktop(browser: Browser, dev_mode: DevMode) -> Iterator[Page]:
-    """The mock Agent Desktop with a conversation started and one answered question."""
+    """The mock Agent Desktop with a conversation started, one answered question and one
+    the knowledge base has no confident answer to."""
     context = browser.new_context(viewport={"width": 1200, "height": 800},
                                   reduced_motion="reduce")
     page = context.new_page()
+    page.route("**/api/assist/stream", _no_confident_answer)
     page.goto(dev_mode.desktop)
     page.locator("#md-start").click()
     panel = page.frame_locator("#md-panel")
@@ -36,6 +59,12 @@ def desktop(browser: Browser, dev_mode: DevMode) -> Iterator[Page]:
     card = panel.locator(".ap-card", has_text="restocking").first
     expect(card).to_have_attribute("data-state", "done", timeout=30_000)
     expect(card.locator(".ap-card__sources a").first).to_be_visible()
+    panel.locator(".ap-ask__input").fill(NO_ANSWER_QUESTION)
+    panel.locator(".ap-ask__button").click()
+    abstained = panel.locator(".ap-card", has_text="seashells")
+    expect(abstained).to_have_attribute("data-state", "abstained", timeout=30_000)
+    expect(abstained.locator(".ap-card__sources-label")).to_be_visible()
+    expect(abstained.locator(".ap-card__sources a")).to_be_visible()
     yield page
     context.close()
 

@@ -5,7 +5,7 @@ import { AnswerWriter, externalLink, plainText } from "./answer.js";
 import { t } from "./i18n.js";
 
 const OUTCOME_STATE = { completed: "done", truncated: "truncated", fallback: "fallback",
-  cancelled: "cancelled" };
+  cancelled: "cancelled", abstained: "abstained" };
 
 export function createCardState(key, { trigger, query }) {
   return {
@@ -15,8 +15,12 @@ export function createCardState(key, { trigger, query }) {
     suggestionId: "",
     sources: [], // [{id, title, url, snippet, score}], from the suggestion event
     text: "", // the raw answer text so far
-    state: "generating", // generating | done | truncated | fallback | cancelled | interrupted | error
+    state: "generating", // generating | done | truncated | fallback | cancelled | interrupted | abstained | error
     final: false, // no more text will come
+    // The server found nothing relevant enough to answer ("confident": false, or a
+    // "done" whose outcome is "abstained"): no text comes, the sources are only the
+    // nearest articles.
+    abstained: false,
     fallback: null, // {reason, article: {id, title, url, excerpt}}
     partial: false, // text had arrived when the answer stalled
     error: "",
@@ -27,22 +31,24 @@ export function createCardState(key, { trigger, query }) {
 }
 
 // The stream's events, applied to a card's state. Each returns what to announce
-// ("suggestion", "fallback") or "".
+// ("suggestion", "abstained", "fallback") or "".
 
 export function applySuggestion(card, data) {
   if (card.suggestionId) return "";
   card.suggestionId = String(data.id || "");
   card.sources = Array.isArray(data.sources) ? data.sources.filter((s) => s && typeof s === "object") : [];
-  return "suggestion";
+  // An older server sends no "confident": it always answers.
+  card.abstained = data.confident === false;
+  return card.abstained ? "abstained" : "suggestion";
 }
 
 export function applyDelta(card, data) {
-  if (!card.final && data && data.text) card.text += String(data.text);
+  if (!card.final && !card.abstained && data && data.text) card.text += String(data.text);
   return "";
 }
 
 export function applyFallback(card, data) {
-  if (card.fallback) return "";
+  if (card.fallback || card.abstained) return "";
   const article = (data && data.article) || {};
   card.fallback = { reason: String((data && data.reason) || ""), article: {
     title: String(article.title || ""), url: String(article.url || ""),
@@ -55,8 +61,14 @@ export function applyDone(card, data) {
   if (card.final) return "";
   card.final = true;
   // A server going down ends its streams "cancelled" too; the panel asks again.
-  const interrupted = data && data.outcome === "cancelled" && data.stop_reason === "shutdown";
-  card.state = interrupted ? "interrupted" : OUTCOME_STATE[data && data.outcome] || "done";
+  const outcome = data && data.outcome;
+  const interrupted = outcome === "cancelled" && data.stop_reason === "shutdown";
+  if (outcome === "abstained" && !card.text && !card.fallback) card.abstained = true;
+  let state = OUTCOME_STATE[outcome] || "done";
+  if (interrupted) state = "interrupted";
+  else if (card.abstained) state = "abstained";
+  else if (state === "abstained") state = "done"; // text came after all: an answer
+  card.state = state;
   return "";
 }
 
@@ -65,6 +77,10 @@ export function applyDone(card, data) {
 export function applyLost(card, reason) {
   if (card.final) return "";
   card.final = true;
+  if (card.abstained) { // nothing was coming anyway: the nearest articles are shown already
+    card.state = "abstained";
+    return "";
+  }
   let announce = "";
   if (!card.fallback && card.sources.length) {
     const top = card.sources[0];
@@ -83,8 +99,10 @@ export function applyError(card, message) {
   return "";
 }
 
-// What Copy and Insert use: the answer as plain text, else the fallback article.
+// What Copy and Insert use: the answer as plain text, else the fallback article;
+// nothing for a card without an answer ("abstained").
 export function cardPlainText(card) {
+  if (card.abstained) return "";
   const text = plainText(card.text);
   if (text) return text;
   if (card.fallback && card.fallback.article.title) {
@@ -123,10 +141,15 @@ export class CardView {
     trigger.append(el("span", "ap-card__who", t(card.trigger === "manual" ? "card.agent" : "card.customer")),
       " ", el("q", "ap-card__query", card.query));
     this.answer = el("div", "ap-card__answer");
+    // No confident answer: said where the answer would be, the nearest articles below.
+    this.abstain = el("div", "ap-card__abstain");
+    this.abstain.hidden = true;
     this.partial = el("p", "ap-card__incomplete", t("card.incomplete"));
     this.partial.hidden = true;
     this.fallback = el("div", "ap-card__fallback");
     this.fallback.hidden = true;
+    this.sourcesLabel = el("p", "ap-card__sources-label", t("card.might-help"));
+    this.sourcesLabel.hidden = true;
     this.sourceList = el("ol", "ap-card__sources");
     this.sourceList.setAttribute("aria-label", t("card.sources"));
     this.sourceList.hidden = true;
@@ -135,14 +158,16 @@ export class CardView {
     this.actions.hidden = true;
     this.copy = button("copy", t("card.copy"));
     this.insert = button("insert", t("card.insert"));
+    this.canInsert = canInsert;
+    this.abstained = false;
     this.insert.hidden = !canInsert;
     this.up = button("rate-up", t("card.helpful"));
     this.down = button("rate-down", t("card.not-helpful"));
     this.thanks = el("span", "ap-card__thanks", t("card.thanks"));
     this.thanks.hidden = true;
     this.actions.append(this.copy, this.insert, this.up, this.down, this.thanks);
-    root.append(trigger, this.answer, this.partial, this.fallback, this.sourceList, this.status,
-      this.actions);
+    root.append(trigger, this.answer, this.abstain, this.partial, this.fallback, this.sourcesLabel,
+      this.sourceList, this.status, this.actions);
     this.root = root;
     this.writer = null;
     this.fed = 0; // how much of card.text the writer has had
@@ -151,7 +176,8 @@ export class CardView {
   }
 
   setCanInsert(canInsert) {
-    this.insert.hidden = !canInsert;
+    this.canInsert = canInsert;
+    this.insert.hidden = !canInsert || this.abstained; // nothing to insert without an answer
   }
 
   // Brings the DOM up to the state: appends new text, and touches nothing else that
@@ -176,10 +202,13 @@ export class CardView {
     if (root.dataset.state !== card.state) root.dataset.state = card.state;
     const placeholder = card.state === "generating" ? t("card.generating") : "";
     if (this.answer.dataset.placeholder !== placeholder) this.answer.dataset.placeholder = placeholder;
-    // "Generating…" shows in the empty answer until the first text, then here.
+    if (card.abstained && !this.abstained) this.renderAbstained(card.sources);
+    // "Generating…" shows in the empty answer until the first text, then here. An
+    // abstained card says what happened in its own words, above the articles.
     const waiting = card.state === "generating" && !card.text;
-    setText(this.status, waiting ? "" : t(`card.${card.state}`));
-    this.status.hidden = waiting;
+    const quiet = waiting || card.abstained;
+    setText(this.status, quiet ? "" : t(`card.${card.state}`));
+    this.status.hidden = quiet;
     if (card.error) this.status.title = card.error;
     if (card.fallback && this.fallback.hidden) this.renderFallback(card.fallback.article);
     if (card.partial && !root.dataset.partial) {
@@ -188,6 +217,7 @@ export class CardView {
     }
     this.actions.hidden = !card.final || !card.suggestionId;
     this.copy.hidden = !cardPlainText(card);
+    this.insert.hidden = !this.canInsert || this.abstained;
     setText(this.copy, t(card.copied ? "card.copied" : "card.copy"));
     this.insert.disabled = this.copy.hidden;
     setText(this.insert, t(card.inserted ? "card.inserted" : "card.insert"));
@@ -203,6 +233,18 @@ export class CardView {
       this.sourceList.append(item);
     }
     this.sourceList.hidden = sources.length === 0;
+  }
+
+  // Once: the card will have no answer. The sources become the nearest articles,
+  // under "Might help" instead of "Sources".
+  renderAbstained(sources) {
+    this.abstained = true;
+    this.answer.hidden = true;
+    this.abstain.replaceChildren(el("p", "ap-card__abstain-title", t("card.abstained")));
+    if (sources.length) this.abstain.append(el("p", "ap-card__abstain-hint", t("card.abstained-hint")));
+    this.abstain.hidden = false;
+    this.sourcesLabel.hidden = sources.length === 0;
+    this.sourceList.setAttribute("aria-label", t("card.might-help"));
   }
 
   renderFallback(article) {

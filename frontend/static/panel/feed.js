@@ -4,6 +4,12 @@
 // and mark the card dirty; DOM writes happen once per animation frame, followed in
 // the same frame by the list's measuring, pinning and anchoring.
 //
+// A question the agent asked gets its card at once. An automatic suggestion (from
+// the customer's words) joins the feed only when its "suggestion" event says the
+// server has a confident answer: when it has none ("confident": false) the agent
+// sees nothing at all, so there is never a card to take back out of the list, the
+// live region, the "New suggestions" button or keyboard focus.
+//
 // One delegated click listener handles every card's buttons (data-action); one
 // keydown listener moves focus between cards (ArrowUp/ArrowDown, Home/End).
 import { Announcer } from "./announcer.js";
@@ -18,6 +24,15 @@ const EVENTS = { suggestion: applySuggestion, delta: applyDelta, fallback: apply
   done: applyDone };
 const MOVES = { ArrowDown: 1, ArrowUp: -1, PageDown: 1, PageUp: -1 };
 
+// An automatic card not in the feed yet, after an event: "show" it (its suggestion
+// came with an answer on the way, or it failed and the agent should know), "drop"
+// it (no confident answer, or it ended before its suggestion), or "wait".
+function verdict(card) {
+  if (card.abstained) return "drop";
+  if (card.suggestionId || card.fallback || card.state === "error") return "show";
+  return card.final ? "drop" : "wait";
+}
+
 export class Feed {
   // container: the scroll container (.ap-feed). actions: {copy(text), insert(text) or
   // null, feedback({suggestionId, rating, copied, inserted})}, each may return a promise.
@@ -31,8 +46,10 @@ export class Feed {
     this.frame = 0;
     this.counter = 0;
     this.streaming = 0;
+    this.pending = 0; // automatic suggestions waiting for their "suggestion" event
     if (!container.hasAttribute("role")) container.setAttribute("role", "feed");
     container.dataset.streaming = "0";
+    container.dataset.pending = "0";
     container.dataset.count = "0";
     this.list = new VirtualList(container, {
       ...listOptions,
@@ -53,28 +70,42 @@ export class Feed {
     this.marker.addEventListener("click", () => this.jumpToNewest());
   }
 
-  // A new card at the end of the feed. Answers the handle its stream reports to:
-  // {event(name, data), lost(reason), fail(message)}.
+  // A new card at the end of the feed: at once for a question the agent asked, at its
+  // "suggestion" event for an automatic one (see above). Answers the handle its
+  // stream reports to: {key, event(name, data), lost(reason), fail(message)}.
   addCard(init) {
     const key = `c${++this.counter}`;
     const card = createCardState(key, init);
-    this.cards.push(card);
-    this.byKey.set(key, card);
-    const empty = this.container.querySelector(".ap-feed__empty");
-    if (empty) empty.remove();
-    this.container.dataset.count = String(this.cards.length);
-    this.setStreaming(1);
-    this.list.append(key);
-    if (!this.list.pinned) this.marker.hidden = false;
-    this.schedule(card);
+    let shown = false;
+    let dropped = false;
+    if (card.trigger === "manual") {
+      this.show(card);
+      shown = true;
+    } else {
+      this.setPending(1);
+    }
     const apply = (change, ...args) => {
+      if (dropped) return;
       const wasFinal = card.final;
       const announce = change(card, ...args);
+      if (!shown) {
+        const next = verdict(card);
+        if (next === "wait") return;
+        this.setPending(-1);
+        if (next === "drop") {
+          dropped = true;
+          return;
+        }
+        this.show(card);
+        shown = true;
+      } else if (card.final && !wasFinal) {
+        this.setStreaming(-1);
+      }
       if (announce === "suggestion") this.announcer.say(t("announce.suggestion", { query: card.query }));
+      if (announce === "abstained") this.announcer.say(t("announce.abstained", { query: card.query }));
       if (announce === "fallback") {
         this.announcer.say(t("announce.fallback", { title: card.fallback.article.title }));
       }
-      if (card.final && !wasFinal) this.setStreaming(-1);
       this.schedule(card);
     };
     return {
@@ -83,6 +114,19 @@ export class Feed {
       lost: (reason) => apply(applyLost, reason),
       fail: (message) => apply(applyError, message),
     };
+  }
+
+  // Puts a card at the end of the feed.
+  show(card) {
+    this.cards.push(card);
+    this.byKey.set(card.key, card);
+    const empty = this.container.querySelector(".ap-feed__empty");
+    if (empty) empty.remove();
+    this.container.dataset.count = String(this.cards.length);
+    if (!card.final) this.setStreaming(1);
+    this.list.append(card.key);
+    if (!this.list.pinned) this.marker.hidden = false;
+    this.schedule(card);
   }
 
   // Shows or hides every card's Insert button (the Client App SDK may come later).
@@ -123,6 +167,11 @@ export class Feed {
   setStreaming(delta) {
     this.streaming += delta;
     this.container.dataset.streaming = String(this.streaming);
+  }
+
+  setPending(delta) {
+    this.pending += delta;
+    this.container.dataset.pending = String(this.pending);
   }
 
   onPinnedChange(pinned) {

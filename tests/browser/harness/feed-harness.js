@@ -51,8 +51,10 @@ window.harness = {
   lost(key, reason) {
     handles.get(key).lost(reason);
   },
+  // The card's state; null for an automatic suggestion that is not in the feed (yet).
   state(key) {
-    return JSON.parse(JSON.stringify(feed.byKey.get(key)));
+    const card = feed.byKey.get(key);
+    return card ? JSON.parse(JSON.stringify(card)) : null;
   },
 };
 document.body.dataset.ready = "true";

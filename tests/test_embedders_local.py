@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+
+from server.embedders import Embedder, EmbeddingError, WordLlamaEmbedder, normalize
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def embedder() -> WordLlamaEmbedder:
+    return WordLlamaEmbedder()
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """Every attempt to reach the network is recorded and refused."""
+    attempts: list[str] = []
+
+    def refuse(what: str) -> Any:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            attempts.append(f"{what} {args[:2]!r}")
+            raise OSError(f"network access in a test: {what}")
+        return call
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(socket.socket, "connect", refuse("socket.connect"))
+    monkeypatch.setattr(socket, "create_connection", refuse("socket.create_connection"))
+    monkeypatch.setattr(socket, "getaddrinfo", refuse("socket.getaddrinfo"))
+    monkeypatch.setattr(requests, "get", refuse("requests.get"))
+    monkeypatch.setattr(requests.Session, "request", refuse("requests.Session.request"))
+    yield attempts
+
+
+def _cos(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:
+    return float(a @ b)
+
+
+def test_loads_from_the_package_without_the_network(no_network: list[str]) -> None:
+    fresh = WordLlamaEmbedder()
+    vectors = fresh.embed(["my phone was stolen"])
+    assert vectors.shape == (1, 256)
+    assert no_network == []
+
+
+def test_a_size_whose_weights_are_not_shipped_fails_instead_of_downloading(
+        no_network: list[str]) -> None:
+    missing = WordLlamaEmbedder(dim=1024)
+    with pytest.raises(EmbeddingError, match="wordllama/l2_supercat-1024"):
+        missing.embed(["anything"])
+    assert no_network == []
+
+
+def test_name_is_stable_and_says_model_and_size() -> None:
+    assert WordLlamaEmbedder().name == "wordllama/l2_supercat-256"
+    assert WordLlamaEmbedder().name == WordLlamaEmbedder().name
+    assert WordLlamaEmbedder(dim=64).name == "wordllama/l2_supercat-64"
+
+
+def test_it_is_an_embedder() -> None:
+    embedder: Embedder = WordLlamaEmbedder()  # mypy checks the protocol
+    assert embedder.name
+
+
+def test_embed_returns_float32_unit_rows_of_dim_256(embedder: WordLlamaEmbedder) -> None:
+    texts = ["my phone was stolen", "Report a lost or stolen phone", "late fee on my bill"]
+    vectors = embedder.embed(texts)
+    assert vectors.dtype == np.float32
+    assert vectors.shape == (3, 256)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    assert np.isfinite(vectors).all()
+
+
+def test_embed_of_no_texts_is_an_empty_matrix(embedder: WordLlamaEmbedder) -> None:
+    vectors = embedder.embed([])
+    assert vectors.shape == (0, 256)
+    assert vectors.dtype == np.float32
+
+
+def test_embed_is_deterministic_and_row_order_follows_input(
+        embedder: WordLlamaEmbedder) -> None:
+    one = embedder.embed(["late fee on my bill", "my phone was stolen"])
+    again = embedder.embed(["my phone was stolen", "late fee on my bill"])
+    np.testing.assert_allclose(one, again[::-1], atol=1e-6)
+
+
+def test_related_texts_score_higher_than_unrelated_ones(embedder: WordLlamaEmbedder) -> None:
+    query, related, unrelated = embedder.embed(
+        ["my phone was stolen", "Report a lost or stolen phone", "late fee on my bill"])
+    assert _cos(query, related) > _cos(query, unrelated) + 0.2
+
+
+def test_related_texts_without_shared_words_still_score_higher(
+        embedder: WordLlamaEmbedder) -> None:
+    query, related, unrelated = embedder.embed(
+        ["how much does it cost to send my handset back",
+         "Restocking fee for returned devices",
+         "Wi-Fi calling during a network outage"])
+    assert _cos(query, related) > _cos(query, unrelated)
+
+
+async def test_aembed_equals_embed(embedder: WordLlamaEmbedder) -> None:
+    texts = ["my phone was stolen", "Report a lost or stolen phone"]
+    np.testing.assert_array_equal(await embedder.aembed(texts), embedder.embed(texts))
+    assert (await embedder.aembed([])).shape == (0, 256)
+
+
+def test_normalize_scales_rows_to_unit_length_as_float32() -> None:
+    vectors = normalize(np.array([[3.0, 4.0], [0.0, 2.0]], dtype=np.float64))
+    assert vectors.dtype == np.float32
+    np.testing.assert_allclose(vectors, [[0.6, 0.8], [0.0, 1.0]], atol=1e-6)
+
+
+def test_normalize_leaves_zero_rows_zero() -> None:
+    vectors = normalize(np.array([[0.0, 0.0, 0.0], [1.0, 1.0, 0.0]]))
+    np.testing.assert_array_equal(vectors[0], [0.0, 0.0, 0.0])
+    assert np.isfinite(vectors).all()
+    np.testing.assert_allclose(np.linalg.norm(vectors[1]), 1.0, atol=1e-6)
+
+
+def test_normalize_keeps_an_empty_matrix() -> None:
+    assert normalize(np.zeros((0, 8))).shape == (0, 8)
+
+
+@pytest.mark.parametrize("shape", [(4,), (2, 2, 2), ()])
+def test_normalize_refuses_anything_but_a_matrix(shape: tuple[int, ...]) -> None:
+    with pytest.raises(EmbeddingError, match="2-D"):
+        normalize(np.ones(shape))
