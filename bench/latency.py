@@ -87,6 +87,9 @@ def level(target: Target, n: int, sizes: Sizes, *, server: Proc, model: Proc | N
     return {
         "target": target.name, "streams": n, "probes": len(traces), "answered": len(answered),
         "matched": len(samples), "ms": summary(samples),
+        # Before any model call: redaction, context, retrieval, the `suggestion` event.
+        "suggestion_ms": summary((t.suggestion - t.sent) * 1000 for t in traces
+                                 if t.suggestion is not None),
         "model_ttft_ms": summary(own[t.request_id] * 1000 for t in answered
                                  if t.request_id in own),
         "background_open_after": result["open_after"],
@@ -142,6 +145,11 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
             note += f", {r['background_failed']} background streams failed"
         out.append(Row("1 latency", f"{name}: {what}, {n} streams", "ms", ms["p50"], ms["p99"],
                        ratio=ratio, note=note))
+        if name == "panel" and r.get("suggestion_ms", {}).get("p50") is not None:
+            before = r["suggestion_ms"]
+            out.append(Row("1 latency", f"panel: request -> suggestion event, {n} streams", "ms",
+                           before["p50"], before["p99"],
+                           note="absolute; the pre-model path: context, retrieval, sources"))
     return out
 
 

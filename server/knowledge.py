@@ -388,7 +388,8 @@ class KnowledgeBase:
             return vocabulary
         with self._connection() as conn:
             counts = dict(conn.execute("SELECT term, doc FROM passages_vocab"))
-        self._vocabulary = Vocabulary(generation, counts)
+            passages = int(conn.execute("SELECT count(*) FROM passages").fetchone()[0])
+        self._vocabulary = Vocabulary(generation, counts, passages)
         return self._vocabulary
 
     def _generation(self) -> str:

@@ -32,6 +32,8 @@ _BM25_HALF = 6.0
 # Passages of one article passed on to generation, best first.
 _PASSAGES_PER_SOURCE = 3
 _SECOND_PASSAGE = 0.3
+# Passages the BM25 query's words may hold in all: see HybridSearch._selective.
+_POSTINGS_BUDGET = 2000
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,9 @@ class Source:
     passages: tuple[str, ...] = ()
     lexical: float = 0.0
     dense: float = 0.0
+    # The top source's other passages, in reading order: an extractive answer may quote
+    # the sentence beside the one that matched. Never put in a model's prompt.
+    rest: tuple[str, ...] = ()
 
     @property
     def text(self) -> str:
@@ -95,13 +100,42 @@ class HybridSearch:
         if query.small_talk or not query.terms:
             return Retrieval(query=query)
         query = self.correct(query)
-        lexical = self.kb.lexical(query.words, _CANDIDATES)
+        lexical = self.kb.lexical(self._selective(query.words), _CANDIDATES)
         dense = self.kb.dense(vector, _CANDIDATES) if vector is not None else {}
         scores = {rowid: (lexical.get(rowid, 0.0), dense.get(rowid, 0.0))
                   for rowid in lexical.keys() | dense.keys()}
         hits = self.kb.hits(scores)
         found = rank(hits, limit, self.tuning, dense_used=vector is not None)
-        return Retrieval(found.sources, found.confident, query)
+        sources = found.sources
+        if sources:
+            top = sources[0]
+            rest = tuple(text for text in map(_passage_text, self.kb.passages(top.id))
+                         if text not in top.passages)
+            sources = [replace(top, rest=rest), *sources[1:]]
+        return Retrieval(sources, found.confident, query)
+
+    def _selective(self, words: list[str]) -> list[str]:
+        """``words`` without those that would cost FTS5 the most and tell it the least.
+
+        FTS5 scores every passage that holds any query word before it can sort them, so
+        its time grows with the passages the words are in, and a word in much of the
+        index adds next to nothing to BM25 (its idf is near zero). Rarest first, words
+        are kept while their passages add up to ``_POSTINGS_BUDGET``; a small store keeps
+        every word. The vectors still see the whole query.
+        """
+        vocabulary = self.kb.vocabulary()
+        frequency = {word: vocabulary.counts.get(stem(word), 0) for word in words}
+        kept: list[str] = []
+        total = 0
+        for word in sorted(words, key=frequency.__getitem__):
+            # The rarest word goes in over budget, unless it is in so many passages
+            # that BM25 would only echo the vectors, slowly.
+            limit = 2 * _POSTINGS_BUDGET if not kept else _POSTINGS_BUDGET
+            if total + frequency[word] > limit:
+                break
+            kept.append(word)
+            total += frequency[word]
+        return [word for word in words if word in kept]
 
     def correct(self, query: SearchQuery) -> SearchQuery:
         """``query`` with words the index never uses replaced by its nearest ones."""

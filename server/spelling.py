@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 # Words this short are left alone: one edit turns them into too many others.
 _MIN_LENGTH = 4
+_SHORT = 5
 _LONG = 8
 
 
@@ -40,6 +41,7 @@ class Vocabulary:
 
     generation: str
     counts: dict[str, int]
+    passages: int = 0
     _index: dict[str, list[str]] | None = field(default=None, repr=False)
 
     def __contains__(self, stem: str) -> bool:
@@ -58,7 +60,10 @@ class Vocabulary:
         limit = 2 if len(stem) >= _LONG else 1
         scored = [(distance(stem, c), -self.counts[c], c) for c in candidates
                   if abs(len(c) - len(stem)) <= limit and len(c) >= _MIN_LENGTH - 1]
-        scored = [s for s in scored if s[0] <= limit]
+        scored = [s for s in scored if s[0] <= limit and (
+            # A short word is only corrected for a letter missing, extra or swapped
+            # ("ordr"): a changed letter makes another word too easily ("cust", "cost").
+            len(stem) >= _SHORT or len(s[2]) != len(stem) or sorted(s[2]) == sorted(stem))]
         return min(scored)[2] if scored else None
 
     def _deletes_index(self) -> dict[str, list[str]]:

@@ -45,7 +45,7 @@ def _cos(a: np.ndarray[Any, Any], b: np.ndarray[Any, Any]) -> float:
 def test_loads_from_the_package_without_the_network(no_network: list[str]) -> None:
     fresh = WordLlamaEmbedder()
     vectors = fresh.embed(["my phone was stolen"])
-    assert vectors.shape == (1, 256)
+    assert vectors.shape == (1, 128)
     assert no_network == []
 
 
@@ -58,9 +58,10 @@ def test_a_size_whose_weights_are_not_shipped_fails_instead_of_downloading(
 
 
 def test_name_is_stable_and_says_model_and_size() -> None:
-    assert WordLlamaEmbedder().name == "wordllama/l2_supercat-256"
+    assert WordLlamaEmbedder().name == "wordllama/l2_supercat-256:128"
     assert WordLlamaEmbedder().name == WordLlamaEmbedder().name
     assert WordLlamaEmbedder(dim=64).name == "wordllama/l2_supercat-64"
+    assert WordLlamaEmbedder(truncate=None).name == "wordllama/l2_supercat-256"
 
 
 def test_it_is_an_embedder() -> None:
@@ -68,18 +69,18 @@ def test_it_is_an_embedder() -> None:
     assert embedder.name
 
 
-def test_embed_returns_float32_unit_rows_of_dim_256(embedder: WordLlamaEmbedder) -> None:
+def test_embed_returns_float32_unit_rows_of_dim_128(embedder: WordLlamaEmbedder) -> None:
     texts = ["my phone was stolen", "Report a lost or stolen phone", "late fee on my bill"]
     vectors = embedder.embed(texts)
     assert vectors.dtype == np.float32
-    assert vectors.shape == (3, 256)
+    assert vectors.shape == (3, 128)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     assert np.isfinite(vectors).all()
 
 
 def test_embed_of_no_texts_is_an_empty_matrix(embedder: WordLlamaEmbedder) -> None:
     vectors = embedder.embed([])
-    assert vectors.shape == (0, 256)
+    assert vectors.shape == (0, 128)
     assert vectors.dtype == np.float32
 
 
@@ -108,7 +109,7 @@ def test_related_texts_without_shared_words_still_score_higher(
 async def test_aembed_equals_embed(embedder: WordLlamaEmbedder) -> None:
     texts = ["my phone was stolen", "Report a lost or stolen phone"]
     np.testing.assert_array_equal(await embedder.aembed(texts), embedder.embed(texts))
-    assert (await embedder.aembed([])).shape == (0, 256)
+    assert (await embedder.aembed([])).shape == (0, 128)
 
 
 def test_normalize_scales_rows_to_unit_length_as_float32() -> None:
@@ -132,3 +133,12 @@ def test_normalize_keeps_an_empty_matrix() -> None:
 def test_normalize_refuses_anything_but_a_matrix(shape: tuple[int, ...]) -> None:
     with pytest.raises(EmbeddingError, match="2-D"):
         normalize(np.ones(shape))
+
+
+def test_truncated_vectors_are_the_full_vectors_first_dimensions_renormalised() -> None:
+    text = ["my phone was stolen on the train"]
+    full = WordLlamaEmbedder(truncate=None).embed(text)[0]
+    short = WordLlamaEmbedder(truncate=128).embed(text)[0]
+    assert full.shape == (256,) and short.shape == (128,)
+    prefix = full[:128] / np.linalg.norm(full[:128])
+    assert np.allclose(short, prefix, atol=1e-5)

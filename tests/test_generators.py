@@ -85,7 +85,9 @@ def _assert_quoted_and_cited(answer: str, request: GenerationRequest) -> None:
         " ".join(text for text, _ in _cited(answer)))
     for text, n in _cited(answer):
         assert 1 <= n <= len(request.sources)
-        assert _words(text) in _words(request.sources[n - 1].text), (text, n)
+        source = request.sources[n - 1]
+        quotable = "\n\n".join((*source.passages, *source.rest))
+        assert _words(text) in _words(quotable), (text, n)
 
 
 # ---------------------------------------------------------------- extractive: units
@@ -165,11 +167,29 @@ def test_a_list_of_short_items_is_quoted_together() -> None:
 
 
 def test_a_list_of_long_items_gives_a_sentence_per_item() -> None:
-    passage = ("## Before you start\n\n- Connect the new phone to Wi-Fi and charge it\n\n"
-               "- Have your 6-digit Account Security PIN ready.")
-    assert [u.lines for u in units_of(passage, 1, 0)] == [
-        ("Connect the new phone to Wi-Fi and charge it.",),
-        ("Have your 6-digit Account Security PIN ready.",)]
+    first = ("Connect the new phone to Wi-Fi and charge it to at least half before you start, "
+             "so the transfer is not cut short by a flat battery halfway through, and keep "
+             "the old phone switched on and close by until the very end")
+    second = ("Have your 6-digit Account Security PIN ready, because the app asks for it "
+              "before it moves your number and your eSIM to the new phone.")
+    passage = f"## Before you start\n\n- {first}\n\n- {second}"
+    assert [u.lines for u in units_of(passage, 1, 0)] == [(first + ".",), (second,)]
+
+
+def test_a_short_list_is_quoted_whole() -> None:
+    passage = ("You can choose one of two options:\n\n- Extend the due date by up to 14 days."
+               "\n\n- Split the balance into two payments within 30 days.")
+    assert [u.lines for u in units_of(passage, 1, 0)] == [(
+        "You can choose one of two options:", "- Extend the due date by up to 14 days.",
+        "- Split the balance into two payments within 30 days.")]
+
+
+def test_abbreviations_do_not_end_a_sentence() -> None:
+    from server.generators.extractive import split_sentences
+
+    assert split_sentences("Orders placed by 3 p.m. Eastern ship today. Others e.g. "
+                           "Sunday ones ship Monday.") == [
+        "Orders placed by 3 p.m. Eastern ship today.", "Others e.g. Sunday ones ship Monday."]
 
 
 def test_a_lead_sentence_goes_with_its_list_never_alone() -> None:
@@ -265,11 +285,11 @@ def test_another_source_adds_a_sentence_only_for_a_new_fact() -> None:
     first = ("## Refund timing\n\nRefunds go back to the card you paid with. "
              "Card refunds take 5 business days to post.",)
     second = ("## Refunds\n\nCard refunds take 5 business days to reach the card.\n\n"
-              "Card refunds over $500 need a supervisor to approve them.\n\n"
+              "Card refunds to a prepaid card take up to 10 business days.\n\n"
               "Card refunds are always sent by the billing team.",)
     cited = _cited(render(compose(_by_hand("how long do card refunds take", first, second))))
     assert [text for text, n in cited if n == 2] == [
-        "Card refunds over $500 need a supervisor to approve them."]
+        "Card refunds to a prepaid card take up to 10 business days."]
     assert [n for _, n in cited] == sorted(n for _, n in cited)  # the best source first
 
 
@@ -284,7 +304,8 @@ def test_every_sentence_and_step_is_cited_with_its_own_source() -> None:
     first = ("## Activate your eSIM\n\nActivating takes about 15 minutes.\n\n"
              "1. Open the My Brightwave app.\n\n2. Tap Activate eSIM.\n\n"
              "3. Restart the phone.",)
-    second = ("## Activation help\n\nYou can also activate an eSIM at any of our 600 stores.",)
+    second = ("## Activation help\n\nYou can also activate an eSIM on your phone in 5 "
+              "minutes at any of our 600 stores.",)
     request = _by_hand("how do I activate an eSIM on my phone", first, second)
     answer = render(compose(request))
     _assert_quoted_and_cited(answer, request)

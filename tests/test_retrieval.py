@@ -34,9 +34,11 @@ async def test_sources_carry_public_fields_and_their_best_passages(
     top = found.sources[0]
     assert set(top.public()) == {"id", "title", "url", "snippet", "score"}
     assert 1 <= len(top.passages) <= 3
-    # The section that answers, with its heading, not the whole article.
-    assert "$35" in top.passages[0]
-    assert top.passages[0].startswith("## ")
+    # Sections, not the whole article: the one that answers among them, with its heading.
+    answering = [p for p in top.passages if "$35" in p]
+    assert answering and answering[0].startswith("## How much")
+    # The article's other sections ride along for the extractive answer, not for prompts.
+    assert top.rest and not set(top.rest) & set(top.passages)
     assert top.lexical > 0 and top.dense > 0
 
 

@@ -17,15 +17,23 @@ from .base import EmbeddingError, Vectors, normalize
 
 DEFAULT_CONFIG = "l2_supercat"
 DEFAULT_DIM = 256
+# The vectors kept: half the model's, as good on the answer benchmark and half the
+# cost to search (docs/quality.md).
+DEFAULT_TRUNCATE = 128
 
 
 class WordLlamaEmbedder:
     """Mean-pooled static embeddings; fast enough to embed a query on the event loop."""
 
-    def __init__(self, *, config: str = DEFAULT_CONFIG, dim: int = DEFAULT_DIM) -> None:
+    def __init__(self, *, config: str = DEFAULT_CONFIG, dim: int = DEFAULT_DIM,
+                 truncate: int | None = DEFAULT_TRUNCATE) -> None:
         self.config = config
         self.dim = dim
-        self.name = f"wordllama/{config}-{dim}"
+        # WordLlama is trained Matryoshka-style: its first dimensions carry the most, so
+        # vectors can be cut shorter (cheaper to store and search) and renormalised.
+        self.truncate = truncate if truncate and truncate < dim else None
+        self.size = self.truncate or dim
+        self.name = f"wordllama/{config}-{dim}" + (f":{truncate}" if self.truncate else "")
         self._model: Any = None
         self._lock = threading.Lock()
 
@@ -50,8 +58,10 @@ class WordLlamaEmbedder:
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         if not texts:
-            return normalize(_empty(self.dim))
+            return normalize(_empty(self.size))
         vectors = self._load().embed(list(texts), norm=False, return_np=True)
+        if self.truncate:
+            vectors = vectors[:, : self.truncate]
         return normalize(vectors)
 
     async def aembed(self, texts: Sequence[str]) -> Vectors:

@@ -6,7 +6,11 @@ sentence (or the whole run of numbered steps) that best matches the query, with
 its neighbours in reading order, up to about 60-80 words. Headings and fragments are
 never sentences, no sentence is said twice, and a sentence from another source
 is added only when it brings a fact (a number, a price, a time) not yet said.
-Matching uses the same weighted query as retrieval (``GenerationRequest.search``).
+Matching uses the same weighted query as retrieval (``GenerationRequest.search``),
+each word weighted by how rare it is among the candidate sentences; a question for a
+quantity ("how long", "how much", "max") prefers sentences that hold one of its
+kind, a how-to question the numbered steps. The whole top article is quotable, not
+only the passages that matched.
 """
 
 from __future__ import annotations
@@ -26,10 +30,15 @@ from .base import Chunk, GenerationRequest
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9$])")
 _ORDERED = re.compile(r"^\s*\d+[.)]\s+")
 _BULLET = re.compile(r"^\s*[-*]\s+")
-_FACT = re.compile(r"\d|\$|%")
+_FACT = re.compile(r"\d|\$|%| > ")
 _MIN_WORDS = 4
 # Items of a list this short on average are quoted together ("Phones: $35").
 _SHORT_ITEM = 8
+# ...and a list this short in all ("two options: extend, or split") too.
+_SHORT_LIST = 60
+_ABBREVIATION = re.compile(
+    r"(?:\b[ap]\.m\.|\be\.g\.|\bi\.e\.|\bU\.S\.|\b(?:No|St|Mr|Mrs|Ms|Dr|vs|approx|etc)\.)$",
+    re.IGNORECASE)
 # About 60-80 words: the anchor's passage first, then facts from elsewhere.
 TARGET_WORDS = 65
 MAX_WORDS = 90
@@ -55,8 +64,14 @@ class Unit:
 
 
 def split_sentences(block: str) -> list[str]:
-    """The sentences of a paragraph."""
-    return [s for s in _SENTENCE_END.split(" ".join(block.split())) if s]
+    """The sentences of a paragraph ("3 p.m. Eastern" and "e.g. this" are not ends)."""
+    sentences: list[str] = []
+    for piece in _SENTENCE_END.split(" ".join(block.split())):
+        if sentences and _ABBREVIATION.search(sentences[-1]):
+            sentences[-1] += " " + piece
+        elif piece:
+            sentences.append(piece)
+    return sentences
 
 
 def units_of(passage: str, source: int, rank: int) -> list[Unit]:
@@ -77,7 +92,8 @@ def units_of(passage: str, source: int, rank: int) -> list[Unit]:
 
     def close_list() -> None:
         nonlocal items, lead
-        short = items and sum(len(i.split()) for i in items) / len(items) <= _SHORT_ITEM
+        size = sum(len(i.split()) for i in items)
+        short = items and (size / len(items) <= _SHORT_ITEM or size <= _SHORT_LIST)
         if items and (ordered or short):
             add(((lead,) if lead else ()) + tuple(items))
         else:
@@ -136,14 +152,53 @@ def _idf(pool: list[Unit], weights: dict[str, float]) -> dict[str, float]:
             for key, weight in weights.items()}
 
 
-def _score(unit: Unit, weights: dict[str, float], how: bool = False) -> float:
+@dataclass(frozen=True)
+class Intent:
+    """What kind of answer the question asks for: steps, or a quantity of some kind."""
+
+    steps: bool = False
+    quantity: str | None = None  # "time", "money", "speed", "count"
+
+    @classmethod
+    def of(cls, text: str) -> Intent:
+        lowered = " ".join(word_list(text))
+        for kind, pattern in _ASKS:
+            if pattern.search(lowered):
+                return cls(quantity=kind)
+        return cls(steps=bool(_ASKS_STEPS.search(lowered)))
+
+
+# Checked in order: "how long" before "how many", "how much" before the rest.
+_ASKS = (
+    ("time", re.compile(r"\bhow (long|soon|many (days|hours|weeks|minutes|months))\b|"
+                        r"\b(deadline|turnaround|expire[sd]?|good for|cutoff|cut off|when)\b")),
+    ("speed", re.compile(r"\b(speed|speeds|slow|slowed|fast|kbps|mbps|throttl\w*)\b")),
+    ("money", re.compile(r"\bhow much\b|\b(price|cost|costs|fee|fees|charge|rate|rates)\b")),
+    ("count", re.compile(r"\bhow many\b|\b(max|maximum|min|minimum|limit|limits)\b")),
+)
+_ASKS_STEPS = re.compile(r"\bhow (do|can|to|would|should)\b|\b(steps|setup|set up)\b")
+_HAS = {
+    "time": re.compile(r"\d\s*(?:[-\u2013]\s*\d+\s*)?(?:business\s+|calendar\s+)?"
+                       r"(?:days?|hours?|minutes?|weeks?|months?|years?)\b|\b\d{1,2}(?::\d\d)?\s*[ap]\.m\.|"
+                       r"\b\d+(?:st|nd|rd|th)\b", re.IGNORECASE),
+    "money": re.compile(r"\$\d|\bno (?:extra )?(?:fee|charge|cost)\b|\bfree\b", re.IGNORECASE),
+    "speed": re.compile(r"\d\s*(?:kbps|mbps|gbps)\b", re.IGNORECASE),
+    "count": re.compile(r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten)\b",
+                        re.IGNORECASE),
+}
+
+
+def _score(unit: Unit, weights: dict[str, float], intent: Intent = Intent()) -> float:
     own = stems(unit.text) & weights.keys()
     # A word of the section's heading counts half: "How much the fee is" / "It's $35".
     score = sum(weights[s] for s in own) + 0.5 * sum(
         weights[s] for s in (stems(unit.heading) & weights.keys()) - own)
     if score and _FACT.search(unit.text):
-        score += 0.25  # a concrete fact answers more than a general sentence
-    if how and len(unit.lines) > 1 and _ORDERED.match(unit.lines[-1]):
+        score += 0.5  # a concrete fact answers more than a general sentence
+    if score and intent.quantity is not None:
+        # "how long..." is answered by a duration, "how much..." by a price.
+        score *= 1.6 if _HAS[intent.quantity].search(unit.text) else 0.8
+    if intent.steps and len(unit.lines) > 1 and _ORDERED.match(unit.lines[-1]):
         score *= 1.6  # "how do I..." is answered by the steps
     # Long units match more words by size alone.
     return score / (1.0 + unit.words / 60)
@@ -154,7 +209,7 @@ def compose(request: GenerationRequest) -> list[Unit]:
     if not request.sources:
         return []
     pool = [unit for index, source in enumerate(request.sources, start=1)
-            for rank, passage in enumerate(source.passages or (source.text,))
+            for rank, passage in enumerate((*(source.passages or (source.text,)), *source.rest))
             for unit in units_of(passage, index, rank)]
     if not pool:
         return []
@@ -162,23 +217,32 @@ def compose(request: GenerationRequest) -> list[Unit]:
     # The anchor: the best unit of the best source's top passages, the first preferred.
     first = [u for u in pool if u.source == 1] or pool
     search = request.search or SearchQuery.of(request.query)
-    how = any(w in {"how", "steps", "setup"}
-              for w in word_list(" ".join(p.text for p in search.parts)))
+    # The intent is read from the words that weigh most (the question, the newest turn).
+    intent = Intent.of(" ".join(p.text for p in search.parts if p.weight >= 1.0)
+                       or request.query)
     anchor = max(first, key=lambda u: (
-        _score(u, weights, how) * (1.0 if u.passage == 0 else 0.85), -u.passage, -u.position))
+        _score(u, weights, intent) * (1.0 if u.passage == 0 else 0.85), -u.passage,
+        -u.position))
     anchor = _fit(anchor)
     chosen = [anchor]
     said = {_key(anchor.text)}
     words = anchor.words
+    # A second topic ("return the phone, and cancel the extra line"): a query word that
+    # weighs much, that the best source's passage never says, and that another source
+    # answers, gets that source's best sentence, before the room is filled.
+    if second := _second_topic(pool, anchor, weights, intent):
+        chosen.append(second)
+        said.add(_key(second.text))
+        words += second.words
     # Neighbours in the best passage by relevance, then the source's other passages.
     neighbours = sorted(
         (u for u in pool if u.source == 1 and u is not anchor),
-        key=lambda u: (u.passage != anchor.passage, -_score(u, weights),
+        key=lambda u: (u.passage != anchor.passage, -_score(u, weights, intent),
                        abs(u.position - anchor.position)))
     for unit in neighbours:
         if words >= TARGET_WORDS:
             break
-        if unit.passage != anchor.passage and _score(unit, weights) <= 0:
+        if unit.passage != anchor.passage and _score(unit, weights, intent) <= 0:
             continue
         if _key(unit.text) in said or words + unit.words > MAX_WORDS:
             continue
@@ -187,8 +251,10 @@ def compose(request: GenerationRequest) -> list[Unit]:
         words += unit.words
     # Other sources: only a sentence that matches and brings a fact not yet said.
     facts = set(_facts(" ".join(u.text for u in chosen)))
-    for unit in sorted((u for u in pool if u.source > 1), key=lambda u: -_score(u, weights)):
-        if words >= TARGET_WORDS or _score(unit, weights) < 0.5 * _score(anchor, weights):
+    floor = 0.5 * _score(anchor, weights, intent)
+    for unit in sorted((u for u in pool if u.source > 1),
+                       key=lambda u: -_score(u, weights, intent)):
+        if words >= TARGET_WORDS or _score(unit, weights, intent) < floor:
             break
         new = set(_facts(unit.text)) - facts
         if not new or _key(unit.text) in said or words + unit.words > MAX_WORDS:
@@ -202,6 +268,23 @@ def compose(request: GenerationRequest) -> list[Unit]:
     # The anchor's passage first, in reading order, then the source's other passages.
     own.sort(key=lambda u: (u.passage != anchor.passage, u.passage, u.position))
     return own + others
+
+
+def _second_topic(pool: list[Unit], anchor: Unit, weights: dict[str, float],
+                  intent: Intent) -> Unit | None:
+    heaviest = max(weights.values(), default=0.0)
+    covered: set[str] = set()
+    for unit in pool:
+        if unit.source == anchor.source and unit.passage == anchor.passage:
+            covered |= stems(unit.text) | stems(unit.heading)
+    missing = {s for s, w in weights.items() if w >= 0.6 * heaviest} - covered
+    if len(missing) < 2:  # one word unsaid is often a synonym, not a second topic
+        return None
+    floor = 0.5 * _score(anchor, weights, intent)
+    candidates = [u for u in pool if u.source != anchor.source
+                  and len((stems(u.text) | stems(u.heading)) & missing) >= 2
+                  and _score(u, weights, intent) >= floor and u.words <= MAX_WORDS // 2]
+    return max(candidates, key=lambda u: _score(u, weights, intent), default=None)
 
 
 def _fit(unit: Unit) -> Unit:
