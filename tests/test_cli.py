@@ -74,3 +74,41 @@ def test_serve_refuses_to_start_without_a_session_secret(sample_kb_path: Path) -
     assert result.returncode == 1
     assert "ASSIST_SESSION_SECRET, ASSIST_ALLOWED_ORGS, ASSIST_OAUTH_CLIENT_ID must be set" in (
         result.stderr)
+
+
+def test_kb_import_then_search_explains_passage_and_both_scores(tmp_path: Path) -> None:
+    from server.paths import sample_kb_dir
+
+    db = tmp_path / "kb.db"
+    runner = CliRunner()
+    imported = runner.invoke(main, ["kb", "import", str(sample_kb_dir()), "--db", str(db)])
+    assert imported.exit_code == 0, imported.output
+    assert "48 added" in imported.output
+    found = runner.invoke(main, ["kb", "search", "restocking", "fee", "phone", "--explain",
+                                 "--db", str(db)])
+    assert found.exit_code == 0, found.output
+    first = found.output.splitlines()[0]
+    assert first.startswith("1. ") and "[refunds-returns-restocking-fee]" in first
+    assert "bm25 " in found.output and "cosine " in found.output
+    assert "| " in found.output  # the best passage, quoted
+    silent = runner.invoke(main, ["kb", "search", "teacher", "discount", "garden", "gnome",
+                                  "--db", str(db)])
+    assert silent.exit_code == 0
+    assert "no confident answer" in silent.output or "no matching articles" in silent.output
+
+
+def test_reimporting_into_a_store_made_by_another_embedder_reembeds_it(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.knowledge import KnowledgeBase
+    from server.paths import sample_kb_dir
+
+    db = tmp_path / "kb.db"
+    monkeypatch.setenv("ASSIST_EMBEDDER", "none")
+    assert CliRunner().invoke(main, ["kb", "import", str(sample_kb_dir()),
+                                     "--db", str(db)]).exit_code == 0
+    assert KnowledgeBase(db).index_state()["embedder"] == ""
+    monkeypatch.setenv("ASSIST_EMBEDDER", "wordllama")
+    result = CliRunner().invoke(main, ["kb", "import", str(sample_kb_dir()), "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    assert "48 unchanged" in result.output
+    assert KnowledgeBase(db).index_state()["embedder"].startswith("wordllama/")
