@@ -11,6 +11,7 @@ from typing import TypedDict
 import anyio.to_thread
 import httpx
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
@@ -23,6 +24,7 @@ from .embedders import build_embedder
 from .errors import exception_handlers
 from .generators import RetryingGenerator, build_generator
 from .genesys import GenesysClient
+from .headers import ResponseHeaders
 from .knowledge import KnowledgeBase
 from .metrics import Metrics
 from .oauth_state import StateCodec
@@ -167,6 +169,7 @@ def create_app(settings: Settings) -> Starlette:
             *machine_api.routes,
             Mount("/static", StaticFiles(directory=frontend / "static"), name="static"),
         ],
+        middleware=[Middleware(ResponseHeaders)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

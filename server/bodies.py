@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -42,10 +43,36 @@ async def read_model(request: Request, model: type[M], limit: int) -> M:
         data: Any = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidJSON("body is not valid JSON") from exc
+    except RecursionError as exc:  # '[' * 1000: deeper than anything of ours
+        raise InvalidJSON("body is nested too deeply") from exc
+    if (where := _unpaired_surrogate(data)) is not None:
+        # JSON's "\ud800" escape decodes to a string no encoder can write out again.
+        raise InvalidJSON(f"{where}: text holds an unpaired surrogate (not valid Unicode)")
     try:
         return model.model_validate(data)
     except ValidationError as exc:
         raise ValidationFailed(_describe(exc)) from exc
+
+
+def _unpaired_surrogate(data: Any) -> str | None:
+    """Where in ``data`` a string (key or value) holds a lone UTF-16 surrogate, if any."""
+    pending: list[tuple[str, Any]] = [("body", data)]
+    while pending:
+        where, value = pending.pop()
+        if isinstance(value, str):
+            if _SURROGATE.search(value):
+                return where
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                if _SURROGATE.search(key):
+                    return where
+                pending.append((f"{where}.{key}" if where != "body" else key, item))
+        elif isinstance(value, list):
+            pending.extend((f"{where}[{i}]", item) for i, item in enumerate(value))
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _describe(exc: ValidationError) -> str:

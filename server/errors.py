@@ -75,6 +75,12 @@ class GenesysTokenRejected(Unauthorized):
     code = "genesys_token_rejected"
 
 
+class MetricsTokenRequired(Unauthorized):
+    """``GET /metrics`` without ``ASSIST_METRICS_TOKEN`` as its bearer token."""
+
+    code = "invalid_metrics_token"
+
+
 class Forbidden(AssistError):
     status_code = 403
     code = "forbidden"

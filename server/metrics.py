@@ -18,6 +18,7 @@ status codes or ``"network"``. Never ids or free text.
 
 from __future__ import annotations
 
+import hmac
 from typing import TYPE_CHECKING
 
 from prometheus_client import (
@@ -31,6 +32,8 @@ from prometheus_client import (
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+
+from .errors import MetricsTokenRequired
 
 if TYPE_CHECKING:  # at run time only the attributes matter; no import cycle
     from .pipeline import StreamRecord
@@ -156,7 +159,14 @@ class Metrics:
 
 
 async def metrics_endpoint(request: Request) -> Response:
-    """``GET /metrics``: this process's metrics (``request.state.metrics``) in text format."""
+    """``GET /metrics``: this process's metrics (``request.state.metrics``) in text format;
+    with ``ASSIST_METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>``."""
+    token = request.state.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        expected = f"Bearer {token.get_secret_value()}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise MetricsTokenRequired("GET /metrics needs its token as a Bearer token")
     metrics: Metrics = request.state.metrics
     body, content_type = metrics.render()
     return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})

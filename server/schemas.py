@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 
 # Genesys ids are UUIDs; request ids are the caller's, kept short and printable.
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-(?:[0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$"
@@ -17,7 +24,28 @@ def is_conversation_id(value: str) -> bool:
     return re.fullmatch(UUID_PATTERN, value) is not None
 
 
-RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}$")]
+def _no_personal_data(value: str) -> str:
+    """Refuse a request id that could be a card number or an SSN: it is logged and sent
+    upstream verbatim."""
+    digits = re.sub(r"(?<=\d)[-._:](?=\d)", "", value)
+    for run in re.findall(r"\d{13,19}", digits):
+        if _luhn(run):
+            raise ValueError("requestId must not hold a card number")
+    if re.search(r"(?<!\d)\d{3}-\d{2}-\d{4}(?!\d)", value):
+        raise ValueError("requestId must not hold a Social Security number")
+    return value
+
+
+def _luhn(number: str) -> bool:
+    total = 0
+    for index, char in enumerate(reversed(number)):
+        digit = int(char) * (2 if index % 2 else 1)
+        total += digit - 9 if digit > 9 else digit
+    return total % 10 == 0
+
+
+RequestId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:-]{1,128}$"),
+                      AfterValidator(_no_personal_data)]
 # Text sizes are not validated here: the transcript cap (413) covers them, after parsing
 # a body the body cap already bounds.
 
@@ -65,6 +93,11 @@ class MachineStreamRequest(BaseModel):
 
 
 LangTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,35}$")]
+# What may reach a header or a URL on the way to Genesys: a bearer token (RFC 6750's
+# b64token) and an authorization code or state (visible ASCII). Anything else is the
+# client's garbage, refused here (400), never sent on to be reported as an outage.
+_BEARER_TOKEN = r"^[A-Za-z0-9\-._~+/]+=*$"
+_VISIBLE_ASCII = r"^[\x21-\x7e]+$"
 _CONTRACT = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
@@ -85,11 +118,11 @@ class SessionRequest(BaseModel):
 
     model_config = _CONTRACT
 
-    state: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
-    access_token: Annotated[str, StringConstraints(min_length=1, max_length=4096)] | None = Field(
-        None, alias="accessToken")
+    state: Annotated[str, StringConstraints(max_length=2000, pattern=_VISIBLE_ASCII)]
+    access_token: Annotated[str, StringConstraints(max_length=4096, pattern=_BEARER_TOKEN)
+                            ] | None = Field(None, alias="accessToken")
     expires_in: Annotated[int, Field(gt=0, le=172_800)] | None = Field(None, alias="expiresIn")
-    code: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+    code: Annotated[str, StringConstraints(max_length=2048, pattern=_VISIBLE_ASCII)] | None = None
 
     @model_validator(mode="after")
     def _one_credential(self) -> SessionRequest:

@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     max_transcript_chars: int = Field(20_000, ge=100)
     shutdown_grace_s: float = Field(10.0, gt=0, le=300)
 
+    # GET /metrics: open when unset, else only with "Authorization: Bearer <token>"
+    metrics_token: SecretStr | None = None
+
     # Machine clients (POST /v1/stream-assist) and the audit log
     api_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     audit_log: str = "-"

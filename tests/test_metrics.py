@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 from server import metrics as metrics_module
 from server.metrics import Metrics
 from server.pipeline import StreamRecord
+from tests.factories import make_settings
 from tests.servers import serve
 
 
@@ -172,7 +173,7 @@ def test_metrics_endpoint_over_http() -> None:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
-        yield {"metrics": m}
+        yield {"metrics": m, "settings": make_settings()}
 
     app = Starlette(routes=metrics_module.routes, lifespan=lifespan)
     with serve(app) as base:

@@ -108,7 +108,15 @@ def test_added_latency_is_measured_against_the_model_own_time(
         # One clock on one host: the client's interval contains the model's, so the
         # server's share can never be negative.
         assert all(v > 0 for v in level["samples_ms"]), level
-    assert len(section.rows) == 6
+    # Two figures a level for the panel (added latency, and request -> suggestion).
+    assert len(section.rows) == 8
+    before_model = [r for r in section.rows if "suggestion event" in r.case]
+    assert [r.case for r in before_model] == [
+        "panel: request -> suggestion event, 1 streams",
+        "panel: request -> suggestion event, 3 streams"]
+    for level in levels:
+        if level["target"] == "panel":
+            assert level["suggestion_ms"]["n"] == 4
     peer_rows = [r for r in section.rows if r.case.startswith("peer")]
     assert all(r.ratio is not None for r in peer_rows)
 

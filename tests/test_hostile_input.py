@@ -1,0 +1,165 @@
+"""Hostile input over real HTTP: each case is a regression test named for what broke.
+
+The panel's Genesys calls go to a closed loopback port, so any call that is made
+shows up as a 503 ``genesys_unavailable``: a refusal must come before it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from server.app import create_app
+from tests.factories import bearer, make_settings
+from tests.servers import serve
+
+CONVERSATION = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+API_KEY = "ak-hostile-0123456789"
+METRICS_TOKEN = "metrics-token-0123456789"
+STREAM = {"conversationId": CONVERSATION, "trigger": "manual", "query": "restocking fee"}
+MACHINE = {"conversationId": CONVERSATION, "transcript": [], "lastUtterance": "restocking fee"}
+ROUTES: dict[str, dict[str, str]] = {
+    "/auth/state": {}, "/api/session": {}, "/api/assist/stream": bearer(CONVERSATION),
+    "/api/feedback": bearer(CONVERSATION), "/v1/stream-assist": {"X-API-Key": API_KEY},
+}
+
+
+@pytest.fixture(scope="module")
+def panel(sample_kb_path: Path) -> Iterator[str]:
+    settings = make_settings(kb_path=sample_kb_path, extractive_token_delay_ms=0,
+                             rate_limit_per_minute=0, api_keys=API_KEY, oauth_grant="implicit",
+                             metrics_token=METRICS_TOKEN,
+                             genesys_api_base="http://127.0.0.1:9",
+                             genesys_login_base="http://127.0.0.1:9")
+    with serve(create_app(settings)) as base:
+        yield base
+
+
+def post(url: str, raw: bytes | Any, headers: dict[str, str] | None = None) -> httpx.Response:
+    content = raw if isinstance(raw, bytes) else json.dumps(raw).encode()
+    return httpx.post(url, content=content, timeout=30,
+                      headers={"Content-Type": "application/json", **(headers or {})})
+
+
+def refused(response: httpx.Response, code: str) -> None:
+    assert response.status_code == 400, response.text[:300]
+    assert response.json()["error"] == code, response.text[:300]
+
+
+@pytest.mark.parametrize("path", list(ROUTES))
+@pytest.mark.parametrize("raw", [b"[" * 1000 + b"]" * 1000, b'{"a":' * 5000 + b"1" + b"}" * 5000,
+                                 b"[" * 100_000])
+def test_deeply_nested_json_is_a_400_not_a_500(panel: str, path: str, raw: bytes) -> None:
+    """It was a 500 (RecursionError in json.loads) and 70 lines of traceback."""
+    response = post(panel + path, raw, ROUTES[path])
+    # Over a small route's body cap it is a 413 before any parsing: a 4xx all the same.
+    expected = "payload_too_large" if response.status_code == 413 else "invalid_json"
+    assert response.status_code in (400, 413), response.text[:300]
+    assert response.json()["error"] == expected
+    if len(raw) < 4096:
+        refused(response, "invalid_json")
+
+
+def _state(panel: str) -> str:
+    response = httpx.post(f"{panel}/auth/state", json={"conversationId": CONVERSATION})
+    assert response.status_code == 200, response.text
+    return str(response.json()["state"])
+
+
+@pytest.mark.parametrize("token", ["tökén", "abc\ndef", "abc\r\ndef", "abc\x00def", "abc\x7f",
+                                   "two words", "🙂"])
+def test_a_token_no_header_can_carry_is_refused_before_genesys_is_called(
+        panel: str, token: str) -> None:
+    """It was a 500 (UnicodeEncodeError) or a 503 'Genesys call failed' that pages someone."""
+    response = post(f"{panel}/api/session",
+                    {"state": _state(panel), "accessToken": token, "expiresIn": 100})
+    refused(response, "invalid_request")
+
+
+@pytest.mark.parametrize("field", ["state", "code"])
+def test_a_state_or_code_that_is_not_visible_ascii_is_refused(panel: str, field: str) -> None:
+    body = {"state": "s\u00e9", "code": "c"} if field == "state" else {
+        "state": _state(panel), "code": "c\nd"}
+    refused(post(f"{panel}/api/session", body), "invalid_request")
+
+
+LONE = "voicemail \ud800"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/api/assist/stream", {**STREAM, "query": LONE}),
+    ("/api/assist/stream", {**STREAM, "trigger": "utterance", "query": None,
+                            "utterances": [{"speaker": "customer", "text": LONE}]}),
+    ("/api/assist/stream", {**STREAM, "requestId": "\udfff"}),
+    ("/v1/stream-assist", {**MACHINE, "lastUtterance": LONE}),
+    ("/v1/stream-assist", {**MACHINE, "transcript": [{"speaker": "agent", "text": LONE}]}),
+    ("/auth/state", {"conversationId": CONVERSATION, "langTag": "\ud83d"}),
+    ("/api/feedback", {"suggestionId": "sg_\udc00", "rating": "up"}),
+    ("/api/assist/stream", {**STREAM, "\ud800": 1}),
+])
+def test_a_lone_surrogate_in_any_text_field_is_a_400_not_a_stream_without_done(
+        panel: str, path: str, body: dict[str, Any]) -> None:
+    """It was a 200 event stream with an empty body: the SSE encoder could not write it."""
+    raw = json.dumps(body).encode()  # ensure_ascii: the surrogate travels as "\\ud800"
+    refused(post(panel + path, raw, ROUTES[path]), "invalid_json")
+
+
+def test_a_surrogate_pair_is_a_character_not_an_error(panel: str) -> None:
+    raw = json.dumps({**STREAM, "query": "restocking fee 🙂"}).encode()
+    assert b"\\ud83d\\ude42" in raw
+    with httpx.stream("POST", f"{panel}/api/assist/stream", content=raw, timeout=30,
+                      headers={"Content-Type": "application/json", **bearer(CONVERSATION)}
+                      ) as response:
+        assert response.status_code == 200
+        assert response.read().decode().count("event: done") == 1
+
+
+@pytest.mark.parametrize("request_id", ["4111111111111111", "req-4111-1111-1111-1111",
+                                        "x.4111.1111.1111.1111", "123-45-6789"])
+def test_a_request_id_holding_a_card_or_ssn_is_refused(panel: str, request_id: str) -> None:
+    """It was logged and sent upstream verbatim."""
+    refused(post(f"{panel}/api/assist/stream", {**STREAM, "requestId": request_id},
+                 bearer(CONVERSATION)), "invalid_request")
+    refused(post(f"{panel}/v1/stream-assist", {**MACHINE, "requestId": request_id},
+                 {"X-API-Key": API_KEY}), "invalid_request")
+
+
+def test_ordinary_request_ids_still_pass(panel: str) -> None:
+    for request_id in ["bench-4f1c2a9e0b3d7c55", "c0ffee00-0000-4000-8000-000000000000",
+                       "4111111111111112", "order:2026-12-03"]:
+        response = post(f"{panel}/v1/stream-assist", {**MACHINE, "requestId": request_id},
+                        {"X-API-Key": API_KEY})
+        assert response.status_code == 200, (request_id, response.text[:200])
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/panel", "/static/panel/main.js",
+                                  "/no-such-page"])
+def test_every_response_says_nosniff(panel: str, path: str) -> None:
+    assert httpx.get(panel + path).headers["x-content-type-options"] == "nosniff"
+
+
+def test_api_answers_errors_and_health_are_never_stored(panel: str) -> None:
+    answers = [
+        httpx.get(f"{panel}/healthz"), httpx.get(f"{panel}/readyz"),
+        post(f"{panel}/api/feedback", {"suggestionId": "sg_abcdefghij12", "rating": "up"},
+             bearer(CONVERSATION)),  # a 204
+        post(f"{panel}/api/feedback", b"not json", bearer(CONVERSATION)),  # a 400
+        post(f"{panel}/auth/state", {"conversationId": CONVERSATION}),
+        post(f"{panel}/v1/stream-assist", MACHINE),  # a 401
+    ]
+    for answer in answers:
+        assert answer.headers.get("cache-control") == "no-store", (answer.request.url,
+                                                                   answer.status_code)
+
+
+def test_metrics_needs_its_token_when_one_is_set(panel: str) -> None:
+    assert httpx.get(f"{panel}/metrics").status_code == 401
+    wrong = httpx.get(f"{panel}/metrics", headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_metrics_token"
+    right = httpx.get(f"{panel}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+    assert right.status_code == 200 and "assist_active_streams" in right.text
