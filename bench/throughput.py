@@ -70,9 +70,13 @@ async def step(target: Target, panel: Proc, hold_s: float, profile: Path | None,
         tokens = sum(w for t in background.traces
                      for at, w in zip(t.deltas, t.words, strict=False) if start <= at <= end)
         open_now = background.open_count()
+        # Why a stream is not open any more, for the record (an error, or its done).
+        ended = [{"status": t.status, "error": t.error, "done": t.done}
+                 for t in background.traces if not t.open][:5]
         await background.close()
     p99 = percentile(gaps, 99)
     return {"relayed_tokens_per_s": round(tokens / (end - start), 1), "open": open_now,
+            "ended": ended,
             "gap_p50_ms": percentile(gaps, 50), "gap_p99_ms": p99, "server_cpu": round(cpu, 3),
             "held": open_now == STREAMS and p99 is not None and p99 <= 2 * WINDOW_MS}
 

@@ -54,6 +54,7 @@ class State(TypedDict):
     genesys: GenesysClient
     sessions: SessionCodec
     states: StateCodec
+    signin_limiter: RateLimiter
 
 
 def tuning_from(settings: Settings) -> Tuning:
@@ -110,6 +111,8 @@ def create_app(settings: Settings) -> Starlette:
                              on_change=stats.set_circuit_state)
     streams = StreamRegistry(settings.max_streams)
     admission = Admission(RateLimiter(settings.rate_limit_per_minute), streams, stats)
+    # Sign-in is anonymous and each attempt costs calls to Genesys: limited per address.
+    signin_limiter = RateLimiter(settings.signin_rate_limit_per_minute)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -153,6 +156,7 @@ def create_app(settings: Settings) -> Starlette:
                 yield {"settings": settings, "http": http, "kb": kb, "pipeline": pipeline,
                        "admission": admission, "breaker": breaker, "metrics": stats,
                        "templates": templates, "sessions": sessions, "states": states,
+                       "signin_limiter": signin_limiter,
                        "genesys": GenesysClient(http, settings.genesys_timeout_s)}
                 streams.shutdown()  # normally done already by serving.GracefulServer
         finally:

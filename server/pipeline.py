@@ -18,6 +18,8 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+import anyio.to_thread
+
 from . import events
 from .aggregation import Aggregator
 from .breaker import CircuitBreaker, Permit
@@ -84,6 +86,10 @@ class StreamRecord:
         return {"ttft_ms": self.ttft_ms, "duration_ms": self.duration_ms,
                 "chunks": self.chunks, "tokens": self.tokens}
 
+
+# Up to this much text is redacted on the event loop (tens of microseconds); more goes
+# to a worker thread.
+INLINE_REDACTION_CHARS = 2000
 
 _END = object()
 _WAKE = object()  # put on the queue by StreamControl.stop, to wake the loop
@@ -152,9 +158,9 @@ class Pipeline:
         if self.on_start is not None:
             self.on_start()
         try:
+            utterances, query = await self._redacted(request)
             context = build_context(
-                tuple(Utterance(u.speaker, redact(u.text)) for u in request.utterances),
-                trigger=request.trigger, query=redact(request.query) if request.query else None,
+                utterances, trigger=request.trigger, query=query,
                 max_utterances=limits.context_utterances, max_chars=limits.context_max_chars,
             )
             try:
@@ -209,6 +215,25 @@ class Pipeline:
                 record.duration_ms = round((self.clock() - started) * 1000)
             if self.on_finish is not None:
                 self.on_finish(record)
+
+    async def _redacted(self, request: AssistRequest
+                        ) -> tuple[tuple[Utterance, ...], str | None]:
+        """The request's text with PII redacted: only the utterances the context window
+        can keep, and on a worker thread when there is much of it, so that a long
+        transcript never holds up the other streams on the event loop."""
+        window = request.utterances[-self.limits.context_utterances:]
+        texts = [u.text for u in window] + ([request.query] if request.query else [])
+
+        def redact_all() -> list[str]:
+            return [redact(text) for text in texts]
+
+        if sum(map(len, texts)) <= INLINE_REDACTION_CHARS:
+            clean = redact_all()
+        else:
+            clean = await anyio.to_thread.run_sync(redact_all)
+        utterances = tuple(Utterance(u.speaker, text) for u, text in zip(window, clean,
+                                                                           strict=False))
+        return utterances, (clean[-1] if request.query else None)
 
     async def _relay(self, sid: str, generation: GenerationRequest, control: StreamControl,
                      started: float, record: StreamRecord,

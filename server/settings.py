@@ -67,6 +67,7 @@ class Settings(BaseSettings):
 
     # Load and input limits
     rate_limit_per_minute: int = Field(60, ge=0)
+    signin_rate_limit_per_minute: int = Field(120, ge=0)
     max_streams: int = Field(1000, ge=1)
     max_body_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
     max_transcript_chars: int = Field(20_000, ge=100)
@@ -99,6 +100,7 @@ class Settings(BaseSettings):
     # Sessions and sign-in
     session_secret: SecretStr | None = None
     session_ttl_s: int = Field(3600, ge=60, le=172_800)
+    implicit_session_ttl_s: int = Field(300, ge=60, le=3600)
     state_ttl_s: int = Field(600, ge=30, le=3600)
     allowed_orgs: Annotated[tuple[str, ...], NoDecode] = ()
 

@@ -19,11 +19,17 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from .bodies import read_model
-from .errors import InvalidState, NotAParticipant, OrgNotAllowed, WrongOAuthClient
+from .errors import (
+    InvalidState,
+    NotAParticipant,
+    OrgNotAllowed,
+    WrongOAuthClient,
+)
 from .genesys import GenesysClient
 from .oauth_state import SignInState, StateCodec, pkce_challenge
 from .panel import CLIENT_APP_SDK
 from .platform import GenesysEnv, resolve_env
+from .ratelimit import RateLimiter
 from .schemas import SessionRequest, StateRequest
 from .sessions import Session, SessionCodec
 from .settings import Settings
@@ -53,6 +59,7 @@ def authorize_url(settings: Settings, env: GenesysEnv, state_value: str, nonce: 
 
 async def start_sign_in(request: Request) -> JSONResponse:
     """``POST /auth/state``: a signed single-use state and the authorize URL to open."""
+    _limit(request)
     settings: Settings = request.state.settings
     codec: StateCodec = request.state.states
     body = await read_model(request, StateRequest, MAX_BODY_BYTES)
@@ -66,8 +73,20 @@ async def start_sign_in(request: Request) -> JSONResponse:
                         headers={"Cache-Control": "no-store"})
 
 
+def _limit(request: Request) -> None:
+    """429 when this client address has started too many sign-ins this minute.
+
+    Behind a proxy the address is the one it forwards (uvicorn's proxy headers, trusted
+    from ``FORWARDED_ALLOW_IPS``): agents behind one NAT share a bucket, so the default
+    is generous.
+    """
+    limiter: RateLimiter = request.state.signin_limiter
+    limiter.check(f"signin:{request.client.host if request.client else ''}")
+
+
 async def create_session(request: Request) -> JSONResponse:
     """``POST /api/session``: verify a sign-in answer with Genesys; answer a signed session."""
+    _limit(request)
     settings: Settings = request.state.settings
     states: StateCodec = request.state.states
     sessions: SessionCodec = request.state.sessions
@@ -83,6 +102,8 @@ async def create_session(request: Request) -> JSONResponse:
             client_id=settings.oauth_client_id, redirect_uri=redirect_uri(settings, request))
         token, expires_in = grant.access_token, grant.expires_in
     else:
+        # The implicit grant's answer, or a renewal with the token the page holds (with
+        # PKCE too): checked with Genesys below either way.
         assert body.access_token is not None and body.expires_in is not None
         token, expires_in = body.access_token, body.expires_in
 
@@ -99,7 +120,13 @@ async def create_session(request: Request) -> JSONResponse:
         raise NotAParticipant("You are not an agent on this conversation.")
 
     now = sessions.clock()
-    expires_at = now + min(settings.session_ttl_s, expires_in or settings.session_ttl_s)
+    # The implicit grant's expires_in is the client's word: Genesys confirms the token
+    # is valid now, not how long it lives (300 s at the least for any OAuth client). So
+    # its session is short and each renewal checks the token with Genesys again.
+    longest = (settings.session_ttl_s if body.code is not None
+               else min(settings.session_ttl_s, settings.implicit_session_ttl_s))
+    # (A renewal's session is as short: each one checks the token with Genesys again.)
+    expires_at = now + min(longest, expires_in or longest)
     session = Session(identity.user_id, identity.org_id, state.conversation_id, expires_at)
     log.info("session issued: user %s org %s conversation %s",
              identity.user_id, identity.org_id, state.conversation_id)

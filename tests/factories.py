@@ -22,7 +22,9 @@ def make_settings(**overrides: Any) -> Settings:
     The audit log is off unless a test turns it on (it would go to stdout).
     """
     values: dict[str, Any] = {"session_secret": SECRET, "allowed_orgs": (ORG,),
-                              "oauth_client_id": CLIENT_ID, "audit_log": ""}
+                              "oauth_client_id": CLIENT_ID, "audit_log": "",
+                              # Every test signs in from 127.0.0.1: a limit test sets its own.
+                              "signin_rate_limit_per_minute": 0}
     values.update(overrides)
     return Settings(**values)
 

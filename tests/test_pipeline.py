@@ -272,3 +272,32 @@ async def test_transcript_text_is_redacted_before_retrieval_and_generation() -> 
     for text in [*seen, events[0].data["query"]]:
         assert "4111" not in text and "ann@example.com" not in text
     assert "[card]" in events[0].data["query"] and "[email]" in events[0].data["query"]
+
+
+@pytest.mark.parametrize(("size", "on_loop"), [(200, True), (20_000, False)])
+async def test_a_long_transcript_is_redacted_off_the_event_loop(
+        monkeypatch: pytest.MonkeyPatch, size: int, on_loop: bool) -> None:
+    """A 20,000-character transcript of "4 4 4 ..." held the event loop for 0.2 s."""
+    import threading
+
+    import server.pipeline as pipeline_module
+
+    threads: list[bool] = []
+    real = pipeline_module.redact
+
+    def spy(text: str) -> str:
+        threads.append(threading.current_thread() is threading.main_thread())
+        return real(text)
+
+    monkeypatch.setattr(pipeline_module, "redact", spy)
+    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=Scripted(["ok"]),
+                        limits=FAST, static_article=STATIC)
+    old = tuple(Utterance("customer", "my card is 4111 1111 1111 1111") for _ in range(20))
+    adversarial = Utterance("customer", ("4 " * size)[:size])
+    request = AssistRequest("c0ffee00-0000-4000-8000-000000000000", "utterance", None,
+                            (*old, adversarial), "rq-long")
+    events = [e async for e in pipeline.stream(request)]
+    assert [e.name for e in events][-1] == "done"
+    # Only the utterances the context window keeps are redacted, all in one place.
+    assert len(threads) == FAST.context_utterances
+    assert set(threads) == {on_loop}

@@ -182,6 +182,18 @@ def test_pkce_sign_in_exchanges_the_code_on_the_server(
         assert again.json()["error"] == "invalid_state"
 
 
+def test_an_implicit_session_never_trusts_the_claimed_token_life(platform: Platform) -> None:
+    """A token that really lives 300 s, claimed to live two days, gave a 3,600 s session."""
+    conversation = platform.conversation()
+    answer = authorize(start(platform.panel, conversation)["authorizeUrl"])
+    response = handoff(platform.panel, {"state": answer["state"],
+                                        "accessToken": answer["access_token"],
+                                        "expiresIn": 172_800})
+    assert response.status_code == 200, response.text
+    # ASSIST_IMPLICIT_SESSION_TTL_S (300 s): no Genesys token lives less.
+    assert response.json()["expiresAt"] <= (time.time() + 301) * 1000
+
+
 def test_code_for_an_implicit_sign_in_is_refused(platform: Platform) -> None:
     started = start(platform.panel, platform.conversation())
     response = handoff(platform.panel, {"state": started["state"], "code": "abc"})

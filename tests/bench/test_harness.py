@@ -158,7 +158,7 @@ def test_throughput_steps_relay_tokens_and_profile_the_panel(
     sizes = throughput.Sizes(rates=(10,), hold_s=1)
     section = throughput.run(True, tmp_path, sample_kb_path, cpus, tmp_path, sizes)
     [step] = section.data["steps"]
-    assert step["open"] == throughput.STREAMS
+    assert step["open"] == throughput.STREAMS, step["ended"]
     assert step["relayed_tokens_per_s"] > 0
     if step["held"]:  # the profile is kept for a step that held
         profile = section.data["profile"]
