@@ -60,7 +60,7 @@ from server.mocks.llm_faults import (
     _invalid_type,
     common_headers,
     dumps,
-    json_object,
+    json_body,
 )
 
 #: Vector size when the request gives no `dimensions`.
@@ -239,14 +239,7 @@ def _inputs(value: Any) -> list[EmbeddingInput]:
 
 def parse_embeddings_body(raw: bytes) -> EmbeddingsRequest:
     """Decode and validate an embeddings body the way OpenAI reports problems."""
-    body = json_object(raw)
-    if body is None:
-        raise OpenAIError(
-            400,
-            "We could not parse the JSON body of your request. (HINT: This likely means you "
-            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
-            "but what was sent was not valid JSON.)",
-        )
+    body = json_body(raw)
     if "input" not in body:
         raise OpenAIError(
             400,

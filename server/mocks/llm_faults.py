@@ -406,8 +406,8 @@ def json_object(raw: bytes) -> dict[str, Any] | None:
     return body if isinstance(body, dict) else None
 
 
-def parse_body(raw: bytes) -> dict[str, Any]:
-    """Decode and validate a chat-completions body the way OpenAI reports problems."""
+def json_body(raw: bytes) -> dict[str, Any]:
+    """A request body's JSON object, or the 400 OpenAI answers for one that is not."""
     body = json_object(raw)
     if body is None:
         raise OpenAIError(
@@ -416,6 +416,12 @@ def parse_body(raw: bytes) -> dict[str, Any]:
             "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
             "but what was sent was not valid JSON.)",
         )
+    return body
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """Decode and validate a chat-completions body the way OpenAI reports problems."""
+    body = json_body(raw)
     if "messages" not in body:
         raise OpenAIError(
             400,
