@@ -367,7 +367,7 @@ def _pipeline(kb: KnowledgeBase, settings: Settings) -> Pipeline:
                      hard_s=_NO_TIMEOUT_S)
     return Pipeline(
         retriever=KnowledgeBaseRetriever(kb, tuning_from(settings)),
-        generator=ExtractiveGenerator(sentences=settings.extractive_sentences, token_delay_s=0),
+        generator=ExtractiveGenerator(token_delay_s=0),
         limits=limits,
         static_article={"id": "static-fallback", "title": settings.fallback_article_title,
                         "url": settings.fallback_article_url,

@@ -49,7 +49,6 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-4o-mini"
     model_context_tokens: int = Field(8192, ge=512)
     max_tokens: int = Field(512, ge=1, le=32_768)
-    extractive_sentences: int = Field(3, ge=1, le=10)
     extractive_token_delay_ms: int = Field(15, ge=0, le=1000)
 
     # Streaming limits

@@ -26,6 +26,5 @@ def build_generator(settings: Settings, client: httpx.AsyncClient) -> Generator:
             context_tokens=settings.model_context_tokens,
         )
     return ExtractiveGenerator(
-        sentences=settings.extractive_sentences,
         token_delay_s=settings.extractive_token_delay_ms / 1000,
     )

@@ -326,9 +326,7 @@ class ExtractiveGenerator:
     name = "extractive"
     model = "extractive-passages"
 
-    def __init__(self, *, sentences: int = 3, token_delay_s: float = 0.015) -> None:
-        # ``sentences`` is kept for the setting's sake: the answer is now sized in words.
-        self.sentences = sentences
+    def __init__(self, *, token_delay_s: float = 0.015) -> None:
         self.token_delay_s = token_delay_s
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
