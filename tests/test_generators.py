@@ -120,10 +120,21 @@ def test_headings_are_never_units_but_tell_what_a_unit_is_about() -> None:
 
 
 def test_a_passage_is_split_in_sentences_in_reading_order() -> None:
-    units = units_of("## Timing\n\nRefunds take 5 business days. They go back to your card.",
+    units = units_of("## Timing\n\nRefunds take 5 business days. Card refunds post overnight.",
                      1, 0)
     assert [u.lines for u in units] == [("Refunds take 5 business days.",),
-                                        ("They go back to your card.",)]
+                                        ("Card refunds post overnight.",)]
+
+
+def test_a_sentence_that_leans_on_the_one_before_is_never_quoted_alone() -> None:
+    # Broke: "That's two full 24-hour periods, so they get 2 days..." was quoted
+    # without the example it speaks of.
+    units = units_of("Example: A family loses service for 50 hours. That's two full "
+                     "periods, so they get 2 days. Credits post within one bill.", 1, 0)
+    assert [u.lines for u in units] == [
+        ("Example: A family loses service for 50 hours.",
+         "That's two full periods, so they get 2 days."),
+        ("Credits post within one bill.",)]
 
 
 def test_fragments_and_table_rows_are_not_units() -> None:
@@ -291,6 +302,27 @@ def test_another_source_adds_a_sentence_only_for_a_new_fact() -> None:
     assert [text for text, n in cited if n == 2] == [
         "Card refunds to a prepaid card take up to 10 business days."]
     assert [n for _, n in cited] == sorted(n for _, n in cited)  # the best source first
+
+
+def test_an_answer_about_a_problem_says_what_to_do_in_the_app() -> None:
+    # Broke: a customer's "the package says delivered but it isn't here" got the
+    # article's reassuring intro and never the report path an agent reads out.
+    passage = ("## Missing package\n\nIf tracking says delivered but the package is not "
+               "at your door, it usually turns up within a day. Carriers sometimes scan "
+               "a package early.\n\n## Report it\n\nAfter 48 hours, report it in the app "
+               "under Orders > Report a problem.")
+    answer = render(compose(_by_hand("tracking says delivered but the package is not here",
+                                     tuple(f"## {p}" for p in passage[3:].split("\n\n## ")))))
+    assert answer.startswith("If tracking says delivered")
+    assert "Orders > Report a problem. [1]" in answer
+
+
+def test_a_question_for_an_amount_gets_the_amount_not_the_app_path() -> None:
+    fee = "## Fee\n\nThe restocking fee for a phone is $35."
+    pay = "## Pay\n\nPay it in the app under Billing > Make a payment."
+    answer = render(compose(_by_hand("how much is the restocking fee", (fee, pay))))
+    assert answer.startswith("The restocking fee for a phone is $35. [1]")
+    assert "Billing > Make a payment" not in answer
 
 
 def test_another_source_adds_nothing_that_does_not_match() -> None:

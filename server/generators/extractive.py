@@ -9,8 +9,9 @@ is added only when it brings a fact (a number, a price, a time) not yet said.
 Matching uses the same weighted query as retrieval (``GenerationRequest.search``),
 each word weighted by how rare it is among the candidate sentences; a question for a
 quantity ("how long", "how much", "max") prefers sentences that hold one of its
-kind, a how-to question the numbered steps. The whole top article is quotable, not
-only the passages that matched.
+kind, a how-to question the numbered steps, and any other question (a problem told
+in the customer's words) also gets the article's way to act on it: an app path or
+its steps. The whole top article is quotable, not only the passages that matched.
 """
 
 from __future__ import annotations
@@ -32,6 +33,8 @@ _ORDERED = re.compile(r"^\s*\d+[.)]\s+")
 _BULLET = re.compile(r"^\s*[-*]\s+")
 _FACT = re.compile(r"\d|\$|%| > ")
 _MIN_WORDS = 4
+# A sentence opening with one of these leans on the one before it.
+_ANAPHORA = re.compile(r"(?:This|That|That's|These|Those|It|It's|They|Such|You can do this)\b")
 # Items of a list this short on average are quoted together ("Phones: $35").
 _SHORT_ITEM = 8
 # ...and a list this short in all ("two options: extend, or split") too.
@@ -118,9 +121,13 @@ def units_of(passage: str, source: int, rank: int) -> list[Unit]:
             continue
         close_list()
         sentences = split_sentences(block)
+        first = len(units)
         for index, sentence in enumerate(sentences):
             if index == len(sentences) - 1 and sentence.endswith(":"):
                 lead = sentence  # goes with the list after it
+            elif len(units) > first and _ANAPHORA.match(sentence):
+                # "That's two full periods..." means nothing without what came before.
+                units[-1] = replace(units[-1], lines=(*units[-1].lines, sentence))
             elif len(sentence.split()) >= _MIN_WORDS and "|" not in sentence:
                 add((sentence,))
     close_list()
@@ -227,6 +234,14 @@ def compose(request: GenerationRequest) -> list[Unit]:
     chosen = [anchor]
     said = {_key(anchor.text)}
     words = anchor.words
+    # A problem ("it says delivered but nothing's here") is answered with what to do
+    # about it: the article's app path or steps go next to the best sentence. A
+    # question for an amount or a time wants that figure instead.
+    if intent.quantity is None and not _is_action(anchor) and (
+            action := _action(pool, anchor, weights, intent)):
+        chosen.append(action)
+        said.add(_key(action.text))
+        words += action.words
     # A second topic ("return the phone, and cancel the extra line"): a query word that
     # weighs much, that the best source's passage never says, and that another source
     # answers, gets that source's best sentence, before the room is filled.
@@ -268,6 +283,24 @@ def compose(request: GenerationRequest) -> list[Unit]:
     # The anchor's passage first, in reading order, then the source's other passages.
     own.sort(key=lambda u: (u.passage != anchor.passage, u.passage, u.position))
     return own + others
+
+
+_ACTION = re.compile(r"\w > \w")
+
+
+def _is_action(unit: Unit) -> bool:
+    """An app path ("Billing > AutoPay") or a run of numbered steps: how to act."""
+    return bool(_ACTION.search(unit.text)) or (
+        len(unit.lines) > 1 and bool(_ORDERED.match(unit.lines[-1])))
+
+
+def _action(pool: list[Unit], anchor: Unit, weights: dict[str, float],
+            intent: Intent) -> Unit | None:
+    """The anchor's source's best action unit that fits beside it."""
+    candidates = [u for u in pool if u.source == anchor.source and _is_action(u)
+                  and anchor.words + u.words <= MAX_WORDS]
+    return max(candidates, key=lambda u: (_score(u, weights, intent), -u.passage,
+                                          -u.position), default=None)
 
 
 def _second_topic(pool: list[Unit], anchor: Unit, weights: dict[str, float],
@@ -316,7 +349,9 @@ def render(units: list[Unit]) -> str:
             lines = [f"{line} [{unit.source}]" for line in unit.lines]
             parts.append("\n" + "\n".join(lines) + "\n")
         else:
-            parts.append(f"{unit.text} [{unit.source}]")
+            # A sentence and the one that leans on it: each cited.
+            parts.append(" ".join(line if line.endswith(":") else f"{line} [{unit.source}]"
+                                  for line in unit.lines))
     return " ".join(parts).replace(" \n", "\n").replace("\n ", "\n").strip()
 
 
