@@ -20,6 +20,7 @@ from . import api, health, machine_api, metrics, panel, signin
 from .admission import Admission
 from .audit import AuditLog
 from .breaker import CircuitBreaker
+from .connections import BodyDeadline
 from .embedders import build_embedder
 from .errors import exception_handlers
 from .generators import RetryingGenerator, build_generator
@@ -173,7 +174,8 @@ def create_app(settings: Settings) -> Starlette:
             *machine_api.routes,
             Mount("/static", StaticFiles(directory=frontend / "static"), name="static"),
         ],
-        middleware=[Middleware(ResponseHeaders)],
+        middleware=[Middleware(ResponseHeaders),
+                    Middleware(BodyDeadline, timeout_s=settings.body_timeout_s)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )

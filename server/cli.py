@@ -38,11 +38,10 @@ def serve() -> None:
     On SIGTERM it ends every open stream with a final event, then exits
     (within ASSIST_SHUTDOWN_GRACE_S).
     """
-    import uvicorn
 
     from .app import create_app
     from .logs import configure_logging
-    from .serving import GracefulServer
+    from .serving import GracefulServer, uvicorn_config
 
     settings = _settings()
     configure_logging(settings.log_level)
@@ -50,8 +49,8 @@ def serve() -> None:
         app = create_app(settings)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
-                            log_level=settings.log_level, proxy_headers=True,
+    config = uvicorn_config(app, settings, host=settings.host, port=settings.port,
+                            log_config=None, log_level=settings.log_level, proxy_headers=True,
                             timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 1)
     GracefulServer(config, app.state.streams).run()
 

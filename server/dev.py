@@ -28,6 +28,7 @@ from .knowledge import KnowledgeBase
 from .mocks.genesys import MockGenesysConfig, create_mock_genesys_app
 from .mocks.llm import FAULTS, MockLLMConfig, create_mock_llm_app
 from .paths import sample_kb_dir
+from .serving import uvicorn_config
 from .settings import Settings
 
 DEV_CLIENT_ID = "assist-panel-dev"
@@ -45,8 +46,14 @@ class DevOptions:
     token_lifetime_s: int = 86400
 
 
-def _server(app: Starlette, host: str, port: int) -> uvicorn.Server:
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
+def _server(app: Starlette, host: str, port: int, settings: Settings | None = None
+            ) -> uvicorn.Server:
+    """A server for ``app``; the panel's (given its ``settings``) with its connection bounds."""
+    if settings is not None:
+        config = uvicorn_config(app, settings, host=host, port=port, log_level="warning",
+                                lifespan="on")
+    else:
+        config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on")
     return uvicorn.Server(config)
 
 
@@ -112,7 +119,7 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
             if summary.errors:
                 raise ValueError("sample knowledge base failed to import: " + summary.errors[0])
 
-            servers.append(_server(create_app(settings), options.host, panel_port))
+            servers.append(_server(create_app(settings), options.host, panel_port, settings))
             servers.append(_server(create_mock_genesys_app(mock_config), options.host,
                                    genesys_port))
             for server in servers:

@@ -107,6 +107,24 @@ class NotFound(AssistError):
     code = "not_found"
 
 
+class RequestTimeout(AssistError):
+    """The client took too long to send its request; the connection is closed after."""
+
+    status_code = 408
+    code = "request_timeout"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, headers={"Connection": "close"})
+
+
+class HeaderTimeout(RequestTimeout):
+    code = "header_timeout"
+
+
+class BodyTimeout(RequestTimeout):
+    code = "body_timeout"
+
+
 class PayloadTooLarge(AssistError):
     status_code = 413
     code = "payload_too_large"

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import anyio
@@ -26,6 +27,7 @@ from starlette.types import Message, Receive, Scope, Send
 from .admission import Admission
 from .api import check_transcript, new_request_id
 from .bodies import read_model
+from .connections import drop_connection
 from .context import Utterance
 from .errors import Unauthorized
 from .events import Event
@@ -33,6 +35,8 @@ from .pipeline import AssistRequest, Pipeline
 from .schemas import MachineStreamRequest
 from .sessions import bearer
 from .settings import Settings
+
+log = logging.getLogger("assist_panel.machine_api")
 
 
 class InvalidApiKey(Unauthorized):
@@ -115,7 +119,10 @@ class NDJSONStream(StreamingResponse):
                 await self.listen_for_disconnect(receive)
                 group.cancel_scope.cancel()
         except* TimeoutError:
-            pass  # the client stopped reading; the connection is dropped
+            # The client stopped reading: what it has not taken goes with the connection.
+            drop_connection(scope)
+            log.warning("client stopped reading for %gs: stream ended, connection reset",
+                        self.send_timeout_s)
         finally:
             self.on_close()
 

@@ -13,10 +13,23 @@ from __future__ import annotations
 import asyncio
 import socket
 from types import FrameType
+from typing import Any
 
 import uvicorn
+from starlette.types import ASGIApp
 
+from .connections import guarded_protocol
+from .settings import Settings
 from .streams import StreamRegistry
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for the panel: its HTTP protocol bounds the time a client
+    may take to send request headers and the time a closing connection may hold
+    unsent bytes (``server/connections.py``). ``options`` go to ``uvicorn.Config``."""
+    protocol = guarded_protocol(header_timeout_s=settings.header_timeout_s,
+                                close_linger_s=settings.send_timeout_s)
+    return uvicorn.Config(app, http=protocol, **options)
 
 
 class GracefulServer(uvicorn.Server):

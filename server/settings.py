@@ -58,6 +58,9 @@ class Settings(BaseSettings):
     stream_limit_s: float = Field(15.0, gt=0)
     sse_ping_s: float = Field(15.0, gt=0)
     send_timeout_s: float = Field(10.0, gt=0)
+    # Slow clients: a request's headers, then its body, must arrive within these.
+    header_timeout_s: float = Field(10.0, gt=0, le=300)
+    body_timeout_s: float = Field(10.0, gt=0, le=300)
 
     # Model service failures
     retry_max_attempts: int = Field(3, ge=1, le=10)

@@ -13,6 +13,8 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp
 
+from server.connections import guarded_protocol
+
 T = TypeVar("T")
 
 
@@ -36,10 +38,17 @@ class Running:
 
     url: str
     loop: asyncio.AbstractEventLoop
+    server: uvicorn.Server
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = 30) -> T:
         """Run ``coro`` on the server's loop and return its result."""
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def connections(self) -> int:
+        """The connections the server holds open now."""
+        async def count() -> int:
+            return len(self.server.server_state.connections)
+        return self.call(count())
 
 
 def listening_socket(host: str = "127.0.0.1") -> socket.socket:
@@ -54,11 +63,21 @@ def listening_socket(host: str = "127.0.0.1") -> socket.socket:
 
 
 @contextlib.contextmanager
-def running(app: ASGIApp, host: str = "127.0.0.1",
-            sock: socket.socket | None = None) -> Iterator[Running]:
-    """Run ``app`` on a free loopback port (or on ``sock``) and stop it afterwards."""
+def running(app: ASGIApp, host: str = "127.0.0.1", sock: socket.socket | None = None,
+            *, header_timeout_s: float = 10.0, close_linger_s: float = 10.0,
+            keep_alive_s: int = 5, protocol: type[asyncio.Protocol] | None = None
+            ) -> Iterator[Running]:
+    """Run ``app`` on a free loopback port (or on ``sock``) and stop it afterwards.
+
+    The server speaks HTTP with the panel's own connection bounds
+    (``server.connections.GuardedHttpProtocol``), as ``assist-panel serve`` does, unless
+    ``protocol`` names another class.
+    """
+    protocol = protocol or guarded_protocol(header_timeout_s=header_timeout_s,
+                                            close_linger_s=close_linger_s)
     server = _Server(uvicorn.Config(app, host=host, port=0, log_level="warning",
-                                    lifespan="on", timeout_graceful_shutdown=5))
+                                    lifespan="on", timeout_graceful_shutdown=5,
+                                    http=protocol, timeout_keep_alive=keep_alive_s))
     sockets = [sock] if sock is not None else None
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()
@@ -68,7 +87,7 @@ def running(app: ASGIApp, host: str = "127.0.0.1",
                 raise RuntimeError("test server failed to start")
         port = server.servers[0].sockets[0].getsockname()[1]
         assert server.loop is not None
-        yield Running(f"http://{host}:{port}", server.loop)
+        yield Running(f"http://{host}:{port}", server.loop, server)
     finally:
         server.should_exit = True
         thread.join(timeout=30)

@@ -1,0 +1,297 @@
+"""server/connections.py: slow and never-reading clients, on a real uvicorn server with
+raw sockets, and the body deadline at the ASGI level."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import socket
+import threading
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import anyio
+import anyio.lowlevel
+import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.types import Message
+
+from server.app import create_app
+from server.connections import BodyDeadline, guarded_protocol
+from server.errors import BodyTimeout
+from server.events import Event
+from server.machine_api import NDJSONStream
+from server.sse import event_source
+from tests.factories import make_settings
+from tests.servers import Running, running
+
+# Bounds short enough that a test waits on them, not on the defaults.
+SHORT = 0.5
+
+
+class Records(logging.Handler):
+    """Every record of the loggers it is attached to (uvicorn's do not reach the root)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def at(self, level: int) -> list[str]:
+        return [r.getMessage() for r in self.records if r.levelno >= level]
+
+    def tracebacks(self) -> list[logging.LogRecord]:
+        return [r for r in self.records if r.exc_info]
+
+
+@contextmanager
+def recorded() -> Iterator[Records]:
+    handler = Records()
+    loggers = [logging.getLogger(name) for name in ("uvicorn.error", "assist_panel")]
+    for logger in loggers:
+        logger.addHandler(handler)
+    try:
+        yield handler
+    finally:
+        for logger in loggers:
+            logger.removeHandler(handler)
+
+
+def watched_protocol() -> tuple[type[asyncio.Protocol], threading.Event]:
+    """The guarded protocol with short bounds, and an event set when a connection is lost."""
+    lost = threading.Event()
+    base = guarded_protocol(header_timeout_s=SHORT, close_linger_s=SHORT)
+
+    class Watched(base):  # type: ignore[valid-type,misc]
+        def connection_lost(self, exc: Exception | None) -> None:
+            super().connection_lost(exc)
+            lost.set()
+
+    return Watched, lost
+
+
+def connect(server: Running, *, rcvbuf: int | None = None) -> socket.socket:
+    host, port = server.url.removeprefix("http://").split(":")
+    sock = socket.socket()
+    if rcvbuf is not None:  # before connecting: it sets the window the server sees
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+    sock.settimeout(30)  # a safety net only: every read below ends on the server's move
+    sock.connect((host, int(port)))
+    return sock
+
+
+def read_to_end(sock: socket.socket) -> bytes:
+    data = b""
+    while chunk := sock.recv(65536):
+        data += chunk
+    return data
+
+
+def split_response(raw: bytes) -> tuple[str, dict[str, str], bytes]:
+    head, _, body = raw.partition(b"\r\n\r\n")
+    status, *lines = head.decode().split("\r\n")
+    headers = {k.lower(): v.strip() for k, v in (line.split(":", 1) for line in lines)}
+    return status, headers, body
+
+
+@pytest.fixture
+def panel(sample_kb_path: Path) -> Starlette:
+    return create_app(make_settings(kb_path=sample_kb_path, body_timeout_s=SHORT))
+
+
+# ---------------------------------------------------------------- request headers
+
+
+@pytest.mark.parametrize("sent", [b"", b"POST /auth/state HTTP/1.1\r\nHost: 127.0.0.1\r\n"],
+                         ids=["nothing", "half the headers"])
+def test_headers_not_complete_in_time_get_408_and_the_connection_closes(
+        panel: Starlette, sent: bytes) -> None:
+    # Broke: 250 connections trickling headers at a byte a second all stayed open.
+    protocol, lost = watched_protocol()
+    with running(panel, protocol=protocol) as server, recorded() as logs:
+        with connect(server) as sock:
+            sock.sendall(sent)
+            status, headers, body = split_response(read_to_end(sock))
+        assert status == "HTTP/1.1 408 Request Timeout"
+        assert headers["connection"] == "close"
+        assert json.loads(body)["error"] == "header_timeout"
+        assert lost.wait(30)
+        assert server.connections() == 0
+        assert not logs.tracebacks()
+
+
+def test_a_trickle_that_keeps_sending_is_still_cut_at_the_deadline(panel: Starlette) -> None:
+    # The deadline counts from the request's first byte, not from the latest one.
+    protocol, lost = watched_protocol()
+    with running(panel, protocol=protocol) as server, connect(server) as sock:
+        sock.sendall(b"POST /auth/state HTTP/1.1\r\nX-Slow: ")
+
+        def trickle() -> None:
+            while not lost.wait(0.02):  # a byte every 20 ms until the server gives up
+                try:
+                    sock.sendall(b"a")
+                except OSError:
+                    return
+
+        sender = threading.Thread(target=trickle)
+        sender.start()
+        try:
+            status, _, body = split_response(read_to_end(sock))
+        finally:
+            lost.wait(30)
+            sender.join(30)
+    assert status == "HTTP/1.1 408 Request Timeout"
+    assert json.loads(body)["error"] == "header_timeout"
+
+
+def test_headers_in_time_are_served_as_usual(panel: Starlette) -> None:
+    with running(panel, header_timeout_s=SHORT) as server, connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        status, _, body = split_response(read_to_end(sock))
+    assert status == "HTTP/1.1 200 OK"
+    assert json.loads(body)["status"] == "ok"
+
+
+# ---------------------------------------------------------------- request body
+
+
+def test_a_body_not_complete_in_time_gets_408_and_the_connection_closes(
+        panel: Starlette) -> None:
+    protocol, lost = watched_protocol()
+    with running(panel, protocol=protocol) as server, recorded() as logs:
+        with connect(server) as sock:
+            sock.sendall(b"POST /auth/state HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
+                         b'{"returnTo": ')
+            status, headers, body = split_response(read_to_end(sock))
+        assert status == "HTTP/1.1 408 Request Timeout"
+        assert headers["connection"] == "close"
+        assert headers["cache-control"] == "no-store"
+        assert json.loads(body)["error"] == "body_timeout"
+        assert lost.wait(30)
+        assert server.connections() == 0
+        assert not logs.tracebacks()
+
+
+@pytest.mark.anyio
+async def test_the_body_deadline_raises_body_timeout_while_the_body_is_incomplete() -> None:
+    async def app(scope: object, receive: object, send: object) -> None:
+        assert callable(receive)
+        first = await receive()
+        assert first["more_body"] is True
+        await receive()  # the rest never comes
+
+    async def receive() -> Message:
+        if not sent:
+            sent.append(1)
+            return {"type": "http.request", "body": b"{", "more_body": True}
+        await anyio.sleep_forever()
+        raise AssertionError
+
+    sent: list[int] = []
+    with pytest.raises(BodyTimeout):
+        await BodyDeadline(app, timeout_s=0.05)({"type": "http"}, receive, _no_send)
+
+
+@pytest.mark.anyio
+async def test_after_the_body_the_deadline_no_longer_applies() -> None:
+    # A stream's disconnect listener waits on receive for the whole stream. The
+    # deadline here has passed before the request starts: only the body may be cut.
+    messages: list[Message] = [{"type": "http.request", "body": b"{}", "more_body": False}]
+    disconnect = anyio.Event()
+    disconnect.set()
+
+    async def receive() -> Message:
+        if messages:
+            return messages.pop(0)
+        await disconnect.wait()
+        return {"type": "http.disconnect"}
+
+    got: list[str] = []
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        assert callable(receive)
+        got.append((await receive())["type"])
+        got.append((await receive())["type"])
+
+    await BodyDeadline(app, timeout_s=1e-9)({"type": "http"}, receive, _no_send)
+    assert got == ["http.request", "http.disconnect"]
+
+
+async def _no_send(message: Message) -> None:
+    raise AssertionError("nothing is sent")
+
+
+# ---------------------------------------------------------------- clients that never read
+
+
+async def _endless_events() -> AsyncIterator[Event]:
+    text = "x" * 65536
+    sequence = 0
+    while True:
+        sequence += 1
+        yield Event("delta", {"id": "sg_test", "text": text, "n": sequence})
+        await anyio.lowlevel.checkpoint()
+
+
+def _sse_app(closed: threading.Event) -> Starlette:
+    async def stream(request: Request) -> Response:
+        return event_source(_endless_events(), ping_s=60, send_timeout_s=SHORT,
+                            shutdown_grace_s=1, on_close=closed.set)
+    return Starlette(routes=[Route("/stream", stream)])
+
+
+def _ndjson_app(closed: threading.Event) -> Starlette:
+    async def lines() -> AsyncIterator[bytes]:
+        while True:
+            yield b'{"text": "' + b"x" * 65536 + b'"}\n'
+            await anyio.lowlevel.checkpoint()
+
+    async def stream(request: Request) -> Response:
+        return NDJSONStream(lines(), on_close=closed.set, send_timeout_s=SHORT)
+    return Starlette(routes=[Route("/stream", stream)])
+
+
+@pytest.mark.parametrize("make_app", [_sse_app, _ndjson_app], ids=["sse", "ndjson"])
+def test_a_client_that_never_reads_is_reset_with_one_log_line(make_app: object) -> None:
+    # Broke: after the send timeout the connection stayed ESTABLISHED with megabytes
+    # queued until the client left, and each drop logged a SendTimeoutError traceback.
+    assert callable(make_app)
+    closed = threading.Event()
+    protocol, lost = watched_protocol()
+    with running(make_app(closed), protocol=protocol) as server, recorded() as logs:
+        with connect(server, rcvbuf=4096) as sock:
+            sock.sendall(b"GET /stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert closed.wait(30)  # the response gave up on the client...
+            assert lost.wait(30)  # ...and the connection went with it
+            assert server.connections() == 0
+            with pytest.raises(ConnectionResetError):
+                read_to_end(sock)
+        assert [m for m in logs.at(logging.WARNING)] == [
+            f"client stopped reading for {SHORT:g}s: stream ended, connection reset"]
+        assert not logs.tracebacks()
+
+
+def test_a_finished_response_the_client_never_reads_is_reset_after_the_linger() -> None:
+    # The whole answer was handed over, but a client that never reads never takes it:
+    # the keep-alive close would wait for it for ever.
+    async def big(request: Request) -> Response:
+        return Response(b"x" * (16 * 1024 * 1024))
+
+    protocol, lost = watched_protocol()
+    app = Starlette(routes=[Route("/big", big)])
+    with running(app, protocol=protocol, keep_alive_s=1) as server, recorded() as logs:
+        with connect(server, rcvbuf=4096) as sock:
+            sock.sendall(b"GET /big HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert lost.wait(30)
+            assert server.connections() == 0
+            with pytest.raises(ConnectionResetError):
+                read_to_end(sock)
+        assert not logs.at(logging.WARNING)
