@@ -297,3 +297,44 @@ def test_long_adversarial_input_returns(alphabet: str) -> None:
         found = find_pii(candidate)
         assert all(a.end <= b.start for a, b in pairwise(found))
     assert len(find_pii("4111 1111 1111 1111 " * 5_000)) == 5_000
+
+
+# The transcript a request may carry (ASSIST_MAX_TRANSCRIPT_CHARS's default).
+MAX_CHARS = 20_000
+
+
+def _work(monkeypatch: pytest.MonkeyPatch, text: str) -> int:
+    """The redactor's unit steps on ``text``: digit groups built and candidate numbers
+    checked (card, SSN, phone); each costs a bounded amount of time."""
+    import server.redaction as redaction
+
+    steps = 0
+
+    def counted(name: str) -> None:
+        original = getattr(redaction, name)
+
+        def wrapper(*args: Any) -> Any:
+            nonlocal steps
+            steps += 1
+            return original(*args)
+
+        monkeypatch.setattr(redaction, name, wrapper)
+
+    for name in ("_Group", "_card_ok", "ssn_ok", "_nanp_ok"):
+        counted(name)
+    redact(text)
+    monkeypatch.undo()
+    return steps
+
+
+@pytest.mark.parametrize("unit", ["4 ", "4-", "44 ", "4 4-", "(415) ", "+1 ", "123-45-"])
+def test_redaction_work_is_linear_in_the_text_up_to_the_largest_transcript(
+        monkeypatch: pytest.MonkeyPatch, unit: str) -> None:
+    # Broke: a 20,000-character "4 4 4 ..." transcript took 0.22 s in redact() on the
+    # event loop. The work is counted, not timed: per character it stays the same from
+    # a quarter of the largest transcript a request may send to the whole of it.
+    sizes = [MAX_CHARS // 4, MAX_CHARS // 2, MAX_CHARS]
+    per_char = [_work(monkeypatch, (unit * MAX_CHARS)[:size]) / size for size in sizes]
+    assert per_char[0] > 0
+    assert max(per_char) <= 1.05 * min(per_char), per_char
+    assert per_char[-1] <= 25, per_char  # a bounded number of steps per character
