@@ -8,6 +8,9 @@ partial ``--only`` run are merged into it) and a dated copy under
 ``bench/results/history/``. A full run also rewrites the table and the machine in
 docs/performance.md and its figure, docs/images/performance.png.
 
+``hostile`` holds slow and never-reading clients by the hundred against the server
+and reports what it keeps open (bench/hostile.py).
+
 ``quality`` is the answer benchmark (docs/quality.md): the labelled cases of
 ``bench/quality/cases.jsonl`` through the real pipeline, in-process. Its per-case
 records go to ``bench/results/quality.json``; ``--verbose`` also prints its misses.
@@ -28,7 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import capacity, latency, stall, throughput
+from . import capacity, hostile, latency, stall, throughput
 from .machine import describe
 from .procs import Cpus, raise_fd_limit
 from .report import Row, Section
@@ -37,7 +40,8 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "performance.md"
 FIGURE = ROOT / "docs" / "images" / "performance.png"
-SECTIONS = ("retrieval", "quality", "latency", "capacity", "throughput", "stall", "page")
+SECTIONS = ("retrieval", "quality", "latency", "capacity", "throughput", "stall", "hostile",
+            "page")
 # Sections whose rows are not performance figures: docs/quality.md reports them.
 NOT_PERFORMANCE = frozenset({"quality"})
 
@@ -78,6 +82,7 @@ def _runners(quick: bool, work: Path, kb: Path, cpus: Cpus, verbose: bool = Fals
         "capacity": lambda: capacity.run(quick, work, kb, cpus),
         "throughput": lambda: throughput.run(quick, work, kb, cpus, RESULTS),
         "stall": lambda: stall.run(quick, work, kb, cpus),
+        "hostile": lambda: hostile.run(quick, work, kb, cpus),
     }
     runners: dict[str, Callable[[], Section]] = {"retrieval": retrieval_,
                                                  "quality": quality_, "page": page_}

@@ -53,25 +53,31 @@ class _BoundedClose:
         self._loop = loop
         self._linger_s = linger_s
         self._timer: asyncio.TimerHandle | None = None
+        self._gone = False  # reset, or the connection is lost: nothing left to bound
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
 
     def close(self) -> None:
         self._transport.close()
-        if self._timer is None and self._transport.get_write_buffer_size():
+        if not self._gone and self._timer is None and self._transport.get_write_buffer_size():
             self._timer = self._loop.call_later(self._linger_s, self.reset)
 
     def reset(self) -> None:
         """Drop the connection now: a TCP reset, so the kernel keeps no unsent bytes."""
-        self.cancel_linger()
+        if self._gone:
+            return
+        self.lost()
         sock = self._transport.get_extra_info("socket")
         if sock is not None:
-            with contextlib.suppress(OSError):  # already closed
+            # OSError: closed already; ValueError: uvloop's stand-in socket, closed.
+            with contextlib.suppress(OSError, ValueError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         self._transport.abort()
 
-    def cancel_linger(self) -> None:
+    def lost(self) -> None:
+        """The connection is gone: no reset is due any more."""
+        self._gone = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -92,7 +98,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_headers()
-        self._bounded.cancel_linger()
+        self._bounded.lost()
         super().connection_lost(exc)
 
     def on_message_begin(self) -> None:

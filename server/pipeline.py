@@ -93,6 +93,28 @@ INLINE_REDACTION_CHARS = 2000
 
 _END = object()
 _WAKE = object()  # put on the queue by StreamControl.stop, to wake the loop
+# Model text the pump may hold ahead of the relay. A real model's tokens fill the
+# queue's 256 places first; a model that floods 16 KiB chunks stops here, so a stream
+# whose client lags holds tens of kilobytes of it, not megabytes.
+_AHEAD_CHARS = 65_536
+
+
+class _Room:
+    """Characters of model text the pump may queue before the relay takes them."""
+
+    def __init__(self, chars: int) -> None:
+        self.free = chars
+        self._freed = asyncio.Event()
+
+    async def take(self, chars: int) -> None:
+        while self.free <= 0:  # a chunk over the whole budget still goes, alone
+            self._freed.clear()
+            await self._freed.wait()
+        self.free -= chars
+
+    def give(self, chars: int) -> None:
+        self.free += chars
+        self._freed.set()
 
 
 def new_suggestion_id() -> str:
@@ -242,7 +264,8 @@ class Pipeline:
         ends it; how it ended is left in ``ending``. Buffered text is always flushed."""
         limits = self.limits
         queue: asyncio.Queue[object] = asyncio.Queue(maxsize=256)
-        producer = asyncio.create_task(self._pump(generation, queue))
+        room = _Room(_AHEAD_CHARS)
+        producer = asyncio.create_task(self._pump(generation, queue, room))
 
         def wake() -> None:
             # A full queue needs no wake-up: the loop is busy and checks the reason first.
@@ -279,6 +302,7 @@ class Pipeline:
                     break
                 now = self.clock()
                 if isinstance(item, Chunk):
+                    room.give(len(item.text))
                     if item.text:
                         record.tokens += 1
                         watchdog.progress(now)
@@ -310,9 +334,11 @@ class Pipeline:
             # connection open. wait leaves the producer to close it undisturbed.
             await asyncio.wait([producer])
 
-    async def _pump(self, request: GenerationRequest, queue: asyncio.Queue[object]) -> None:
+    async def _pump(self, request: GenerationRequest, queue: asyncio.Queue[object],
+                    room: _Room) -> None:
         try:
             async for chunk in self.generator.stream(request):
+                await room.take(len(chunk.text))
                 await queue.put(chunk)
         except UpstreamError as exc:
             await queue.put(exc)

@@ -31,3 +31,14 @@ def test_nothing_is_lost_across_many_pushes() -> None:
     rest = agg.flush(1.0)
     assert "".join(sent) + (rest or "") == "".join(f"{i}," for i in range(100))
     assert len(sent) < 30
+
+
+def test_a_flood_is_sent_in_bounded_deltas_before_the_interval() -> None:
+    # Broke: a model flooding the stream made one delta of everything it sent in a
+    # window (megabytes), held in memory several times over while the client lagged.
+    agg = Aggregator(0.1, max_chars=10)
+    assert agg.push("a", 0.0) == "a"
+    assert agg.push("bcdef", 0.01) is None
+    assert agg.push("ghijk", 0.02) == "bcdefghijk"  # 10 buffered: out before 0.1 s
+    assert agg.push("l", 0.03) is None
+    assert agg.flush(0.2) == "l"

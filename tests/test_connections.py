@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from server.app import create_app
-from server.connections import BodyDeadline, guarded_protocol
+from server.connections import BodyDeadline, _BoundedClose, guarded_protocol
 from server.errors import BodyTimeout
 from server.events import Event
 from server.machine_api import NDJSONStream
@@ -295,3 +295,57 @@ def test_a_finished_response_the_client_never_reads_is_reset_after_the_linger() 
             with pytest.raises(ConnectionResetError):
                 read_to_end(sock)
         assert not logs.at(logging.WARNING)
+
+
+class _Transport:
+    """Just enough of a transport for _BoundedClose: bytes always left to send."""
+
+    def __init__(self) -> None:
+        self.closed = self.aborted = 0
+
+    def close(self) -> None:
+        self.closed += 1
+
+    def abort(self) -> None:
+        self.aborted += 1
+
+    def get_write_buffer_size(self) -> int:
+        return 1024
+
+    def get_extra_info(self, name: str) -> None:
+        return None
+
+
+class _Timer:
+    def cancel(self) -> None:
+        pass
+
+
+class _Loop:
+    def __init__(self) -> None:
+        self.timers: list[float] = []
+
+    def call_later(self, delay: float, callback: object) -> _Timer:
+        self.timers.append(delay)
+        return _Timer()
+
+
+@pytest.mark.parametrize("gone", ["reset", "lost"])
+def test_a_connection_already_gone_is_never_reset_again(gone: str) -> None:
+    # Broke: after a drop, uvicorn's own close() of the lost connection armed the linger,
+    # whose reset then failed on the closed socket (an asyncio error in the log, uvloop).
+    transport, loop = _Transport(), _Loop()
+    bounded = _BoundedClose(transport, loop, 0.5)  # type: ignore[arg-type]
+    getattr(bounded, gone)()
+    bounded.close()
+    bounded.reset()
+    assert loop.timers == []
+    assert transport.aborted == (1 if gone == "reset" else 0)
+
+
+def test_a_close_with_bytes_unsent_arms_one_reset() -> None:
+    transport, loop = _Transport(), _Loop()
+    bounded = _BoundedClose(transport, loop, 0.5)  # type: ignore[arg-type]
+    bounded.close()
+    bounded.close()
+    assert (transport.closed, loop.timers) == (2, [0.5])

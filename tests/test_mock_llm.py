@@ -31,6 +31,7 @@ from server.mocks.llm import (
     tokenize,
 )
 from server.mocks.llm_control import format_retry_after
+from server.mocks.llm_faults import FLOOD_CHUNK_CHARS
 
 API_KEY = "sk-mock-test-key-123456"
 MODEL = "mock-assist-1"
@@ -739,4 +740,16 @@ async def test_switch_counts_each_concurrent_completion_once() -> None:
                 tg.start_soon(one, http)
         assert sorted(statuses) == [200] * 7 + [429] * 3
         assert served.switch.requests == 10 and served.streams.total == 7
+        assert_no_streams_left(served)
+
+
+def test_flood_sends_large_chunks_without_end_until_the_client_leaves() -> None:
+    with serve(FAST) as served:
+        with open_stream(served, "flood", read_timeout=5) as lines:
+            received = [next_data(lines) for _ in range(5)]
+            assert served.streams.active == 1
+        chunks = contents(received)
+        assert [len(c) for c in chunks] == [FLOOD_CHUNK_CHARS] * len(chunks)
+        assert len(chunks) >= 4
+        assert chunks[0].startswith(EXPECTED)
         assert_no_streams_left(served)

@@ -301,3 +301,38 @@ async def test_a_long_transcript_is_redacted_off_the_event_loop(
     # Only the utterances the context window keeps are redacted, all in one place.
     assert len(threads) == FAST.context_utterances
     assert set(threads) == {on_loop}
+
+
+class Flood:
+    """A model that sends 16 KiB chunks without end; counts what was taken from it."""
+
+    name, model = "flood", "flood-1"
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        while True:
+            self.sent += 1
+            yield Chunk(text="x" * 16_384)
+
+
+async def test_a_flooding_model_is_read_only_as_far_as_the_client_keeps_up() -> None:
+    # Broke: the pump queued 256 chunks ahead of a lagging client whatever their size:
+    # 4 MiB a stream from a model sending 16 KiB chunks. Now 64 KiB of text at most.
+    generator = Flood()
+    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]),  # type: ignore[arg-type]
+                        generator=generator, limits=Limits(first_token_s=60, idle_s=60,
+                                                           hard_s=60, flush_s=0.05),
+                        static_article=STATIC)
+    stream = pipeline.stream(_request())
+    try:
+        assert (await anext(stream)).name == "suggestion"
+        first = await anext(stream)
+        assert first.name == "delta" and len(first.data["text"]) == 16_384
+        # The client reads nothing more: let the pump run as far as it can.
+        for _ in range(1_000):
+            await asyncio.sleep(0)
+        assert generator.sent <= 2 + 65_536 // 16_384
+    finally:
+        await stream.aclose()  # type: ignore[attr-defined]

@@ -31,7 +31,7 @@ stream, so it does not apply here. Its `requests` counts embedding calls. The
 status faults (`http_400`, `http_403`, `http_429`, `http_500`, `http_503`) answer
 as for chat; `malformed` sends a 200 whose JSON is cut in half; `stall_first`
 and `stall_mid` never answer (until the client leaves); `drop_mid` drops the
-connection halfway through the body; `drip` and `endless`, which are about
+connection halfway through the body; `drip`, `endless` and `flood`, which are about
 streamed tokens, answer normally.
 """
 

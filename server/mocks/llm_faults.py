@@ -38,6 +38,7 @@ FAULTS: tuple[str, ...] = (
     "drop_mid",
     "malformed",
     "endless",
+    "flood",
     "http_400",
     "http_403",
     "http_503",
@@ -198,6 +199,18 @@ def _endless(tokens: tuple[str, ...]) -> Iterator[str]:
         first_round = False
 
 
+# A `flood` chunk: the answer repeated to this many characters, one chunk after another.
+FLOOD_CHUNK_CHARS = 16_384
+
+
+def _flood(tokens: tuple[str, ...]) -> Iterator[str]:
+    """Chunks of FLOOD_CHUNK_CHARS characters of the answer, forever: a hostile model."""
+    answer = "".join(tokens).strip() + " "
+    chunk = (answer * (FLOOD_CHUNK_CHARS // len(answer) + 1))[:FLOOD_CHUNK_CHARS]
+    while True:
+        yield chunk
+
+
 class CompletionResponse(Response):
     """ASGI response that streams (or returns) a planned completion, faults included.
 
@@ -276,7 +289,9 @@ class CompletionResponse(Response):
         if fault == "stall_first":
             await anyio.sleep_forever()  # ended by the disconnect watcher
 
-        tokens: Iterator[str] = _endless(plan.tokens) if fault == "endless" else iter(plan.tokens)
+        tokens: Iterator[str] = (_endless(plan.tokens) if fault == "endless"
+                                 else _flood(plan.tokens) if fault == "flood"
+                                 else iter(plan.tokens))
         start = anyio.current_time()
         for index, token in enumerate(tokens):
             if index == plan.fault_after_tokens:
@@ -315,7 +330,7 @@ class CompletionResponse(Response):
     async def _send_completion(self, send: Send) -> bool:
         """Answer `stream: false`; returns True when the connection must be dropped."""
         plan, fault = self.plan, self.plan.fault
-        if fault in ("stall_first", "stall_mid", "endless"):
+        if fault in ("stall_first", "stall_mid", "endless", "flood"):
             await anyio.sleep_forever()  # never answers; ended by the disconnect watcher
         # A non-streamed answer arrives when the whole generation would have finished.
         start = anyio.current_time()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import capacity, latency, stall, throughput
+from bench import capacity, hostile, latency, stall, throughput
 from bench.__main__ import _replace_block, table
 from bench.load import Trace
 from bench.procs import Cpus
@@ -133,6 +133,28 @@ def test_stalls_fall_back_after_the_timeout_and_disconnects_cancel(
     assert all(v >= 300 for v in data["samples_ms"])
     assert len(data["cancel_samples_ms"]) == 3
     assert all(v > 0 for v in data["cancel_samples_ms"])
+
+
+def test_hostile_clients_are_let_go_and_the_server_is_back_where_it_started(
+        tmp_path: Path, sample_kb_path: Path, cpus: Cpus) -> None:
+    sizes = hostile.Sizes(connections=4, header_timeout_s=0.5, body_timeout_s=0.5,
+                          send_timeout_s=0.5, settle_s=30)
+    section = hostile.run(True, tmp_path, sample_kb_path, cpus, sizes)
+    cases = section.data["cases"]
+    assert list(cases) == ["slow headers", "slow body", "never read",
+                           "never read, hostile model"]
+    for name, case in cases.items():
+        assert case["released_s"] is not None, name
+        assert case["after"]["socket_fds"] <= case["before"]["socket_fds"], name
+        assert case["peak"]["socket_fds"] >= case["after"]["socket_fds"] + 4, name
+        assert case["log"]["tracebacks"] == 0, name
+        assert case["healthz_ms"]["n"] > 0, name
+    for name in ("slow headers", "slow body"):
+        assert all(0.5 <= s < 30 for s in (cases[name]["held_s"]["min"],
+                                           cases[name]["held_s"]["max"])), name
+    assert cases["never read"]["outcomes"] == {"completed/stop": 4}
+    assert cases["never read, hostile model"]["log"]["send_timeout_lines"] == 4
+    assert len(section.rows) == 4
 
 
 def test_capacity_steps_hold_open_streams_and_count_their_memory(
