@@ -54,6 +54,12 @@ class InvalidState(BadRequest):
     code = "invalid_state"
 
 
+class WrongGrant(BadRequest):
+    """A sign-in answer of the grant this server does not use (a token under PKCE)."""
+
+    code = "wrong_grant"
+
+
 class Unauthorized(AssistError):
     status_code = 401
     code = "unauthorized"
@@ -96,6 +102,12 @@ class WrongOAuthClient(Forbidden):
 
 class NotAParticipant(Forbidden):
     code = "not_a_participant"
+
+
+class TokenOfAnotherUser(Forbidden):
+    """A renewal's Genesys token is not the session's user's (or org's)."""
+
+    code = "token_mismatch"
 
 
 class WrongConversation(Forbidden):

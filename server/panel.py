@@ -82,6 +82,7 @@ async def panel_page(request: Request) -> Response:
         "popup-sign-in": "true" if popup else "false",
         "state-url": "/auth/state",
         "session-url": "/api/session",
+        "renew-url": "/api/session/renew",
         "stream-url": "/api/assist/stream",
         "client-app-sdk": CLIENT_APP_SDK if in_genesys else "",
     }

@@ -131,3 +131,17 @@ class SessionRequest(BaseModel):
         if self.access_token is not None and self.expires_in is None:
             raise ValueError("accessToken needs expiresIn (seconds left on the token)")
         return self
+
+
+class RenewRequest(BaseModel):
+    """``POST /api/session/renew``: the Genesys token the page holds, and the panel's URL
+    variables saying which region it is from (the session names the conversation)."""
+
+    model_config = _CONTRACT
+
+    access_token: Annotated[str, StringConstraints(max_length=4096, pattern=_BEARER_TOKEN)
+                            ] = Field(alias="accessToken")
+    host_origin: Annotated[str, StringConstraints(max_length=200)] = Field(
+        "", alias="gcHostOrigin")
+    target_env: Annotated[str, StringConstraints(max_length=64)] = Field("", alias="gcTargetEnv")
+    lang_tag: LangTag = Field("en-US", alias="langTag")

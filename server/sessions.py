@@ -31,6 +31,9 @@ class Session:
     org_id: str
     conversation_id: str
     expires_at: float
+    # When the Genesys token it was issued for expires, where Genesys said so (the PKCE
+    # code exchange's expires_in); None where only the browser knows (implicit grant).
+    token_expires_at: float | None = None
 
     def require_conversation(self, conversation_id: str) -> None:
         """Refuse a request about another conversation than the session's."""
@@ -48,18 +51,23 @@ class SessionCodec:
 
     def issue(self, session: Session) -> str:
         """The signed bearer value of ``session``."""
-        return self._serializer.dumps({
+        payload: dict[str, object] = {
             "u": session.user_id, "o": session.org_id, "c": session.conversation_id,
             "e": round(session.expires_at, 3),
-        })
+        }
+        if session.token_expires_at is not None:
+            payload["t"] = round(session.token_expires_at, 3)
+        return self._serializer.dumps(payload)
 
     def verify(self, value: str) -> Session:
         """The session ``value`` carries; InvalidSession if forged, SessionExpired if old."""
         try:
             payload: Any = self._serializer.loads(value)
+            token_expires_at = payload.get("t")
             session = Session(str(payload["u"]), str(payload["o"]), str(payload["c"]),
-                              float(payload["e"]))
-        except (BadSignature, KeyError, TypeError, ValueError):
+                              float(payload["e"]),
+                              None if token_expires_at is None else float(token_expires_at))
+        except (BadSignature, KeyError, TypeError, ValueError, AttributeError):
             raise InvalidSession("The session is not valid; sign in again.") from None
         if session.expires_at <= self.clock():
             raise SessionExpired("The session has expired; sign in again.")

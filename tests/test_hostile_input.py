@@ -24,7 +24,8 @@ METRICS_TOKEN = "metrics-token-0123456789"
 STREAM = {"conversationId": CONVERSATION, "trigger": "manual", "query": "restocking fee"}
 MACHINE = {"conversationId": CONVERSATION, "transcript": [], "lastUtterance": "restocking fee"}
 ROUTES: dict[str, dict[str, str]] = {
-    "/auth/state": {}, "/api/session": {}, "/api/assist/stream": bearer(CONVERSATION),
+    "/auth/state": {}, "/api/session": {}, "/api/session/renew": bearer(CONVERSATION),
+    "/api/assist/stream": bearer(CONVERSATION),
     "/api/feedback": bearer(CONVERSATION), "/v1/stream-assist": {"X-API-Key": API_KEY},
 }
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from server.errors import InvalidSession, SessionExpired, WrongConversation
@@ -45,3 +47,12 @@ def test_session_is_for_one_conversation() -> None:
     session.require_conversation("conv-1")
     with pytest.raises(WrongConversation):
         session.require_conversation("conv-2")
+
+
+def test_the_token_expiry_travels_in_the_session_and_older_sessions_still_verify() -> None:
+    codec = SessionCodec("a-secret-long-enough-for-tests")
+    end = time.time() + 600
+    with_token = Session("u", "o", "c", end, token_expires_at=end + 60)
+    assert codec.verify(codec.issue(with_token)).token_expires_at == round(end + 60, 3)
+    without = Session("u", "o", "c", end)  # the implicit grant's: Genesys never said
+    assert codec.verify(codec.issue(without)).token_expires_at is None

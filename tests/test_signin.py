@@ -198,7 +198,109 @@ def test_code_for_an_implicit_sign_in_is_refused(platform: Platform) -> None:
     started = start(platform.panel, platform.conversation())
     response = handoff(platform.panel, {"state": started["state"], "code": "abc"})
     assert response.status_code == 400
-    assert response.json()["message"] == "This sign-in did not ask for a code."
+    assert response.json()["error"] == "wrong_grant"
+
+
+def test_a_server_configured_for_pkce_refuses_the_implicit_handoff(
+        mock_genesys: tuple[str, MockGenesysState], sample_kb_path: Path) -> None:
+    # Broke: with PKCE configured, {state, accessToken, expiresIn} still got a session
+    # whose life was the client's word.
+    genesys, state = mock_genesys
+    with serve(create_app(panel_settings(genesys, sample_kb_path, oauth_grant="pkce"))) as panel:
+        platform = Platform(genesys, panel, state)
+        started = start(panel, platform.conversation())
+        response = handoff(panel, {"state": started["state"], "accessToken": _token(platform),
+                                   "expiresIn": 172_800})
+    assert response.status_code == 400
+    assert response.json()["error"] == "wrong_grant"
+
+
+@pytest.fixture
+def short_tokens(sample_kb_path: Path) -> Iterator[Platform]:
+    """A mock whose tokens live 600 s, and a PKCE panel with hour-long sessions."""
+    sock = listening_socket()
+    origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    app = create_mock_genesys_app(MockGenesysConfig(
+        public_origin=origin, panel_url=f"{PANEL_PUBLIC}/panel", client_id=CLIENT_ID,
+        token_lifetime_s=600))
+    with serve(app, sock=sock) as genesys, serve(create_app(panel_settings(
+            genesys, sample_kb_path, oauth_grant="pkce", session_ttl_s=3600))) as panel:
+        yield Platform(genesys, panel, app.state.mock_genesys)
+
+
+def _pkce_sign_in(platform: Platform, conversation: str) -> dict[str, Any]:
+    answer = authorize(start(platform.panel, conversation)["authorizeUrl"])
+    response = handoff(platform.panel, {"state": answer["state"], "code": answer["code"]})
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+def test_a_pkce_session_ends_when_genesys_says_its_token_does(short_tokens: Platform) -> None:
+    before = time.time()
+    result = _pkce_sign_in(short_tokens, short_tokens.conversation())
+    after = time.time()
+    for expiry in (result["expiresAt"], result["genesys"]["expiresAt"]):
+        assert (before + 600) * 1000 - 1000 <= expiry <= (after + 600) * 1000 + 1000
+
+
+# Renewal ------------------------------------------------------------------------------------
+
+def renew(panel: str, session: str, token: str, **body: Any) -> httpx.Response:
+    return httpx.post(f"{panel}/api/session/renew", json={"accessToken": token, **body},
+                      headers={"Authorization": f"Bearer {session}"}, timeout=15)
+
+
+def test_a_pkce_session_is_renewed_with_its_token_and_never_past_it(
+        short_tokens: Platform) -> None:
+    conversation = short_tokens.conversation()
+    first = _pkce_sign_in(short_tokens, conversation)
+    response = renew(short_tokens.panel, first["session"], first["genesys"]["accessToken"])
+    assert response.status_code == 200, response.text
+    renewed = response.json()
+    assert renewed["conversationId"] == conversation and renewed["user"]["id"] == USER
+    # The token's end, as Genesys gave it at the code exchange, carries over: an hour's
+    # session is still cut at the token's 600 s.
+    assert renewed["expiresAt"] <= first["genesys"]["expiresAt"] + 1
+    assert renewed["genesys"]["expiresAt"] == first["genesys"]["expiresAt"]
+    assert ask(short_tokens.panel, conversation, renewed["session"]).status_code == 200
+
+
+def test_an_implicit_renewal_is_short_and_checked_again(platform: Platform) -> None:
+    conversation = platform.conversation()
+    first = sign_in(platform, conversation)
+    response = renew(platform.panel, first["session"], first["genesys"]["accessToken"],
+                     langTag="fr-FR")
+    assert response.status_code == 200, response.text
+    renewed = response.json()
+    assert renewed["expiresAt"] <= (time.time() + 301) * 1000  # the implicit bound
+    assert renewed["genesys"]["expiresAt"] == renewed["expiresAt"]  # nothing unconfirmed
+    assert renewed["context"]["langTag"] == "fr-FR"
+
+
+def test_a_revoked_token_gets_no_more_sessions(platform: Platform) -> None:
+    conversation = platform.conversation()
+    first = sign_in(platform, conversation)
+    platform.state.expire_token(first["genesys"]["accessToken"])
+    response = renew(platform.panel, first["session"], first["genesys"]["accessToken"])
+    assert response.status_code == 401
+    assert response.json()["error"] == "genesys_token_rejected"
+
+
+def test_a_renewal_with_another_users_token_is_refused(platform: Platform) -> None:
+    conversation = platform.conversation()
+    someone_else = session_for(conversation, user_id=platform.state.config.second_agent_user_id)
+    response = renew(platform.panel, someone_else, _token(platform))
+    assert response.status_code == 403
+    assert response.json()["error"] == "token_mismatch"
+
+
+def test_a_renewal_needs_a_live_session(platform: Platform) -> None:
+    conversation = platform.conversation()
+    expired = session_for(conversation, ttl_s=-1)
+    response = renew(platform.panel, expired, _token(platform))
+    assert response.status_code == 401
+    assert response.json()["error"] == "session_expired"
 
 
 # Refusals: state ----------------------------------------------------------------------------

@@ -114,19 +114,22 @@ def test_silent_re_sign_in_after_the_token_expires_keeps_the_feed(
 
 
 def test_session_is_renewed_with_the_token_it_already_has(browser: Browser) -> None:
-    # A 60 s session: the page renews it well before it ends, with the token it holds.
+    # A 60 s session: the page renews it well before it ends, with the token it holds,
+    # on the renewal route bound to its current session (dev mode signs in with PKCE,
+    # whose handoff takes a code only).
     with run_dev_mode(env={"ASSIST_SESSION_TTL_S": "60"}) as dev:
         page = browser.new_page()
-        with page.expect_request(
-                lambda r: r.url.endswith("/api/session")
-                and "accessToken" in (r.post_data or "")
-                and "code" not in json.loads(r.post_data or "{}"),
-                timeout=3 * WAIT) as renewal:  # renewed halfway through its 60 s
+        with page.expect_request(lambda r: r.url.endswith("/api/session/renew"),
+                                 timeout=3 * WAIT) as renewal:  # halfway through its 60 s
             panel = open_desktop(page, dev)
             expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live",
                                                                    timeout=WAIT)
-        assert renewal.value.response() is not None
-        assert renewal.value.response().status == 200  # type: ignore[union-attr]
+        request = renewal.value
+        assert set(json.loads(request.post_data or "{}")) == {
+            "accessToken", "gcHostOrigin", "gcTargetEnv", "langTag"}
+        assert (request.header_value("authorization") or "").startswith("Bearer ")
+        assert request.response() is not None
+        assert request.response().status == 200  # type: ignore[union-attr]
         page.close()
 
 

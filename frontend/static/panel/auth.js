@@ -16,10 +16,10 @@ export class SignInError extends Error {
   }
 }
 
-async function postJson(url, body) {
+async function postJson(url, body, headers = {}) {
   const response = await fetch(url, {
     method: "POST",
-    headers: { "Content-Type": "application/json" },
+    headers: { "Content-Type": "application/json", ...headers },
     body: JSON.stringify(body),
   });
   const data = await response.json().catch(() => null);
@@ -43,6 +43,17 @@ export function startSignIn(config) {
 // Hands a sign-in answer to the server; resolves to the session answer.
 export function handOff(sessionUrl, body) {
   return postJson(sessionUrl, body);
+}
+
+// A new session for the current one's holder, with the Genesys token the page holds
+// (checked with Genesys again); resolves to the session answer.
+export function renewSession(config, session, accessToken) {
+  return postJson(config.renewUrl, {
+    accessToken,
+    gcHostOrigin: config.gcHostOrigin,
+    gcTargetEnv: config.gcTargetEnv,
+    langTag: config.langTag,
+  }, { Authorization: `Bearer ${session}` });
 }
 
 // The sign-in answer in this page's URL, or null:

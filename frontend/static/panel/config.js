@@ -15,6 +15,7 @@ export function readConfig(root) {
     clientAppSdk: d.clientAppSdk || "",
     stateUrl: d.stateUrl || "/auth/state",
     sessionUrl: d.sessionUrl || "/api/session",
+    renewUrl: d.renewUrl || "/api/session/renew",
     streamUrl: d.streamUrl || "/api/assist/stream",
     feedbackUrl: d.feedbackUrl || "/api/feedback",
     // No byte on a suggestion stream for this long: the connection is dead (the

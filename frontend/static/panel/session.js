@@ -1,15 +1,19 @@
 // The panel session: what POST /api/session answered, kept in memory (and in
 // sessionStorage where the browser allows it, so a reload need not sign in again).
 // Renewal never navigates away, so the feed survives it: while the Genesys token
-// is still good, the server just signs a new session for it; once the token has
-// expired, a hidden-frame sign-in gets a new one; if that cannot work (the login
-// host refuses frames, or wants the agent to type), `needsInteraction` is set
-// and the page offers a popup sign-in from a click.
-import { handOff, signInInFrame, signInInPopup, startSignIn } from "./auth.js";
+// is still good, the server checks it with Genesys again and signs a new session
+// for the current one's holder (POST /api/session/renew); once the token has
+// expired or been revoked, a hidden-frame sign-in gets a new one; if that cannot
+// work (the login host refuses frames, or wants the agent to type),
+// `needsInteraction` is set and the page offers a popup sign-in from a click.
+import { handOff, renewSession, signInInFrame, signInInPopup } from "./auth.js";
 import { getItem, removeItem, setItem } from "./store.js";
 
 const MARGIN_MS = 60_000;
 const KEY = "assist-panel.session.";
+// Renewal answers after which only a new sign-in helps.
+const SIGN_IN_AGAIN = new Set(["genesys_token_rejected", "session_expired", "invalid_session",
+  "token_mismatch"]);
 
 export class SessionError extends Error {
   constructor(code, message) {
@@ -53,7 +57,10 @@ export class Sessions {
   async accept(answer) {
     const body = answer.code ? { state: answer.state, code: answer.code }
       : { state: answer.state, accessToken: answer.accessToken, expiresIn: answer.expiresIn };
-    const result = await handOff(this.config.sessionUrl, body);
+    return this.keep(await handOff(this.config.sessionUrl, body));
+  }
+
+  keep(result) {
     this.current = result;
     if (!this.config.conversationId) this.config = { ...this.config, ...result.context };
     setItem(KEY + result.conversationId, JSON.stringify(result));
@@ -76,13 +83,11 @@ export class Sessions {
 
   async renewOnce(tokenExpired) {
     if (!tokenExpired && this.tokenUsable) {
-      const { state } = await startSignIn(this.config);
-      const seconds = Math.floor((this.current.genesys.expiresAt - Date.now()) / 1000);
       try {
-        return await this.accept({ state, accessToken: this.genesysToken, expiresIn: seconds });
+        return this.keep(await renewSession(this.config, this.value, this.genesysToken));
       } catch (error) {
-        if (error.code !== "genesys_token_rejected") throw error;
-        // Revoked early: fall through to a real sign-in.
+        if (!SIGN_IN_AGAIN.has(error.code)) throw error;
+        // Revoked early, or the session ran out: fall through to a real sign-in.
       }
     }
     if (this.config.popupSignIn) {
