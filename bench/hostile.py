@@ -10,7 +10,10 @@ Four cases, each with its own server process (so each starts from a clean slate)
   client never reads a byte, with a 4 KiB receive buffer;
 - ``never read, hostile model``: the same against a model that never stops talking
   (the mock's ``flood``: 16 KiB chunks without end), so the socket fills and the send
-  timeout fires.
+  timeout fires;
+- ``largest transcripts``: suggestion requests eight at a time, each with the
+  largest transcript allowed (20,000 characters of ``"4 4 4 ..."``, the redactor's
+  worst case), read to the end.
 
 For each: the server's open sockets (file descriptors), its TCP connections
 (ESTABLISHED, and any state but LISTEN, with their queued bytes, from
@@ -30,6 +33,7 @@ import logging
 import os
 import socket
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -220,6 +224,35 @@ async def _never_read(proc: Proc, sizes: Sizes, keys: PanelKeys) -> dict[str, An
     return await _case(proc, sizes, clients)
 
 
+# Under ASSIST_MAX_TRANSCRIPT_CHARS (20,000) with the query: the largest allowed.
+_LARGEST = "4 " * 9_900
+
+
+async def _large(proc: Proc, sizes: Sizes, keys: PanelKeys) -> dict[str, Any]:
+    async def clients() -> tuple[list[socket.socket], list[float]]:
+        gate = asyncio.Semaphore(8)
+        took: list[float] = []
+
+        async def one(http: httpx.AsyncClient, n: int) -> None:
+            # A conversation each: a newer utterance would supersede the one before.
+            conversation = str(uuid.UUID(int=n + 1))
+            session = keys.session(conversation, USER)
+            async with gate:
+                began = time.monotonic()
+                body = {"conversationId": conversation, "trigger": "utterance",
+                        "requestId": f"large-{n}",
+                        "utterances": [{"speaker": "customer", "text": _LARGEST}]}
+                async with http.stream("POST", f"{proc.url}/api/assist/stream", json=body,
+                                       headers={"Authorization": f"Bearer {session}"}) as r:
+                    await r.aread()
+                took.append(time.monotonic() - began)
+
+        async with httpx.AsyncClient(timeout=120) as http:
+            await asyncio.gather(*(one(http, n) for n in range(sizes.connections)))
+        return [], took
+    return await _case(proc, sizes, clients)
+
+
 def _outcomes(audit: Path, since: int) -> dict[str, int]:
     counts: dict[str, int] = {}
     if audit.exists():
@@ -280,6 +313,9 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus, sizes: Sizes | None = 
         with running(panel):
             measured("never read, hostile model", panel,
                      lambda: _never_read(panel, sizes, keys))
+    panel, keys = start_panel(workdir, cpus.server, kb, model_url=None, env=env)
+    with running(panel):
+        measured("largest transcripts", panel, lambda: _large(panel, sizes, keys))
     return Section("hostile", _rows(cases, sizes), {"sizes": sizes.__dict__, "cases": cases})
 
 
@@ -295,7 +331,7 @@ def _rows(cases: dict[str, dict[str, Any]], sizes: Sizes) -> list[Row]:
                 f"RSS {before['rss_mib']} -> {after['rss_mib']} MiB, released in "
                 f"{case['released_s']} s")
         if held:
-            note += f"; each held {held['p50']:.1f} s p50, {held['max']:.1f} s max"
+            note += f"; each lasted {held['p50']:.2f} s p50, {held['max']:.2f} s max"
         if case["outcomes"]:
             note += "; " + ", ".join(f"{k} {v}" for k, v in sorted(case["outcomes"].items()))
         note += f"; {case['log']['tracebacks']} tracebacks"

@@ -90,6 +90,8 @@ class StreamRecord:
 # Up to this much text is redacted on the event loop (tens of microseconds); more goes
 # to a worker thread.
 INLINE_REDACTION_CHARS = 2000
+# Longer than any one item the redactor finds (an email is at most 254 characters).
+_REDACTION_MARGIN = 256
 
 _END = object()
 _WAKE = object()  # put on the queue by StreamControl.stop, to wake the loop
@@ -158,6 +160,9 @@ class Pipeline:
         self.on_start = on_start
         self.on_finish = on_finish
         self.clock = clock
+        # Long redactions run one at a time on one worker thread: each holds the GIL
+        # while it runs, and the event loop waits on every thread that wants it.
+        self._redaction_lane: anyio.CapacityLimiter | None = None
 
     async def stream(self, request: AssistRequest,
                      control: StreamControl | None = None) -> AsyncGenerator[Event, None]:
@@ -240,11 +245,29 @@ class Pipeline:
 
     async def _redacted(self, request: AssistRequest
                         ) -> tuple[tuple[Utterance, ...], str | None]:
-        """The request's text with PII redacted: only the utterances the context window
-        can keep, and on a worker thread when there is much of it, so that a long
-        transcript never holds up the other streams on the event loop."""
-        window = request.utterances[-self.limits.context_utterances:]
-        texts = [u.text for u in window] + ([request.query] if request.query else [])
+        """The request's text with PII redacted: only what the context window can keep,
+        and on a worker thread when there is much of it, so that a long transcript never
+        holds up the other streams on the event loop.
+
+        The context keeps the newest ``context_max_chars`` characters; redacting can
+        shrink a text to under half ("4111111111111" -> "[card]"), so three times that
+        from the end, plus a margin longer than any one item, holds everything the
+        context can take, redacted as a whole: an item cut by the trim lies in the
+        margin, which never reaches the context.
+        """
+        budget = 3 * self.limits.context_max_chars + _REDACTION_MARGIN
+        newest_first: list[Utterance] = []
+        for utterance in reversed(request.utterances[-self.limits.context_utterances:]):
+            if budget <= 0:
+                break  # older than anything the context can keep
+            text = " ".join(utterance.text.split())  # as the context reads it
+            newest_first.append(Utterance(utterance.speaker, text[-budget:]))
+            budget -= len(text)
+        window = tuple(reversed(newest_first))
+        query = (" ".join(request.query.split())[-(3 * self.limits.context_max_chars
+                                                   + _REDACTION_MARGIN):]
+                 if request.query else None)
+        texts = [u.text for u in window] + ([query] if query else [])
 
         def redact_all() -> list[str]:
             return [redact(text) for text in texts]
@@ -252,10 +275,12 @@ class Pipeline:
         if sum(map(len, texts)) <= INLINE_REDACTION_CHARS:
             clean = redact_all()
         else:
-            clean = await anyio.to_thread.run_sync(redact_all)
+            if self._redaction_lane is None:
+                self._redaction_lane = anyio.CapacityLimiter(1)
+            clean = await anyio.to_thread.run_sync(redact_all, limiter=self._redaction_lane)
         utterances = tuple(Utterance(u.speaker, text) for u, text in zip(window, clean,
                                                                            strict=False))
-        return utterances, (clean[-1] if request.query else None)
+        return utterances, (clean[-1] if query else None)
 
     async def _relay(self, sid: str, generation: GenerationRequest, control: StreamControl,
                      started: float, record: StreamRecord,

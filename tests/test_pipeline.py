@@ -274,19 +274,24 @@ async def test_transcript_text_is_redacted_before_retrieval_and_generation() -> 
     assert "[card]" in events[0].data["query"] and "[email]" in events[0].data["query"]
 
 
-@pytest.mark.parametrize(("size", "on_loop"), [(200, True), (20_000, False)])
+@pytest.mark.parametrize(("size", "on_loop", "redacted"),
+                         [(200, True, FAST.context_utterances), (20_000, False, 1)])
 async def test_a_long_transcript_is_redacted_off_the_event_loop(
-        monkeypatch: pytest.MonkeyPatch, size: int, on_loop: bool) -> None:
-    """A 20,000-character transcript of "4 4 4 ..." held the event loop for 0.2 s."""
+        monkeypatch: pytest.MonkeyPatch, size: int, on_loop: bool, redacted: int) -> None:
+    """A 20,000-character transcript of "4 4 4 ..." held the event loop for 0.2 s; then
+    its worker thread still redacted all 20,000 characters (0.2 s of the GIL) for a
+    context that keeps 2,000."""
     import threading
 
     import server.pipeline as pipeline_module
 
     threads: list[bool] = []
+    lengths: list[int] = []
     real = pipeline_module.redact
 
     def spy(text: str) -> str:
         threads.append(threading.current_thread() is threading.main_thread())
+        lengths.append(len(text))
         return real(text)
 
     monkeypatch.setattr(pipeline_module, "redact", spy)
@@ -298,9 +303,71 @@ async def test_a_long_transcript_is_redacted_off_the_event_loop(
                             (*old, adversarial), "rq-long")
     events = [e async for e in pipeline.stream(request)]
     assert [e.name for e in events][-1] == "done"
-    # Only the utterances the context window keeps are redacted, all in one place.
-    assert len(threads) == FAST.context_utterances
+    # Only what the context window can keep is redacted, all in one place: the newest
+    # 20,000 characters leave room for nothing older.
+    assert len(threads) == redacted
     assert set(threads) == {on_loop}
+    assert sum(lengths) <= 3 * FAST.context_max_chars + 256
+
+
+async def test_long_redactions_take_turns_on_one_worker_thread(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Eight 20,000-character transcripts at once took /healthz to 1.37 s: every worker
+    thread redacting at once held the GIL against the event loop."""
+    import threading
+
+    import server.pipeline as pipeline_module
+
+    lock = threading.Lock()
+    running, most = 0, 0
+    real = pipeline_module.redact
+
+    def spy(text: str) -> str:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        try:
+            return real(text)
+        finally:
+            with lock:
+                running -= 1
+
+    monkeypatch.setattr(pipeline_module, "redact", spy)
+    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=Scripted(["ok"]),
+                        limits=FAST, static_article=STATIC)
+
+    async def one(n: int) -> list[Event]:
+        request = AssistRequest(f"c0ffee00-0000-4000-8000-00000000000{n}", "utterance", None,
+                                (Utterance("customer", "4 " * 10_000),), f"rq-{n}")
+        return [e async for e in pipeline.stream(request)]
+
+    results = await asyncio.gather(*(one(n) for n in range(4)))
+    assert all(events[-1].name == "done" for events in results)
+    assert most == 1
+
+
+async def test_a_card_cut_by_the_redaction_trim_never_reaches_the_context() -> None:
+    seen: list[str] = []
+
+    class Echo(Scripted):
+        async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+            seen.extend([request.query, *(u.text for u in request.utterances)])
+            yield Chunk(stop_reason="stop")
+
+    budget = 3 * FAST.context_max_chars + 256
+    filler = " and so on" * (budget // 10)
+    card = "4111 1111 1111 1111"
+    # The trim keeps the card's last 9 characters ("1111 1111"): not a card on their own.
+    text = card + filler[:budget - 9]
+    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=Echo([]),
+                        limits=FAST, static_article=STATIC)
+    request = AssistRequest("c0ffee00-0000-4000-8000-000000000000", "utterance", None,
+                            (Utterance("customer", "my card is " + card),
+                             Utterance("customer", text)), "rq-trim")
+    events = [e async for e in pipeline.stream(request)]
+    assert events[-1].name == "done"
+    assert seen and not any("1111" in t for t in seen)
 
 
 class Flood:
