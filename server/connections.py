@@ -8,8 +8,10 @@ bytes, and so its socket, until the client reads them. Three guards fill the gap
 - ``GuardedHttpProtocol`` (uvicorn's httptools protocol, subclassed): a request's
   headers must be complete within ``header_timeout_s`` of the connection opening or
   of the request's first byte (408 ``header_timeout``, then the connection closes);
-  and a connection being closed with bytes still unsent is reset after
-  ``close_linger_s`` instead of waiting for a client that never reads.
+  a connection being closed with bytes still unsent is reset after
+  ``close_linger_s`` instead of waiting for a client that never reads; and bytes
+  that are not HTTP get the JSON error body every other error has (400
+  ``bad_request``), not uvicorn's plain text.
 - ``BodyDeadline`` (pure ASGI middleware): the whole body must arrive within
   ``body_timeout_s`` of the request's headers (408 ``body_timeout``, ``Connection:
   close``).
@@ -34,7 +36,7 @@ import anyio
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from .errors import BodyTimeout, HeaderTimeout
+from .errors import AssistError, BadRequest, BodyTimeout, HeaderTimeout
 
 log = logging.getLogger("assist_panel.connections")
 
@@ -139,10 +141,19 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             self.cycle.keep_alive = False
             self.flow.pause_reading()
             return
-        error = HeaderTimeout(f"request headers not complete in {self.header_timeout_s:g}s")
+        self._refuse(HeaderTimeout(
+            f"request headers not complete in {self.header_timeout_s:g}s"), b"408 Request Timeout")
+
+    def send_400_response(self, msg: str) -> None:
+        """Bytes that are not HTTP (a bad header name or value, a bad length): uvicorn
+        answers in plain text; ours is the JSON every other error has."""
+        self._refuse(BadRequest(msg), b"400 Bad Request")
+
+    def _refuse(self, error: AssistError, status: bytes) -> None:
+        """Answer ``error`` below the app, and close the connection."""
         body = json.dumps({"error": error.code, "message": error.message}).encode()
         self.transport.write(
-            b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+            b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"x-content-type-options: nosniff\r\ncache-control: no-store\r\n"
             b"connection: close\r\n\r\n" + body)

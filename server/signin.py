@@ -111,8 +111,9 @@ async def create_session(request: Request) -> JSONResponse:
         token = grant.access_token
         # Genesys's own figure: the session never outlives the token. (A token answer
         # without one is held to the implicit grant's short, re-checked sessions.)
-        token_expires_at: float | None = (now + grant.expires_in if grant.expires_in
-                                          else None)
+        # To the millisecond, as the session carries it: a renewal reports the same figure.
+        token_expires_at: float | None = (round(now + grant.expires_in, 3)
+                                          if grant.expires_in else None)
         expires_at = (min(now + settings.session_ttl_s, token_expires_at)
                       if token_expires_at is not None else now + _implicit_ttl(settings))
     else:

@@ -1,18 +1,20 @@
 """Property-based tests (hypothesis) of every request parser: no input gives a 500.
 
 Each route gets arbitrary JSON, JSON shaped like its contract with arbitrary values,
-and arbitrary bytes, over real HTTP. Every answer must be a success or a plain
-4xx with the ``{"error", "message"}`` body.
+arbitrary bytes, and arbitrary header bytes, over real HTTP. Every answer must be a
+success or a plain 4xx with the ``{"error", "message"}`` body.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import h11
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -68,7 +70,9 @@ def panel(sample_kb_path: Path) -> Iterator[str]:
                               rate_limit_per_minute=0, api_keys=API_KEY,
                               # Never the network: a closed loopback port.
                               genesys_api_base="http://127.0.0.1:9",
-                              genesys_login_base="http://127.0.0.1:9")
+                              genesys_login_base="http://127.0.0.1:9",
+                              # A Content-Length longer than the body waits this long.
+                              body_timeout_s=1)
     with serve(create_app(settings_)) as base:
         yield base
 
@@ -155,3 +159,79 @@ def test_no_panel_query_gives_a_500(panel: str, client: httpx.Client,
                                     params: dict[str, str]) -> None:
     response = client.get(f"{panel}/panel", params=params)
     assert response.status_code < 500, response.text[:300]
+
+
+EXAMPLE_BODIES: dict[str, dict[str, Any]] = {
+    "/auth/state": {"conversationId": CONVERSATION},
+    "/api/session": {"state": "s", "code": "c"},
+    "/api/session/renew": {"accessToken": "tok"},
+    "/api/assist/stream": {"conversationId": CONVERSATION, "trigger": "manual",
+                           "query": "restocking fee"},
+    "/api/feedback": {"suggestionId": "sg_abcdefghij12", "rating": "up"},
+    "/v1/stream-assist": {"conversationId": CONVERSATION, "transcript": [],
+                          "lastUtterance": "restocking fee"},
+}
+
+
+# Any header bytes: raw requests over a socket (an HTTP client refuses to send most of
+# these), parsed back with h11. CR and LF are left out: they end a header line, which is
+# framing, not a value.
+header_names = st.sampled_from([
+    "Authorization", "Content-Type", "Content-Length", "X-API-Key", "X-Request-Id",
+    "X-Forwarded-For", "Origin", "Accept-Language", "Transfer-Encoding", "Host",
+    "X-Weird\x7f", "Bad Name", "Ümlaut"])
+header_values = st.binary(max_size=200).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b""))
+
+
+def raw_exchange(panel: str, path: str, headers: list[tuple[bytes, bytes]],
+                 body: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One request sent as bytes; the response's status, headers and body."""
+    host, port = panel.removeprefix("http://").split(":")
+    head = b"POST " + path.encode() + b" HTTP/1.1\r\n" + b"".join(
+        name + b": " + value + b"\r\n" for name, value in headers) + b"\r\n"
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head + body)
+        parser = h11.Connection(h11.CLIENT)
+        status, fields, data = 0, {}, b""
+        while True:
+            event = parser.next_event()
+            if event is h11.NEED_DATA:
+                parser.receive_data(sock.recv(65536))
+                continue
+            if isinstance(event, h11.Response):
+                status = event.status_code
+                fields = {k.decode().lower(): v.decode("latin-1") for k, v in event.headers}
+            elif isinstance(event, h11.Data):
+                data += bytes(event.data)
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                return status, fields, data
+
+
+@pytest.mark.parametrize("path", list(ROUTES))
+def test_no_header_bytes_give_a_500(panel: str, path: str) -> None:
+    good = {"Content-Type": "application/json", "Connection": "close", "Host": "127.0.0.1",
+            **ROUTES[path][1]}
+    body = json.dumps(EXAMPLE_BODIES[path]).encode()
+
+    @settings(max_examples=80, deadline=None)
+    @given(extra=st.lists(st.tuples(header_names, header_values), max_size=4))
+    def run(extra: list[tuple[str, bytes]]) -> None:
+        names = {name.lower() for name, _ in extra}
+        headers = [(k.encode(), v.encode()) for k, v in good.items() if k.lower() not in names]
+        headers += [(name.encode("utf-8"), value) for name, value in extra]
+        if not any(k.lower() == b"content-length" for k, _ in headers):
+            headers.append((b"Content-Length", str(len(body)).encode()))
+        status, fields, data = raw_exchange(panel, path, headers, body)
+        assert status, "no answer"
+        if status == 503 and json.loads(data).get("error") == "genesys_unavailable":
+            return
+        assert status < 500, data[:300]
+        if status >= 400:
+            answer = json.loads(data)
+            assert set(answer) == {"error", "message"}, answer
+        elif fields.get("content-type", "").startswith("text/event-stream"):
+            assert data.count(b"event: done") == 1, data[-300:]
+        elif fields.get("content-type", "").startswith("application/x-ndjson"):
+            assert json.loads(data.strip().splitlines()[-1])["complete"] is True
+
+    run()

@@ -201,20 +201,6 @@ def test_code_for_an_implicit_sign_in_is_refused(platform: Platform) -> None:
     assert response.json()["error"] == "wrong_grant"
 
 
-def test_a_server_configured_for_pkce_refuses_the_implicit_handoff(
-        mock_genesys: tuple[str, MockGenesysState], sample_kb_path: Path) -> None:
-    # Broke: with PKCE configured, {state, accessToken, expiresIn} still got a session
-    # whose life was the client's word.
-    genesys, state = mock_genesys
-    with serve(create_app(panel_settings(genesys, sample_kb_path, oauth_grant="pkce"))) as panel:
-        platform = Platform(genesys, panel, state)
-        started = start(panel, platform.conversation())
-        response = handoff(panel, {"state": started["state"], "accessToken": _token(platform),
-                                   "expiresIn": 172_800})
-    assert response.status_code == 400
-    assert response.json()["error"] == "wrong_grant"
-
-
 @pytest.fixture
 def short_tokens(sample_kb_path: Path) -> Iterator[Platform]:
     """A mock whose tokens live 600 s, and a PKCE panel with hour-long sessions."""
@@ -404,17 +390,23 @@ def test_tokens_of_other_users_are_refused(platform: Platform, user: str, code: 
     assert response.json()["error"] == code
 
 
-def test_token_of_another_oauth_client_is_refused(
-        mock_genesys: tuple[str, MockGenesysState], sample_kb_path: Path) -> None:
+@pytest.mark.parametrize(("overrides", "status", "code"), [
+    ({"oauth_client_id": "someone-elses-client"}, 403, "wrong_oauth_client"),
+    # Broke: with PKCE configured, {state, accessToken, expiresIn} still got a session
+    # whose life was the client's word.
+    ({"oauth_grant": "pkce"}, 400, "wrong_grant"),
+], ids=["another oauth client", "pkce server, implicit handoff"])
+def test_a_token_handoff_the_panel_is_not_configured_for_is_refused(
+        mock_genesys: tuple[str, MockGenesysState], sample_kb_path: Path,
+        overrides: dict[str, str], status: int, code: str) -> None:
     genesys, state = mock_genesys
-    settings = panel_settings(genesys, sample_kb_path, oauth_client_id="someone-elses-client")
-    with serve(create_app(settings)) as panel:
+    with serve(create_app(panel_settings(genesys, sample_kb_path, **overrides))) as panel:
         platform = Platform(genesys, panel, state)
         started = start(panel, platform.conversation())
         response = handoff(panel, {"state": started["state"], "accessToken": _token(platform),
-                                   "expiresIn": 600})
-    assert response.status_code == 403
-    assert response.json()["error"] == "wrong_oauth_client"
+                                   "expiresIn": 172_800})
+    assert response.status_code == status
+    assert response.json()["error"] == code
 
 
 def test_conversation_the_agent_is_not_on_is_refused(platform: Platform) -> None:
