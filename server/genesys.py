@@ -25,6 +25,11 @@ from .errors import (
 log = logging.getLogger("assist_panel.genesys")
 
 
+# Participants that are the agents of a conversation: "user" is the agent's purpose on
+# a direct call, one that never went through a queue.
+_AGENT_PURPOSES = frozenset({"agent", "user"})
+
+
 @dataclass(frozen=True)
 class Identity:
     """Who an access token belongs to, as Genesys reports it."""
@@ -69,9 +74,11 @@ class GenesysClient:
         raise _status_error(response)
 
     async def identify(self, api_base: str, token: str) -> Identity:
-        """``users/me?expand=organization`` and ``tokens/me``, asked at once."""
+        """``users/me`` and ``tokens/me``, asked at once. ``tokens/me`` names the org and
+        the OAuth client; ``users/me`` needs no ``expand`` (which may want scopes beyond
+        the panel's)."""
         results = await asyncio.gather(
-            self._get(f"{api_base}/api/v2/users/me", token, {"expand": "organization"}),
+            self._get(f"{api_base}/api/v2/users/me", token),
             self._get(f"{api_base}/api/v2/tokens/me", token),
             return_exceptions=True,
         )
@@ -97,7 +104,8 @@ class GenesysClient:
         return identity
 
     async def agent_user_ids(self, api_base: str, token: str, conversation_id: str) -> set[str]:
-        """The user ids of a conversation's agent participants.
+        """The user ids of a conversation's agent participants: ``agent`` on a queue
+        conversation, ``user`` on a direct (non-queue) call.
 
         A conversation the token cannot see (403/404) is reported as
         :class:`NotAParticipant`: from outside, both mean "not yours".
@@ -111,7 +119,7 @@ class GenesysClient:
             raise GenesysUnavailable("Genesys answered in an unexpected shape.")
         return {
             str(p["userId"]) for p in participants
-            if isinstance(p, dict) and p.get("purpose") == "agent" and p.get("userId")
+            if isinstance(p, dict) and p.get("purpose") in _AGENT_PURPOSES and p.get("userId")
         }
 
     async def exchange_code(

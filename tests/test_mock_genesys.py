@@ -774,3 +774,25 @@ async def test_desktop_page(shipped: MockServer) -> None:
             assert url in html
         style = await http.get("/mock/static/desktop.css")
         assert style.status_code == 200 and "text/css" in style.headers["content-type"]
+
+
+async def test_a_direct_call_has_the_agent_as_a_user_participant_and_no_queue(
+        client: httpx.AsyncClient) -> None:
+    token = await get_token(client)
+    created = await client.post("/mock/conversations", json={"script": "test-call",
+                                                             "direct": True})
+    assert created.status_code == 201, created.text
+    conversation_id = created.json()["conversationId"]
+    body = (await client.get(f"/api/v2/conversations/{conversation_id}",
+                             headers=bearer(token))).json()
+    customer, agent = body["participants"]
+    assert agent["purpose"] == "user" and agent["userId"] == AGENT_ID
+    assert customer["purpose"] == "customer"
+    assert all("queueId" not in p and "queueName" not in p for p in (customer, agent))
+
+
+async def test_direct_is_a_boolean(client: httpx.AsyncClient) -> None:
+    response = await client.post("/mock/conversations", json={"script": "test-call",
+                                                                "direct": "yes"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"

@@ -304,3 +304,10 @@ async def test_shipped_messaging_script_plays_end_to_end() -> None:
             bulk = await http.post(f"{base}/bulk", headers=bearer(token), json=ids)
     texts = {e["normalizedMessage"]["text"] for e in bulk.json()["entities"]}
     assert texts == {line.text for line in script.lines}
+
+
+async def test_a_messaging_conversation_is_never_a_direct_call(client: httpx.AsyncClient) -> None:
+    response = await client.post("/mock/conversations", json={"script": "test-chat",
+                                                                "direct": True})
+    assert response.status_code == 400
+    assert response.json()["error"] == "bad_request"

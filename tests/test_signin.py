@@ -48,8 +48,10 @@ class Platform:
     panel: str
     state: MockGenesysState
 
-    def conversation(self, script: str = "billing-double-charge") -> str:
-        response = httpx.post(f"{self.genesys}/mock/conversations", json={"script": script})
+    def conversation(self, script: str = "billing-double-charge", *, direct: bool = False
+                     ) -> str:
+        response = httpx.post(f"{self.genesys}/mock/conversations",
+                              json={"script": script, "direct": direct})
         assert response.status_code == 201, response.text
         return str(response.json()["conversationId"])
 
@@ -132,6 +134,15 @@ def test_implicit_sign_in_hands_over_to_a_session_that_streams(platform: Platfor
     response = ask(platform.panel, conversation, result["session"])
     assert response.status_code == 200
     assert "event: done" in response.text
+
+
+def test_an_agent_on_a_direct_call_gets_a_session(platform: Platform) -> None:
+    # Broke: only "agent" participants counted; on a call dialled straight to the agent
+    # (no queue) Genesys names the agent a "user" participant, and sign-in was refused.
+    conversation = platform.conversation(direct=True)
+    result = sign_in(platform, conversation)
+    assert result["conversationId"] == conversation and result["user"]["id"] == USER
+    assert ask(platform.panel, conversation, result["session"]).status_code == 200
 
 
 def test_session_never_outlives_the_genesys_token(platform: Platform) -> None:

@@ -2,6 +2,7 @@
 
 Two participants, customer and agent, each with the media of the conversation:
 ``calls`` for voice, ``messages`` for web messaging (listing every message so far).
+On a direct call (dialled to the agent, no queue) the agent's purpose is ``user``.
 """
 
 from __future__ import annotations
@@ -78,6 +79,12 @@ def conversation_body(config: MockGenesysConfig, conversation: Conversation) -> 
     else:
         customer["messages"] = [rest_communication(config, conversation, "customer")]
         agent["messages"] = [rest_communication(config, conversation, "agent")]
+    if conversation.direct:
+        # Dialled straight to the agent: no queue, and the agent is a "user" participant.
+        agent["purpose"] = "user"
+        for participant in (customer, agent):
+            participant.pop("queueId")
+            participant.pop("queueName")
     body: dict[str, Any] = {
         "id": conversation.id,
         "startTime": started,

@@ -45,6 +45,8 @@ class Conversation:
     customer_messaging_id: str = field(default_factory=_uuid)
     feed: ConversationFeed = field(default_factory=ConversationFeed)
     playback_requested: bool = False
+    #: A direct call to the agent, never through a queue: the agent's purpose is "user".
+    direct: bool = False
     messages: list[ConversationMessage] = field(default_factory=list)
 
     @property

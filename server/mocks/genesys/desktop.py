@@ -141,7 +141,9 @@ class MockDesktop:
         return JSONResponse({"scripts": self.library.summaries()})
 
     async def create_conversation(self, request: Request) -> Response:
-        """``POST /mock/conversations {"script": name}``: ``{conversationId, media, panelUrl}``.
+        """``POST /mock/conversations {"script": name, "direct": bool}``:
+        ``{conversationId, media, panelUrl}``. ``direct`` (voice scripts only): a call
+        straight to the agent, whose participant then has the purpose ``user``.
 
         The conversation waits: its script plays once a channel subscribes to its
         transcription topic (voice) or to its agent's ``v2.users.{id}.conversations``
@@ -158,8 +160,12 @@ class MockDesktop:
         script = self.library.get(name) if isinstance(name, str) else None
         if script is None:
             return _error(400, "unknown_script", f"No script named {name!r}.")
+        direct = body.get("direct", False)
+        if not isinstance(direct, bool) or (direct and script.media != "voice"):
+            return _error(400, "bad_request", '"direct" is true or false, and only for calls.')
         conversation = self.state.create_conversation(
-            script.name, script.media, script.customer_name, script.customer_phone
+            script.name, script.media, script.customer_name, script.customer_phone,
+            direct=direct,
         )
         return JSONResponse(
             {

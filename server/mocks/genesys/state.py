@@ -218,9 +218,11 @@ class MockGenesysState:
     # Conversations ------------------------------------------------------
 
     def create_conversation(
-        self, script_name: str, media: Media, customer_name: str, customer_phone: str
+        self, script_name: str, media: Media, customer_name: str, customer_phone: str,
+        *, direct: bool = False,
     ) -> Conversation:
-        """Create a connected conversation between a customer and the scripted agent."""
+        """Create a connected conversation between a customer and the scripted agent
+        (``direct``: a call straight to the agent, not through a queue)."""
         conversation = Conversation(
             id=str(uuid.uuid4()),
             script_name=script_name,
@@ -229,6 +231,7 @@ class MockGenesysState:
             customer_phone=customer_phone,
             start_time=self.now(),
             agent_user_id=self.config.agent_user_id,
+            direct=direct,
         )
         self.conversations[conversation.id] = conversation
         return conversation

@@ -1,0 +1,48 @@
+"""server/genesys.py against a scripted transport: what the panel asks Genesys, exactly."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from server.genesys import GenesysClient
+
+pytestmark = pytest.mark.anyio
+
+API = "https://api.mypurecloud.com"
+USER = "3f6c2a1e-8b4d-4f7a-9c2e-5d1b7a0e4c21"
+ORG = "9b2e7d4c-1a3f-4c6b-8e5d-2f7a9c0b1d35"
+
+
+def platform(seen: list[httpx.URL]) -> httpx.AsyncClient:
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        if request.url.path == "/api/v2/users/me":
+            return httpx.Response(200, json={"id": USER, "name": "Alex Agent"})
+        if request.url.path == "/api/v2/tokens/me":
+            return httpx.Response(200, json={"organization": {"id": ORG, "name": "Brightwave"},
+                                             "OAuthClient": {"id": "panel-client"}})
+        return httpx.Response(200, json={"participants": [
+            {"purpose": "customer"},
+            {"purpose": "user", "userId": USER},
+            {"purpose": "agent", "userId": "7d2e9f4a-3c1b-4e6d-8a5f-0b9c2d4e6f13"},
+            {"purpose": "acd", "userId": "00000000-0000-4000-8000-000000000000"}]})
+    return httpx.AsyncClient(transport=httpx.MockTransport(answer))
+
+
+async def test_identify_asks_users_me_without_expand() -> None:
+    # Broke: users/me?expand=organization, when tokens/me names the org already and the
+    # expand may want scopes beyond the panel's.
+    seen: list[httpx.URL] = []
+    async with platform(seen) as http:
+        identity = await GenesysClient(http, 5).identify(API, "token")
+    assert (identity.user_id, identity.org_id, identity.client_id) == (USER, ORG, "panel-client")
+    users_me = next(url for url in seen if url.path == "/api/v2/users/me")
+    assert users_me.query == b""
+
+
+async def test_agents_are_agent_and_direct_call_user_participants() -> None:
+    seen: list[httpx.URL] = []
+    async with platform(seen) as http:
+        agents = await GenesysClient(http, 5).agent_user_ids(API, "token", "c-1")
+    assert agents == {USER, "7d2e9f4a-3c1b-4e6d-8a5f-0b9c2d4e6f13"}
