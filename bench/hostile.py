@@ -127,10 +127,12 @@ async def _send(sock: socket.socket, data: bytes) -> bool:
         return False
 
 
-async def _trickle(sock: socket.socket, first: bytes, byte: bytes, limit_s: float) -> float:
+async def _trickle(sock: socket.socket, opened: float, first: bytes, byte: bytes,
+                   limit_s: float) -> float:
     """Send ``first``, then ``byte`` once a second until the server closes the connection:
-    the seconds it stayed open (``limit_s`` at most)."""
-    began = time.monotonic()
+    the seconds it stayed open since ``opened`` (just before its connect: the server's
+    header deadline counts from the connection), ``limit_s`` at most."""
+    began = opened
     loop = asyncio.get_running_loop()
     if await _send(sock, first):
         while time.monotonic() - began < limit_s:
@@ -209,8 +211,13 @@ async def _case(proc: Proc, sizes: Sizes,
 
 async def _slow(proc: Proc, sizes: Sizes, first: bytes, limit_s: float) -> dict[str, Any]:
     async def clients() -> tuple[list[socket.socket], list[float]]:
-        sockets = [await _open(proc) for _ in range(sizes.connections)]
-        held = await asyncio.gather(*(_trickle(s, first, b"a", limit_s) for s in sockets))
+        sockets: list[socket.socket] = []
+        opened: list[float] = []
+        for _ in range(sizes.connections):
+            opened.append(time.monotonic())  # before the connect: never after the server's
+            sockets.append(await _open(proc))
+        held = await asyncio.gather(*(_trickle(s, at, first, b"a", limit_s)
+                                      for s, at in zip(sockets, opened, strict=True)))
         return sockets, list(held)
     return await _case(proc, sizes, clients)
 

@@ -144,10 +144,14 @@ def test_hostile_clients_are_let_go_and_the_server_is_back_where_it_started(
     assert list(cases) == ["slow headers", "slow body", "never read",
                            "never read, hostile model", "largest transcripts"]
     for name, case in cases.items():
+        # Each snapshot also asks /metrics on a connection of its own, which the server
+        # may not have closed yet (CLOSE_WAIT) when the next one counts: socket counts
+        # are good to one; ESTABLISHED connections are exact.
         assert case["released_s"] is not None, name
-        assert case["after"]["socket_fds"] <= case["before"]["socket_fds"], name
+        assert case["after"]["socket_fds"] <= case["before"]["socket_fds"] + 1, name
+        established = [case[at]["tcp"]["established"] for at in ("before", "peak", "after")]
         if name != "largest transcripts":  # those go through one pooled client
-            assert case["peak"]["socket_fds"] >= case["after"]["socket_fds"] + 4, name
+            assert established[1] >= min(established[0], established[2]) + 4, (name, established)
         assert case["log"]["tracebacks"] == 0, name
         assert case["healthz_ms"]["n"] > 0, name
     for name in ("slow headers", "slow body"):
