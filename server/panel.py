@@ -14,6 +14,10 @@ from .settings import Settings
 
 #: The vendored Genesys Client App SDK (see frontend/static/vendor/README.md).
 CLIENT_APP_SDK = "/static/vendor/purecloud-client-app-sdk-2.6.10.min.js"
+#: The URL variable that asks for popup sign-in, under each name Genesys has used:
+#: ``gcUsePopupAuth`` today, ``pcUsePopupAuth`` from the PureCloud days, and the bare
+#: ``usePopupAuth`` some of Genesys's own samples read.
+POPUP_AUTH_PARAMS = ("gcUsePopupAuth", "pcUsePopupAuth", "usePopupAuth")
 _LANG_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 _TRUE = {"1", "true", "yes"}
 
@@ -55,9 +59,9 @@ async def panel_page(request: Request) -> Response:
     """The panel, with its configuration in ``data-*`` attributes of the root element.
 
     Agent Desktop opens it with ``conversationId``, ``gcHostOrigin``,
-    ``gcTargetEnv`` and ``langTag``; an unknown host origin or region is refused
-    (400). Opened without them it is the sign-in callback, whose answer the page
-    reads from its own URL.
+    ``gcTargetEnv`` and ``langTag`` (and ``gcUsePopupAuth`` or one of its older
+    names); an unknown host origin or region is refused (400). Opened without them
+    it is the sign-in callback, whose answer the page reads from its own URL.
     """
     settings: Settings = request.state.settings
     templates: Jinja2Templates = request.state.templates
@@ -68,12 +72,13 @@ async def panel_page(request: Request) -> Response:
     lang = params.get("langTag", "en-US")
     if not lang or len(lang) > 35 or not set(lang) <= _LANG_OK:
         lang = "en-US"
-    in_genesys = False
+    framed = False
     host_origin = target_env = ""
     if conversation_id:
         env = resolve_env(settings, params.get("gcTargetEnv", ""), params.get("gcHostOrigin", ""))
-        in_genesys, host_origin, target_env = env.in_genesys, env.host_origin, env.target_env
-    popup = settings.popup_sign_in or params.get("gcUsePopupAuth", "").lower() in _TRUE
+        framed, host_origin, target_env = env.framed, env.host_origin, env.target_env
+    popup = settings.popup_sign_in or any(
+        params.get(name, "").lower() in _TRUE for name in POPUP_AUTH_PARAMS)
     config = {
         "conversation-id": conversation_id,
         "gc-host-origin": host_origin,
@@ -84,7 +89,9 @@ async def panel_page(request: Request) -> Response:
         "session-url": "/api/session",
         "renew-url": "/api/session/renew",
         "stream-url": "/api/assist/stream",
-        "client-app-sdk": CLIENT_APP_SDK if in_genesys else "",
+        # Loaded by a classic script tag ahead of the page's modules, so the lifecycle
+        # handshake is answered at page load, before any sign-in.
+        "client-app-sdk": CLIENT_APP_SDK if framed else "",
     }
     response = templates.TemplateResponse(
         request, "panel.html", {"config": config, "lang": lang})

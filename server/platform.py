@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from .errors import UnknownHostOrigin, UnknownRegion
-from .regions import REGIONS, Region, find_region
+from .regions import Region, find_region
 from .settings import Settings
 
 
@@ -32,10 +32,10 @@ class GenesysEnv:
     region: Region | None
 
     @property
-    def in_genesys(self) -> bool:
-        """Framed by a Genesys Agent Desktop of a configured region (where the Client App
-        SDK can talk to its host), not by dev mode's mock desktop."""
-        return any(self.host_origin == r.desktop_origin for r in REGIONS)
+    def framed(self) -> bool:
+        """Framed by a desktop the settings allow (a region's Agent Desktop, or an extra
+        frame ancestor such as dev mode's mock desktop): the Client App SDK's host."""
+        return bool(self.host_origin)
 
 
 def configured_regions(settings: Settings) -> list[Region]:

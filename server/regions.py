@@ -1,4 +1,4 @@
-"""Genesys Cloud regions: hosts and ``gcTargetEnv`` values (GENESYS.md's table)."""
+"""Genesys Cloud regions: hosts and ``gcTargetEnv`` values (see docs/genesys.md)."""
 
 from __future__ import annotations
 
@@ -50,6 +50,9 @@ REGIONS: tuple[Region, ...] = (
     Region("ap-northeast-1", "mypurecloud.jp", "prod-apne1"),
     Region("ap-northeast-2", "apne2.pure.cloud", "prod-apne2"),
     Region("ap-northeast-3", "apne3.pure.cloud", "prod-apne3"),
+    # The EU sovereign cloud: its own domain, and an environment name outside the
+    # ``prod-*`` pattern (as Genesys's environment tables spell it).
+    Region("eusc-de-east-1", "edee1.eusc-pure.cloud", "eusc-edee1-core"),
 )
 
 _BY_KEY = {key: r for r in REGIONS for key in (r.name, r.domain, r.target_env)}

@@ -200,7 +200,7 @@ def _context(conversation_id: str, host_origin: str, target_env: str, lang_tag: 
              env: GenesysEnv) -> dict[str, str]:
     return {"conversationId": conversation_id, "gcHostOrigin": host_origin,
             "gcTargetEnv": target_env, "langTag": lang_tag,
-            "clientAppSdk": CLIENT_APP_SDK if env.in_genesys else ""}
+            "clientAppSdk": CLIENT_APP_SDK if env.framed else ""}
 
 
 def _answer(value: str, session: Session, token: str, identity: Identity, env: GenesysEnv,

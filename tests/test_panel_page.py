@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import hashlib
+import re
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
@@ -8,7 +10,7 @@ import httpx
 import pytest
 
 from server.app import create_app
-from server.panel import content_security_policy
+from server.panel import CLIENT_APP_SDK, content_security_policy
 from tests.factories import make_settings
 from tests.servers import serve
 
@@ -69,10 +71,62 @@ def test_page_carries_its_configuration_in_data_attributes(panel: str) -> None:
     assert '<html lang="fr-FR">' in response.text
 
 
-def test_popup_sign_in_follows_the_gc_url_variable(panel: str) -> None:
-    _, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod",
-                    gcUsePopupAuth="true")
+@pytest.mark.parametrize("name", ["gcUsePopupAuth", "pcUsePopupAuth", "usePopupAuth"])
+def test_popup_sign_in_follows_the_url_variable_under_each_of_its_names(
+        panel: str, name: str) -> None:
+    _, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod", **{name: "true"})
     assert page.root["data-popup-sign-in"] == "true"
+    _, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod", **{name: "false"})
+    assert page.root["data-popup-sign-in"] == "false"
+
+
+def test_a_framed_panel_loads_the_client_app_sdk_ahead_of_its_modules(panel: str) -> None:
+    """The lifecycle handshake is answered at page load: the SDK is a classic script
+    that runs before main.js, whatever sign-in then does."""
+    _, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod-euw1",
+                    gcHostOrigin="https://apps.mypurecloud.ie")
+    assert page.root["data-client-app-sdk"] == CLIENT_APP_SDK
+    assert [(s.get("src"), s.get("type")) for s in page.scripts][:1] == [(CLIENT_APP_SDK, None)]
+    assert page.scripts[1].get("type") == "module"
+    # Not framed by a desktop (no gcHostOrigin): no SDK.
+    _, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod")
+    assert page.root["data-client-app-sdk"] == ""
+    assert all("client-app-sdk" not in str(s.get("src")) for s in page.scripts)
+
+
+def test_the_eu_sovereign_region_is_a_region_like_the_others(sample_kb_path: Path) -> None:
+    settings = make_settings(kb_path=sample_kb_path, genesys_regions=("eusc-de-east-1",),
+                             oauth_client_id="client-1", public_url="https://panel.example")
+    with serve(create_app(settings)) as base:
+        response, page = _page(base, conversationId=CONVERSATION, gcTargetEnv="eusc-edee1-core",
+                               gcHostOrigin="https://apps.edee1.eusc-pure.cloud")
+    assert response.status_code == 200
+    assert page.root["data-gc-target-env"] == "eusc-edee1-core"
+    assert page.root["data-client-app-sdk"] == CLIENT_APP_SDK
+    csp = response.headers["content-security-policy"]
+    assert "frame-ancestors 'self' https://apps.edee1.eusc-pure.cloud;" in csp
+    assert "https://api.edee1.eusc-pure.cloud wss://streaming.edee1.eusc-pure.cloud" in csp
+    assert "https://login.edee1.eusc-pure.cloud" in csp
+
+
+VENDOR = Path(__file__).resolve().parents[1] / "frontend" / "static" / "vendor"
+
+
+def test_the_vendored_client_app_sdk_is_the_file_its_readme_describes() -> None:
+    """The README names the package version, the version the file reports to Agent
+    Desktop, and the file's hash; the page loads exactly that file."""
+    readme = (VENDOR / "README.md").read_text(encoding="utf-8")
+    sdk = VENDOR / Path(CLIENT_APP_SDK).name
+    data = sdk.read_bytes()
+    assert hashlib.sha256(data).hexdigest() in readme
+    package = re.search(r"purecloud-client-app-sdk-(\d+\.\d+\.\d+)\.min\.js", sdk.name)
+    assert package is not None
+    assert f"`purecloud-client-app-sdk` {package[1]}," in readme
+    reported = re.search(rb'key:"version",get:function\(\)\{return"([0-9.]+)"\}', data)
+    assert reported is not None
+    assert f"reports itself as {reported[1].decode()}" in readme
+    assert data.count(reported[1]) == 3  # version, about() and protocolAgentVersion
+    assert b"sourceMappingURL" not in data
 
 
 def test_page_has_no_inline_script_and_a_strict_csp(panel: str) -> None:

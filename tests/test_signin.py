@@ -25,6 +25,7 @@ from server.app import create_app
 from server.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
 from server.mocks.genesys.state import MockGenesysState
 from server.oauth_state import StateCodec
+from server.panel import CLIENT_APP_SDK
 from tests.factories import (
     CLIENT_ID,
     ORG,
@@ -166,7 +167,9 @@ def test_state_carries_the_host_origin_and_language_through_sign_in(platform: Pl
     assert response.json()["context"] == {"conversationId": conversation,
                                           "gcHostOrigin": platform.genesys,
                                           "gcTargetEnv": "mock", "langTag": "de-DE",
-                                          "clientAppSdk": ""}
+                                          # Framed by a desktop the settings allow: the
+                                          # page loads the Client App SDK after sign-in.
+                                          "clientAppSdk": CLIENT_APP_SDK}
 
 
 def test_pkce_sign_in_exchanges_the_code_on_the_server(

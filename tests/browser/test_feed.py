@@ -24,6 +24,7 @@ from playwright.sync_api import (
     BrowserContext,
     Dialog,
     Frame,
+    FrameLocator,
     Page,
     Request,
     Route,
@@ -647,21 +648,27 @@ HOST_PAGE = """<!doctype html><html><body>
 </script></body></html>"""
 
 
-def test_insert_proposes_the_answer_to_the_genesys_reply_box(
-        desktop: BrowserContext, dev_mode: DevMode) -> None:
-    """Framed by a stand-in for apps.mypurecloud.com (served by Playwright), the panel
-    loads the vendored Client App SDK, shows Insert, and proposes the plain answer."""
-    created = httpx.post(f"{dev_mode.genesys}/mock/conversations", json={})
+def _framed_by_genesys(desktop: BrowserContext, dev: DevMode, script: str) -> tuple[Page,
+                                                                                  FrameLocator]:
+    created = httpx.post(f"{dev.genesys}/mock/conversations", json={"script": script})
     assert created.status_code == 201
     conversation = created.json()["conversationId"]
-    src = (f"{dev_mode.panel}/panel?conversationId={conversation}&gcHostOrigin={HOST}"
+    src = (f"{dev.panel}/panel?conversationId={conversation}&gcHostOrigin={HOST}"
            "&gcTargetEnv=prod&langTag=en-US")
     page = desktop.new_page()
     page.route(f"{HOST}/**", lambda route: route.fulfill(
         status=200, content_type="text/html",
-        body=HOST_PAGE % {"src": src, "origin": json.dumps(dev_mode.panel)}))
+        body=HOST_PAGE % {"src": src, "origin": json.dumps(dev.panel)}))
     page.goto(f"{HOST}/desktop")
-    panel = page.frame_locator("#panel")
+    return page, page.frame_locator("#panel")
+
+
+def test_insert_proposes_the_answer_to_the_genesys_reply_box(
+        desktop: BrowserContext, dev_mode: DevMode) -> None:
+    """Framed by a stand-in for apps.mypurecloud.com (served by Playwright), the panel
+    loads the vendored Client App SDK, shows Insert on a messaging conversation, and
+    proposes the plain answer."""
+    page, panel = _framed_by_genesys(desktop, dev_mode, "roaming-abroad-messaging")
     expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live", timeout=WAIT)
     panel.locator(".ap-ask__input").fill("How much is the restocking fee for a phone?")
     panel.locator(".ap-ask__button").click()
@@ -677,3 +684,20 @@ def test_insert_proposes_the_answer_to_the_genesys_reply_box(
     answer = card.locator(".ap-card__answer").inner_text()
     assert message["mode"] == "insert"
     assert as_shown(message["message"]) == without_citations(answer), message
+
+
+def test_insert_is_not_offered_on_a_call(desktop: BrowserContext, dev_mode: DevMode) -> None:
+    """proposeInteractionMessage does nothing on a voice interaction: no Insert there,
+    Copy as ever."""
+    page, panel = _framed_by_genesys(desktop, dev_mode, "damaged-phone-return")
+    expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live", timeout=WAIT)
+    card = panel.locator(".ap-card[data-suggestion-id]").first  # the customer's first words
+    expect(card).to_have_attribute("data-state", re.compile("done|abstained"), timeout=WAIT)
+    panel.locator(".ap-ask__input").fill("How much is the restocking fee for a phone?")
+    panel.locator(".ap-ask__button").click()
+    asked = panel.locator(".ap-card", has_text="You asked").first
+    expect(asked).to_have_attribute("data-state", "done", timeout=WAIT)
+    expect(asked.locator("[data-action='copy']")).to_be_visible()
+    expect(asked.locator("[data-action='insert']")).to_be_hidden()
+    assert page.locator("#log li[data-action='proposeInteractionMessage']").count() == 0
+    page.close()

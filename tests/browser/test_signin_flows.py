@@ -188,12 +188,15 @@ def test_client_app_sdk_lifecycle_and_toast_inside_a_genesys_desktop(
     context.close()
 
 
-def test_without_the_sdk_outside_genesys(browser: Browser, dev_mode: DevMode) -> None:
-    """In dev mode's mock desktop the SDK is not loaded, and the panel works without it."""
+def test_outside_a_desktop_the_panel_works_without_the_sdk(
+        browser: Browser, dev_mode: DevMode) -> None:
+    """Opened on its own (no gcHostOrigin: not framed by a desktop) the page loads no
+    Client App SDK, and signs in and follows the conversation all the same."""
+    conversation = new_conversation(dev_mode)["conversationId"]
     page = browser.new_page()
     scripts: list[str] = []
     page.on("request", lambda r: scripts.append(r.url) if r.resource_type == "script" else None)
-    panel = open_desktop(page, dev_mode)
-    expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live", timeout=WAIT)
-    assert not [s for s in scripts if "client-app-sdk" in s]
+    page.goto(f"{dev_mode.panel}/panel?conversationId={conversation}&langTag=en-US")
+    expect(page.locator(".ap-status")).to_have_attribute("data-state", "live", timeout=WAIT)
+    assert scripts and not [s for s in scripts if "client-app-sdk" in s]
     page.close()

@@ -257,6 +257,12 @@ class Harness:
     def statuses(self) -> list[str]:
         return self.page.locator("#statuses li").all_inner_texts()
 
+    def media(self) -> list[str]:
+        return self.page.locator("#media li").all_inner_texts()
+
+    def refusals(self) -> list[list[dict[str, Any]]]:
+        return [json.loads(text) for text in self.page.locator("#refusals li").all_inner_texts()]
+
     def give_token(self, token: str) -> None:
         self.page.locator("#token-input").fill(token)
         self.page.locator("#token-give").click()
@@ -453,31 +459,42 @@ def test_network_errors_are_retried_with_backoff(
     harness.assert_nothing_leaked(secrets_of(SHORT_CALL, token))
 
 
-def test_refused_subscription_goes_offline_without_retrying(
+def test_every_topic_refused_goes_offline_without_retrying(
         mock: MockGenesys, new_harness: Callable[..., Harness], harness_origin: str) -> None:
+    """A platform that refuses the whole subscription, ignoreErrors or not, is asked
+    again one topic at a time; when it refuses each, retrying cannot help."""
     conversation_id = mock.start_conversation("short-call")
     token = mock.sign_in()
-    puts: list[str] = []
+    asked: list[tuple[str, str]] = []
     cors = {"Access-Control-Allow-Origin": harness_origin,
-            "Access-Control-Allow-Methods": "PUT", "Access-Control-Allow-Headers":
+            "Access-Control-Allow-Methods": "PUT, POST", "Access-Control-Allow-Headers":
             "Authorization, Content-Type, Accept"}
 
     def refuse(route: Route) -> None:
         if route.request.method == "OPTIONS":
             route.fulfill(status=204, headers=cors)
             return
-        puts.append(route.request.method)
+        topics = [t["id"] for t in json.loads(route.request.post_data or "[]")]
+        asked.append((route.request.method, " ".join(topics)))
         route.fulfill(status=403, headers=cors, content_type="application/json",
                       body=json.dumps({"status": 403, "code": "missing.permissions",
                                        "message": "Missing permission"}))
 
     harness = new_harness(mock, conversation_id, token,
-                          before=lambda p: p.route("**/subscriptions", refuse))
+                          before=lambda p: p.route(re.compile(r".*/subscriptions(\?.*)?$"),
+                                                   refuse))
     expect(harness.status).to_have_attribute("data-state", "offline", timeout=WAIT_MS)
     # "offline" is final: the watcher stopped (a retry would have shown "reconnecting").
-    assert puts == ["PUT"]
+    voice = f"v2.conversations.{conversation_id}.transcription"
+    user = f"v2.users.{mock.config.agent_user_id}.conversations"
+    assert asked == [("PUT", f"{voice} {user}"), ("POST", voice), ("POST", user)]
     assert harness.statuses() == ["connecting", "offline"]
-    assert any("403" in line for line in harness.console if line.startswith("warning"))
+    assert harness.media() == ["voice"]  # read from the conversation before subscribing
+    assert harness.refusals() == [[
+        {"id": voice, "reason": "", "missingPermissions": ["conversation:transcription:view"]},
+        {"id": user, "reason": "", "missingPermissions": []}]]
+    assert any("refused every topic" in line for line in harness.console
+               if line.startswith("warning"))
     harness.assert_nothing_leaked([token])
 
 

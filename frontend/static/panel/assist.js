@@ -11,11 +11,19 @@ import { postEventStream } from "./sse.js";
 export const DEFAULT_STALL_MS = 20_000;
 
 // card: a feed handle ({event(name, data), lost(reason)}). Resolves to the "done"
-// event's data (null when the stream was lost). Rejects only when the stream failed
-// before its first event (e.g. an HTTP error: StreamError, with .status), so that
-// the caller can renew a session and try again.
-export async function streamSuggestion(card, { url, body, headers = {}, stallMs = DEFAULT_STALL_MS }) {
+// event's data (null when the stream was lost or ended by `signal`). Rejects only
+// when the stream failed before its first event (e.g. an HTTP error: StreamError,
+// with .status), so that the caller can renew a session and try again. `signal`
+// ends the stream from outside (the desktop stopped the panel): the card is left
+// as it is.
+export async function streamSuggestion(card, {
+  url, body, headers = {}, stallMs = DEFAULT_STALL_MS, signal,
+}) {
   const controller = new AbortController();
+  if (signal) {
+    if (signal.aborted) return null;
+    signal.addEventListener("abort", () => controller.abort(), { once: true });
+  }
   let timer = 0;
   let stalled = false;
   const arm = () => {
@@ -39,10 +47,12 @@ export async function streamSuggestion(card, { url, body, headers = {}, stallMs 
       }
     }
   } catch (error) {
+    if (signal && signal.aborted) return null;
     if (!stalled && !started) throw error;
   } finally {
     clearTimeout(timer);
   }
+  if (!ended && signal && signal.aborted) return null;
   if (!ended) card.lost(stalled ? "stalled" : "disconnected");
   return ended;
 }

@@ -3,7 +3,7 @@
 import { copyText, sendFeedback } from "./actions.js";
 import { streamSuggestion } from "./assist.js";
 import { readCallback, relayCallback, signInByRedirect } from "./auth.js";
-import { startClientApp } from "./clientapp.js";
+import { connectClientApp, loadClientApp } from "./clientapp.js";
 import { panelQuery, readConfig } from "./config.js";
 import { Feed } from "./feed.js";
 import { setLanguage, t, translateDocument } from "./i18n.js";
@@ -14,6 +14,9 @@ const CONTEXT_UTTERANCES = 6;
 const RENEW_BEFORE_MS = 90_000;
 
 const MAX_RETRY_WAIT_S = 10;
+// How long a framed panel waits for the desktop's "bootstrap" before a sign-in sends
+// the frame away (a desktop whose integration has no bootstrap hook never sends it).
+const HANDSHAKE_WAIT_MS = 3_000;
 
 function newRequestId() {
   return "rq-" + crypto.randomUUID();
@@ -30,7 +33,8 @@ function pause(ms) {
 }
 
 class Panel {
-  constructor(root, config) {
+  // clientApp: the Client App SDK handle, connected at page load (see boot()).
+  constructor(root, config, clientApp) {
     this.root = root;
     this.config = config;
     this.feed = new Feed(root.querySelector(".ap-feed"), {
@@ -49,7 +53,11 @@ class Panel {
     this.watcher = null;
     this.renewTimer = 0;
     this.waitingForSignIn = [];
-    this.clientApp = { available: false, toast() {}, stopped() {} };
+    this.clientApp = clientApp;
+    this.media = ""; // "voice" | "message" once the watcher knows
+    this.streams = new Set(); // AbortControllers of the open suggestion streams
+    this.refusalsShown = new Set(); // missing permissions already told to the agent
+    this.stopped = false;
     this.sessions = new Sessions(config, { onChange: (result) => this.onSession(result) });
     root.querySelector(".ap-ask").addEventListener("submit", (event) => this.onAsk(event));
     root.addEventListener("click", (event) => {
@@ -104,15 +112,19 @@ class Panel {
       this.showNotice(t("notice.no-conversation"));
       return;
     }
+    if (this.stopped) return;
     const card = this.feed.addCard({ trigger, query });
     const body = { conversationId: this.config.conversationId, trigger, requestId: newRequestId() };
     if (trigger === "manual") body.query = query;
     if (utterances.length) body.utterances = utterances;
+    const controller = new AbortController();
+    this.streams.add(controller);
     const stream = () => streamSuggestion(card, {
       url: this.config.streamUrl,
       body,
       headers: { Authorization: `Bearer ${this.sessions.value}` },
       stallMs: this.config.stallMs,
+      signal: controller.signal,
     });
     let done = null;
     try {
@@ -129,7 +141,9 @@ class Panel {
         done = await stream();
       }
     } catch (error) {
-      card.fail(error.message || t("card.error"));
+      if (!controller.signal.aborted) card.fail(error.message || t("card.error"));
+    } finally {
+      this.streams.delete(controller);
     }
     // The server was shutting down: ask again (another replica, or the restarted one).
     if (done && done.stop_reason === "shutdown" && !retried) {
@@ -204,15 +218,45 @@ class Panel {
     this.start();
   }
 
-  async start() {
-    const session = this.sessions.current;
-    this.onSession(session);
-    this.clientApp = await startClientApp(this.config, {
+  // The Client App SDK's hooks, for connectClientApp() and loadClientApp().
+  hooks() {
+    return {
       onStop: () => this.stop(),
       onFocus: () => { this.root.dataset.focused = "true"; },
       onBlur: () => { this.root.dataset.focused = "false"; },
-    });
-    this.feed.setInsert(this.clientApp.insert);
+    };
+  }
+
+  // Insert goes to the agent's reply box: messaging only (on a call it does nothing).
+  onMedia(media) {
+    this.media = media;
+    this.feed.setInsert(media === "message" ? this.clientApp.insert : null);
+  }
+
+  // Genesys refused part of the live feed: say once which permission the admin
+  // must add; the ask box keeps working.
+  onRefused(refused) {
+    const missing = [...new Set(refused.flatMap((r) => r.missingPermissions))];
+    const fresh = missing.filter((p) => !this.refusalsShown.has(p));
+    if (!refused.length || (missing.length && !fresh.length)) return;
+    if (missing.length) {
+      missing.forEach((p) => this.refusalsShown.add(p));
+      this.showNotice(t("notice.missing-permission", { permissions: missing.join(", ") }));
+    } else if (!this.refusalsShown.has("")) {
+      this.refusalsShown.add("");
+      this.showNotice(t("notice.topics-refused"));
+    }
+  }
+
+  async start() {
+    if (this.stopped) return;
+    const session = this.sessions.current;
+    this.onSession(session);
+    if (!this.clientApp.available && this.config.clientAppSdk) {
+      // Back from a redirect sign-in: the callback page had no desktop to talk to.
+      this.clientApp = await loadClientApp(this.config, this.hooks());
+      if (this.stopped) return;
+    }
     this.watcher = watchConversation({
       apiBase: session.genesys.apiBase,
       conversationId: this.config.conversationId,
@@ -221,13 +265,21 @@ class Panel {
       onUtterance: (u) => this.onUtterance(u),
       onStatus: (state) => this.setStatus(state),
       onAuthExpired: () => this.renewSession({ tokenExpired: true }),
+      onMedia: (media) => this.onMedia(media),
+      onRefused: (refused) => this.onRefused(refused),
     });
   }
 
+  // Agent Desktop's "stop": the interaction is going away. Close the notification
+  // channel, end every open stream (the server sees the disconnect and stops the
+  // model), and start nothing new.
   stop() {
+    this.stopped = true;
     clearTimeout(this.renewTimer);
     if (this.watcher) this.watcher.close();
     this.watcher = null;
+    for (const controller of this.streams) controller.abort();
+    this.streams.clear();
     this.setStatus("idle");
   }
 }
@@ -242,7 +294,16 @@ async function boot() {
     root.dataset.mode = "sign-in-callback"; // a popup or frame: the panel takes it from here
     return;
   }
-  const panel = new Panel(root, config);
+  // The lifecycle handshake first: a desktop waits for "bootstrapped" after the frame
+  // loads, whatever sign-in is about to do (send the whole frame away, or wait for
+  // the agent to click).
+  let panel = null;
+  const hooks = {
+    onStop: () => panel && panel.hooks().onStop(),
+    onFocus: () => panel && panel.hooks().onFocus(),
+    onBlur: () => panel && panel.hooks().onBlur(),
+  };
+  panel = new Panel(root, config, connectClientApp(config, hooks));
   if (answer) {
     await panel.finishRedirect(answer);
   } else if (!config.conversationId) {
@@ -254,6 +315,10 @@ async function boot() {
   } else {
     panel.setStatus("signing-in");
     try {
+      // Answer the desktop before leaving: the page that comes back is another load.
+      if (panel.clientApp.available) {
+        await Promise.race([panel.clientApp.handshake, pause(HANDSHAKE_WAIT_MS)]);
+      }
       await signInByRedirect(config);
     } catch (error) {
       panel.setStatus("offline");

@@ -16,8 +16,12 @@ function timeOf(value) {
   return Number.isNaN(time) ? NO_TIME : time;
 }
 
+// textBody is on every message; normalizedMessage only when the platform adds it.
 function textOf(messageData) {
-  const normalized = (messageData && messageData.normalizedMessage) || {};
+  const data = messageData || {};
+  const body = typeof data.textBody === "string" ? data.textBody.trim() : "";
+  if (body) return body;
+  const normalized = data.normalizedMessage || {};
   return typeof normalized.text === "string" ? normalized.text.trim() : "";
 }
 

@@ -1,11 +1,14 @@
 // Follows a conversation's live input through the Genesys Notifications API:
-// one channel subscribed to the conversation's transcription topic (voice) and
-// the agent's conversations topic (messaging), renewed before it expires, and
+// one channel subscribed to what the interaction needs (a call: the conversation's
+// transcription topic, plus the agent's conversations topic to see it end;
+// messaging: the agent's conversations topic only), renewed before it expires, and
 // replaced (new channel, resubscribed) when its socket closes, errors, goes
-// silent past its heartbeats, or its token expires. Utterances are deduplicated
-// by id across channels; messaging catches up on messages missed meanwhile.
+// silent past its heartbeats, or its token expires. A topic the agent's role may
+// not have is reported and the rest kept. Utterances are deduplicated by id across
+// channels; messaging catches up on messages missed meanwhile.
 import { GenesysError, genesysApi } from "./genesys-api.js";
 import { customerLeft, followMessages, hasMessages } from "./messaging.js";
+import { subscribeTopics } from "./subscriptions.js";
 
 export { GenesysError };
 
@@ -32,29 +35,36 @@ const hasCalls = (participants) =>
   participants.some((p) => Array.isArray(p.calls) && p.calls.length > 0);
 
 // watchConversation({apiBase, conversationId, userId, getToken, onUtterance, onStatus,
-//                    onAuthExpired, timing}) -> {close()}
+//                    onAuthExpired, onMedia, onRefused, timing}) -> {close()}
 //   getToken(): the current Genesys access token, read for each request and channel.
 //   userId: the agent's user id (messaging events come on their conversations topic);
 //     without it only the voice transcript is followed.
 //   onUtterance({id, speaker: "customer" | "agent", text, media: "voice" | "message"}):
 //     once per final utterance or message, in order, never twice for one id. For
 //     messaging, the messages already written when the watch starts come first.
-//   onStatus("connecting" | "live" | "reconnecting" | "ended" | "unauthorized" |
-//     "offline"): "unauthorized" and "offline" are final (the watcher has stopped).
-//     "ended" is not: the watcher keeps its channel until close(), and goes back to
-//     "live" if the conversation carries on (a transfer, a new transcription session).
+//   onStatus("connecting" | "live" | "restricted" | "reconnecting" | "ended" |
+//     "unauthorized" | "offline"): "unauthorized" and "offline" are final (the watcher
+//     has stopped). "ended" is not: the watcher keeps its channel until close(), and
+//     goes back to "live" if the conversation carries on (a transfer, a new
+//     transcription session). "restricted": connected, but Genesys refused the
+//     transcript of this call (onRefused says why); the call's end is still seen.
+//   onMedia("voice" | "message"): what the conversation is, once known (and again if
+//     it changes).
+//   onRefused([{id, reason, missingPermissions}]): topics Genesys refused, each time
+//     the refused set changes (not on every reconnection).
 //   onAuthExpired(): Genesys answered 401 or closed a socket for its token. Resolve
 //     once getToken() gives a fresh token (a new channel is opened), reject to stop.
 //   timing: overrides of DEFAULT_TIMING (tests use short ones).
 export function watchConversation({
-  apiBase, conversationId, userId, getToken, onUtterance, onStatus, onAuthExpired, timing: tuning,
+  apiBase, conversationId, userId, getToken, onUtterance, onStatus, onAuthExpired, onMedia,
+  onRefused, timing: tuning,
 }) {
   const timing = { ...DEFAULT_TIMING, ...tuning };
   const request = genesysApi(apiBase);
   const aborter = new AbortController();
   const voiceTopic = `v2.conversations.${conversationId}.transcription`;
-  const topics = [voiceTopic, ...(userId ? [`v2.users.${userId}.conversations`] : [])];
-  const userTopic = topics[1];
+  const userTopic = userId ? `v2.users.${userId}.conversations` : "";
+  const conversationPath = `/api/v2/conversations/${encodeURIComponent(conversationId)}`;
   const seenUtterances = new Set();
   const timers = new Set();
   let stopped = false;
@@ -67,6 +77,8 @@ export function watchConversation({
   let authPending = false;
   let notFoundBefore = false;
   let media = ""; // "voice" | "message" once known
+  let refusedKey = ""; // the refused topics last reported
+  let voiceRefused = false; // Genesys refused the transcription topic
   let messagingToken = "";
   let ended = false; // the conversation ended (it may still come back: a replay, a transfer)
   let endTimer = 0;
@@ -115,6 +127,52 @@ export function watchConversation({
     safely(onStatus, state);
   }
 
+  function setMedia(value) {
+    if (value === media) return;
+    media = value;
+    safely(onMedia, value);
+    if (!stopped && !ended && (isLive(current) || isLive(previous))) setStatus(liveState());
+  }
+
+  // What a live channel shows: a call whose transcript was refused is "restricted".
+  const liveState = () => {
+    if (ended) return "ended";
+    return voiceRefused && media !== "message" ? "restricted" : "live";
+  };
+
+  // Only what the interaction needs: one refused permission never costs the other.
+  function topicsFor() {
+    if (media === "message") return userTopic ? [userTopic] : [voiceTopic];
+    return userTopic ? [voiceTopic, userTopic] : [voiceTopic];
+  }
+
+  // Before the first subscription: is this a call or messaging? (Unknown when the
+  // conversation cannot be read or has neither yet: then both topics are asked.)
+  async function detectMedia(token) {
+    let participants;
+    try {
+      const conversation = await api("GET", conversationPath, token);
+      participants = (conversation && conversation.participants) || [];
+    } catch (error) {
+      if (error.status === 401 || (aborter.signal.aborted)) throw error;
+      return;
+    }
+    if (hasMessages(participants)) setMedia("message");
+    else if (hasCalls(participants)) setMedia("voice");
+  }
+
+  function noteRefusals(refused) {
+    voiceRefused = refused.some((r) => r.id === voiceTopic);
+    const key = refused.map((r) => r.id).sort().join(" ");
+    if (key === refusedKey) return;
+    refusedKey = key;
+    if (refused.length) {
+      console.warn(LOG, "Genesys refused topics for missing permissions:",
+        refused.flatMap((r) => r.missingPermissions).join(", ") || "(not named)");
+    }
+    safely(onRefused, refused);
+  }
+
   function emit(utterance) {
     if (stopped || seenUtterances.has(utterance.id)) return;
     seenUtterances.add(utterance.id);
@@ -148,7 +206,7 @@ export function watchConversation({
     endTimer = 0;
     if (!ended) return;
     ended = false;
-    if (!stopped && (isLive(current) || isLive(previous))) setStatus("live");
+    if (!stopped && (isLive(current) || isLive(previous))) setStatus(liveState());
   }
 
   // "offline" and "unauthorized" are final: the watcher stops.
@@ -186,15 +244,19 @@ export function watchConversation({
   async function open(session) {
     try {
       if (!session.token) throw new GenesysError(401, "no token");
+      if (!media) await detectMedia(session.token);
+      if (session.dead) return;
       const channel = await api("POST", "/api/v2/notifications/channels", session.token);
       if (session.dead) return;
       session.phase = "socket";
       await openSocket(session, channel.connectUri);
       if (session.dead) return;
       session.phase = "subscribe";
-      const path = `/api/v2/notifications/channels/${encodeURIComponent(channel.id)}/subscriptions`;
-      await api("PUT", path, session.token, topics.map((id) => ({ id })));
+      const subscribe = (method, path, body) => api(method, path, session.token, body);
+      const { permitted, refused } = await subscribeTopics(subscribe, channel.id, topicsFor());
       if (session.dead) return;
+      noteRefusals(refused);
+      if (!permitted.length) throw new TopicsRefused();
       becomeLive(session, channel);
     } catch (error) {
       if (!stopped && !session.dead) failed(session, error);
@@ -227,7 +289,7 @@ export function watchConversation({
     notFoundBefore = false;
     if (previous) kill(previous);
     previous = null;
-    setStatus(ended ? "ended" : "live");
+    setStatus(liveState());
     session.stableTimer = later(() => {
       failures = 0;
       authRenewals = 0;
@@ -252,6 +314,10 @@ export function watchConversation({
     const live = isLive(previous);
     const tokenClosed = error instanceof SocketClosed && TOKEN_CLOSE.test(error.reason);
     if (error.status === 401 || tokenClosed) return authExpired(session.token);
+    if (error instanceof TopicsRefused) {
+      console.warn(LOG, "Genesys refused every topic this conversation needs; not retrying");
+      return finish("offline");
+    }
     if (error.status === 403 || error.status === 400 || (error.status === 404 && notFoundBefore)) {
       console.warn(LOG, `Genesys refused the subscription (${error.status}); not retrying`);
       return finish("offline");
@@ -331,11 +397,13 @@ export function watchConversation({
     const body = frame && frame.eventBody;
     if (!body || typeof body !== "object") return;
     if (frame.topicName === voiceTopic) onTranscription(body);
-    else if (frame.topicName === userTopic && body.id === conversationId) onConversation(body);
+    else if (userTopic && frame.topicName === userTopic && body.id === conversationId) {
+      onConversation(body);
+    }
   }
 
   function onTranscription(body) {
-    media = "voice";
+    setMedia("voice");
     const transcripts = Array.isArray(body.transcripts) ? body.transcripts : [];
     const sessionEnded = body.status && body.status.status === "SESSION_ENDED";
     if (transcripts.length && !sessionEnded) markActive();
@@ -352,11 +420,11 @@ export function watchConversation({
   function onConversation(body) {
     const participants = Array.isArray(body.participants) ? body.participants : [];
     if (hasMessages(participants)) {
-      media = "message";
+      setMedia("message");
       if (!customerLeft(participants)) markActive();
       messages.sync(participants);
     } else if (hasCalls(participants)) {
-      media = media || "voice";
+      if (!media) setMedia("voice");
       if (!ended && !endTimer && customerLeft(participants)) {
         // No SESSION_ENDED (transcription off?): end once late finals had their chance.
         endTimer = later(markEnded, timing.voiceEndGraceMs);
@@ -369,9 +437,9 @@ export function watchConversation({
     if (media === "voice") return;
     const participants = await messages.refresh();
     if (!participants || stopped) return;
-    if (hasMessages(participants)) media = "message";
+    if (hasMessages(participants)) setMedia("message");
     else if (customerLeft(participants)) markEnded();
-    else if (hasCalls(participants)) media = media || "voice";
+    else if (hasCalls(participants) && !media) setMedia("voice");
   }
 
   // A socket that has gone quiet past its heartbeats is dead even if it looks open.
@@ -393,6 +461,14 @@ export function watchConversation({
   window.addEventListener("online", onOnline);
   connect();
   return { close: stop };
+}
+
+// Genesys refused every topic the conversation needs: retrying cannot help.
+class TopicsRefused extends Error {
+  constructor() {
+    super("Genesys refused every topic");
+    this.status = 0;
+  }
 }
 
 class SocketClosed extends Error {

@@ -1,6 +1,7 @@
 // Test-only harness for /static/panel/transcript.js. Reads its settings from the
 // query (api, conversation, user, timing as JSON) and the first token from the
-// fragment; reports statuses, utterances and auth requests as list items.
+// fragment; reports statuses, utterances, auth requests, the media and refused
+// topics as list items.
 import { watchConversation } from "/static/panel/transcript.js";
 
 const params = new URLSearchParams(window.location.search);
@@ -34,6 +35,12 @@ const watcher = watchConversation({
     const status = document.getElementById("status");
     status.dataset.state = state;
     status.textContent = state;
+  },
+  onMedia(media) {
+    append("media", media);
+  },
+  onRefused(refused) {
+    append("refusals", JSON.stringify(refused));
   },
   onAuthExpired() {
     return new Promise((resolve, reject) => {
