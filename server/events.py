@@ -1,4 +1,4 @@
-"""The events of one suggestion stream, as the SSE contract of SPEC.md names them."""
+"""The events of one suggestion stream, as the public SSE contract names them (README.md)."""
 
 from __future__ import annotations
 

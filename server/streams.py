@@ -8,7 +8,7 @@ events, so every stream keeps its one ``done``.
 
 This state is per process and only an optimisation of the page's own behaviour
 (the page drops a superseded card's stream too): nothing depends on it for
-correctness, so any replica can serve any request (SPEC.md).
+correctness, so any replica can serve any request.
 """
 
 from __future__ import annotations

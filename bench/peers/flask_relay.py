@@ -7,8 +7,8 @@ one thread per connection) for the whole answer: it searches the same SQLite FTS
 knowledge base the panel uses (read-only, one connection per thread), builds a
 grounded prompt, calls an OpenAI-compatible ``/chat/completions`` with a blocking
 ``requests.post(..., stream=True)`` and relays every upstream token as its own SSE
-``delta``. The SSE events are named and shaped like the panel's (see SPEC.md,
-"Public contract") so one client can read both.
+``delta``. The SSE events are named and shaped like the panel's (README.md, the
+stream route) so one client can read both.
 
 What it leaves out, like the tutorials do: no auth, no delta aggregation, no
 stall watchdog or read timeout (a silent model holds the thread until it gives
