@@ -2,7 +2,8 @@
 
 ``install``, ``uninstall``, ``status`` and ``kb sync`` sign in as an OAuth client
 with the Client Credentials grant and call ``/api/v2/`` through one
-:class:`AdminClient`. Rate limits (429) and 503s are retried, honouring
+:class:`AdminClient` (``status`` also reads the org's roles and queues, for
+:mod:`server.readiness`). Rate limits (429) and 503s are retried, honouring
 ``Retry-After``; every other failure is translated here, at the boundary, into
 an :class:`AdminError` whose message tells the admin what to do (for a 403, the
 permission the call needs). Tokens and secrets are never logged or printed.
@@ -33,6 +34,12 @@ CLIENT_ID_VARS = ("ASSIST_ADMIN_CLIENT_ID", "GENESYSCLOUD_OAUTHCLIENT_ID")
 CLIENT_SECRET_VARS = ("ASSIST_ADMIN_CLIENT_SECRET", "GENESYSCLOUD_OAUTHCLIENT_SECRET")
 #: Statuses worth retrying: the platform asks to slow down or is briefly unavailable.
 RETRY_STATUSES = frozenset({429, 503})
+#: The org's roles, and the permission that lists them.
+ROLES_PATH = "/api/v2/authorization/roles"
+ROLE_VIEW = "authorization:role:view"
+#: The org's ACD queues, and the permission that lists them.
+QUEUES_PATH = "/api/v2/routing/queues"
+QUEUE_VIEW = "routing:queue:view"
 
 
 class AdminError(Exception):
@@ -224,6 +231,21 @@ class AdminClient:
         org = info.get("organization") or {}
         return Org(str(org.get("id", "")), str(org.get("name", "")))
 
+    async def roles(self) -> list[dict[str, Any]]:
+        """Every role of the org, each with its ``userCount`` (``DomainOrganizationRole``).
+
+        ``GET /api/v2/authorization/roles?userCount=true``, all pages; needs
+        ``authorization:role:view`` (:class:`PermissionMissing` without it).
+        """
+        return await self._all(ROLES_PATH, need=ROLE_VIEW, params={"userCount": "true"})
+
+    async def queues(self) -> list[dict[str, Any]]:
+        """Every ACD queue of the org (``Queue``: ``name``, ``enableTranscription``...).
+
+        ``GET /api/v2/routing/queues``, all pages; needs ``routing:queue:view``.
+        """
+        return await self._all(QUEUES_PATH, need=QUEUE_VIEW)
+
     # Calls ---------------------------------------------------------------
 
     async def call(
@@ -269,13 +291,17 @@ class AdminClient:
         return response.json()
 
     async def pages(
-        self, path: str, *, need: str, page_size: int = 100
+        self, path: str, *, need: str, page_size: int = 100,
+        params: Mapping[str, str | int] | None = None,
     ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The ``entities`` of a numbered listing (``pageNumber``/``pageCount``), page by page."""
+        """The ``entities`` of a numbered listing (``pageNumber``/``pageCount``), page by page.
+
+        ``params`` (a listing's filters) go with every page's request.
+        """
         number = 1
         while True:
-            page = await self.call("GET", path, need=need,
-                                   params={"pageSize": page_size, "pageNumber": number})
+            query = {**(params or {}), "pageSize": page_size, "pageNumber": number}
+            page = await self.call("GET", path, need=need, params=query)
             yield list(page.get("entities") or [])
             if number >= int(page.get("pageCount") or 1):
                 return
@@ -295,6 +321,14 @@ class AdminClient:
             query = {**params, "after": cursor}
 
     # Plumbing ------------------------------------------------------------
+
+    async def _all(
+        self, path: str, *, need: str, params: Mapping[str, str | int] | None = None
+    ) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        async for page in self.pages(path, need=need, params=params):
+            found.extend(page)
+        return found
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:

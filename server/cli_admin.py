@@ -2,7 +2,8 @@
 
 They sign in with the admin client credentials from the environment, run the
 installer (:mod:`server.installer`) and print what was done, in words an admin
-can act on.
+can act on. ``status`` then reports what agents' roles and the queues need
+(:mod:`server.readiness`), which install does not change.
 """
 
 from __future__ import annotations
@@ -12,14 +13,24 @@ import json
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
 import click
 import httpx
 
 from .admin_client import AdminClient, AdminCredentials, AdminError, Org, PlatformHosts
-from .installer import Change, PlatformSession, discover, install, installed_base_url, status
+from .installer import (
+    Change,
+    PlatformSession,
+    Status,
+    discover,
+    install,
+    installed_base_url,
+    status,
+)
 from .manifest import Desired, Manifest, ManifestError, load, render
+from .readiness import Readiness
+from .readiness import check as check_readiness
 
 T = TypeVar("T")
 #: Timeout of each admin call.
@@ -142,6 +153,13 @@ def _echo_settings(desired: Desired, manifest: Manifest, hosts: PlatformHosts,
         click.echo(f"  {line}")
 
 
+def _echo_readiness(ready: Readiness) -> None:
+    click.echo("\nWhat agents need (install does not change roles or queues; these findings "
+               "do not change the exit code):")
+    for line in ready.lines():
+        click.echo(f"  {line}")
+
+
 def _echo_changes(changes: list[Change], dry_run: bool) -> None:
     click.echo("Plan:" if dry_run else "Done:")
     for change in changes:
@@ -213,32 +231,37 @@ def uninstall_command(region: str, manifest_path: Path | None, dry_run: bool,
 @_API_BASE
 def status_command(region: str, base_url: str | None, manifest_path: Path | None,
                    api_base: str | None) -> None:
-    """Show what is installed and where it differs from the manifest.
+    """Show what is installed and where it differs from the manifest, then which roles
+    grant what agents need and which queues have voice transcription on.
 
-    Exits 0 when the org matches the manifest, 1 when something is missing or differs.
+    Exits 0 when the org matches the manifest, 1 when something is missing or differs;
+    what agents need is reported only and does not change the exit code.
     """
     manifest = _manifest(manifest_path)
     hosts = _hosts(region, api_base)
     credentials = _credentials(optional=False)
 
-    async def work(session: PlatformSession) -> Any:
+    async def work(session: PlatformSession) -> tuple[Status | None, Readiness | None]:
         found = await discover(session, manifest.name_prefix)
         url = base_url or installed_base_url(found, manifest.data["oauthClient"]["name"])
-        if not url:
-            return None
-        return await status(session, _desired(manifest, url), found)
+        report = await status(session, _desired(manifest, url), found) if url else None
+        client = session.client  # always set: status needs credentials
+        return report, (await check_readiness(client) if client is not None else None)
 
-    report, _session, org = asyncio.run(_run(hosts, credentials, False, work))
+    (report, ready), _session, org = asyncio.run(_run(hosts, credentials, False, work))
     _echo_signed_in(hosts, org)
     if report is None:
         click.echo(f"Not installed: no OAuth client named with {manifest.name_prefix!r} "
                    "(run assist-panel install).")
-        sys.exit(1)
-    click.echo(f"Compared with the manifest for {report.base_url}:")
-    for line in report.lines:
-        click.echo(f"  {line}")
-    if not report.in_step:
-        click.echo("Run assist-panel install to bring the org in step with the manifest.")
+    else:
+        click.echo(f"Compared with the manifest for {report.base_url}:")
+        for line in report.lines:
+            click.echo(f"  {line}")
+        if not report.in_step:
+            click.echo("Run assist-panel install to bring the org in step with the manifest.")
+    if ready is not None:
+        _echo_readiness(ready)
+    if report is None or not report.in_step:
         sys.exit(1)
 
 

@@ -22,6 +22,7 @@ from server.admin_client import (
     RateLimited,
     next_cursor,
 )
+from server.mocks.genesys.config import ADMIN_PERMISSIONS
 from tests.test_mock_genesys import MockServer, run_mock
 
 pytestmark = pytest.mark.anyio
@@ -136,6 +137,22 @@ async def test_403_names_the_permission_the_call_needs(mock: MockServer) -> None
         await client.sign_in(credentials(mock))
         with pytest.raises(PermissionMissing, match="needs the permission oauth:client:view"):
             await client.call("GET", "/api/v2/tokens/me", need="oauth:client:view")
+
+
+async def test_roles_and_queues_are_read_whole_and_a_403_names_their_permission() -> None:
+    lacking = tuple(p for p in ADMIN_PERMISSIONS if p != "routing:queue:view")
+    with run_mock(admin_permissions=lacking) as limited:
+        async with admin(limited) as client:
+            await client.sign_in(credentials(limited))
+            roles = await client.roles()
+            with pytest.raises(PermissionMissing) as caught:
+                await client.queues()
+    assert [r["name"] for r in roles] == ["Agent", "Assist Agent", "Employee", "Master Admin",
+                                          "Supervisor"]
+    assert all(isinstance(r["userCount"], int) for r in roles)
+    message = str(caught.value)
+    assert "GET /api/v2/routing/queues was refused (403 missing.permissions)" in message
+    assert "needs the permission routing:queue:view" in message
 
 
 async def test_other_errors_carry_the_platform_status_and_code(mock: MockServer) -> None:

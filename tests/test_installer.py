@@ -369,3 +369,76 @@ def test_cli_refuses_a_bad_manifest(mock: MockServer, tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert "$.widget.sandbox" in result.output
     assert Org(mock).oauth_clients() == []
+
+
+def test_cli_status_reports_what_agents_need_apart_from_the_exit_code(
+        mock: MockServer) -> None:
+    before = cli(mock, "status")
+    assert before.exit_code == 1
+    assert "Not installed" in before.output
+    # Worth knowing before installing too: reported either way.
+    assert "What agents need" in before.output
+    assert cli(mock, "install", "--base-url", BASE_URL).exit_code == 0
+    shown = cli(mock, "status")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    start = lines.index("What agents need (install does not change roles or queues; these "
+                        "findings do not change the exit code):")
+    assert lines[start - 1] == "" and "matches the manifest" in lines[start - 2]
+    assert lines[start + 1:] == [
+        "  Roles granting what agents need:",
+        "    conversation:transcription:view: the live call transcript (org-wide: whoever "
+        "holds it can read every conversation's transcript)",
+        "      Assist Agent (2 users), Master Admin (0 users), Supervisor (0 users)",
+        "    conversation:communication:view: reading the conversation, to check the agent "
+        "is on it",
+        "      Agent (2 users), Master Admin (0 users), Supervisor (0 users)",
+        "    conversation:message:view: message text on messaging conversations",
+        "      Agent (2 users), Master Admin (0 users), Supervisor (0 users)",
+        "    conversation:webmessaging:view: message text on web messaging (this or "
+        "conversation:message:view)",
+        "      Agent (2 users), Master Admin (0 users)",
+        "  Queues' voice transcription:",
+        "    on for 2 of 5 queues; off for Brightwave Billing, Brightwave Technical Support, "
+        "Brightwave Web Messaging",
+        "    (a queue that takes no calls needs none; voice transcription also needs Genesys "
+        "Cloud Voice or BYOC Cloud, which status cannot see)",
+    ]
+    assert mock.config.admin_client_secret not in shown.output
+
+
+def test_cli_status_warns_when_no_agent_can_get_the_transcript(mock: MockServer) -> None:
+    assert cli(mock, "install", "--base-url", BASE_URL).exit_code == 0
+    changed = httpx.put(f"{mock.origin}/mock/settings",
+                        json={"agentRole": "agent-without-transcription"})
+    assert changed.status_code == 200, changed.text
+    shown = cli(mock, "status")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert "      Assist Agent (0 users), Master Admin (0 users), Supervisor (0 users)" in lines
+    assert lines[-1] == ("  Warning: Only roles no user holds grant "
+                         "conversation:transcription:view: calls get no live transcript until "
+                         "agents are given one of them.")
+
+
+def test_cli_status_says_which_checks_it_skipped_and_why() -> None:
+    lacking = tuple(p for p in ADMIN_PERMISSIONS
+                    if p not in ("authorization:role:view", "routing:queue:view"))
+    with run_mock(admin_permissions=lacking) as mock:
+        assert cli(mock, "install", "--base-url", BASE_URL).exit_code == 0
+        shown = cli(mock, "status")
+    assert shown.exit_code == 0, shown.output
+    assert "Traceback" not in shown.output and shown.exception is None
+    assert ("    not checked: the admin client's role lacks authorization:role:view (add it "
+            "to see which roles grant what agents need)") in shown.output.splitlines()
+    assert ("    not checked: the admin client's role lacks routing:queue:view (add it to "
+            "see which queues have voice transcription on)") in shown.output.splitlines()
+
+
+def test_cli_status_help_says_the_findings_leave_the_exit_code_alone() -> None:
+    shown = CliRunner().invoke(main, ["status", "--help"])
+    assert shown.exit_code == 0
+    text = " ".join(shown.output.split())
+    assert "Exits 0 when the org matches the manifest, 1 when something is missing or " \
+           "differs" in text
+    assert "does not change the exit code" in text

@@ -271,6 +271,11 @@ async def closed_code(ws: ClientConnection) -> int:
             return closed.rcvd.code
 
 
+def permitted(*topics: str) -> list[dict[str, str]]:
+    """Subscribed topics as the subscriptions endpoints list them."""
+    return [{"id": topic, "state": "Permitted"} for topic in topics]
+
+
 def assert_platform_error(response: httpx.Response, status: int, code: str) -> None:
     assert response.status_code == status
     body = response.json()
@@ -501,11 +506,11 @@ async def test_subscriptions_put_replaces_post_adds_get_lists_delete_clears(
     user_topic = f"v2.users.{AGENT_ID}.conversations"
 
     put = await subscribe(client, token, channel_id, [first, second])
-    assert put.json() == {"entities": [{"id": first}, {"id": second}]}
+    assert put.json() == {"entities": permitted(first, second)}
     put = await subscribe(client, token, channel_id, [third])
-    assert put.json() == {"entities": [{"id": third}]}
+    assert put.json() == {"entities": permitted(third)}
     post = await subscribe(client, token, channel_id, [first, user_topic], method="POST")
-    assert post.json() == {"entities": [{"id": third}, {"id": first}, {"id": user_topic}]}
+    assert post.json() == {"entities": permitted(third, first, user_topic)}
     listed = await client.get(
         f"/api/v2/notifications/channels/{channel_id}/subscriptions", headers=bearer(token)
     )
@@ -745,11 +750,24 @@ async def test_desktop_page(shipped: MockServer) -> None:
         html = page.text
         assert "Mock Agent Desktop (dev)" in html
         for element_id in (
-            *("md-script", "md-start", "md-replay", "md-transcript", "md-panel"),
-            *("md-platform", "md-signin-mode", "md-frameable", "md-signin-user"),
-            *("md-expire-tokens", "md-expire-channels", "md-platform-status"),
+            *("md-script", "md-start", "md-replay", "md-end", "md-transcript", "md-panel"),
+            *("md-reply", "md-app-log", "md-widget", "md-panel-loading", "md-lifecycle-note"),
+            *("md-toasts", "md-platform", "md-signin-mode", "md-frameable", "md-signin-user"),
+            *("md-agent-role", "md-expire-tokens", "md-expire-channels", "md-platform-status"),
         ):
             assert f'id="{element_id}"' in html
+        assert 'data-bootstrap-timeout-s="10.0"' in html
+        widget = re.search(r'<aside id="md-widget"[^>]*>', html)
+        assert widget and 'data-lifecycle="idle"' in widget.group(0)
+        assert re.search(r'<p id="md-panel-loading"[^>]*\shidden>Loading Assist Panel…</p>', html)
+        role = re.search(r'<select id="md-agent-role".*?</select>', html, re.S)
+        assert role and '<option value="agent" selected>Agent (all permissions)</option>' in (
+            role.group(0)
+        )
+        assert (
+            '<option value="agent-without-transcription">'
+            "Agent without conversation:transcription:view</option>"
+        ) in role.group(0)
         assert '<script type="module" src="/mock/static/desktop.js"></script>' in html
         assert len(re.findall(r"<script\b", html)) == 1
         assert not re.search(r"\son[a-z]+\s*=", html)
@@ -767,13 +785,25 @@ async def test_desktop_page(shipped: MockServer) -> None:
         assert "allow-scripts" in iframe.group(0) and "allow-same-origin" in iframe.group(0)
         csp = page.headers["content-security-policy"]
         assert "script-src 'self'" in csp and PANEL_ORIGIN in csp
-        script = await http.get("/mock/static/desktop.js")
-        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
-        assert "innerHTML" not in script.text
+        for name in ("desktop.js", "lifecycle.js"):
+            script = await http.get(f"/mock/static/{name}")
+            assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+            assert "innerHTML" not in script.text and "outerHTML" not in script.text
         for url in ("/mock/settings", "/mock/tokens/expire", "/mock/channels/expire"):
             assert url in html
         style = await http.get("/mock/static/desktop.css")
         assert style.status_code == 200 and "text/css" in style.headers["content-type"]
+
+
+def test_desktop_template_comment_lists_its_element_ids() -> None:
+    template = (
+        Path(__file__).resolve().parent.parent
+        / "server/mocks/genesys/templates/desktop.html"
+    ).read_text(encoding="utf-8")
+    comment = re.search(r"\{#- Element ids(.*?)#\}", template, re.S)
+    assert comment
+    listed = set(re.findall(r"\bmd-[a-z-]+", comment.group(1)))
+    assert listed == set(re.findall(r'\sid="(md-[a-z-]+)"', template))
 
 
 async def test_a_direct_call_has_the_agent_as_a_user_participant_and_no_queue(

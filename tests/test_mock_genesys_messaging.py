@@ -139,7 +139,9 @@ async def test_messages_by_id_and_in_bulk(client: httpx.AsyncClient) -> None:
     agent_ids = message_ids(last, "agent")
     base = f"/api/v2/conversations/messages/{conversation_id}/messages"
 
-    first = (await client.get(f"{base}/{customer_ids[0]}", headers=bearer(token))).json()
+    normalized_only = {"useNormalizedMessage": "true"}
+    first = (await client.get(f"{base}/{customer_ids[0]}", params=normalized_only,
+                              headers=bearer(token))).json()
     assert first["id"] == customer_ids[0] and first["conversationId"] == conversation_id
     assert first["direction"] == "inbound" and first["messengerType"] == "webmessaging"
     assert first["status"] == "received"
@@ -152,7 +154,8 @@ async def test_messages_by_id_and_in_bulk(client: httpx.AsyncClient) -> None:
     assert normalized["channel"]["from"]["nickname"] == "Chat Customer"
     assert first["fromAddress"] == normalized["channel"]["from"]["id"]
 
-    reply = (await client.get(f"{base}/{agent_ids[0]}", headers=bearer(token))).json()
+    reply = (await client.get(f"{base}/{agent_ids[0]}", params=normalized_only,
+                              headers=bearer(token))).json()
     assert reply["direction"] == "outbound" and reply["status"] == "sent"
     assert reply["normalizedMessage"]["direction"] == "Outbound"
     assert reply["normalizedMessage"]["text"] == MESSAGING_SCRIPT["lines"][1]["text"]
@@ -165,7 +168,7 @@ async def test_messages_by_id_and_in_bulk(client: httpx.AsyncClient) -> None:
     entities = bulk.json()["entities"]
     # Asked order, each once; ids the conversation does not have are left out.
     assert [e["id"] for e in entities] == [customer_ids[1], customer_ids[0], agent_ids[0]]
-    texts = {e["id"]: e["normalizedMessage"]["text"] for e in entities}
+    texts = {e["id"]: e["textBody"] for e in entities}
     assert [texts[i] for i in in_order] == [line["text"] for line in MESSAGING_SCRIPT["lines"]]
     empty = await client.post(f"{base}/bulk", headers=bearer(token), json=[])
     assert empty.json() == {"entities": []}
@@ -302,7 +305,7 @@ async def test_shipped_messaging_script_plays_end_to_end() -> None:
             ids = message_ids(last, "customer") + message_ids(last, "agent")
             base = f"/api/v2/conversations/messages/{conversation_id}/messages"
             bulk = await http.post(f"{base}/bulk", headers=bearer(token), json=ids)
-    texts = {e["normalizedMessage"]["text"] for e in bulk.json()["entities"]}
+    texts = {e["textBody"] for e in bulk.json()["entities"]}
     assert texts == {line.text for line in script.lines}
 
 
@@ -311,3 +314,43 @@ async def test_a_messaging_conversation_is_never_a_direct_call(client: httpx.Asy
                                                                 "direct": True})
     assert response.status_code == 400
     assert response.json()["error"] == "bad_request"
+
+
+@pytest.mark.parametrize(("query", "normalized_only"), [
+    ({}, False), ({"useNormalizedMessage": "false"}, False),
+    ({"useNormalizedMessage": "true"}, True), ({"useNormalizedMessage": "TRUE"}, True),
+])
+async def test_a_message_text_is_in_text_body_unless_normalized_is_asked_for(
+        client: httpx.AsyncClient, query: dict[str, str], normalized_only: bool) -> None:
+    """By default a message's text is in ``textBody`` and there is no
+    ``normalizedMessage`` (optional: a client must not count on it); asked with
+    ``useNormalizedMessage=true`` the deprecated ``textBody`` goes and the
+    ``normalizedMessage`` comes (as the JS Platform SDK 259 documents the flag)."""
+    token = await get_token(client)
+    conversation_id, frames = await play_chat(client, token)
+    message_id = message_ids(frames[-1]["eventBody"], "customer")[0]
+    base = f"/api/v2/conversations/messages/{conversation_id}/messages"
+    one = await client.get(f"{base}/{message_id}", params=query, headers=bearer(token))
+    bulk = await client.post(f"{base}/bulk", params=query, headers=bearer(token),
+                             json=[message_id])
+    text = MESSAGING_SCRIPT["lines"][0]["text"]
+    for body in (one.json(), *bulk.json()["entities"]):
+        if normalized_only:
+            assert "textBody" not in body
+            assert body["normalizedMessage"]["text"] == text
+        else:
+            assert body["textBody"] == text
+            assert "normalizedMessage" not in body
+
+
+async def test_a_bad_use_normalized_message_flag_is_400(client: httpx.AsyncClient) -> None:
+    token = await get_token(client)
+    conversation_id, frames = await play_chat(client, token)
+    message_id = message_ids(frames[-1]["eventBody"], "customer")[0]
+    base = f"/api/v2/conversations/messages/{conversation_id}/messages"
+    query = {"useNormalizedMessage": "yes"}
+    one = await client.get(f"{base}/{message_id}", params=query, headers=bearer(token))
+    assert_platform_error(one, 400, "bad.request")
+    bulk = await client.post(f"{base}/bulk", params=query, headers=bearer(token),
+                             json=[message_id])
+    assert_platform_error(bulk, 400, "bad.request")

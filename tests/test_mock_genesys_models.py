@@ -58,6 +58,13 @@ PRIMITIVES: dict[str, tuple[type, ...]] = {
 # The checker -----------------------------------------------------------------
 
 
+#: Fields the platform still sends that the installed Python SDK's models have dropped,
+#: with their type: ``MessageData.textBody`` is deprecated (``normalizedMessage.text``
+#: replaces it) but still in the JS Platform SDK 259's model, as a required field, and
+#: sent unless ``useNormalizedMessage=true`` is asked.
+KEPT_FIELDS: dict[str, dict[str, str]] = {"MessageData": {"textBody": "str"}}
+
+
 def _model_class(name: str) -> type | None:
     cls = getattr(sdk_models, name, None)
     return cls if isinstance(cls, type) else None
@@ -110,6 +117,9 @@ def type_problems(value: Any, type_name: str, path: str = "$") -> list[str]:
     problems: list[str] = []
     for key, item in value.items():
         attribute = attributes.get(key)
+        if attribute is None and key in KEPT_FIELDS.get(type_name, {}):
+            problems.extend(type_problems(item, KEPT_FIELDS[type_name][key], f"{path}.{key}"))
+            continue
         if attribute is None:
             problems.append(f"{path}.{key}: {type_name} has no field {key!r}")
             continue
@@ -256,13 +266,70 @@ async def _collect(origin: str) -> dict[str, Any]:
         messages = f"/api/v2/conversations/messages/{chat_id}/messages"
         await get("message", f"{messages}/{ids[0]}", token)
         await get("message_agent", f"{messages}/{ids[-1]}", token)
+        await get("message_normalized", f"{messages}/{ids[0]}?useNormalizedMessage=true", token)
         bulk = await http.post(f"{messages}/bulk", headers=bearer(token), json=ids)
         got["messages_bulk"] = bulk.json()
+        bulk = await http.post(f"{messages}/bulk?useNormalizedMessage=true",
+                               headers=bearer(token), json=ids)
+        got["messages_bulk_normalized"] = bulk.json()
+        await _collect_permissions(http, token, subscriptions, transcription_topic, user_topic, got)
+        await _collect_ended(http, token, got)
         got["error_401"] = (await http.get("/api/v2/users/me")).json()
         missing = await http.get(f"/api/v2/conversations/{chat_id[::-1]}", headers=bearer(token))
         got["error_404"] = missing.json()
         assert missing.status_code == 404
     return got
+
+
+async def _collect_permissions(
+    http: httpx.AsyncClient,
+    token: str,
+    subscriptions: str,
+    transcription_topic: str,
+    user_topic: str,
+    got: dict[str, Any],
+) -> None:
+    """Subscriptions of an agent without conversation:transcription:view."""
+    await http.put("/mock/settings", json={"agentRole": "agent-without-transcription"})
+    try:
+        topics = [{"id": transcription_topic}, {"id": user_topic}]
+        lenient = await http.put(
+            subscriptions, params={"ignoreErrors": "true"}, headers=bearer(token), json=topics
+        )
+        assert lenient.status_code == 200, lenient.text
+        got["subscriptions_ignore_errors"] = lenient.json()
+        refused = await http.put(subscriptions, headers=bearer(token), json=topics)
+        assert refused.status_code == 403, refused.text
+        got["error_403_subscription"] = refused.json()
+    finally:
+        await http.put("/mock/settings", json={"agentRole": "agent"})
+
+
+async def _collect_ended(http: httpx.AsyncClient, token: str, got: dict[str, Any]) -> None:
+    """A call and a chat ended by the agent: their events and REST conversations."""
+    call_id = await start_conversation(http, "test-call")
+    chat_id = await start_conversation(http, "test-chat")
+    channel = await create_channel(http, token)
+    user_topic = f"v2.users.{AGENT_ID}.conversations"
+    ended: dict[str, dict[str, Any]] = {}
+    async with connect(channel["connectUri"]) as ws:
+        url = f"/api/v2/notifications/channels/{channel['id']}/subscriptions"
+        await http.put(url, headers=bearer(token), json=[{"id": user_topic}])
+        for conversation_id in (call_id, chat_id):
+            response = await http.post(f"/mock/conversations/{conversation_id}/end")
+            assert response.status_code == 200, response.text
+        async with asyncio.timeout(TIMEOUT):
+            while len(ended) < 2:
+                frame = json.loads(await ws.recv())
+                body = frame["eventBody"]
+                mine = frame["topicName"] == user_topic and body["id"] in (call_id, chat_id)
+                if mine and all("endTime" in p for p in body["participants"]):
+                    ended[body["id"]] = body
+    got["call_event_ended"] = ended[call_id]
+    got["messaging_event_ended"] = ended[chat_id]
+    for name, conversation_id in (("voice", call_id), ("messaging", chat_id)):
+        response = await http.get(f"/api/v2/conversations/{conversation_id}", headers=bearer(token))
+        got[f"conversation_{name}_ended"] = response.json()
 
 
 async def _frames_until_both_end(
@@ -331,7 +398,61 @@ ENDPOINTS: list[tuple[str, str, list[str]]] = [
     ("channel", "Channel", ["id", "connectUri", "expires"]),
     ("channels", "ChannelEntityListing", ["entities[].id", "entities[].connectUri"]),
     ("subscriptions_put", "ChannelTopicEntityListing", ["entities[].id"]),
-    ("subscriptions_get", "ChannelTopicEntityListing", ["entities[].id"]),
+    ("subscriptions_get", "ChannelTopicEntityListing", ["entities[].id", "entities[].state"]),
+    (
+        "subscriptions_ignore_errors",
+        "ChannelTopicEntityListing",
+        ["entities[].id", "entities[].state"],
+    ),
+    (
+        "conversation_voice_ended",
+        "Conversation",
+        [
+            "id",
+            "endTime",
+            *PARTICIPANT,
+            "participants[].endTime",
+            "participants[].calls[].state",
+            "participants[].calls[].disconnectedTime",
+            "participants[].calls[].disconnectType",
+        ],
+    ),
+    (
+        "conversation_messaging_ended",
+        "Conversation",
+        [
+            "id",
+            "endTime",
+            "participants[].endTime",
+            "participants[].messages[].state",
+            "participants[].messages[].disconnectedTime",
+        ],
+    ),
+    (
+        "call_event_ended",
+        "ConversationEventTopicConversation",
+        [
+            "id",
+            *PARTICIPANT,
+            "participants[].endTime",
+            "participants[].calls[].id",
+            "participants[].calls[].state",
+            "participants[].calls[].disconnectedTime",
+            "participants[].calls[].disconnectType",
+        ],
+    ),
+    (
+        "messaging_event_ended",
+        "ConversationEventTopicConversation",
+        [
+            "id",
+            *PARTICIPANT,
+            "participants[].endTime",
+            "participants[].messages[].state",
+            "participants[].messages[].disconnectedTime",
+        ],
+    ),
+    ("error_403_subscription", "ErrorBody", ["message", "code", "status", "contextId"]),
     (
         "message",
         "MessageData",
@@ -340,14 +461,23 @@ ENDPOINTS: list[tuple[str, str, list[str]]] = [
             "timestamp",
             "direction",
             "conversationId",
-            "normalizedMessage.text",
-            "normalizedMessage.direction",
+            "textBody",
             "messengerType",
         ],
     ),
-    ("message_agent", "MessageData", ["id", "timestamp", "direction", "normalizedMessage.text"]),
+    ("message_agent", "MessageData", ["id", "timestamp", "direction", "textBody"]),
+    (
+        "message_normalized",
+        "MessageData",
+        ["id", "timestamp", "normalizedMessage.text", "normalizedMessage.direction"],
+    ),
     (
         "messages_bulk",
+        "TextMessageListing",
+        ["entities[].id", "entities[].timestamp", "entities[].textBody"],
+    ),
+    (
+        "messages_bulk_normalized",
         "TextMessageListing",
         ["entities[].id", "entities[].timestamp", "entities[].normalizedMessage.text"],
     ),
@@ -387,6 +517,28 @@ def test_agent_participants_carry_their_user_id(answers: dict[str, Any]) -> None
     for body in (answers["conversation_voice"], answers["conversation_messaging"], *events):
         agents = [p for p in body["participants"] if p["purpose"] == "agent"]
         assert agents and all(p["userId"] == AGENT_ID for p in agents)
+
+
+def test_a_rejected_topic_names_what_it_misses(answers: dict[str, Any]) -> None:
+    rejected, allowed = answers["subscriptions_ignore_errors"]["entities"]
+    assert rejected["state"] == "Rejected" and allowed["state"] == "Permitted"
+    assert rejected["missingPermissions"] == ["conversation:transcription:view"]
+    assert rejected["rejectionReason"]
+    assert_model(
+        rejected, "ChannelTopic", ["id", "state", "rejectionReason", "missingPermissions"]
+    )
+    assert answers["error_403_subscription"]["code"] == "missing.permissions"
+
+
+def test_ended_conversations_are_disconnected(answers: dict[str, Any]) -> None:
+    for name, media in (
+        ("conversation_voice_ended", "calls"),
+        ("conversation_messaging_ended", "messages"),
+        ("call_event_ended", "calls"),
+        ("messaging_event_ended", "messages"),
+    ):
+        for participant in answers[name]["participants"]:
+            assert {c["state"] for c in participant[media]} == {"disconnected"}, name
 
 
 def test_grant_types_in_tokens_me(answers: dict[str, Any]) -> None:

@@ -37,7 +37,12 @@ DEFAULTS = MockGenesysConfig(public_origin="http://x", panel_url=PANEL_URL)
 SECOND_ID = DEFAULTS.second_agent_user_id
 OTHER_ID = DEFAULTS.other_user_id
 POPUP_URI = f"{PANEL_URL}?popup=1"
-DEFAULT_SETTINGS = {"signInMode": "auto", "loginFrameable": True, "signInUserId": AGENT_ID}
+DEFAULT_SETTINGS = {
+    "signInMode": "auto",
+    "loginFrameable": True,
+    "signInUserId": AGENT_ID,
+    "agentRole": "agent",
+}
 
 pytestmark = pytest.mark.anyio
 
@@ -467,7 +472,8 @@ async def test_settings_read_and_partial_update(client: httpx.AsyncClient) -> No
     changed = await settings(client, signInMode="prompt")
     assert changed == {**DEFAULT_SETTINGS, "signInMode": "prompt"}
     changed = await settings(client, loginFrameable=False, signInUserId=OTHER_ID)
-    assert changed == {"signInMode": "prompt", "loginFrameable": False, "signInUserId": OTHER_ID}
+    assert changed == {**DEFAULT_SETTINGS, "signInMode": "prompt", "loginFrameable": False,
+                       "signInUserId": OTHER_ID}
     assert (await client.get("/mock/settings")).json() == changed
 
 
@@ -482,6 +488,7 @@ async def test_settings_read_and_partial_update(client: httpx.AsyncClient) -> No
         {"signInUserId": 7},
         {"signInMode": "deny", "colour": "blue"},
         {"signInMode": "deny", "signInUserId": "nobody"},
+        {"signInMode": "deny", "agentRole": "supervisor"},
         ["signInMode", "deny"],
         "deny",
     ],

@@ -210,6 +210,11 @@ class Panel {
       const result = await this.sessions.accept(answer);
       this.config = { ...this.config, ...result.context };
       history.replaceState(null, "", `${window.location.pathname}?${panelQuery(this.config)}`);
+      // The callback URL carries no langTag: the agent's language comes back with the
+      // sign-in's context.
+      setLanguage(this.config.langTag);
+      translateDocument(this.root);
+      this.setStatus("signing-in");
     } catch (error) {
       this.setStatus("offline");
       this.alert(t("signin.failed", { reason: error.message }));

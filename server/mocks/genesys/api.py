@@ -176,16 +176,19 @@ class PlatformApi:
         return JSONResponse(conversation_body(self.config, conversation))
 
     async def message(self, request: Request) -> Response:
-        """``GET /api/v2/conversations/messages/{conversationId}/messages/{messageId}``.
+        """``GET /api/v2/conversations/messages/{conversationId}/messages/{messageId}
+        [?useNormalizedMessage=true]``.
 
-        Answers ``MessageData``; any token of the conversation's org may read it.
+        Answers ``MessageData`` (see :func:`.messaging.message_data` for which text
+        field); any token of the conversation's org may read it.
         """
         token = require_token(self.state, request)
         conversation = self._conversation(token, request)
+        normalized = _use_normalized_message(request)
         message = conversation.message(request.path_params["message_id"])
         if message is None:
             raise PlatformError(404, "not.found", "The requested message could not be found.")
-        return JSONResponse(message_data(self.config, conversation, message))
+        return JSONResponse(message_data(self.config, conversation, message, normalized))
 
     async def messages_bulk(self, request: Request) -> Response:
         """``POST /api/v2/conversations/messages/{conversationId}/messages/bulk``.
@@ -193,9 +196,11 @@ class PlatformApi:
         The body is a JSON list of message ids (at most 1,000); answers
         ``TextMessageListing`` ``{"entities": [MessageData...]}`` in the order asked,
         each id once. Ids the conversation does not have are left out.
+        ``?useNormalizedMessage=true`` as for one message.
         """
         token = require_token(self.state, request)
         conversation = self._conversation(token, request)
+        normalized = _use_normalized_message(request)
         try:
             ids: Any = json.loads(await request.body())
         except ValueError as exc:
@@ -210,7 +215,9 @@ class PlatformApi:
                 {"max": str(MAX_BULK_MESSAGES)},
             )
         found = (conversation.message(i) for i in dict.fromkeys(ids))
-        entities = [message_data(self.config, conversation, m) for m in found if m is not None]
+        entities = [
+            message_data(self.config, conversation, m, normalized) for m in found if m is not None
+        ]
         return JSONResponse({"entities": entities})
 
     async def unknown_resource(self, request: Request) -> Response:
@@ -236,6 +243,14 @@ class PlatformApi:
                 404, "not.found", "Unable to find a conversation with that conversationId."
             )
         return conversation
+
+
+def _use_normalized_message(request: Request) -> bool:
+    """The ``useNormalizedMessage`` query flag (default false); 400 for a non-boolean."""
+    value = request.query_params.get("useNormalizedMessage", "false").lower()
+    if value not in ("true", "false"):
+        raise PlatformError(400, "bad.request", "useNormalizedMessage must be true or false.")
+    return value == "true"
 
 
 def user_body(user: User) -> dict[str, Any]:

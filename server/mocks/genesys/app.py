@@ -20,6 +20,7 @@ from .knowledge import knowledge_routes
 from .notifications import NotificationsApi
 from .oauth import OAuthEndpoints
 from .oauth_clients import OAuthClientsApi
+from .organization import OrganizationApi
 from .player import ConversationPlayer
 from .scripts import ScriptLibrary
 from .state import MockGenesysState
@@ -63,6 +64,7 @@ def create_mock_genesys_app(config: MockGenesysConfig) -> Starlette:
             *knowledge_routes(config, state),
             *IntegrationsApi(state).routes(),
             *OAuthClientsApi(state).routes(),
+            *OrganizationApi(config, state).routes(),
             *notifications.routes(),
             *controls.routes(),
             *faults.routes(),

@@ -20,7 +20,7 @@ DEFAULT_SCOPES: tuple[str, ...] = (
 )
 
 #: What the admin OAuth client's role grants (client credentials): everything the
-#: installer and ``kb sync`` call needs.
+#: installer, ``status`` (roles and queues, for what agents need) and ``kb sync`` call needs.
 ADMIN_PERMISSIONS: tuple[str, ...] = (
     "integrations:integration:view",
     "integrations:integration:add",
@@ -32,6 +32,8 @@ ADMIN_PERMISSIONS: tuple[str, ...] = (
     "oauth:client:delete",
     "knowledge:knowledgebase:view",
     "knowledge:document:view",
+    "authorization:role:view",
+    "routing:queue:view",
 )
 
 
@@ -95,6 +97,9 @@ class MockGenesysConfig:
             (``/api/v2/knowledge/knowledgebases/{id}``), for ``kb sync``.
         knowledge_seed: JSON file of that base's documents (see
             :mod:`.knowledge_store`); ``None`` = the shipped Brightwave Mobile seed.
+        bootstrap_timeout_s: How long the mock desktop waits, after the panel's frame
+            loads, for the panel to answer the Client App SDK's ``bootstrap`` hook
+            with ``bootstrapped`` (it shows a loading state meanwhile).
     """
 
     public_origin: str
@@ -142,6 +147,7 @@ class MockGenesysConfig:
     knowledge_base_id: str = "6a1f3c9e-2b7d-4e5a-8c0f-9d4b2e7a1c36"
     knowledge_base_name: str = "Brightwave Help Center"
     knowledge_seed: Path | None = None
+    bootstrap_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
         """Validate the values that would otherwise fail late and confusingly."""
@@ -165,6 +171,8 @@ class MockGenesysConfig:
             raise ValueError("code_lifetime_s must be positive")
         if self.expiry_check_s <= 0:
             raise ValueError("expiry_check_s must be positive")
+        if self.bootstrap_timeout_s <= 0:
+            raise ValueError("bootstrap_timeout_s must be positive")
         if self.sign_in_mode not in SIGN_IN_MODES:
             raise ValueError(f"sign_in_mode must be one of {', '.join(SIGN_IN_MODES)}")
         user_ids = (self.agent_user_id, self.second_agent_user_id, self.other_user_id)

@@ -1,7 +1,8 @@
 """Mock-only platform controls under ``/mock/`` (JSON), for the desktop page and tests.
 
 Not part of the platform's contract: they change what the mock platform does
-(sign-in mode, framing, who signs in) and make tokens or channels expire now.
+(sign-in mode, framing, who signs in, the agents' role) and make tokens or channels
+expire now.
 Errors are ``{"error": code, "message": ...}``.
 """
 
@@ -61,7 +62,7 @@ class PlatformControls:
         ]
 
     async def get_settings(self, request: Request) -> Response:
-        """``GET /mock/settings``: ``{signInMode, loginFrameable, signInUserId}``."""
+        """``GET /mock/settings``: ``{signInMode, loginFrameable, signInUserId, agentRole}``."""
         return JSONResponse(self.state.settings.to_json())
 
     async def put_settings(self, request: Request) -> Response:

@@ -3,6 +3,8 @@
 Two participants, customer and agent, each with the media of the conversation:
 ``calls`` for voice, ``messages`` for web messaging (listing every message so far).
 On a direct call (dialled to the agent, no queue) the agent's purpose is ``user``.
+Once ended, the conversation and its participants have an ``endTime`` and their
+communications are ``disconnected`` (see :mod:`.disconnect`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 
 from .config import MockGenesysConfig
 from .conversations import Conversation
+from .disconnect import communication_end, participant_end
 from .feed import Speaker
 from .messaging import rest_communication
 from .state import iso_z
@@ -29,6 +32,7 @@ def conversation_body(config: MockGenesysConfig, conversation: Conversation) -> 
         "id": conversation.customer_participant_id,
         "startTime": started,
         "connectedTime": started,
+        **participant_end(conversation),
         "name": conversation.customer_name,
         "queueId": config.queue_id,
         "queueName": config.queue_name,
@@ -48,6 +52,7 @@ def conversation_body(config: MockGenesysConfig, conversation: Conversation) -> 
         "id": conversation.agent_participant_id,
         "startTime": started,
         "connectedTime": started,
+        **participant_end(conversation),
         "name": config.agent_name,
         "userUri": f"/api/v2/users/{conversation.agent_user_id}",
         "userId": conversation.agent_user_id,
@@ -88,6 +93,7 @@ def conversation_body(config: MockGenesysConfig, conversation: Conversation) -> 
     body: dict[str, Any] = {
         "id": conversation.id,
         "startTime": started,
+        **participant_end(conversation),  # the conversation's endTime: its participants'
         "participants": [customer, agent],
         "recordingState": "NONE",
         "selfUri": f"/api/v2/conversations/{conversation.id}",
@@ -106,7 +112,7 @@ def _call(
         else conversation.agent_communication_id
     )
     return {
-        "state": "connected",
+        **communication_end(conversation, speaker),
         "id": communication_id,
         "direction": "inbound",
         "recording": False,

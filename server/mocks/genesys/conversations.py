@@ -48,6 +48,15 @@ class Conversation:
     #: A direct call to the agent, never through a queue: the agent's purpose is "user".
     direct: bool = False
     messages: list[ConversationMessage] = field(default_factory=list)
+    #: When the conversation was ended (``POST /mock/conversations/{id}/end``).
+    end_time: float | None = None
+    #: When the current transcription session started (a call's playback), epoch ms.
+    transcription_start_ms: int | None = None
+
+    @property
+    def ended(self) -> bool:
+        """Whether the conversation was ended: both participants have left."""
+        return self.end_time is not None
 
     @property
     def transcription_topic(self) -> str:

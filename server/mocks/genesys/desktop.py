@@ -20,9 +20,10 @@ from starlette.websockets import WebSocket
 from .config import SIGN_IN_MODES, MockGenesysConfig
 from .pages import page_headers
 from .player import ConversationPlayer
+from .roles import AGENT_ROLES
 from .scripts import ScriptLibrary
 from .sockets import serve_outbox
-from .state import MockGenesysState
+from .state import MockGenesysState, iso_z
 
 STATIC_PATH = "/mock/static"
 #: How the Platform section of the page names each sign-in mode.
@@ -91,6 +92,7 @@ class MockDesktop:
             Route("/mock/conversations", self.create_conversation, methods=["POST"]),
             Route("/mock/conversations/{conversation_id}", self.conversation, methods=["GET"]),
             Route("/mock/conversations/{conversation_id}/play", self.play, methods=["POST"]),
+            Route("/mock/conversations/{conversation_id}/end", self.end, methods=["POST"]),
             WebSocketRoute("/mock/conversations/{conversation_id}/feed", self.feed),
         ]
 
@@ -126,6 +128,8 @@ class MockDesktop:
             "panel_sandbox": PANEL_SANDBOX,
             "sign_in_modes": SIGN_IN_MODES,
             "sign_in_labels": SIGN_IN_LABELS,
+            "agent_roles": list(AGENT_ROLES.values()),
+            "bootstrap_timeout_s": self.config.bootstrap_timeout_s,
             "settings": self.state.settings,
             "users": [directory.summary(u) for u in directory.users.values()],
         }
@@ -199,16 +203,44 @@ class MockDesktop:
         )
 
     async def play(self, request: Request) -> Response:
-        """``POST /mock/conversations/{id}/play``: replay the script from the start (202)."""
+        """``POST /mock/conversations/{id}/play``: replay the script from the start (202).
+
+        404 for an unknown conversation, 409 ``conversation_ended`` for an ended one.
+        """
         conversation_id = request.path_params["conversation_id"]
+        conversation = self.state.conversations.get(conversation_id)
+        if conversation is not None and conversation.ended:
+            return _error(409, "conversation_ended", "The conversation has ended.")
         if not await self.player.play(conversation_id):
             return _error(404, "not_found", "No such conversation.")
         return JSONResponse({"conversationId": conversation_id, "status": "playing"}, 202)
 
+    async def end(self, request: Request) -> Response:
+        """``POST /mock/conversations/{id}/end``: end the conversation, as the agent would.
+
+        Its script stops; both participants leave, and the platform publishes the
+        ended conversation on the agent's ``v2.users.{id}.conversations`` topic and,
+        for a call still being transcribed, ``SESSION_ENDED`` on its transcription
+        topic (see :mod:`.ending`). Answers ``{conversationId, status: "disconnected",
+        endTime}`` (200, also for a conversation ended before: nothing is published
+        again); 404 for an unknown one.
+        """
+        conversation = await self.player.end(request.path_params["conversation_id"])
+        if conversation is None or conversation.end_time is None:
+            return _error(404, "not_found", "No such conversation.")
+        return JSONResponse(
+            {
+                "conversationId": conversation.id,
+                "status": "disconnected",
+                "endTime": iso_z(conversation.end_time),
+            }
+        )
+
     async def feed(self, websocket: WebSocket) -> None:
         """``/mock/conversations/{id}/feed``: the live transcript for the desktop page.
 
-        Messages: ``{"type": "status", "status": "waiting"|"playing"|"ended"}``,
+        Messages: ``{"type": "status", "status": "waiting"|"playing"|"ended"|"disconnected"}``
+        (``disconnected``: the conversation was ended),
         ``{"type": "reset"}`` (a replay starts), and
         ``{"type": "line", "speaker", "text", "utteranceId"}`` per final line.
         """

@@ -9,7 +9,8 @@ from typing import Literal
 from .sockets import Outbox
 
 Speaker = Literal["customer", "agent"]
-PlaybackStatus = Literal["waiting", "playing", "ended"]
+#: ``ended``: the script was played to its end; ``disconnected``: the conversation was ended.
+PlaybackStatus = Literal["waiting", "playing", "ended", "disconnected"]
 
 
 @dataclass(frozen=True)

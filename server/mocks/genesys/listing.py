@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlencode
 
 from starlette.requests import Request
 
@@ -36,20 +37,26 @@ def _positive(request: Request, name: str, default: int, largest: int | None = N
     return value
 
 
-def numbered_page(request: Request, entities: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def numbered_page(
+    request: Request, entities: Sequence[dict[str, Any]], *, carry: Sequence[str] = ()
+) -> dict[str, Any]:
     """The page of ``entities`` the request's ``pageSize``/``pageNumber`` ask for.
 
     A bad ``pageSize`` (not 1..500) or ``pageNumber`` is a 400 ``bad.request``; a
-    page past the end is empty, as on the platform.
+    page past the end is empty, as on the platform. The query parameters named in
+    ``carry`` (a listing's filters) are kept in the page links, so following
+    ``nextUri`` stays within the filtered listing.
     """
     size = _positive(request, "pageSize", DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
     number = _positive(request, "pageNumber", 1)
     total = len(entities)
     page_count = -(-total // size)
     path = request.url.path
+    kept = [(name, value) for name in carry for value in request.query_params.getlist(name)]
+    filters = f"&{urlencode(kept)}" if kept else ""
 
     def uri(page: int) -> str:
-        return f"{path}?pageSize={size}&pageNumber={page}"
+        return f"{path}?pageSize={size}&pageNumber={page}{filters}"
 
     body: dict[str, Any] = {
         "entities": list(entities[(number - 1) * size : number * size]),

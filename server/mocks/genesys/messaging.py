@@ -16,6 +16,7 @@ from typing import Any
 
 from .config import MockGenesysConfig
 from .conversations import Conversation, ConversationMessage
+from .disconnect import communication_end, participant_end
 from .feed import FeedLine, Speaker
 from .scripts import Script
 from .state import MockGenesysState, iso_z
@@ -50,7 +51,7 @@ def _event_communication(conversation: Conversation, speaker: Speaker) -> dict[s
     _, communication_id = _participant_ids(conversation, speaker)
     return {
         "id": communication_id,
-        "state": "connected",
+        **communication_end(conversation, speaker),
         "direction": "inbound",
         "held": False,
         "provider": PROVIDER,
@@ -74,6 +75,7 @@ def conversation_event(config: MockGenesysConfig, conversation: Conversation) ->
     customer = {
         "id": conversation.customer_participant_id,
         "connectedTime": connected,
+        **participant_end(conversation),
         "name": conversation.customer_name,
         "queueId": config.queue_id,
         "purpose": "customer",
@@ -84,6 +86,7 @@ def conversation_event(config: MockGenesysConfig, conversation: Conversation) ->
     agent = {
         "id": conversation.agent_participant_id,
         "connectedTime": connected,
+        **participant_end(conversation),
         "userId": conversation.agent_user_id,
         "name": config.agent_name,
         "queueId": config.queue_id,
@@ -109,7 +112,7 @@ def rest_communication(
     }
     org_side = {"name": config.queue_name, "addressNormalized": config.messaging_deployment_id}
     return {
-        "state": "connected",
+        **communication_end(conversation, speaker),
         "id": communication_id,
         "held": False,
         "direction": "inbound",
@@ -135,9 +138,18 @@ def rest_communication(
 
 
 def message_data(
-    config: MockGenesysConfig, conversation: Conversation, message: ConversationMessage
+    config: MockGenesysConfig,
+    conversation: Conversation,
+    message: ConversationMessage,
+    normalized_only: bool = False,
 ) -> dict[str, Any]:
-    """A message as ``MessageData`` (with its ``normalizedMessage``)."""
+    """A message as ``MessageData``.
+
+    By default the text is in ``textBody`` and there is no ``normalizedMessage``
+    (optional in the platform's model: a client must not count on it). Asked with
+    ``useNormalizedMessage=true`` (``normalized_only``), the platform leaves out the
+    deprecated ``textBody`` and sends the ``normalizedMessage`` instead.
+    """
     guest = conversation.customer_messaging_id
     deployment = config.messaging_deployment_id
     first, _, last = conversation.customer_name.partition(" ")
@@ -179,10 +191,13 @@ def message_data(
         "direction": DIRECTION[message.speaker],
         "messengerType": MESSENGER_TYPE,
         "status": STATUS[message.speaker],
-        "normalizedMessage": normalized,
         "conversationId": conversation.id,
         "selfUri": message_path(conversation, message.id),
     }
+    if normalized_only:
+        body["normalizedMessage"] = normalized
+    else:
+        body["textBody"] = message.text
     if message.speaker == "agent":
         normalized["status"] = "Sent"
         body["createdBy"] = {

@@ -1,4 +1,22 @@
-"""The Notifications API: channels, their topic subscriptions, and channel WebSockets."""
+"""The Notifications API: channels, their topic subscriptions, and channel WebSockets.
+
+Subscribing checks the user's permissions, as the platform does. ``PUT`` (replace)
+and ``POST`` (add) ``.../subscriptions`` take ``[{"id": topic}]`` and an optional
+query parameter ``ignoreErrors`` (``true`` or ``false``, any case; false when absent):
+
+* without it, one topic the user may not have refuses the whole request: 403
+  ``missing.permissions`` naming the topic and the permission, and the channel's
+  topics stay as they were;
+* with ``ignoreErrors=true`` the answer is 200 and lists every topic of the request
+  (a ``ChannelTopicEntityListing``): ``"state": "Permitted"`` for those subscribed,
+  ``"state": "Rejected"`` with ``rejectionReason`` and ``missingPermissions`` for the
+  others, which are left out (``PUT`` replaces the topics with the permitted ones,
+  ``POST`` adds them).
+
+A conversation's transcription topic needs ``conversation:transcription:view``; a
+user's own ``v2.users.{id}.conversations`` topic needs no more than the token.
+Only a topic actually subscribed starts what waits for it (``on_subscribed``).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +25,7 @@ import contextlib
 import json
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Literal
 
 from starlette.requests import Request
@@ -16,6 +35,7 @@ from starlette.websockets import WebSocket
 
 from .api import PlatformError, require_token
 from .config import MockGenesysConfig
+from .roles import TRANSCRIPTION_VIEW
 from .sockets import Outbox, serve_outbox
 from .state import TOKEN_EXPIRED, Channel, MockGenesysState, iso_z, metadata_frame
 
@@ -26,6 +46,72 @@ USER_CONVERSATIONS_TOPIC = re.compile(rf"v2\.users\.({_UUID})\.conversations")
 TOPIC_PATTERNS: tuple[re.Pattern[str], ...] = (TRANSCRIPTION_TOPIC, USER_CONVERSATIONS_TOPIC)
 MAX_TOPICS_PER_CHANNEL = 1000
 HEARTBEAT_MESSAGE = "WebSocket Heartbeat"
+#: The values ``ignoreErrors`` may take (compared in lower case).
+_BOOLEANS = {"true": True, "false": False}
+
+
+def required_permissions(topic: str) -> tuple[str, ...]:
+    """The permissions a user needs to subscribe to ``topic`` (a valid topic).
+
+    A conversation's transcript needs ``conversation:transcription:view``. The user's
+    own conversations topic needs nothing more; another user's is let through as it
+    always was (the mock does not model supervisors).
+    """
+    if TRANSCRIPTION_TOPIC.fullmatch(topic):
+        return (TRANSCRIPTION_VIEW,)
+    return ()
+
+
+@dataclass(frozen=True)
+class TopicCheck:
+    """One topic of a subscription request, and the permissions the user lacks for it."""
+
+    topic: str
+    missing: tuple[str, ...] = ()
+
+    @property
+    def permitted(self) -> bool:
+        """Whether the user may subscribe to the topic."""
+        return not self.missing
+
+    def entity(self) -> dict[str, Any]:
+        """The topic as a ``ChannelTopic``, with its state."""
+        if self.permitted:
+            return {"id": self.topic, "state": "Permitted"}
+        return {
+            "id": self.topic,
+            "state": "Rejected",
+            "rejectionReason": "The user lacks the permission(s) this topic needs: "
+            + ", ".join(self.missing),
+            "missingPermissions": list(self.missing),
+        }
+
+
+def topic_refused(check: TopicCheck) -> PlatformError:
+    """The platform's 403 for a subscription to a topic the user lacks permissions for."""
+    listed = ", ".join(check.missing)
+    return PlatformError(
+        403,
+        "missing.permissions",
+        f"Unable to subscribe to {check.topic}. You are missing the following "
+        f"permission(s): [{listed}]",
+        {"permissions": listed, "topic": check.topic},
+    )
+
+
+def ignore_errors(request: Request) -> bool:
+    """The ``ignoreErrors`` query parameter: false when absent, 400 when not a boolean."""
+    value = request.query_params.get("ignoreErrors")
+    if value is None:
+        return False
+    if value.lower() not in _BOOLEANS:
+        raise PlatformError(
+            400,
+            "bad.request",
+            f"ignoreErrors must be true or false, not {value!r}.",
+            {"ignoreErrors": value},
+        )
+    return _BOOLEANS[value.lower()]
 
 
 class NotificationsApi:
@@ -73,23 +159,32 @@ class NotificationsApi:
         return JSONResponse({"entities": [self.channel_body(c) for c in channels]})
 
     async def get_subscriptions(self, request: Request) -> Response:
-        """``GET .../subscriptions``: the channel's topics."""
+        """``GET .../subscriptions``: the channel's topics (each ``Permitted``)."""
         channel = self._owned_channel(request)
         return self._topics_response(channel)
 
     async def replace_subscriptions(self, request: Request) -> Response:
-        """``PUT .../subscriptions``: replace the channel's topics."""
+        """``PUT .../subscriptions[?ignoreErrors=]``: replace the channel's topics.
+
+        Answers the channel's topics, or with ``ignoreErrors=true`` every topic asked
+        for with its state (see the module's docstring).
+        """
         channel = self._owned_channel(request)
-        topics = await self._topics_from_body(request)
-        self._set_topics(channel, topics)
-        return self._topics_response(channel)
+        lenient = ignore_errors(request)
+        checks = await self._checked_topics(request, channel, lenient)
+        self._set_topics(channel, [c.topic for c in checks if c.permitted])
+        return self._subscribed_response(channel, checks, lenient)
 
     async def add_subscriptions(self, request: Request) -> Response:
-        """``POST .../subscriptions``: add topics to the channel."""
+        """``POST .../subscriptions[?ignoreErrors=]``: add topics to the channel.
+
+        Answers as ``PUT`` does.
+        """
         channel = self._owned_channel(request)
-        topics = await self._topics_from_body(request)
-        self._set_topics(channel, [*channel.topics, *topics])
-        return self._topics_response(channel)
+        lenient = ignore_errors(request)
+        checks = await self._checked_topics(request, channel, lenient)
+        self._set_topics(channel, [*channel.topics, *(c.topic for c in checks if c.permitted)])
+        return self._subscribed_response(channel, checks, lenient)
 
     async def clear_subscriptions(self, request: Request) -> Response:
         """``DELETE .../subscriptions``: remove every topic."""
@@ -134,6 +229,33 @@ class NotificationsApi:
             )
         return topics
 
+    async def _checked_topics(
+        self, request: Request, channel: Channel, lenient: bool
+    ) -> list[TopicCheck]:
+        """The request's topics (each once), checked against the user's permissions now.
+
+        Without ``lenient`` (``ignoreErrors``), the first refused topic is a 403.
+        """
+        held = self.state.user_permissions(channel.user_id)
+        checks = [
+            TopicCheck(
+                topic,
+                tuple(p for p in required_permissions(topic) if p not in held),
+            )
+            for topic in dict.fromkeys(await self._topics_from_body(request))
+        ]
+        refused = next((c for c in checks if not c.permitted), None)
+        if refused is not None and not lenient:
+            raise topic_refused(refused)
+        return checks
+
+    def _subscribed_response(
+        self, channel: Channel, checks: list[TopicCheck], lenient: bool
+    ) -> Response:
+        if lenient:
+            return JSONResponse({"entities": [c.entity() for c in checks]})
+        return self._topics_response(channel)
+
     def _set_topics(self, channel: Channel, topics: list[str]) -> None:
         unique = list(dict.fromkeys(topics))
         if len(unique) > MAX_TOPICS_PER_CHANNEL:
@@ -150,7 +272,9 @@ class NotificationsApi:
 
     @staticmethod
     def _topics_response(channel: Channel) -> Response:
-        return JSONResponse({"entities": [{"id": topic} for topic in channel.topics]})
+        return JSONResponse(
+            {"entities": [TopicCheck(topic).entity() for topic in channel.topics]}
+        )
 
     # WebSocket ----------------------------------------------------------
 

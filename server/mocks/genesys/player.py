@@ -3,7 +3,8 @@
 A new conversation waits until someone listens, so that its first line is not
 lost: a voice conversation starts when a channel subscribes to its
 transcription topic, a messaging one when a channel subscribes to its agent's
-``v2.users.{id}.conversations`` topic. ``play`` (re)starts one at any time.
+``v2.users.{id}.conversations`` topic. ``play`` (re)starts one at any time until
+``end`` ends it (an ended conversation never plays again).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import logging
 
 from .config import MockGenesysConfig
 from .conversations import Conversation
+from .ending import end_conversation
 from .messaging import play_messaging
 from .notifications import TRANSCRIPTION_TOPIC, USER_CONVERSATIONS_TOPIC
 from .scripts import ScriptLibrary
@@ -48,19 +50,31 @@ class ConversationPlayer:
                     self.ensure_started(conversation.id)
 
     def ensure_started(self, conversation_id: str) -> None:
-        """Start a conversation's playback unless it was started before."""
+        """Start a conversation's playback unless it was started before (or ended)."""
         conversation = self.state.conversations.get(conversation_id)
-        if conversation is not None and not conversation.playback_requested:
-            self._start(conversation)
+        if conversation is None or conversation.playback_requested or conversation.ended:
+            return
+        self._start(conversation)
 
     async def play(self, conversation_id: str) -> bool:
-        """(Re)play a conversation from the start; False if it does not exist."""
+        """(Re)play a conversation from the start; False if it does not exist or ended."""
         conversation = self.state.conversations.get(conversation_id)
-        if conversation is None:
+        if conversation is None or conversation.ended:
             return False
         await self._cancel(conversation_id)
         self._start(conversation)
         return True
+
+    async def end(self, conversation_id: str) -> Conversation | None:
+        """Stop a conversation's script and end it on the platform (see :mod:`.ending`);
+        None if it does not exist. Ending it again changes nothing."""
+        conversation = self.state.conversations.get(conversation_id)
+        if conversation is None:
+            return None
+        if not conversation.ended:
+            await self._cancel(conversation_id)
+            end_conversation(self.config, self.state, conversation)
+        return conversation
 
     def is_playing(self, conversation_id: str) -> bool:
         """Whether a playback task is running for the conversation."""

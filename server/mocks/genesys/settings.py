@@ -1,4 +1,5 @@
-"""Runtime switches of the mock's login host, changed through ``PUT /mock/settings``."""
+"""Runtime switches of the mock platform (its login host, and the agents' role),
+changed through ``PUT /mock/settings``."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import SIGN_IN_MODES, MockGenesysConfig
+from .roles import AGENT_ROLES, DEFAULT_AGENT_ROLE
+
+#: The keys ``PUT /mock/settings`` takes.
+SETTING_KEYS = frozenset({"signInMode", "loginFrameable", "signInUserId", "agentRole"})
 
 
 class SettingsError(ValueError):
@@ -14,17 +19,20 @@ class SettingsError(ValueError):
 
 @dataclass
 class MockSettings:
-    """What the login host does with the next authorization request.
+    """What the login host does with the next authorization request, and the agents' role.
 
     Attributes:
         sign_in_mode: ``auto`` (grant at once), ``prompt`` (sign-in page) or ``deny``.
         login_frameable: False makes every login-host answer refuse framing.
         sign_in_user_id: The user ``auto`` signs in.
+        agent_role: The role (a key of :data:`~.roles.AGENT_ROLES`) the home org's
+            users hold; their permissions are checked when they subscribe to topics.
     """
 
     sign_in_mode: str
     login_frameable: bool
     sign_in_user_id: str
+    agent_role: str = DEFAULT_AGENT_ROLE
 
     @classmethod
     def from_config(cls, config: MockGenesysConfig) -> MockSettings:
@@ -41,17 +49,18 @@ class MockSettings:
             "signInMode": self.sign_in_mode,
             "loginFrameable": self.login_frameable,
             "signInUserId": self.sign_in_user_id,
+            "agentRole": self.agent_role,
         }
 
     def update(self, body: Any, user_ids: set[str]) -> None:
-        """Apply a partial update ``{signInMode?, loginFrameable?, signInUserId?}``.
+        """Apply a partial update ``{signInMode?, loginFrameable?, signInUserId?, agentRole?}``.
 
         Validates everything first (all or nothing); raises :class:`SettingsError`
         for anything but a JSON object of known keys with valid values.
         """
         if not isinstance(body, dict):
             raise SettingsError("The body must be a JSON object of settings.")
-        unknown = sorted(set(body) - {"signInMode", "loginFrameable", "signInUserId"})
+        unknown = sorted(set(body) - SETTING_KEYS)
         if unknown:
             raise SettingsError(f"Unknown setting {unknown[0]!r}.")
         mode = body.get("signInMode", self.sign_in_mode)
@@ -63,6 +72,10 @@ class MockSettings:
         user_id = body.get("signInUserId", self.sign_in_user_id)
         if not isinstance(user_id, str) or user_id not in user_ids:
             raise SettingsError("signInUserId must be the id of one of the mock's users.")
+        role = body.get("agentRole", self.agent_role)
+        if not isinstance(role, str) or role not in AGENT_ROLES:
+            raise SettingsError(f"agentRole must be one of: {', '.join(AGENT_ROLES)}.")
         self.sign_in_mode = mode
         self.login_frameable = frameable
         self.sign_in_user_id = user_id
+        self.agent_role = role

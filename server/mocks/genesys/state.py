@@ -24,6 +24,7 @@ from .config import MockGenesysConfig
 from .conversations import Conversation, Media
 from .directory import Directory, User
 from .pkce import CodeStore
+from .roles import AGENT_ROLES, DEFAULT_AGENT_ROLE
 from .settings import MockSettings
 from .sockets import Outbox
 
@@ -141,6 +142,14 @@ class MockGenesysState:
     def now(self) -> float:
         """Current time in epoch seconds, from the configured clock."""
         return self.config.clock()
+
+    def user_permissions(self, user_id: str) -> frozenset[str]:
+        """The permissions a user holds now: the home org's users those of the
+        ``agentRole`` setting, the other org's user those of a full agent."""
+        user = self.users.get(user_id)
+        if user is not None and user.org_id == self.config.org_id:
+            return AGENT_ROLES[self.settings.agent_role].permissions
+        return AGENT_ROLES[DEFAULT_AGENT_ROLE].permissions
 
     # Tokens -------------------------------------------------------------
 

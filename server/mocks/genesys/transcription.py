@@ -104,6 +104,8 @@ async def play_voice(
     """Publish a voice script's transcript, line by line, then ``SESSION_ENDED``."""
     feed = conversation.feed
     transcription_start_ms = int(state.now() * 1000)
+    # The transcription session is open until SESSION_ENDED (here, or when the call ends).
+    conversation.transcription_start_ms = transcription_start_ms
     offset_ms = 0
 
     def publish(status: str = "SESSION_ONGOING", transcript: dict[str, Any] | None = None) -> None:
@@ -141,4 +143,5 @@ async def play_voice(
         feed.add_line(FeedLine(speaker=line.speaker, text=line.text, utterance_id=utterance_id))
         offset_ms += len(words) * WORD_MS
     publish(status="SESSION_ENDED")
+    conversation.transcription_start_ms = None
     feed.set_status("ended")

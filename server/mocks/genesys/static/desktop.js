@@ -1,8 +1,16 @@
-// Mock Agent Desktop (dev): starts scripted conversations, shows their live
-// transcript (or messages), frames the Assist Panel the way Genesys Agent
-// Desktop does, and drives the mock platform's switches (the Platform section).
+// Mock Agent Desktop (dev): starts and ends scripted conversations, shows their
+// live transcript (or messages), frames the Assist Panel the way Genesys Agent
+// Desktop does (speaking the Client App SDK's lifecycle protocol to it: see
+// lifecycle.js), and drives the mock platform's switches (the Platform section).
 // Configuration comes from data-* attributes on #md-root; text from the server
-// is only ever inserted with textContent.
+// or the panel is only ever inserted with textContent.
+
+import { createLifecycle, createToasts } from './lifecycle.js';
+
+// How long a conversation's panel gets to answer the stop hook before the desktop
+// goes on (ending it, or opening the next conversation) without the answer.
+const STOP_TIMEOUT_MS = 3000;
+const DEFAULT_BOOTSTRAP_TIMEOUT_S = 10;
 
 const SPEAKER_LABELS = Object.freeze({ customer: 'Customer', agent: 'Agent' });
 const STATUS_TEXT = Object.freeze({
@@ -17,6 +25,7 @@ const STATUS_TEXT = Object.freeze({
     ended: 'All messages sent',
   }),
 });
+const DISCONNECTED_TEXT = 'Conversation ended';
 
 async function sendJson(method, url, body) {
   const response = await fetch(url, {
@@ -43,17 +52,57 @@ function setupDesktop(root) {
   const conversationsUrl = root.dataset.conversationsUrl;
   const els = {
     script: root.querySelector('#md-script'),
+    direct: root.querySelector('#md-direct'),
     start: root.querySelector('#md-start'),
     replay: root.querySelector('#md-replay'),
+    end: root.querySelector('#md-end'),
     status: root.querySelector('#md-status'),
     description: root.querySelector('#md-description'),
     transcript: root.querySelector('#md-transcript'),
     conversationId: root.querySelector('#md-conversation-id'),
-    panel: root.querySelector('#md-panel'),
+    reply: root.querySelector('#md-reply'),
   };
+  const replyArea = els.reply.closest('.md-reply');
   let conversationId = null;
   let media = 'voice';
   let feed = null;
+
+  // Genesys puts a proposed message into the reply box of a messaging interaction,
+  // at the cursor; a call has no reply box, so there it does nothing.
+  const insertReply = (text) => {
+    const box = els.reply;
+    box.setRangeText(text, box.selectionStart, box.selectionEnd, 'end');
+  };
+
+  const showToast = createToasts(root.querySelector('#md-toasts'));
+  const bootstrapTimeoutS = Number(root.dataset.bootstrapTimeoutS);
+  const lifecycle = createLifecycle(
+    {
+      frame: root.querySelector('#md-panel'),
+      widget: root.querySelector('#md-widget'),
+      loading: root.querySelector('#md-panel-loading'),
+      note: root.querySelector('#md-lifecycle-note'),
+      log: root.querySelector('#md-app-log'),
+    },
+    {
+      panelOrigin: root.dataset.panelOrigin,
+      bootstrapTimeoutMs:
+        1000 * (bootstrapTimeoutS > 0 ? bootstrapTimeoutS : DEFAULT_BOOTSTRAP_TIMEOUT_S),
+      stopTimeoutMs: STOP_TIMEOUT_MS,
+      onAppMessage: (data) => {
+        if (data.action === 'showToast') {
+          showToast(data);
+        } else if (
+          data.action === 'proposeInteractionMessage' &&
+          data.mode === 'insert' &&
+          typeof data.message === 'string' &&
+          media === 'message'
+        ) {
+          insertReply(data.message);
+        }
+      },
+    },
+  );
 
   const setStatus = (text) => {
     els.status.textContent = text;
@@ -82,6 +131,10 @@ function setupDesktop(root) {
       return;
     }
     if (message.type === 'status') {
+      if (message.status === 'disconnected') {
+        setStatus(DISCONNECTED_TEXT);
+        return;
+      }
       setStatus((STATUS_TEXT[media] ?? STATUS_TEXT.voice)[message.status] ?? '');
     } else if (message.type === 'reset') {
       els.transcript.replaceChildren();
@@ -123,18 +176,41 @@ function setupDesktop(root) {
     els.start.disabled = true;
     setStatus('Starting…');
     try {
-      const created = await postJson(conversationsUrl, { script: els.script.value });
+      // The conversation open so far leaves the widget: its panel is stopped first.
+      await lifecycle.stop();
+      // A direct call (dialled straight to the agent, no queue) is a voice thing only.
+      const option = els.script.selectedOptions[0];
+      const direct = els.direct.checked && (!option || option.dataset.media === 'voice');
+      const created = await postJson(conversationsUrl, { script: els.script.value, direct });
       conversationId = created.conversationId;
       media = created.media === 'message' ? 'message' : 'voice';
       els.transcript.replaceChildren();
       els.conversationId.textContent = conversationId;
       els.replay.disabled = false;
+      els.end.disabled = false;
+      els.reply.value = '';
+      replyArea.hidden = media !== 'message';
       openFeed(conversationId);
-      els.panel.src = created.panelUrl;
+      lifecycle.open(conversationId, created.panelUrl);
     } catch (error) {
       setStatus(`Could not start the conversation: ${error.message}`);
     } finally {
       els.start.disabled = false;
+    }
+  };
+
+  // The agent ends the conversation: the platform ends it, then its panel is stopped.
+  const endConversation = async () => {
+    if (!conversationId) return;
+    els.end.disabled = true;
+    try {
+      await postJson(`${conversationsUrl}/${encodeURIComponent(conversationId)}/end`);
+      els.replay.disabled = true;
+      setStatus(DISCONNECTED_TEXT);
+      await lifecycle.stop();
+    } catch (error) {
+      els.end.disabled = false;
+      setStatus(`Could not end the conversation: ${error.message}`);
     }
   };
 
@@ -156,13 +232,15 @@ function setupDesktop(root) {
   });
   els.start.addEventListener('click', startConversation);
   els.replay.addEventListener('click', replay);
+  els.end.addEventListener('click', endConversation);
 }
 
-// The Platform section: sign-in mode, framing and user switches, and expiries.
+// The Platform section: sign-in mode, framing, user and agent role switches, and expiries.
 function setupPlatform(root) {
   const els = {
     mode: root.querySelector('#md-signin-mode'),
     user: root.querySelector('#md-signin-user'),
+    role: root.querySelector('#md-agent-role'),
     frameable: root.querySelector('#md-frameable'),
     expireTokens: root.querySelector('#md-expire-tokens'),
     expireChannels: root.querySelector('#md-expire-channels'),
@@ -174,6 +252,7 @@ function setupPlatform(root) {
   const show = (settings) => {
     els.mode.value = settings.signInMode;
     els.user.value = settings.signInUserId;
+    els.role.value = settings.agentRole;
     els.frameable.checked = settings.loginFrameable;
   };
 
@@ -202,6 +281,7 @@ function setupPlatform(root) {
 
   els.mode.addEventListener('change', () => save({ signInMode: els.mode.value }));
   els.user.addEventListener('change', () => save({ signInUserId: els.user.value }));
+  els.role.addEventListener('change', () => save({ agentRole: els.role.value }));
   els.frameable.addEventListener('change', () => save({ loginFrameable: els.frameable.checked }));
   els.expireTokens.addEventListener('click', () => expire(els.expireTokens, tokensExpireUrl, 'tokens'));
   els.expireChannels.addEventListener('click', () =>
