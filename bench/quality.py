@@ -34,14 +34,14 @@ import anyio
 import anyio.to_thread
 import httpx
 
-from server.app import limits_from, tuning_from
+from server.app import tuning_from
 from server.context import Utterance
 from server.embedders import build_embedder
 from server.generators.extractive import ExtractiveGenerator
 from server.kb_import import find_files, import_files
 from server.knowledge import KnowledgeBase
 from server.paths import sample_kb_dir
-from server.pipeline import AssistRequest, Pipeline
+from server.pipeline import AssistRequest, Limits, Pipeline
 from server.retrieval import KnowledgeBaseRetriever
 from server.settings import Settings
 
@@ -363,8 +363,8 @@ def misses(records: list[Record]) -> list[str]:
 
 
 def _pipeline(kb: KnowledgeBase, settings: Settings) -> Pipeline:
-    limits = replace(limits_from(settings), first_token_s=_NO_TIMEOUT_S, idle_s=_NO_TIMEOUT_S,
-                     hard_s=_NO_TIMEOUT_S)
+    limits = replace(Limits.from_settings(settings), first_token_s=_NO_TIMEOUT_S,
+                     idle_s=_NO_TIMEOUT_S, hard_s=_NO_TIMEOUT_S)
     return Pipeline(
         retriever=KnowledgeBaseRetriever(kb, tuning_from(settings)),
         generator=ExtractiveGenerator(token_delay_s=0),

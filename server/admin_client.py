@@ -27,6 +27,7 @@ from tenacity import (
 )
 
 from .regions import find_region
+from .retry_after import retry_after_seconds
 
 #: Environment variables of the admin client, first found wins. The second pair
 #: are the names Genesys's own tools (CLI, Terraform provider) read.
@@ -145,16 +146,6 @@ class _Retry(Exception):
         super().__init__(str(error))
         self.error = error
         self.wait_s = wait_s
-
-
-def retry_after_seconds(response: httpx.Response) -> float | None:
-    """``Retry-After`` in seconds (delta form only, as Genesys sends it), else None."""
-    value = response.headers.get("retry-after", "").strip()
-    try:
-        seconds = float(value)
-    except ValueError:
-        return None
-    return max(0.0, seconds)
 
 
 def error_text(response: httpx.Response) -> tuple[str, str]:

@@ -20,18 +20,25 @@ class Admission:
         self.metrics = metrics
 
     def check_rate(self, owner: str) -> None:
-        """429 when ``owner`` (a user id, or an API key's name) is over its limit."""
+        """429 when ``owner`` (a user id, or an API key's name) is over its stream limit,
+        counted as a refused stream request."""
         try:
             self.limiter.check(owner)
         except RateLimited:
             self.metrics.rejected("rate_limited")
             raise
 
+    def check_other_rate(self, bucket: str) -> None:
+        """429 when ``bucket`` is over the same limit, for requests that are not streams
+        (feedback): not counted among refused stream requests."""
+        self.limiter.check(bucket)
+
     def admit(self, *, owner: str, conversation_id: str, automatic: bool) -> StreamControl:
-        """A control for the new stream; 503 at the cap or while shutting down."""
+        """A control for the new stream; 503 at the cap (``over_capacity``) or while
+        shutting down (``shutting_down``), each counted under its own reason."""
         try:
             return self.streams.open(owner=owner, conversation_id=conversation_id,
                                      automatic=automatic)
-        except (OverCapacity, ShuttingDown):
-            self.metrics.rejected("over_capacity")
+        except (OverCapacity, ShuttingDown) as refused:
+            self.metrics.rejected(refused.code)
             raise

@@ -65,19 +65,6 @@ def tuning_from(settings: Settings) -> Tuning:
                   threshold=settings.relevance_threshold)
 
 
-def limits_from(settings: Settings) -> Limits:
-    return Limits(
-        first_token_s=settings.first_token_timeout_s,
-        idle_s=settings.stall_timeout_s,
-        hard_s=settings.stream_limit_s,
-        flush_s=settings.flush_interval_ms / 1000,
-        max_tokens=settings.max_tokens,
-        top_k=settings.retrieval_top_k,
-        context_utterances=settings.context_utterances,
-        context_max_chars=settings.context_max_chars,
-    )
-
-
 def check_startup(settings: Settings) -> str:
     """The session secret, after refusing settings the server cannot run safely with."""
     configured_regions(settings)  # fail at start, not on the first page view
@@ -143,7 +130,7 @@ def create_app(settings: Settings) -> Starlette:
                 pipeline = Pipeline(
                     retriever=KnowledgeBaseRetriever(kb, tuning_from(settings)),
                     generator=generator,
-                    limits=limits_from(settings),
+                    limits=Limits.from_settings(settings),
                     static_article={
                         "id": "static-fallback",
                         "title": settings.fallback_article_title,

@@ -18,7 +18,6 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, TextIO
 
 if TYPE_CHECKING:  # at run time only the attributes matter; no import cycle
@@ -112,11 +111,6 @@ class AuditLog:
             raise ValueError(f"cannot open audit log {target!r}: {reason}") from exc
         return cls(lambda: file, owned=file, clock=clock)
 
-    @property
-    def enabled(self) -> bool:
-        """False for the disabled target (``""``)."""
-        return self._stream is not None
-
     def write(self, record: StreamRecord) -> None:
         """Append the line of ``record``. Never raises: a failure logs one warning."""
         stream = self._stream
@@ -146,13 +140,6 @@ class AuditLog:
                 owned.close()
             except OSError as exc:  # a failed final flush: the lines are lost either way
                 self._warn(exc)
-
-    def __enter__(self) -> AuditLog:
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        self.close()
 
     def _warn(self, exc: BaseException) -> None:
         with self._warn_lock:

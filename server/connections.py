@@ -180,6 +180,14 @@ def drop_connection(scope: Scope) -> bool:
     return True
 
 
+def drop_slow_reader(scope: Scope, waited_s: float) -> None:
+    """A streamed response gave up on a client that took no bytes for ``waited_s``: its
+    connection goes (and with it what was queued), and the log gets one line, not a
+    traceback (the stream itself has ended by then)."""
+    drop_connection(scope)
+    log.warning("client stopped reading for %gs: stream ended, connection reset", waited_s)
+
+
 class BodyDeadline:
     """Pure ASGI middleware: the request body must be complete within ``timeout_s`` of
     the request reaching the app, or the read fails with ``BodyTimeout`` (408)."""

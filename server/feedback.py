@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StringConstraints
@@ -31,11 +30,6 @@ log = logging.getLogger("assist_panel.feedback")
 SUGGESTION_ID_PATTERN = r"^sg_[A-Za-z0-9_-]{8,64}$"
 SuggestionId = Annotated[str, StringConstraints(pattern=SUGGESTION_ID_PATTERN)]
 MAX_BODY_BYTES = 4 * 1024
-
-
-def is_suggestion_id(value: str) -> bool:
-    """Whether ``value`` has the shape of a suggestion id from the stream."""
-    return re.fullmatch(SUGGESTION_ID_PATTERN, value) is not None
 
 
 class FeedbackRequest(BaseModel):
@@ -71,7 +65,7 @@ async def feedback(request: Request, session: Session) -> Response:
     bucket, so ratings never use up suggestions).
     """
     admission: Admission = request.state.admission
-    admission.check_rate("feedback:" + session.user_id)
+    admission.check_other_rate("feedback:" + session.user_id)
     body = await read_model(request, FeedbackRequest, MAX_BODY_BYTES)
     log.info(json.dumps(feedback_record(body, session), separators=(",", ":")))
     return Response(status_code=204)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 
+import anyio
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -28,7 +29,9 @@ async def readyz(request: Request) -> JSONResponse:
     kb: KnowledgeBase = request.state.kb
     breaker: CircuitBreaker = request.state.breaker
     try:
-        articles = kb.count()
+        # A worker thread: a store busy with an import must not stall the event loop
+        # (and with it every open stream and /healthz).
+        articles = await anyio.to_thread.run_sync(kb.count)
     except Exception:  # any store failure means "not ready", never a 500
         return JSONResponse({"status": "unavailable", "reason": "knowledge base"}, 503)
     if articles == 0:

@@ -37,7 +37,7 @@ from .admin_client import (
 )
 from .kb_sync_ledger import PENDING, LedgerEntry, SyncBusy, SyncError, SyncLedger, SyncLock
 from .knowledge import Article, KnowledgeBase
-from .knowledge_blocks import blocks_to_text
+from .knowledge_blocks import blocks_to_text, squash
 
 __all__ = [
     "DocumentResult",
@@ -110,13 +110,9 @@ OnDocument = Callable[[DocumentResult], None]
 # Building articles ------------------------------------------------------------
 
 
-def _squash(value: object) -> str:
-    return " ".join(value.split()) if isinstance(value, str) else ""
-
-
 def _category_name(document: Mapping[str, Any]) -> str:
     category = document.get("category")
-    return _squash(category.get("name")) if isinstance(category, Mapping) else ""
+    return squash(category.get("name")) if isinstance(category, Mapping) else ""
 
 
 def check_link_template(template: str) -> None:
@@ -149,12 +145,12 @@ def version_key(document: Mapping[str, Any], template: str | None) -> str | None
     """What says a document changed: ``documentVersion`` id, ``dateModified`` and a digest of
     the other inputs of its article. None when the platform gave neither (always refetch)."""
     version = document.get("documentVersion")
-    version_id = _squash(version.get("id")) if isinstance(version, Mapping) else ""
-    modified = _squash(document.get("dateModified"))
+    version_id = squash(version.get("id")) if isinstance(version, Mapping) else ""
+    modified = squash(document.get("dateModified"))
     if not version_id and not modified:
         return None
-    inputs = (TEXT_FORMAT, _squash(document.get("title")), _category_name(document),
-              _squash(document.get("externalUrl")), template or "")
+    inputs = (TEXT_FORMAT, squash(document.get("title")), _category_name(document),
+              squash(document.get("externalUrl")), template or "")
     digest = hashlib.sha256("\0".join(inputs).encode()).hexdigest()[:16]
     return f"{version_id}|{modified}|{digest}"
 
@@ -201,7 +197,7 @@ async def fetch_knowledge_base(client: AdminClient, knowledge_base_id: str) -> K
     count = body.get("articleCount")
     return KnowledgeBaseInfo(
         id=knowledge_base_id,
-        name=_squash(body.get("name")) or knowledge_base_id,
+        name=squash(body.get("name")) or knowledge_base_id,
         article_count=count if isinstance(count, int) and not isinstance(count, bool) else 0,
     )
 
@@ -306,8 +302,8 @@ class _Sync:
 
     async def _document(self, document: Mapping[str, Any], ledger: SyncLedger,
                         synced: Mapping[str, LedgerEntry], existing: set[str]) -> DocumentResult:
-        doc_id = _squash(document.get("id"))
-        title = _squash(document.get("title"))
+        doc_id = squash(document.get("id"))
+        title = squash(document.get("title"))
 
         def skipped(warning: str | None = None) -> DocumentResult:
             if warning:

@@ -47,14 +47,14 @@ def body_lines(blocks: object) -> Iterator[str]:
 
 def paragraph_text(paragraph: Mapping[str, Any]) -> str:
     """A ``DocumentBodyParagraph``'s text: its text runs joined as written, spaces squashed."""
-    return _squash(_runs(paragraph.get("blocks")))
+    return squash(_runs(paragraph.get("blocks")))
 
 
 def list_lines(body_list: Mapping[str, Any], *, ordered: bool, depth: int = 0) -> Iterator[str]:
     """One line per item of a ``DocumentBodyList``, nested lists after their item, indented."""
     for number, item in enumerate(_objects(body_list.get("blocks")), start=1):
         content = _objects(item.get("blocks"))
-        text = _squash(_runs(content))
+        text = squash(_runs(content))
         if text:
             marker = f"{number}. " if ordered else "- "
             yield f"{INDENT * depth}{marker}{text}"
@@ -101,7 +101,7 @@ def cell_text(blocks: object) -> str:
         elif kind == "Table":
             pieces.append("; ".join(table_lines(_child(block, "table"))))
     pieces.append("".join(runs))
-    return _squash(" ".join(pieces))
+    return squash(" ".join(pieces))
 
 
 # Tolerant readers ------------------------------------------------------------
@@ -130,5 +130,6 @@ def _runs(blocks: object) -> str:
     return "".join(_text(b) for b in _objects(blocks) if b.get("type") == "Text")
 
 
-def _squash(text: str) -> str:
-    return " ".join(text.split())
+def squash(value: object) -> str:
+    """Text with its whitespace runs collapsed to single spaces; '' for anything not text."""
+    return " ".join(value.split()) if isinstance(value, str) else ""

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 
 import anyio
@@ -27,7 +26,7 @@ from starlette.types import Message, Receive, Scope, Send
 from .admission import Admission
 from .api import check_transcript, new_request_id
 from .bodies import read_model
-from .connections import drop_connection
+from .connections import drop_slow_reader
 from .context import Utterance
 from .errors import Unauthorized
 from .events import Event
@@ -35,8 +34,7 @@ from .pipeline import AssistRequest, Pipeline
 from .schemas import MachineStreamRequest
 from .sessions import bearer
 from .settings import Settings
-
-log = logging.getLogger("assist_panel.machine_api")
+from .sse import STREAM_HEADERS
 
 
 class InvalidApiKey(Unauthorized):
@@ -96,8 +94,7 @@ class NDJSONStream(StreamingResponse):
 
     def __init__(self, content: AsyncIterator[bytes], *, on_close: Callable[[], None],
                  send_timeout_s: float) -> None:
-        super().__init__(content, media_type="application/x-ndjson",
-                         headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        super().__init__(content, media_type="application/x-ndjson", headers=STREAM_HEADERS)
         self.on_close = on_close
         self.send_timeout_s = send_timeout_s
 
@@ -119,10 +116,7 @@ class NDJSONStream(StreamingResponse):
                 await self.listen_for_disconnect(receive)
                 group.cancel_scope.cancel()
         except* TimeoutError:
-            # The client stopped reading: what it has not taken goes with the connection.
-            drop_connection(scope)
-            log.warning("client stopped reading for %gs: stream ended, connection reset",
-                        self.send_timeout_s)
+            drop_slow_reader(scope, self.send_timeout_s)
         finally:
             self.on_close()
 

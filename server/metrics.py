@@ -19,7 +19,7 @@ status codes or ``"network"``. Never ids or free text.
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -33,7 +33,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from .breaker import CircuitState
+from .context import Trigger
 from .errors import MetricsTokenRequired
+from .events import FallbackReason, Outcome
 
 if TYPE_CHECKING:  # at run time only the attributes matter; no import cycle
     from .pipeline import StreamRecord
@@ -41,11 +44,12 @@ if TYPE_CHECKING:  # at run time only the attributes matter; no import cycle
 OTHER = "other"
 """The label value standing in for anything outside a known set."""
 
-OUTCOMES = ("completed", "truncated", "fallback", "cancelled", "abstained")
-TRIGGERS = ("utterance", "manual")
-FALLBACK_REASONS = ("stalled", "timeout", "upstream_error", "circuit_open", "no_answer")
-REJECT_REASONS = ("rate_limited", "over_capacity")
-CIRCUIT_STATES = ("closed", "open", "half_open")
+# The label sets are the types' own values: a new outcome or reason is a label at once.
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
+TRIGGERS: tuple[str, ...] = get_args(Trigger)
+FALLBACK_REASONS: tuple[str, ...] = get_args(FallbackReason)
+REJECT_REASONS = ("rate_limited", "over_capacity", "shutting_down")
+CIRCUIT_STATES: tuple[str, ...] = get_args(CircuitState)
 # ``Generator.name`` of the shipped generators (server/generators); others count as "other".
 GENERATORS = ("extractive", "openai")
 
@@ -142,7 +146,8 @@ class Metrics:
         self._upstream_retries.inc()
 
     def rejected(self, reason: str) -> None:
-        """A stream request was refused: ``"rate_limited"`` or ``"over_capacity"``."""
+        """A stream request was refused: ``"rate_limited"``, ``"over_capacity"`` or
+        ``"shutting_down"``."""
         self._rejected.labels(reason=_known(reason, REJECT_REASONS)).inc()
 
     def set_circuit_state(self, state: str) -> None:

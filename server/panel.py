@@ -9,7 +9,7 @@ from starlette.templating import Jinja2Templates
 
 from .errors import BadRequest
 from .platform import allowed_host_origins, configured_regions, resolve_env
-from .schemas import is_conversation_id
+from .schemas import is_conversation_id, is_lang_tag
 from .settings import Settings
 
 #: The vendored Genesys Client App SDK (see frontend/static/vendor/README.md).
@@ -18,7 +18,6 @@ CLIENT_APP_SDK = "/static/vendor/purecloud-client-app-sdk-2.6.10.min.js"
 #: ``gcUsePopupAuth`` today, ``pcUsePopupAuth`` from the PureCloud days, and the bare
 #: ``usePopupAuth`` some of Genesys's own samples read.
 POPUP_AUTH_PARAMS = ("gcUsePopupAuth", "pcUsePopupAuth", "usePopupAuth")
-_LANG_OK = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 _TRUE = {"1", "true", "yes"}
 
 
@@ -70,7 +69,7 @@ async def panel_page(request: Request) -> Response:
     if conversation_id and not is_conversation_id(conversation_id):
         raise BadRequest("conversationId must be a Genesys conversation id (a UUID)")
     lang = params.get("langTag", "en-US")
-    if not lang or len(lang) > 35 or not set(lang) <= _LANG_OK:
+    if not is_lang_tag(lang):
         lang = "en-US"
     framed = False
     host_origin = target_env = ""

@@ -17,6 +17,7 @@ import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import anyio.to_thread
 
@@ -28,6 +29,7 @@ from .events import Event, FallbackReason, Outcome
 from .generators import Chunk, GenerationRequest, Generator, UpstreamError
 from .redaction import redact
 from .retrieval import Retrieval, Retriever, Source
+from .settings import Settings
 from .streams import StreamControl
 from .watchdog import Expiry, Watchdog
 
@@ -44,18 +46,38 @@ class AssistRequest:
     user_id: str = ""
 
 
+def _default(setting: str) -> Any:
+    """A setting's default: the one place each limit's default is written."""
+    return Settings.model_fields[setting].default
+
+
 @dataclass(frozen=True)
 class Limits:
-    """Per-stream limits (seconds unless named otherwise), from settings."""
+    """Per-stream limits (seconds unless named otherwise); the defaults are the
+    settings' (:meth:`from_settings` for a configured server)."""
 
-    first_token_s: float = 8.0
-    idle_s: float = 5.0
-    hard_s: float = 15.0
-    flush_s: float = 0.1
-    max_tokens: int = 512
-    top_k: int = 3
-    context_utterances: int = 6
-    context_max_chars: int = 2000
+    first_token_s: float = _default("first_token_timeout_s")
+    idle_s: float = _default("stall_timeout_s")
+    hard_s: float = _default("stream_limit_s")
+    flush_s: float = _default("flush_interval_ms") / 1000
+    max_tokens: int = _default("max_tokens")
+    top_k: int = _default("retrieval_top_k")
+    context_utterances: int = _default("context_utterances")
+    context_max_chars: int = _default("context_max_chars")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Limits:
+        """The limits ``settings`` configure."""
+        return cls(
+            first_token_s=settings.first_token_timeout_s,
+            idle_s=settings.stall_timeout_s,
+            hard_s=settings.stream_limit_s,
+            flush_s=settings.flush_interval_ms / 1000,
+            max_tokens=settings.max_tokens,
+            top_k=settings.retrieval_top_k,
+            context_utterances=settings.context_utterances,
+            context_max_chars=settings.context_max_chars,
+        )
 
 
 @dataclass
@@ -73,7 +95,10 @@ class StreamRecord:
     ttft_ms: int | None = None
     duration_ms: int = 0
     chunks: int = 0
+    # The model's tokens (its own usage count when it reports one); ``texts`` counts
+    # the pieces of text that came, whatever their size.
     tokens: int = 0
+    texts: int = 0
     outcome: str = "cancelled"
     stop_reason: str = "client_disconnect"
     fallback_reason: str | None = None
@@ -220,7 +245,7 @@ class Pipeline:
                     async for event in self._relay(sid, generation, control, started, record,
                                                    ending):
                         yield event
-            if (not ending.stopped and ending.fallback is None and record.tokens == 0
+            if (not ending.stopped and ending.fallback is None and record.texts == 0
                     and ending.outcome != "abstained"):
                 ending.fallback, ending.stop_reason = "no_answer", "no_answer"
             if ending.fallback is not None:
@@ -319,7 +344,7 @@ class Pipeline:
                     if expiry is None:
                         continue
                     ending.stop_reason = expiry.value
-                    if expiry is Expiry.HARD_LIMIT and record.tokens:
+                    if expiry is Expiry.HARD_LIMIT and record.texts:
                         ending.outcome = "truncated"
                     else:
                         ending.fallback = "stalled" if expiry is Expiry.STALLED else "timeout"
@@ -329,7 +354,8 @@ class Pipeline:
                 if isinstance(item, Chunk):
                     room.give(len(item.text))
                     if item.text:
-                        record.tokens += 1
+                        record.tokens += item.tokens
+                        record.texts += 1
                         watchdog.progress(now)
                         if record.ttft_ms is None:
                             record.ttft_ms = round((now - started) * 1000)
@@ -337,6 +363,8 @@ class Pipeline:
                             record.chunks += 1
                             yield events.delta(sid, text)
                     if item.stop_reason:
+                        if item.used_tokens is not None:
+                            record.tokens = item.used_tokens
                         ending.stop_reason = item.stop_reason
                         if item.stop_reason == "max_tokens":
                             ending.outcome = "truncated"

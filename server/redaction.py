@@ -284,9 +284,4 @@ def redact(text: str) -> str:
     return "".join(parts)
 
 
-def count_pii(text: str) -> dict[str, int]:
-    """How many of each kind ``find_pii`` finds (every kind present, zeros included)."""
-    counts: dict[str, int] = dict.fromkeys(KINDS, 0)
-    for m in find_pii(text):
-        counts[m.kind] += 1
-    return counts
+

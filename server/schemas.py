@@ -92,7 +92,13 @@ class MachineStreamRequest(BaseModel):
     request_id: RequestId | None = Field(default=None, alias="requestId")
 
 
-LangTag = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9-]{1,35}$")]
+LANG_TAG_PATTERN = r"^[A-Za-z0-9-]{1,35}$"
+LangTag = Annotated[str, StringConstraints(pattern=LANG_TAG_PATTERN)]
+
+
+def is_lang_tag(value: str) -> bool:
+    """Whether ``value`` may be a BCP 47 language tag as Genesys passes ``gcLangTag``."""
+    return re.fullmatch(LANG_TAG_PATTERN, value) is not None
 # What may reach a header or a URL on the way to Genesys: a bearer token (RFC 6750's
 # b64token) and an authorization code or state (visible ASCII). Anything else is the
 # client's garbage, refused here (400), never sent on to be reported as an outage.

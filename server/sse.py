@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import AsyncIterator, Callable
 
 from sse_starlette import EventSourceResponse, ServerSentEvent
 from sse_starlette.sse import SendTimeoutError
 from starlette.types import Receive, Scope, Send
 
-from .connections import drop_connection
+from .connections import drop_slow_reader
 from .events import Event
-
-log = logging.getLogger("assist_panel.sse")
 
 # Proxies (nginx) buffer responses unless told not to; caches must never keep a stream.
 STREAM_HEADERS = {"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
@@ -55,11 +52,7 @@ class SuggestionStream(EventSourceResponse):
         try:
             await super().__call__(scope, receive, send)
         except SendTimeoutError:
-            # The client stopped reading: what it has not taken goes with the connection
-            # (one line, not a traceback; the stream itself was ended by then).
-            drop_connection(scope)
-            log.warning("client stopped reading for %gs: stream ended, connection reset",
-                        self.send_timeout)
+            drop_slow_reader(scope, self.send_timeout or 0.0)
         finally:
             self.on_close()
 

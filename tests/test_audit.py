@@ -84,7 +84,6 @@ def test_disabled_target_writes_nothing(capsys: pytest.CaptureFixture[str],
                                         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     log = AuditLog.open("")
-    assert not log.enabled
     log.write(_record())
     log.close()
     assert capsys.readouterr() == ("", "")
@@ -108,8 +107,9 @@ def test_timestamps_are_utc_with_milliseconds() -> None:
 
 def test_non_ascii_values_stay_on_one_line(tmp_path: Path) -> None:
     path = tmp_path / "audit.jsonl"
-    with AuditLog.open(str(path), clock=_clock) as log:
-        log.write(_record(user_id="Zoë\u2028\nx"))
+    log = AuditLog.open(str(path), clock=_clock)
+    log.write(_record(user_id="Zoë\u2028\nx"))
+    log.close()
     raw = path.read_bytes()
     assert raw.count(b"\n") == 1
     assert json.loads(raw)["userId"] == "Zoë\u2028\nx"

@@ -10,9 +10,10 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import ValidationError
 
 from server.app import create_app
-from server.feedback import FeedbackRequest, is_suggestion_id
+from server.feedback import FeedbackRequest
 from server.pipeline import new_suggestion_id
 from tests.factories import SECRET, USER, bearer, make_settings, session_for
 from tests.servers import serve
@@ -44,9 +45,10 @@ def _feedback_lines(caplog: pytest.LogCaptureFixture) -> list[dict[str, Any]]:
 
 def test_stream_suggestion_ids_pass_the_feedback_check() -> None:
     for _ in range(50):
-        assert is_suggestion_id(new_suggestion_id())
-    assert not is_suggestion_id("sg_short")
-    assert not is_suggestion_id("rq_AbCdEfGh12345678")
+        FeedbackRequest.model_validate({"suggestionId": new_suggestion_id(), "rating": "up"})
+    for wrong in ("sg_short", "rq_AbCdEfGh12345678"):
+        with pytest.raises(ValidationError):
+            FeedbackRequest.model_validate({"suggestionId": wrong, "rating": "up"})
 
 
 def test_feedback_is_204_and_one_log_line_without_text_or_secrets(

@@ -1,10 +1,15 @@
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from server.context import SearchQuery, Utterance, build_context
 from server.generators import (
@@ -516,3 +521,32 @@ async def test_openai_generator_dropped_connection_is_an_upstream_error() -> Non
     with pytest.raises(UpstreamError) as caught:
         await _generate(MockLLMConfig(fault="drop_mid", tokens_per_second=0), request)
     assert caught.value.status is None
+
+
+async def test_openai_generator_reports_the_models_own_token_count() -> None:
+    """Regression: done's ``tokens`` counted streamed chunks. The generator asks for
+    usage (``stream_options.include_usage``) and passes the model's own
+    ``completion_tokens`` on with the end; each piece of text counts the deltas in it."""
+    asked: list[dict[str, object]] = []
+
+    async def completions(request: Request) -> Response:
+        asked.append(json.loads(await request.body()))
+        events = [
+            {"choices": [{"index": 0, "delta": {"content": "Refunds take"}}]},
+            {"choices": [{"index": 0, "delta": {"content": " five days. [1]"}}]},
+            {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+            {"choices": [], "usage": {"prompt_tokens": 40, "completion_tokens": 11,
+                                      "total_tokens": 51}},
+        ]
+        body = "".join(f"data: {json.dumps(e)}\n\n" for e in events) + "data: [DONE]\n\n"
+        return Response(body, media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+    request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
+    with serve(app) as base:
+        async with httpx.AsyncClient() as client:
+            generator = OpenAIChatGenerator(client, base_url=f"{base}/v1", model="m")
+            chunks = [c async for c in generator.stream(request)]
+    assert asked[0]["stream_options"] == {"include_usage": True}
+    assert sum(c.tokens for c in chunks if c.text) == 2
+    assert chunks[-1].stop_reason == "stop" and chunks[-1].used_tokens == 11

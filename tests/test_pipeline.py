@@ -12,6 +12,7 @@ from server.generators import Chunk, GenerationRequest, UpstreamError
 from server.pipeline import AssistRequest, Limits, Pipeline, StreamRecord
 from server.retrieval import Retrieval, Source
 from server.streams import StreamRegistry
+from tests.factories import make_settings
 
 pytestmark = pytest.mark.anyio
 
@@ -40,23 +41,24 @@ class Scripted:
 
     name, model = "scripted", "scripted-1"
 
-    def __init__(self, tokens: list[str], end: str = "stop") -> None:
-        self.tokens, self.end = tokens, end
+    def __init__(self, tokens: list[str], end: str = "stop", *,
+                 used_tokens: int | None = None) -> None:
+        self.tokens, self.end, self.used_tokens = tokens, end, used_tokens
         self.closed = asyncio.Event()
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         try:
             for token in self.tokens:
-                yield Chunk(text=token)
+                yield Chunk(text=token, tokens=1)
             if self.end == "hang":
                 await asyncio.Event().wait()
             elif self.end == "error":
                 raise UpstreamError("boom", status=503)
             elif self.end == "endless":
                 while True:
-                    yield Chunk(text=" more")
+                    yield Chunk(text=" more", tokens=1)
                     await asyncio.sleep(0.01)
-            yield Chunk(stop_reason=self.end)
+            yield Chunk(stop_reason=self.end, used_tokens=self.used_tokens)
         finally:
             self.closed.set()
 
@@ -81,6 +83,24 @@ async def _run(
 
 def _names(events: list[Event]) -> list[str]:
     return [e.name for e in events]
+
+
+async def test_done_counts_the_models_tokens_not_the_chunks() -> None:
+    """Regression: ``tokens`` counted pieces of text whatever they held. A piece counts
+    the tokens its generator says it holds, and the model's own count, when it
+    reports one at the end, is the figure."""
+
+    class Grouped(Scripted):
+        async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+            yield Chunk(text="Refunds take", tokens=3)
+            yield Chunk(text=" five days. [1]", tokens=5)
+            yield Chunk(stop_reason="stop", used_tokens=self.used_tokens)
+
+    events, records = await _run(Grouped([]))
+    assert events[-1].data["metrics"]["tokens"] == 8
+    assert events[-1].data["metrics"]["chunks"] == _names(events).count("delta")
+    events, records = await _run(Grouped([], used_tokens=11))
+    assert events[-1].data["metrics"]["tokens"] == records[0].tokens == 11
 
 
 async def test_completed_stream_order_and_single_done() -> None:
@@ -403,3 +423,12 @@ async def test_a_flooding_model_is_read_only_as_far_as_the_client_keeps_up() -> 
         assert generator.sent <= 2 + 65_536 // 16_384
     finally:
         await stream.aclose()  # type: ignore[attr-defined]
+
+
+def test_limits_default_to_the_settings_defaults_and_follow_settings() -> None:
+    """The limits' defaults are written once, in the settings."""
+    defaults = make_settings()
+    assert Limits() == Limits.from_settings(defaults)
+    tuned = make_settings(stall_timeout_s=2.5, flush_interval_ms=40, max_tokens=64)
+    limits = Limits.from_settings(tuned)
+    assert (limits.idle_s, limits.flush_s, limits.max_tokens) == (2.5, 0.04, 64)

@@ -31,11 +31,17 @@ class Chunk:
     """A piece of generated text, or (with ``stop_reason`` set) the end of the generation.
 
     ``stop_reason`` is ``"stop"`` for a finished answer and ``"max_tokens"`` when the
-    answer was cut at the token limit.
+    answer was cut at the token limit. ``tokens`` is how many of the model's tokens a
+    piece of text holds (the generator's own unit: one streamed delta of a chat
+    model, one word of the extractive generator). The end may carry ``used_tokens``:
+    the model's own count of the tokens it generated (an OpenAI-compatible
+    ``usage.completion_tokens``), which then replaces the sum of the pieces'.
     """
 
     text: str = ""
     stop_reason: str | None = None
+    tokens: int = 0
+    used_tokens: int | None = None
 
 
 class UpstreamError(Exception):

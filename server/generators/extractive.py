@@ -371,7 +371,7 @@ class ExtractiveGenerator:
             if count > request.max_tokens:
                 yield Chunk(stop_reason="max_tokens")
                 return
-            yield Chunk(text=token)
+            yield Chunk(text=token, tokens=1)
             # Paces the stream like a model would, so the page shows it growing.
             if self.token_delay_s:
                 await asyncio.sleep(self.token_delay_s)

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, aconnect_sse
 
+from ..retry_after import retry_after_seconds
 from .base import Chunk, GenerationRequest, UpstreamError
 from .citations import CitationFilter
 from .prompt import build_prompt
@@ -50,6 +51,8 @@ class OpenAIChatGenerator:
             "model": self.model,
             "messages": messages,
             "stream": True,
+            # The last event then reports usage: done's metrics count real tokens.
+            "stream_options": {"include_usage": True},
             "max_tokens": request.max_tokens,
             "temperature": self.temperature,
         }
@@ -60,6 +63,8 @@ class OpenAIChatGenerator:
         if self._api_key:
             headers["Authorization"] = f"Bearer {self._api_key}"
         finish: str | None = None
+        used: int | None = None
+        held = 0  # deltas whose text the citation filter still holds
         try:
             async with aconnect_sse(self.client, "POST", self.url, json=body,
                                     headers=headers) as source:
@@ -69,7 +74,7 @@ class OpenAIChatGenerator:
                     raise UpstreamError(
                         f"model service answered {response.status_code}",
                         status=response.status_code,
-                        retry_after=_retry_after(response),
+                        retry_after=retry_after_seconds(response),
                     )
                 async for event in source.aiter_sse():
                     if event.data.strip() == "[DONE]":
@@ -77,13 +82,17 @@ class OpenAIChatGenerator:
                     payload = _json(event.data)
                     if payload is None:
                         continue  # a malformed line is skipped, not fatal
+                    used = _completion_tokens(payload, used)
                     for choice in payload.get("choices") or ():
                         if not isinstance(choice, dict):
                             continue
                         delta = choice.get("delta") or {}
                         text = delta.get("content") if isinstance(delta, dict) else None
-                        if isinstance(text, str) and text and (kept := citations.feed(text)):
-                            yield Chunk(text=kept)
+                        if isinstance(text, str) and text:
+                            held += 1
+                            if kept := citations.feed(text):
+                                yield Chunk(text=kept, tokens=held)
+                                held = 0
                         if choice.get("finish_reason"):
                             finish = str(choice["finish_reason"])
         except httpx.HTTPError as exc:
@@ -93,8 +102,8 @@ class OpenAIChatGenerator:
         if finish is None:
             raise UpstreamError("model stream ended without a finish reason")
         if rest := citations.flush():
-            yield Chunk(text=rest)
-        yield Chunk(stop_reason=_FINISH.get(finish, finish))
+            yield Chunk(text=rest, tokens=held)
+        yield Chunk(stop_reason=_FINISH.get(finish, finish), used_tokens=used)
 
 
 def _json(data: str) -> dict[str, Any] | None:
@@ -105,9 +114,13 @@ def _json(data: str) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) else None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after")
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+def _completion_tokens(payload: dict[str, Any], known: int | None) -> int | None:
+    """``usage.completion_tokens`` when this event reports it (the last one does, when
+    ``include_usage`` is honoured), else what was known."""
+    usage = payload.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+        return tokens
+    return known
+
+

@@ -163,3 +163,27 @@ def test_keyboard_reaches_the_ask_box_and_button_with_a_visible_focus(
     desktop.keyboard.press("Enter")
     card = desktop.frame_locator("#md-panel").locator(".ap-card", has_text="reset my password")
     expect(card.first).to_be_visible(timeout=30_000)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_no_serious_violations_before_the_first_card(
+        browser: Browser, dev_mode: DevMode, scheme: Literal["light", "dark"]) -> None:
+    """Regression: the empty feed was a role="feed" holding no article (axe's
+    aria-required-children, critical); the other tests only looked at feeds with cards.
+    The feed becomes a feed with its first card."""
+    context = browser.new_context(color_scheme=scheme, reduced_motion="reduce")
+    page = context.new_page()
+    page.goto(f"{dev_mode.panel}/panel")  # no conversation: the panel before any card
+    expect(page.locator(".ap-status")).to_have_attribute("data-state", "idle", timeout=30_000)
+    feed = page.locator(".ap-feed")
+    expect(feed.locator(".ap-feed__empty")).to_be_visible()
+    assert feed.get_attribute("role") is None
+    violations = blocking_violations(page.main_frame)
+    assert violations == [], _summary(violations)
+    context.close()
+
+
+def test_the_feed_is_a_feed_once_it_holds_a_card(desktop: Page) -> None:
+    feed = desktop.frame_locator("#md-panel").locator(".ap-feed")
+    expect(feed).to_have_attribute("role", "feed")
+    expect(feed.locator("article.ap-card").first).to_be_attached()

@@ -47,7 +47,9 @@ export class Feed {
     this.counter = 0;
     this.streaming = 0;
     this.pending = 0; // automatic suggestions waiting for their "suggestion" event
-    if (!container.hasAttribute("role")) container.setAttribute("role", "feed");
+    // role="feed" from the first card on: a feed must hold articles, and before the
+    // first card it holds only the "suggestions appear here" line.
+    this.feedRole = !container.hasAttribute("role");
     container.dataset.streaming = "0";
     container.dataset.pending = "0";
     container.dataset.count = "0";
@@ -122,6 +124,7 @@ export class Feed {
     this.byKey.set(card.key, card);
     const empty = this.container.querySelector(".ap-feed__empty");
     if (empty) empty.remove();
+    if (this.feedRole) this.container.setAttribute("role", "feed");
     this.container.dataset.count = String(this.cards.length);
     if (!card.final) this.setStreaming(1);
     this.list.append(card.key);

@@ -313,8 +313,6 @@ async function boot() {
     await panel.finishRedirect(answer);
   } else if (!config.conversationId) {
     panel.setStatus("idle");
-  } else if (panel.sessions.restore()) {
-    await panel.start();
   } else if (config.popupSignIn) {
     await panel.askToSignIn();
   } else {

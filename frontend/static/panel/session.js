@@ -1,5 +1,6 @@
-// The panel session: what POST /api/session answered, kept in memory (and in
-// sessionStorage where the browser allows it, so a reload need not sign in again).
+// The panel session: what POST /api/session answered, kept in memory only (never in
+// storage another script of the origin could read later): a reload signs in again,
+// silently where the login host allows it.
 // Renewal never navigates away, so the feed survives it: while the Genesys token
 // is still good, the server checks it with Genesys again and signs a new session
 // for the current one's holder (POST /api/session/renew); once the token has
@@ -7,10 +8,8 @@
 // work (the login host refuses frames, or wants the agent to type),
 // `needsInteraction` is set and the page offers a popup sign-in from a click.
 import { handOff, renewSession, signInInFrame, signInInPopup } from "./auth.js";
-import { getItem, removeItem, setItem } from "./store.js";
 
 const MARGIN_MS = 60_000;
-const KEY = "assist-panel.session.";
 // Renewal answers after which only a new sign-in helps.
 const SIGN_IN_AGAIN = new Set(["genesys_token_rejected", "session_expired", "invalid_session",
   "token_mismatch"]);
@@ -28,17 +27,6 @@ export class Sessions {
     this.onChange = onChange;
     this.current = null;
     this.renewing = null;
-  }
-
-  // A stored session for this conversation that still has a while to run, if any.
-  restore() {
-    try {
-      const saved = JSON.parse(getItem(KEY + this.config.conversationId) || "null");
-      if (saved && saved.expiresAt > Date.now() + MARGIN_MS) this.current = saved;
-    } catch {
-      // a damaged entry is as good as none
-    }
-    return this.current;
   }
 
   get value() {
@@ -63,14 +51,8 @@ export class Sessions {
   keep(result) {
     this.current = result;
     if (!this.config.conversationId) this.config = { ...this.config, ...result.context };
-    setItem(KEY + result.conversationId, JSON.stringify(result));
     this.onChange(result);
     return result;
-  }
-
-  forget() {
-    if (this.current) removeItem(KEY + this.current.conversationId);
-    this.current = null;
   }
 
   // A fresh session without leaving the page; one renewal at a time.

@@ -1,0 +1,16 @@
+"""Reading an upstream's ``Retry-After`` (Genesys, a model service)."""
+
+from __future__ import annotations
+
+import httpx
+
+
+def retry_after_seconds(response: httpx.Response) -> float | None:
+    """``Retry-After`` in seconds (the delta form, as Genesys and model services send
+    it), never negative; None when absent or not a number."""
+    value = response.headers.get("retry-after", "").strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        return None
+    return max(0.0, seconds) if seconds == seconds else None  # NaN is no answer
