@@ -181,9 +181,9 @@ def main(argv: list[str] | None = None) -> int:
     # at import, would spin against itself on the pinned core (a matrix-vector product's
     # p99 went from 5 ms to 60 ms). So: one thread, set before numpy is first imported.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-    from server.embedders import build_embedder
-    from server.kb_import import find_files, import_files
-    from server.knowledge import KnowledgeBase
+    from server.kb.embedders import build_embedder
+    from server.kb.importer import find_files, import_files
+    from server.kb.store import KnowledgeBase
     from server.paths import sample_kb_dir
     from server.settings import Settings
 

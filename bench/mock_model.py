@@ -6,7 +6,7 @@ import argparse
 
 import uvicorn
 
-from server.mocks.llm import FAULTS, MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.llm import FAULTS, MockLLMConfig, create_mock_llm_app
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,7 +2,7 @@
 conversation while the last card streams at 100 tokens/s: frame times (p50, p95)
 and the number of card elements mounted in the DOM.
 
-The stack is dev mode's (``assist-panel dev --llm mock``, server/dev.py): the panel
+The stack is dev mode's (``assist-panel dev --llm mock``, server/devmode/run.py): the panel
 server with the sample knowledge base, the mock Genesys Cloud with its mock Agent
 Desktop, and the mock OpenAI-compatible model, wired the same way on loopback.
 It is built here rather than by ``run_dev`` because dev mode has no setting for
@@ -47,11 +47,11 @@ from starlette.types import Receive, Scope, Send
 from bench.report import Row, Section
 from bench.stats import summary
 from server.app import create_app
-from server.dev import DEV_CLIENT_ID, DEV_MODEL_KEY, _free_port, _server, _start
-from server.kb_import import find_files, import_files
-from server.knowledge import KnowledgeBase
-from server.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
-from server.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.devmode.run import DEV_CLIENT_ID, DEV_MODEL_KEY, _free_port, _server, _start
+from server.kb.importer import find_files, import_files
+from server.kb.store import KnowledgeBase
 from server.paths import sample_kb_dir
 from server.settings import Settings
 
@@ -139,7 +139,7 @@ def _dev_stack(tmp: Path, *, tokens_per_second: float, stream_limit_s: float) ->
                                     panel_url=f"{panel_origin}/panel", client_id=DEV_CLIENT_ID,
                                     playback_speed=PLAYBACK_SPEED)
     model = _ModelSwitch(tokens_per_second)
-    # The overrides of server.dev.run_dev with --llm mock, plus the bench's own limits.
+    # The overrides of server.devmode.run.run_dev with --llm mock, plus the bench's own limits.
     settings = Settings.from_env(
         host=host, port=panel_port, public_url=panel_origin, kb_path=tmp / "dev.db",
         genesys_api_base=genesys_origin, genesys_login_base=genesys_origin,

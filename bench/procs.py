@@ -21,7 +21,7 @@ from pathlib import Path
 
 import httpx
 
-from server.sessions import Session, SessionCodec
+from server.auth.sessions import Session, SessionCodec
 
 ORG = "6d1f0c2a-3b4e-4f5a-8c7d-9e0f1a2b3c4d"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")

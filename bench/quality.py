@@ -35,14 +35,14 @@ import anyio.to_thread
 import httpx
 
 from server.app import tuning_from
-from server.context import Utterance
-from server.embedders import build_embedder
-from server.generators.extractive import ExtractiveGenerator
-from server.kb_import import find_files, import_files
-from server.knowledge import KnowledgeBase
+from server.kb.embedders import build_embedder
+from server.kb.importer import find_files, import_files
+from server.kb.store import KnowledgeBase
 from server.paths import sample_kb_dir
-from server.pipeline import AssistRequest, Limits, Pipeline
-from server.retrieval import KnowledgeBaseRetriever
+from server.pipeline.context import Utterance
+from server.pipeline.generators.extractive import ExtractiveGenerator
+from server.pipeline.retrieval import KnowledgeBaseRetriever
+from server.pipeline.stream import AssistRequest, Limits, Pipeline
 from server.settings import Settings
 
 from .machine import describe

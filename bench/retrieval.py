@@ -31,11 +31,11 @@ from bench.kbgen import generate_articles, generate_queries
 from bench.report import Row, Section
 from bench.stats import summary
 from server.app import tuning_from
-from server.context import SearchQuery
-from server.embedders import Embedder, Vectors, build_embedder
-from server.kb_import import find_files, import_files
-from server.knowledge import Article, KnowledgeBase, UpsertCounts
-from server.retrieval import HybridSearch, KnowledgeBaseRetriever
+from server.kb.embedders import Embedder, Vectors, build_embedder
+from server.kb.importer import find_files, import_files
+from server.kb.store import Article, KnowledgeBase, UpsertCounts
+from server.pipeline.context import SearchQuery
+from server.pipeline.retrieval import HybridSearch, KnowledgeBaseRetriever
 from server.settings import Settings
 
 ITEM = "4 retrieval"

@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 
-from server.sessions import Session, SessionCodec
+from server.auth.sessions import Session, SessionCodec
 
 from .procs import free_port
 from .stats import summary
@@ -40,14 +40,22 @@ QUESTIONS = (
     "I was in Italy and got charged a fortune", "can I change my delivery address",
     "how long does a refund take to my card", "reset my password",
 )
-# Builds the store with the checkout's own code; before passages, it had no embedder.
+# Builds the store with the checkout's own code: its modules were flat in server/ before
+# the sub-packages, and before passages it had no embedder.
 _BUILD = """
 import sys
-from server.kb_import import find_files, import_files
-from server.knowledge import KnowledgeBase
 from server.paths import sample_kb_dir
 try:
-    from server.embedders import build_embedder
+    from server.kb.importer import find_files, import_files
+    from server.kb.store import KnowledgeBase
+except ImportError:
+    from server.kb_import import find_files, import_files
+    from server.knowledge import KnowledgeBase
+try:
+    try:
+        from server.kb.embedders import build_embedder
+    except ImportError:
+        from server.embedders import build_embedder
     from server.settings import Settings
     store = KnowledgeBase(sys.argv[1], build_embedder(Settings()))
     store.reindex()

@@ -1,5 +1,5 @@
 """``python -m server`` is the ``assist-panel`` command."""
 
-from .cli import main
+from server.cli import main
 
 main()

@@ -16,27 +16,30 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
-from . import api, health, machine_api, metrics, panel, signin
-from .admission import Admission
-from .audit import AuditLog
-from .breaker import CircuitBreaker
-from .connections import BodyDeadline
-from .embedders import build_embedder
-from .errors import exception_handlers
-from .generators import RetryingGenerator, build_generator
-from .genesys import GenesysClient
-from .headers import ResponseHeaders
-from .knowledge import KnowledgeBase
-from .metrics import Metrics
-from .oauth_state import StateCodec
-from .paths import frontend_dir
-from .pipeline import Limits, Pipeline, StreamRecord
-from .platform import configured_regions
-from .ratelimit import RateLimiter
-from .retrieval import KnowledgeBaseRetriever, Tuning
-from .sessions import SessionCodec
-from .settings import Settings
-from .streams import StreamRegistry
+from server.assist import machine as machine_api
+from server.assist import routes as api
+from server.assist.admission import Admission
+from server.assist.audit import AuditLog
+from server.assist.ratelimit import RateLimiter
+from server.assist.streams import StreamRegistry
+from server.auth import signin
+from server.auth.genesys import GenesysClient
+from server.auth.oauth_state import StateCodec
+from server.auth.platform import configured_regions
+from server.auth.sessions import SessionCodec
+from server.errors import exception_handlers
+from server.kb.embedders import build_embedder
+from server.kb.store import KnowledgeBase
+from server.paths import frontend_dir
+from server.pipeline.breaker import CircuitBreaker
+from server.pipeline.generators import RetryingGenerator, build_generator
+from server.pipeline.retrieval import KnowledgeBaseRetriever, Tuning
+from server.pipeline.stream import Limits, Pipeline, StreamRecord
+from server.settings import Settings
+from server.web import health, metrics, panel
+from server.web.connections import BodyDeadline
+from server.web.headers import ResponseHeaders
+from server.web.metrics import Metrics
 
 log = logging.getLogger("assist_panel")
 

@@ -9,10 +9,10 @@ from typing import TYPE_CHECKING
 import click
 from pydantic import ValidationError
 
-from .settings import Settings
+from server.settings import Settings
 
 if TYPE_CHECKING:
-    from .knowledge import KnowledgeBase
+    from server.kb.store import KnowledgeBase
 
 
 def _settings(**overrides: object) -> Settings:
@@ -39,9 +39,9 @@ def serve() -> None:
     (within ASSIST_SHUTDOWN_GRACE_S).
     """
 
-    from .app import create_app
-    from .logs import configure_logging
-    from .serving import GracefulServer, uvicorn_config
+    from server.app import create_app
+    from server.logs import configure_logging
+    from server.web.serving import GracefulServer, uvicorn_config
 
     settings = _settings()
     configure_logging(settings.log_level)
@@ -78,7 +78,7 @@ def dev(host: str, port: int, genesys_port: int, llm: str, llm_port: int,
     playing scripted conversations, and the sample knowledge base."""
     import asyncio
 
-    from .dev import DevOptions, run_dev
+    from server.devmode.run import DevOptions, run_dev
 
     options = DevOptions(host=host, port=port, genesys_port=genesys_port, llm=llm,
                          llm_port=llm_port, llm_fault=llm_fault,
@@ -104,7 +104,7 @@ def dev_session(panel_url: str, conversation: str | None) -> None:
     """
     import json
 
-    from .dev_session import DevSessionError, create_dev_session
+    from server.devmode.session import DevSessionError, create_dev_session
 
     try:
         result = create_dev_session(panel_url, conversation)
@@ -126,8 +126,8 @@ def _open_store(db: Path | None) -> KnowledgeBase:
     """The knowledge base with the configured embedder, its index brought up to date
     (re-cut and re-embedded, with a progress bar, when another version or model made it).
     """
-    from .embedders import EmbeddingError, build_embedder
-    from .knowledge import KnowledgeBase
+    from server.kb.embedders import EmbeddingError, build_embedder
+    from server.kb.store import KnowledgeBase
 
     settings = _settings()
     store = KnowledgeBase(db or settings.kb_path, build_embedder(settings))
@@ -148,8 +148,8 @@ def _open_store(db: Path | None) -> KnowledgeBase:
 @_DB
 def kb_import(paths: tuple[Path, ...], db: Path | None) -> None:
     """Import markdown, HTML and JSON articles (files or folders)."""
-    from .embedders import EmbeddingError
-    from .kb_import import ArticleError, find_files, import_files
+    from server.kb.embedders import EmbeddingError
+    from server.kb.importer import ArticleError, find_files, import_files
 
     try:
         files = find_files(list(paths))
@@ -182,9 +182,9 @@ def kb_import(paths: tuple[Path, ...], db: Path | None) -> None:
 @_DB
 def kb_search(query: tuple[str, ...], limit: int, explain: bool, db: Path | None) -> None:
     """Search the knowledge base as the panel does (BM25 and vectors fused), best first."""
-    from .app import tuning_from
-    from .context import SearchQuery
-    from .retrieval import HybridSearch
+    from server.app import tuning_from
+    from server.pipeline.context import SearchQuery
+    from server.pipeline.retrieval import HybridSearch
 
     path = db or _settings().kb_path
     if not path.exists():
@@ -241,8 +241,8 @@ def kb_sync(knowledge_base: str, region: str | None, api_base: str | None, db: P
     from contextlib import ExitStack
     from typing import Any
 
-    from .admin_client import AdminCredentials, AdminError
-    from .kb_sync import DocumentResult, KnowledgeBaseInfo, run_sync
+    from server.admin.client import AdminCredentials, AdminError
+    from server.kb.sync import DocumentResult, KnowledgeBaseInfo, run_sync
 
     if not region and not api_base:
         raise click.UsageError(
@@ -290,7 +290,7 @@ def kb_sync(knowledge_base: str, region: str | None, api_base: str | None, db: P
 
 
 def _register_admin_commands() -> None:
-    from .cli_admin import COMMANDS
+    from server.admin.cli import COMMANDS
 
     for command in COMMANDS:
         main.add_command(command)

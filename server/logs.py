@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import sys
 
-from .redaction import redact
+from server.pipeline.redaction import redact
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
 

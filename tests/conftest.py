@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from server.embedders import WordLlamaEmbedder
-from server.kb_import import find_files, import_files
-from server.knowledge import KnowledgeBase
+from server.kb.embedders import WordLlamaEmbedder
+from server.kb.importer import find_files, import_files
+from server.kb.store import KnowledgeBase
 from server.paths import sample_kb_dir
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 
-from server.sessions import Session, SessionCodec
+from server.auth.sessions import Session, SessionCodec
 from server.settings import Settings
 
 SECRET = "test-secret-0123456789abcdef"

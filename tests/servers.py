@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp
 
-from server.connections import guarded_protocol
+from server.web.connections import guarded_protocol
 
 T = TypeVar("T")
 
@@ -70,7 +70,7 @@ def running(app: ASGIApp, host: str = "127.0.0.1", sock: socket.socket | None = 
     """Run ``app`` on a free loopback port (or on ``sock``) and stop it afterwards.
 
     The server speaks HTTP with the panel's own connection bounds
-    (``server.connections.GuardedHttpProtocol``), as ``assist-panel serve`` does, unless
+    (``server.web.connections.GuardedHttpProtocol``), as ``assist-panel serve`` does, unless
     ``protocol`` names another class.
     """
     protocol = protocol or guarded_protocol(header_timeout_s=header_timeout_s,

@@ -10,7 +10,7 @@ from contextlib import asynccontextmanager
 import httpx
 import pytest
 
-from server.admin_client import (
+from server.admin.client import (
     AdminClient,
     AdminCredentials,
     AdminError,
@@ -22,7 +22,7 @@ from server.admin_client import (
     RateLimited,
     next_cursor,
 )
-from server.mocks.genesys.config import ADMIN_PERMISSIONS
+from server.devmode.mocks.genesys.config import ADMIN_PERMISSIONS
 from tests.test_mock_genesys import MockServer, run_mock
 
 pytestmark = pytest.mark.anyio

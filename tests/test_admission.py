@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from server.admission import Admission
+from server.assist.admission import Admission
+from server.assist.ratelimit import RateLimiter
+from server.assist.streams import StreamRegistry
 from server.errors import OverCapacity, RateLimited, ShuttingDown
-from server.metrics import Metrics
-from server.ratelimit import RateLimiter
-from server.streams import StreamRegistry
+from server.web.metrics import Metrics
 from tests.test_metrics import _value
 
 REJECTED = "assist_requests_rejected_total"

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from server.aggregation import Aggregator
+from server.pipeline.aggregation import Aggregator
 
 
 def test_first_chunk_goes_out_at_once_then_flushes_per_interval() -> None:

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from server.audit import AuditLog, format_ts
-from server.pipeline import StreamRecord
+from server.assist.audit import AuditLog, format_ts
+from server.pipeline.stream import StreamRecord
 
 KEYS = {
     "ts", "type", "suggestionId", "requestId", "conversationId", "userId", "trigger",

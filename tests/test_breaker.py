@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from server.breaker import CircuitBreaker, CircuitState
+from server.pipeline.breaker import CircuitBreaker, CircuitState
 
 
 class Clock:

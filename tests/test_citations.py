@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.generators.citations import CitationFilter
+from server.pipeline.generators.citations import CitationFilter
 
 
 def _run(articles: int, chunks: list[str]) -> tuple[str, int]:

@@ -99,7 +99,7 @@ def test_kb_import_then_search_explains_passage_and_both_scores(tmp_path: Path) 
 
 def test_reimporting_into_a_store_made_by_another_embedder_reembeds_it(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from server.knowledge import KnowledgeBase
+    from server.kb.store import KnowledgeBase
     from server.paths import sample_kb_dir
 
     db = tmp_path / "kb.db"

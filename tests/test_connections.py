@@ -1,4 +1,4 @@
-"""server/connections.py: slow and never-reading clients, on a real uvicorn server with
+"""server/web/connections.py: slow and never-reading clients, on a real uvicorn server with
 raw sockets, and the body deadline at the ASGI level."""
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from server.app import create_app
-from server.connections import BodyDeadline, _BoundedClose, guarded_protocol
+from server.assist.machine import NDJSONStream
+from server.assist.sse import event_source
 from server.errors import BodyTimeout
-from server.events import Event
-from server.machine_api import NDJSONStream
-from server.sse import event_source
+from server.pipeline.events import Event
+from server.web.connections import BodyDeadline, _BoundedClose, guarded_protocol
 from tests.factories import make_settings
 from tests.servers import Running, running
 

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from server.context import Context, QueryPart, SearchQuery, Utterance, build_context
+from server.pipeline.context import Context, QueryPart, SearchQuery, Utterance, build_context
 
 C, A = "customer", "agent"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import requests
 
-from server.embedders import Embedder, EmbeddingError, WordLlamaEmbedder, normalize
+from server.kb.embedders import Embedder, EmbeddingError, WordLlamaEmbedder, normalize
 
 pytestmark = pytest.mark.anyio
 

@@ -16,10 +16,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.embedders.base import EmbeddingError
-from server.embedders.openai_embeddings import OpenAIEmbedder
-from server.mocks.llm import MockLLMConfig, create_mock_llm_app
-from server.mocks.llm_control import FaultSwitch
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.llm_control import FaultSwitch
+from server.kb.embedders.base import EmbeddingError
+from server.kb.embedders.openai_embeddings import OpenAIEmbedder
 from tests.servers import listening_socket, serve
 
 API_KEY = "sk-embed-secret-key-987654321"
@@ -395,7 +395,7 @@ async def test_the_key_never_reaches_the_message(
 
 
 def test_retry_after_is_capped_and_dates_are_read(scripted: tuple[str, Script]) -> None:
-    from server.embedders import openai_embeddings as module
+    from server.kb.embedders import openai_embeddings as module
 
     response = httpx.Response(429, headers={"retry-after": "3600"})
     assert module._retry_wait(response, 1) == module.MAX_RETRY_WAIT_S

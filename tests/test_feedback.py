@@ -13,8 +13,8 @@ import pytest
 from pydantic import ValidationError
 
 from server.app import create_app
-from server.feedback import FeedbackRequest
-from server.pipeline import new_suggestion_id
+from server.assist.feedback import FeedbackRequest
+from server.pipeline.stream import new_suggestion_id
 from tests.factories import SECRET, USER, bearer, make_settings, session_for
 from tests.servers import serve
 

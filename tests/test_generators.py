@@ -11,22 +11,28 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server.context import SearchQuery, Utterance, build_context
-from server.generators import (
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.kb.importer import find_files, read_file
+from server.kb.passages import split_passages
+from server.kb.store import KnowledgeBase
+from server.paths import sample_kb_dir
+from server.pipeline.context import SearchQuery, Utterance, build_context
+from server.pipeline.generators import (
     Chunk,
     ExtractiveGenerator,
     GenerationRequest,
     OpenAIChatGenerator,
     UpstreamError,
 )
-from server.generators.extractive import MAX_WORDS, compose, render, split_sentences, units_of
-from server.generators.prompt import SYSTEM_PROMPT, build_messages, estimate_tokens
-from server.kb_import import find_files, read_file
-from server.knowledge import KnowledgeBase
-from server.mocks.llm import MockLLMConfig, create_mock_llm_app
-from server.passages import split_passages
-from server.paths import sample_kb_dir
-from server.retrieval import KnowledgeBaseRetriever, Source
+from server.pipeline.generators.extractive import (
+    MAX_WORDS,
+    compose,
+    render,
+    split_sentences,
+    units_of,
+)
+from server.pipeline.generators.prompt import SYSTEM_PROMPT, build_messages, estimate_tokens
+from server.pipeline.retrieval import KnowledgeBaseRetriever, Source
 from tests.servers import serve
 
 pytestmark = pytest.mark.anyio
@@ -201,7 +207,7 @@ def test_a_short_list_is_quoted_whole() -> None:
 
 
 def test_abbreviations_do_not_end_a_sentence() -> None:
-    from server.generators.extractive import split_sentences
+    from server.pipeline.generators.extractive import split_sentences
 
     assert split_sentences("Orders placed by 3 p.m. Eastern ship today. Others e.g. "
                            "Sunday ones ship Monday.") == [

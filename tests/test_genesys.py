@@ -1,11 +1,11 @@
-"""server/genesys.py against a scripted transport: what the panel asks Genesys, exactly."""
+"""server/auth/genesys.py against a scripted transport: what the panel asks Genesys, exactly."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from server.genesys import GenesysClient
+from server.auth.genesys import GenesysClient
 
 pytestmark = pytest.mark.anyio
 

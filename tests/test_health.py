@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from server.app import create_app
-from server.knowledge import KnowledgeBase
+from server.kb.store import KnowledgeBase
 from tests.factories import make_settings
 from tests.servers import serve
 

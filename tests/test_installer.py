@@ -18,15 +18,14 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from server.admin_client import (
+from server.admin.client import (
     AdminClient,
     AdminCredentials,
     PermissionMissing,
     PlatformCallFailed,
     PlatformHosts,
 )
-from server.cli import main
-from server.installer import (
+from server.admin.installer import (
     Change,
     PlatformSession,
     config_differences,
@@ -34,8 +33,9 @@ from server.installer import (
     status,
     uninstall,
 )
-from server.manifest import Desired, Manifest, load, render
-from server.mocks.genesys.config import ADMIN_PERMISSIONS
+from server.admin.manifest import Desired, Manifest, load, render
+from server.cli import main
+from server.devmode.mocks.genesys.config import ADMIN_PERMISSIONS
 from tests.test_mock_genesys import MockServer, run_mock
 
 pytestmark = pytest.mark.anyio

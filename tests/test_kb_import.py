@@ -7,7 +7,7 @@ import pytest
 from click.testing import CliRunner
 
 from server.cli import main
-from server.kb_import import (
+from server.kb.importer import (
     ArticleError,
     find_files,
     html_to_text,
@@ -17,7 +17,7 @@ from server.kb_import import (
     parse_markdown,
     read_file,
 )
-from server.knowledge import KnowledgeBase
+from server.kb.store import KnowledgeBase
 from server.paths import sample_kb_dir
 
 MD = """---

@@ -15,10 +15,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from server.admin_client import AdminClient, AdminCredentials, AdminError, PlatformHosts
+from server.admin.client import AdminClient, AdminCredentials, AdminError, PlatformHosts
 from server.cli import main
-from server.context import SearchQuery
-from server.kb_sync import (
+from server.kb.store import Article, KnowledgeBase
+from server.kb.sync import (
     DocumentResult,
     KnowledgeBaseInfo,
     SyncBusy,
@@ -27,9 +27,9 @@ from server.kb_sync import (
     choose_variation,
     sync_knowledge_base,
 )
-from server.kb_sync_ledger import SyncLock
-from server.knowledge import Article, KnowledgeBase
-from server.retrieval import HybridSearch
+from server.kb.sync_ledger import SyncLock
+from server.pipeline.context import SearchQuery
+from server.pipeline.retrieval import HybridSearch
 from tests.test_mock_genesys import MockServer, run_mock
 
 SEED = [f"0f4d2c8a-6b1e-4c7a-9d3f-1a2b3c4d5e0{n}" for n in range(1, 10)]

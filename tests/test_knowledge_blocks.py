@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from server.generators.extractive import split_sentences
-from server.knowledge_blocks import blocks_to_text, cell_text
-from server.mocks.genesys.knowledge_store import shipped_seed
+from server.devmode.mocks.genesys.knowledge_store import shipped_seed
+from server.kb.blocks import blocks_to_text, cell_text
+from server.pipeline.generators.extractive import split_sentences
 
 
 def text(value: str, *marks: str, link: str | None = None) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from server.app import create_app
-from server.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from tests.factories import bearer, make_settings
 from tests.servers import Running, running, serve
 

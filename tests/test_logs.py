@@ -12,10 +12,10 @@ import httpx
 import pytest
 
 from server.app import create_app
-from server.dev_session import create_dev_session
+from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
+from server.devmode.mocks.llm import FAULTS, MockLLMConfig, create_mock_llm_app
+from server.devmode.session import create_dev_session
 from server.logs import AccessQueryFilter, RedactingFilter
-from server.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
-from server.mocks.llm import FAULTS, MockLLMConfig, create_mock_llm_app
 from tests.factories import make_settings
 from tests.servers import listening_socket, serve
 

@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from server.app import create_app
-from server.machine_api import key_id
-from server.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.assist.machine import key_id
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from tests.factories import make_settings
 from tests.servers import serve
 

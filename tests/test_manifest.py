@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from server.manifest import (
+from server.admin.manifest import (
     Manifest,
     ManifestError,
     load,

@@ -11,9 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
-from server import metrics as metrics_module
-from server.metrics import Metrics
-from server.pipeline import StreamRecord
+from server.pipeline.stream import StreamRecord
+from server.web import metrics as metrics_module
+from server.web.metrics import Metrics
 from tests.factories import make_settings
 from tests.servers import serve
 

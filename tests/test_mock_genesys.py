@@ -26,8 +26,8 @@ import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from server.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
-from server.mocks.genesys.scripts import ScriptLibrary
+from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
+from server.devmode.mocks.genesys.scripts import ScriptLibrary
 
 PANEL_URL = "http://localhost:8000/panel"
 PANEL_ORIGIN = "http://localhost:8000"
@@ -798,7 +798,7 @@ async def test_desktop_page(shipped: MockServer) -> None:
 def test_desktop_template_comment_lists_its_element_ids() -> None:
     template = (
         Path(__file__).resolve().parent.parent
-        / "server/mocks/genesys/templates/desktop.html"
+        / "server/devmode/mocks/genesys/templates/desktop.html"
     ).read_text(encoding="utf-8")
     comment = re.search(r"\{#- Element ids(.*?)#\}", template, re.S)
     assert comment

@@ -17,7 +17,7 @@ import pytest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
-from server.mocks.genesys import MockGenesysConfig
+from server.devmode.mocks.genesys import MockGenesysConfig
 from tests.test_mock_genesys import (
     AGENT_ID,
     PANEL_URL,

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from server.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
+from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
 from tests.test_mock_genesys import PANEL_URL, MockServer, bearer, fragment_of, run_mock
 from tests.test_mock_genesys_models import assert_model
 

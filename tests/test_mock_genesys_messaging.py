@@ -15,8 +15,8 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from server.mocks.genesys import MockGenesysConfig
-from server.mocks.genesys.scripts import ScriptLibrary
+from server.devmode.mocks.genesys import MockGenesysConfig
+from server.devmode.mocks.genesys.scripts import ScriptLibrary
 from tests.test_mock_genesys import (
     AGENT_ID,
     MESSAGING_SCRIPT,

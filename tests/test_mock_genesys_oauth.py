@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from server.mocks.genesys import MockGenesysConfig
+from server.devmode.mocks.genesys import MockGenesysConfig
 from tests.test_mock_genesys import (
     AGENT_ID,
     CLIENT_ID,

@@ -15,7 +15,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from server.mocks.genesys.config import ADMIN_PERMISSIONS
+from server.devmode.mocks.genesys.config import ADMIN_PERMISSIONS
 from tests.test_mock_genesys import (
     CLIENT_ID,
     PANEL_URL,

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
-from server.mocks.genesys import MockGenesysConfig
+from server.devmode.mocks.genesys import MockGenesysConfig
 from tests.test_mock_genesys import (
     AGENT_ID,
     HEARTBEAT,

@@ -20,7 +20,7 @@ import openai
 import pytest
 import uvicorn
 
-from server.mocks.llm import (
+from server.devmode.mocks.llm import (
     FAULTS,
     NO_ANSWER,
     FaultSwitch,
@@ -30,8 +30,8 @@ from server.mocks.llm import (
     grounded_answer,
     tokenize,
 )
-from server.mocks.llm_control import format_retry_after
-from server.mocks.llm_faults import FLOOD_CHUNK_CHARS
+from server.devmode.mocks.llm_control import format_retry_after
+from server.devmode.mocks.llm_faults import FLOOD_CHUNK_CHARS
 
 API_KEY = "sk-mock-test-key-123456"
 MODEL = "mock-assist-1"

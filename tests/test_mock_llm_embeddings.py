@@ -15,9 +15,9 @@ import openai
 import pytest
 from starlette.applications import Starlette
 
-from server.mocks.llm import MockLLMConfig, create_mock_llm_app
-from server.mocks.llm_control import FaultSwitch
-from server.mocks.llm_embeddings import DEFAULT_DIMENSIONS, MAX_DIMENSIONS, MAX_INPUTS
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.llm_control import FaultSwitch
+from server.devmode.mocks.llm_embeddings import DEFAULT_DIMENSIONS, MAX_DIMENSIONS, MAX_INPUTS
 from tests.servers import serve
 
 API_KEY = "sk-mock-embed-key-123456"

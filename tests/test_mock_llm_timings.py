@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from server.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from tests.servers import serve
 
 BODY = {

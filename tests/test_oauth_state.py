@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from server.auth.oauth_state import ReplayCache, StateCodec, pkce_challenge
 from server.errors import InvalidState
-from server.oauth_state import ReplayCache, StateCodec, pkce_challenge
 
 SECRET = "state-secret-0123456789"
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from server.app import create_app
-from server.panel import CLIENT_APP_SDK, content_security_policy
+from server.web.panel import CLIENT_APP_SDK, content_security_policy
 from tests.factories import make_settings
 from tests.servers import serve
 

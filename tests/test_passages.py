@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from server.kb_import import find_files, read_file
-from server.knowledge import Article
-from server.passages import MAX_WORDS, Passage, is_heading, is_list_item, split_passages
+from server.kb.importer import find_files, read_file
+from server.kb.passages import MAX_WORDS, Passage, is_heading, is_list_item, split_passages
+from server.kb.store import Article
 from server.paths import sample_kb_dir
 
 

@@ -5,13 +5,13 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.breaker import CircuitBreaker
-from server.context import SearchQuery, Utterance
-from server.events import Event
-from server.generators import Chunk, GenerationRequest, UpstreamError
-from server.pipeline import AssistRequest, Limits, Pipeline, StreamRecord
-from server.retrieval import Retrieval, Source
-from server.streams import StreamRegistry
+from server.assist.streams import StreamRegistry
+from server.pipeline.breaker import CircuitBreaker
+from server.pipeline.context import SearchQuery, Utterance
+from server.pipeline.events import Event
+from server.pipeline.generators import Chunk, GenerationRequest, UpstreamError
+from server.pipeline.retrieval import Retrieval, Source
+from server.pipeline.stream import AssistRequest, Limits, Pipeline, StreamRecord
 from tests.factories import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -303,7 +303,7 @@ async def test_a_long_transcript_is_redacted_off_the_event_loop(
     context that keeps 2,000."""
     import threading
 
-    import server.pipeline as pipeline_module
+    import server.pipeline.stream as pipeline_module
 
     threads: list[bool] = []
     lengths: list[int] = []
@@ -336,7 +336,7 @@ async def test_long_redactions_take_turns_on_one_worker_thread(
     thread redacting at once held the GIL against the event loop."""
     import threading
 
-    import server.pipeline as pipeline_module
+    import server.pipeline.stream as pipeline_module
 
     lock = threading.Lock()
     running, most = 0, 0

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from server.assist.ratelimit import RateLimiter
 from server.errors import RateLimited
-from server.ratelimit import RateLimiter
 
 
 class Clock:

@@ -1,4 +1,4 @@
-"""What agents need that install cannot change (``server.readiness``): judging roles and
+"""What agents need that install cannot change (``server.admin.readiness``): judging roles and
 queues, the report and its warnings, and the checks against the mock Genesys Cloud
 over real HTTP (found, skipped for a missing permission, failed)."""
 
@@ -11,15 +11,14 @@ from typing import Any
 import httpx
 import pytest
 
-from server.admin_client import (
+from server.admin.client import (
     QUEUE_VIEW,
     ROLE_VIEW,
     AdminClient,
     AdminCredentials,
     PlatformHosts,
 )
-from server.mocks.genesys.config import ADMIN_PERMISSIONS
-from server.readiness import (
+from server.admin.readiness import (
     COMMUNICATION_VIEW,
     MAX_QUEUES_NAMED,
     MAX_ROLES_NAMED,
@@ -37,6 +36,7 @@ from server.readiness import (
     queue_check,
     role_grant,
 )
+from server.devmode.mocks.genesys.config import ADMIN_PERMISSIONS
 from tests.test_mock_genesys import MockServer, run_mock
 
 

@@ -1,4 +1,4 @@
-"""PII redaction (server/redaction.py): each kind, the SSA and Luhn rules, and the corpus.
+"""PII redaction (server/pipeline/redaction.py): each kind, the SSA and Luhn rules, and the corpus.
 
 The corpus (tests/data/pii_corpus.json: 171 contact-center utterances, 79 with PII
 and 92 hard negatives) measures, as of this writing: 0 missed detections and
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from server.redaction import KINDS, Match, find_pii, luhn_ok, redact, ssn_ok
+from server.pipeline.redaction import KINDS, Match, find_pii, luhn_ok, redact, ssn_ok
 
 CORPUS: list[dict[str, Any]] = json.loads(
     (Path(__file__).parent / "data" / "pii_corpus.json").read_text(encoding="utf-8")
@@ -314,7 +314,7 @@ MAX_CHARS = 20_000
 def _work(monkeypatch: pytest.MonkeyPatch, text: str) -> int:
     """The redactor's unit steps on ``text``: digit groups built and candidate numbers
     checked (card, SSN, phone); each costs a bounded amount of time."""
-    import server.redaction as redaction
+    import server.pipeline.redaction as redaction
 
     steps = 0
 

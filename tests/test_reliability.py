@@ -15,7 +15,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from server.app import create_app
-from server.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from tests.factories import bearer, make_settings
 from tests.servers import serve
 
@@ -43,7 +43,10 @@ class Model:
 
 @pytest.fixture(scope="module")
 def model() -> Iterator[Model]:
-    config = MockLLMConfig(tokens_per_second=200, drip_interval_s=0.2, retry_after_s=0.1)
+    # A drip every 0.05 s keeps a stream alive under the 0.5 s stall timeout until the
+    # 2 s hard limit: a tenth of the timeout, so a loaded machine's pauses do not make
+    # a drip look like a stall (with 0.2 s it did, once in a full run).
+    config = MockLLMConfig(tokens_per_second=200, drip_interval_s=0.05, retry_after_s=0.1)
     with serve(create_mock_llm_app(config)) as url:
         yield Model(url)
 
@@ -167,15 +170,20 @@ def test_a_429_then_success_is_retried_into_a_full_answer(
     assert record["retries"] == 1
 
 
-def test_a_retry_that_would_pass_the_deadline_is_not_made(
-        sample_kb_path: Path, model_ok: Model) -> None:
-    """Retry-After is 0.1 s; with 0.05 s left before the first-token deadline, no retry."""
-    settings = panel_settings(sample_kb_path, model_ok, first_token_timeout_s=0.05)
-    with serve(create_app(settings)) as base:
-        model_ok.fault("http_503")
-        before = model_ok.requests
-        done = check_one_done(stream(base))
-    assert done["stop_reason"] == "upstream_503" and model_ok.requests - before == 1
+def test_a_retry_that_would_pass_the_deadline_is_not_made(sample_kb_path: Path) -> None:
+    """Retry-After is 30 s, past the 10 s first-token deadline: no retry, the 503 ends it.
+
+    Regression: with 0.1 s and 0.05 s, a loaded machine let the deadline pass before
+    the 503 came back (``first_token_timeout``): the margins are now far apart."""
+    config = MockLLMConfig(tokens_per_second=0, retry_after_s=30.0)
+    with serve(create_mock_llm_app(config)) as url:
+        model = Model(url)
+        settings = panel_settings(sample_kb_path, model, first_token_timeout_s=10,
+                                  stream_limit_s=20)
+        with serve(create_app(settings)) as base:
+            model.fault("http_503")
+            done = check_one_done(stream(base))
+        assert done["stop_reason"] == "upstream_503" and model.requests == 1
 
 
 def test_a_wrong_model_key_is_a_401_never_retried(sample_kb_path: Path) -> None:

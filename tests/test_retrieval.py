@@ -4,10 +4,10 @@ from collections.abc import Sequence
 
 import pytest
 
-from server.context import SearchQuery, Utterance, build_context
-from server.embedders import EmbeddingError, Vectors
-from server.knowledge import KnowledgeBase, PassageHit
-from server.retrieval import HybridSearch, KnowledgeBaseRetriever, Tuning, rank
+from server.kb.embedders import EmbeddingError, Vectors
+from server.kb.store import KnowledgeBase, PassageHit
+from server.pipeline.context import SearchQuery, Utterance, build_context
+from server.pipeline.retrieval import HybridSearch, KnowledgeBaseRetriever, Tuning, rank
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.generators import Chunk, GenerationRequest, RetryingGenerator, UpstreamError
+from server.pipeline.generators import Chunk, GenerationRequest, RetryingGenerator, UpstreamError
 
 pytestmark = pytest.mark.anyio
 

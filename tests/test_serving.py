@@ -18,7 +18,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
-from server.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from tests.factories import CLIENT_ID, ORG, SECRET, bearer
 from tests.servers import serve
 

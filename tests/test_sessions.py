@@ -6,8 +6,8 @@ import time
 
 import pytest
 
+from server.auth.sessions import Session, SessionCodec
 from server.errors import InvalidSession, SessionExpired, WrongConversation
-from server.sessions import Session, SessionCodec
 
 SECRET = "session-secret-0123456789"
 

@@ -22,10 +22,10 @@ import httpx
 import pytest
 
 from server.app import create_app
-from server.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
-from server.mocks.genesys.state import MockGenesysState
-from server.oauth_state import StateCodec
-from server.panel import CLIENT_APP_SDK
+from server.auth.oauth_state import StateCodec
+from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
+from server.devmode.mocks.genesys.state import MockGenesysState
+from server.web.panel import CLIENT_APP_SDK
 from tests.factories import (
     CLIENT_ID,
     ORG,

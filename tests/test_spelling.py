@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from server.spelling import Vocabulary, distance
-from server.terms import stem
+from server.kb.spelling import Vocabulary, distance
+from server.pipeline.terms import stem
 
 WORDS = ["payment", "extension", "hotspot", "travel", "phone", "order", "cancel", "unlock"]
 VOCABULARY = Vocabulary("1", {stem(w): 3 for w in WORDS} | {"pay": 9})

@@ -12,7 +12,7 @@ import pytest
 from httpx_sse import connect_sse
 
 from server.app import create_app
-from server.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from server.settings import Settings
 from tests.factories import bearer, make_settings
 from tests.servers import serve

@@ -15,8 +15,8 @@ import pytest
 from starlette.applications import Starlette
 
 from server.app import create_app
-from server.mocks.llm import MockLLMConfig, create_mock_llm_app
-from server.streams import StreamRegistry
+from server.assist.streams import StreamRegistry
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from tests.factories import USER, bearer, make_settings
 from tests.servers import Running, running, serve
 

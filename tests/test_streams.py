@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from server.assist.streams import StreamRegistry
 from server.errors import OverCapacity, ShuttingDown
-from server.streams import StreamRegistry
 
 CONV = "5f4b1a2e-0c1d-4e2f-9a3b-7c6d5e4f3a2b"
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from server.terms import FILLER, STOPWORDS, is_small_talk, query_terms, stem, stems, words
+from server.pipeline.terms import FILLER, STOPWORDS, is_small_talk, query_terms, stem, stems, words
 
 
 def test_words_are_lowercased_with_apostrophes_dropped() -> None:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from server.watchdog import Expiry, Watchdog
+from server.pipeline.watchdog import Expiry, Watchdog
 
 
 def _wd() -> Watchdog:

@@ -29,14 +29,14 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from werkzeug.serving import make_server
 
 from bench.peers.flask_relay import create_app
-from server.knowledge import KnowledgeBase
-from server.mocks.llm import (
+from server.devmode.mocks.llm import (
     NO_ANSWER,
     MockLLMConfig,
     create_mock_llm_app,
     grounded_answer,
     tokenize,
 )
+from server.kb.store import KnowledgeBase
 from tests.servers import running
 
 REPO = Path(__file__).resolve().parents[2]

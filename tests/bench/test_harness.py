@@ -49,14 +49,14 @@ def test_profile_summary_names_functions_and_drops_the_bootstrap(tmp_path: Path)
     collapsed = tmp_path / "profile.txt"
     collapsed.write_text(
         f"{boot};Runner.run (asyncio/runners.py:118) 50\n"
-        f"{boot};Runner.run (asyncio/runners.py:118);relay (server/pipeline.py:10) 30\n"
-        "_pump (server/pipeline.py:20);stream (generators/openai_chat.py:7) 20\n")
+        f"{boot};Runner.run (asyncio/runners.py:118);relay (server/pipeline/stream.py:10) 30\n"
+        "_pump (server/pipeline/stream.py:20);stream (generators/openai_chat.py:7) 20\n")
     top = throughput.top_functions(collapsed)
     assert top["samples"] == 100
     assert top["own"][0] == ("Runner.run (asyncio/runners.py)", 50.0)
-    assert ("relay (server/pipeline.py)", 30.0) in top["own"]
+    assert ("relay (pipeline/stream.py)", 30.0) in top["own"]
     inside = dict(top["inside"])
-    assert inside["_pump (server/pipeline.py)"] == 20.0
+    assert inside["_pump (pipeline/stream.py)"] == 20.0
     assert not any("click" in name or "runpy" in name for name in inside)
 
 

@@ -6,12 +6,12 @@ from pathlib import Path
 
 from bench.kbgen import generate_articles, generate_queries
 from bench.retrieval import ITEM, TOP_K, measure
-from server.context import SearchQuery
-from server.embedders import WordLlamaEmbedder
-from server.kb_import import read_file
-from server.knowledge import KnowledgeBase
-from server.retrieval import HybridSearch
-from server.terms import query_terms
+from server.kb.embedders import WordLlamaEmbedder
+from server.kb.importer import read_file
+from server.kb.store import KnowledgeBase
+from server.pipeline.context import SearchQuery
+from server.pipeline.retrieval import HybridSearch
+from server.pipeline.terms import query_terms
 
 
 def _contents(paths: list[Path], root: Path) -> dict[str, bytes]:

@@ -37,8 +37,8 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 from websockets.sync.client import connect
 
-from server.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
-from server.mocks.genesys.state import MockGenesysState
+from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
+from server.devmode.mocks.genesys.state import MockGenesysState
 from tests.servers import listening_socket, serve
 
 ROOT = Path(__file__).resolve().parents[2]

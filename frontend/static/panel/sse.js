@@ -2,6 +2,8 @@
 // send headers). Yields {event, id, data} for each message, data parsed as JSON.
 // onChunk(byteLength) is called for every chunk read off the wire, keep-alive
 // comments included: the caller's stall watchdog feeds on it.
+//
+// The parsing itself is EventStreamParser: bytes in, messages out, no I/O.
 
 export class StreamError extends Error {
   constructor(status, body, retryAfter = null) {
@@ -12,22 +14,76 @@ export class StreamError extends Error {
   }
 }
 
-function parseBlock(block) {
-  const message = { event: "message", id: "", data: "" };
-  const data = [];
-  for (const line of block.split("\n")) {
-    if (!line || line.startsWith(":")) continue; // comments are keep-alive pings
-    const colon = line.indexOf(":");
-    const field = colon === -1 ? line : line.slice(0, colon);
-    let value = colon === -1 ? "" : line.slice(colon + 1);
-    if (value.startsWith(" ")) value = value.slice(1);
-    if (field === "event") message.event = value;
-    else if (field === "id") message.id = value;
-    else if (field === "data") data.push(value);
+const LINE_END = /\r\n|\r|\n/g;
+const COLON = 58;
+const SPACE = 32;
+
+// The event-stream format (WHATWG HTML, "Server-sent events: parsing an event
+// stream"), from chunks cut anywhere: inside a line, between the "\r" and "\n" of a
+// line end, inside a multi-byte UTF-8 character. Lines end with "\r\n", "\n" or
+// "\r"; a blank line ends a message; lines starting with ":" are comments (the
+// server's keep-alive pings). A message is dispatched only if it has a data line;
+// one the stream ends in the middle of (no blank line after it) is dropped, as
+// the standard says. `retry` and unknown fields are ignored.
+export class EventStreamParser {
+  constructor() {
+    this.decoder = new TextDecoder(); // drops a leading BOM, keeps split characters
+    this.partial = ""; // the start of a line whose end has not come yet
+    this.afterCarriage = false; // the last line ended with a "\r" that ended its chunk
+    this.event = "";
+    this.id = "";
+    this.data = [];
   }
-  if (!data.length) return null;
-  message.data = JSON.parse(data.join("\n"));
-  return message;
+
+  // chunk: bytes (a Uint8Array off the wire) or text. Answers the messages it
+  // completed, in order: [{event, id, data}], event "message" when the message
+  // named none, id the message's own id field ("" when none), data its text.
+  push(chunk) {
+    let text = typeof chunk === "string" ? chunk : this.decoder.decode(chunk, { stream: true });
+    const messages = [];
+    if (!text) return messages; // e.g. the first byte of a split character
+    if (this.afterCarriage) {
+      this.afterCarriage = false;
+      if (text.charCodeAt(0) === 10) text = text.slice(1); // the "\n" of a split "\r\n"
+    }
+    let start = 0;
+    LINE_END.lastIndex = 0;
+    for (let end = LINE_END.exec(text); end; end = LINE_END.exec(text)) {
+      let line = text.slice(start, end.index);
+      if (this.partial) {
+        line = this.partial + line;
+        this.partial = "";
+      }
+      start = LINE_END.lastIndex;
+      this.line(line, messages);
+    }
+    if (start < text.length) this.partial += text.slice(start);
+    else this.afterCarriage = text.charCodeAt(text.length - 1) === 13;
+    return messages;
+  }
+
+  line(line, messages) {
+    if (!line) { // a blank line: dispatch
+      if (this.data.length) {
+        messages.push({ event: this.event || "message", id: this.id, data: this.data.join("\n") });
+      }
+      this.event = "";
+      this.id = "";
+      this.data = [];
+      return;
+    }
+    if (line.charCodeAt(0) === COLON) return; // a comment: a keep-alive ping
+    const colon = line.indexOf(":");
+    let field = line;
+    let value = "";
+    if (colon !== -1) {
+      field = line.slice(0, colon);
+      value = line.slice(line.charCodeAt(colon + 1) === SPACE ? colon + 2 : colon + 1);
+    }
+    if (field === "data") this.data.push(value);
+    else if (field === "event") this.event = value;
+    else if (field === "id" && !value.includes("\0")) this.id = value;
+  }
 }
 
 export async function* postEventStream(url, body, { headers = {}, signal, onChunk } = {}) {
@@ -44,23 +100,14 @@ export async function* postEventStream(url, body, { headers = {}, signal, onChun
       Number.isFinite(retryAfter) ? retryAfter : null);
   }
   const reader = response.body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  let carriage = ""; // a "\r" at the end of a chunk may be half of a "\r\n"
+  const parser = new EventStreamParser();
   try {
     for (;;) {
       const { value, done } = await reader.read();
       if (done) break;
       if (onChunk) onChunk(value.byteLength);
-      let text = carriage + decoder.decode(value, { stream: true });
-      carriage = text.endsWith("\r") ? "\r" : "";
-      if (carriage) text = text.slice(0, -1);
-      buffer += text.replace(/\r\n?/g, "\n");
-      let end;
-      while ((end = buffer.indexOf("\n\n")) !== -1) {
-        const message = parseBlock(buffer.slice(0, end));
-        buffer = buffer.slice(end + 2);
-        if (message) yield message;
+      for (const message of parser.push(value)) {
+        yield { event: message.event, id: message.id, data: JSON.parse(message.data) };
       }
     }
   } finally {

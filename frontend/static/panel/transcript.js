@@ -9,6 +9,10 @@
 import { GenesysError, genesysApi } from "./genesys-api.js";
 import { customerLeft, followMessages, hasMessages } from "./messaging.js";
 import { subscribeTopics } from "./subscriptions.js";
+import {
+  SocketClosed, TopicsRefused, failureKind, hasCalls, liveStatus, readFrame, readTranscription,
+  refusalKey, renewDelay, retryDelay, topicsFor,
+} from "./transcript-logic.js";
 
 export { GenesysError };
 
@@ -26,13 +30,8 @@ const DEFAULT_TIMING = {
   voiceEndGraceMs: 15_000, // the call ended without SESSION_ENDED: wait for late finals
   maxAuthRenewals: 3, // onAuthExpired calls in a row without a stable channel
 };
-const TOKEN_CLOSE = /token/i;
-const SPEAKER_BY_CHANNEL = { EXTERNAL: "customer", INTERNAL: "agent" };
 const MAX_TIMEOUT_MS = 2 ** 31 - 1;
 const LOG = "Assist Panel live transcript:";
-
-const hasCalls = (participants) =>
-  participants.some((p) => Array.isArray(p.calls) && p.calls.length > 0);
 
 // watchConversation({apiBase, conversationId, userId, getToken, onUtterance, onStatus,
 //                    onAuthExpired, onMedia, onRefused, timing}) -> {close()}
@@ -135,16 +134,7 @@ export function watchConversation({
   }
 
   // What a live channel shows: a call whose transcript was refused is "restricted".
-  const liveState = () => {
-    if (ended) return "ended";
-    return voiceRefused && media !== "message" ? "restricted" : "live";
-  };
-
-  // Only what the interaction needs: one refused permission never costs the other.
-  function topicsFor() {
-    if (media === "message") return userTopic ? [userTopic] : [voiceTopic];
-    return userTopic ? [voiceTopic, userTopic] : [voiceTopic];
-  }
+  const liveState = () => liveStatus({ ended, voiceRefused, media });
 
   // Before the first subscription: is this a call or messaging? (Unknown when the
   // conversation cannot be read or has neither yet: then both topics are asked.)
@@ -163,7 +153,7 @@ export function watchConversation({
 
   function noteRefusals(refused) {
     voiceRefused = refused.some((r) => r.id === voiceTopic);
-    const key = refused.map((r) => r.id).sort().join(" ");
+    const key = refusalKey(refused);
     if (key === refusedKey) return;
     refusedKey = key;
     if (refused.length) {
@@ -253,7 +243,8 @@ export function watchConversation({
       if (session.dead) return;
       session.phase = "subscribe";
       const subscribe = (method, path, body) => api(method, path, session.token, body);
-      const { permitted, refused } = await subscribeTopics(subscribe, channel.id, topicsFor());
+      const { permitted, refused } = await subscribeTopics(subscribe, channel.id,
+        topicsFor(media, voiceTopic, userTopic));
       if (session.dead) return;
       noteRefusals(refused);
       if (!permitted.length) throw new TopicsRefused();
@@ -294,9 +285,8 @@ export function watchConversation({
       failures = 0;
       authRenewals = 0;
     }, timing.stableAfterMs);
-    const left = Date.parse(channel.expires || "") - Date.now();
-    if (left > 0) {
-      const renewIn = Math.max(timing.minChannelLifeMs, left - timing.renewBeforeExpiryMs);
+    const renewIn = renewDelay(channel.expires, Date.now(), timing);
+    if (renewIn !== null) {
       session.renewTimer = later(() => session === current && !authPending && connect(), renewIn);
     }
     catchUp();
@@ -312,13 +302,13 @@ export function watchConversation({
     if (session !== current) return;
     current = null;
     const live = isLive(previous);
-    const tokenClosed = error instanceof SocketClosed && TOKEN_CLOSE.test(error.reason);
-    if (error.status === 401 || tokenClosed) return authExpired(session.token);
-    if (error instanceof TopicsRefused) {
+    const kind = failureKind(error, notFoundBefore);
+    if (kind === "auth") return authExpired(session.token);
+    if (kind === "refused") {
       console.warn(LOG, "Genesys refused every topic this conversation needs; not retrying");
       return finish("offline");
     }
-    if (error.status === 403 || error.status === 400 || (error.status === 404 && notFoundBefore)) {
+    if (kind === "forbidden") {
       console.warn(LOG, `Genesys refused the subscription (${error.status}); not retrying`);
       return finish("offline");
     }
@@ -330,10 +320,7 @@ export function watchConversation({
 
   function scheduleRetry() {
     // The first retry comes quickly; then 1 s, 2 s, 4 s... up to 30 s, with jitter.
-    const grown = timing.backoffBaseMs * 2 ** Math.max(0, failures - 2);
-    const delay = failures <= 1
-      ? Math.random() * timing.firstRetryMaxMs
-      : Math.min(timing.backoffMaxMs, grown) * (0.5 + Math.random() / 2);
+    const delay = retryDelay(failures, timing);
     cancel(retryTimer);
     retryTimer = later(connect, delay);
   }
@@ -388,31 +375,20 @@ export function watchConversation({
     if (session.dead || stopped) return;
     session.lastFrame = Date.now();
     session.pinged = false;
-    let frame;
-    try {
-      frame = JSON.parse(data);
-    } catch {
-      return; // one unreadable frame must not end the feed
-    }
-    const body = frame && frame.eventBody;
-    if (!body || typeof body !== "object") return;
-    if (frame.topicName === voiceTopic) onTranscription(body);
-    else if (userTopic && frame.topicName === userTopic && body.id === conversationId) {
-      onConversation(body);
-    }
+    const frame = readFrame(data); // null: a heartbeat, or unreadable
+    if (!frame) return;
+    const { topic, body } = frame;
+    if (topic === voiceTopic) onTranscription(body);
+    else if (userTopic && topic === userTopic && body.id === conversationId) onConversation(body);
   }
 
   function onTranscription(body) {
     setMedia("voice");
-    const transcripts = Array.isArray(body.transcripts) ? body.transcripts : [];
-    const sessionEnded = body.status && body.status.status === "SESSION_ENDED";
-    if (transcripts.length && !sessionEnded) markActive();
-    for (const t of transcripts) {
-      const speaker = SPEAKER_BY_CHANNEL[t && t.channel];
-      if (!t || !t.isFinal || !t.utteranceId || !speaker) continue;
-      const text = String(((t.alternatives || [])[0] || {}).transcript || "").trim();
-      if (text) emit({ id: t.utteranceId, speaker, text, media: "voice" });
-      else seenUtterances.add(t.utteranceId);
+    const { finals, active, ended: sessionEnded } = readTranscription(body);
+    if (active) markActive();
+    for (const { id, speaker, text } of finals) {
+      if (text) emit({ id, speaker, text, media: "voice" });
+      else seenUtterances.add(id);
     }
     if (sessionEnded) markEnded();
   }
@@ -461,21 +437,4 @@ export function watchConversation({
   window.addEventListener("online", onOnline);
   connect();
   return { close: stop };
-}
-
-// Genesys refused every topic the conversation needs: retrying cannot help.
-class TopicsRefused extends Error {
-  constructor() {
-    super("Genesys refused every topic");
-    this.status = 0;
-  }
-}
-
-class SocketClosed extends Error {
-  constructor(code, reason) {
-    super(`The channel socket closed (${code})`);
-    this.status = 0;
-    this.code = code;
-    this.reason = reason || "";
-  }
 }

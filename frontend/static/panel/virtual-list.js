@@ -9,7 +9,11 @@
 // - pinned (the reader is at the bottom): the view follows the newest item;
 // - not pinned: the first visible item keeps its offset from the top of the
 //   viewport, whatever changed above or below it.
-// The list owns only geometry; what an item looks like is up to create(key).
+// The list owns only geometry; what an item looks like is up to create(key). The
+// arithmetic (offsets, what to mount, where the view goes) is in virtual-window.js.
+import {
+  anchorAt, averageHeight, layout, mountWindow, scrollTarget, span,
+} from "./virtual-window.js";
 
 const DEFAULTS = { estimate: 160, overscan: 3, maxMounted: 16, slack: 4 };
 
@@ -34,6 +38,7 @@ export class VirtualList {
     this.lastTop = 0;
     this.frame = 0;
     this.tops = new Float64Array(0);
+    this.heightAt = (i) => this.heights.get(this.keys[i]) ?? this.average;
     scroller.style.overflowAnchor = "none"; // the list anchors itself
     this.resizeObserver = new ResizeObserver((entries) => this.onResize(entries));
     this.resizeObserver.observe(scroller);
@@ -111,74 +116,30 @@ export class VirtualList {
     }
   }
 
-  heightAt(i) {
-    return this.heights.get(this.keys[i]) ?? this.average;
-  }
-
   // Offsets of every item from the top of the content, from the known heights;
   // answers where the content ends.
   layout(box) {
     const n = this.keys.length;
-    let sum = 0;
-    for (const height of this.heights.values()) sum += height;
-    this.average = this.heights.size ? sum / this.heights.size : this.options.estimate;
+    this.average = averageHeight(this.heights.values(), this.options.estimate);
     if (this.tops.length < n) this.tops = new Float64Array(Math.max(n, this.tops.length * 2, 64));
-    let y = box.padTop;
-    for (let i = 0; i < n; i += 1) {
-      this.tops[i] = y;
-      y += this.heightAt(i) + box.gap;
-    }
-    return y - box.gap + box.padBottom;
+    return layout(this.tops, n, this.heightAt, box);
   }
 
   // Where the view should be: the bottom when pinned, the item being revealed, or
   // wherever keeps the anchor item at the same offset in the viewport.
   target(box, end) {
-    const max = Math.max(0, end - box.viewport);
-    let top;
-    if (this.pinned) top = max;
-    else if (this.anchor && this.index.has(this.anchor.key)) {
-      top = this.tops[this.index.get(this.anchor.key)] - this.anchor.delta;
-    } else top = this.scroller.scrollTop;
-    if (this.revealIndex >= 0) {
-      const start = this.tops[this.revealIndex] - box.padTop;
-      const bottom = this.tops[this.revealIndex] + this.heightAt(this.revealIndex) + box.padBottom;
-      if (start < top) top = start;
-      else if (bottom > top + box.viewport) top = Math.min(start, bottom - box.viewport);
-    }
-    return Math.min(max, Math.max(0, top));
-  }
-
-  // The last item that starts at or above y.
-  itemAt(y) {
-    let lo = 0;
-    let hi = this.keys.length - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >> 1;
-      if (this.tops[mid] <= y) lo = mid;
-      else hi = mid - 1;
-    }
-    return lo;
+    const anchor = this.anchor && this.index.has(this.anchor.key)
+      ? { index: this.index.get(this.anchor.key), delta: this.anchor.delta } : null;
+    return scrollTarget(this.tops, this.heightAt, { end, box, pinned: this.pinned, anchor,
+      scrollTop: this.scroller.scrollTop, reveal: this.revealIndex });
   }
 
   // The items to mount: those in view and `overscan` more on each side, at most
   // `maxMounted` (the overscan goes first), plus the one holding focus.
   wanted(top, viewport) {
     const { overscan, maxMounted } = this.options;
-    const firstVisible = this.itemAt(top);
-    const lastVisible = this.itemAt(top + viewport);
-    let first = Math.max(0, firstVisible - overscan);
-    let last = Math.min(this.keys.length - 1, lastVisible + overscan);
-    while (last - first + 1 > maxMounted) {
-      if (firstVisible - first > last - lastVisible) first += 1;
-      else last -= 1;
-    }
-    const indices = [];
-    const focused = this.focusedIndex();
-    if (focused >= 0 && focused < first) indices.push(focused);
-    for (let i = first; i <= last; i += 1) indices.push(i);
-    if (focused > last) indices.push(focused);
-    return indices;
+    return mountWindow(this.tops, this.keys.length,
+      { top, viewport, overscan, maxMounted, focused: this.focusedIndex() });
   }
 
   // The item holding keyboard focus stays mounted, wherever the view is.
@@ -206,10 +167,12 @@ export class VirtualList {
     const sequence = [];
     let mountedNew = false;
     let previous = -1;
-    const span = (from, to) => this.tops[to] + this.heightAt(to) - this.tops[from];
+    const spacerHeight = (from, to) => span(this.tops, this.heightAt, from, to);
     for (const i of indices) {
       const key = this.keys[i];
-      if (i > previous + 1) sequence.push(this.spacer(`before:${key}`, span(previous + 1, i - 1)));
+      if (i > previous + 1) {
+        sequence.push(this.spacer(`before:${key}`, spacerHeight(previous + 1, i - 1)));
+      }
       let element = this.mounted.get(key);
       if (!element) {
         element = this.create(key, i);
@@ -222,7 +185,7 @@ export class VirtualList {
       previous = i;
     }
     const n = this.keys.length;
-    if (previous < n - 1) sequence.push(this.spacer("end", span(previous + 1, n - 1)));
+    if (previous < n - 1) sequence.push(this.spacer("end", spacerHeight(previous + 1, n - 1)));
     const keep = new Set(sequence);
     for (const [id, spacer] of this.spacers) {
       if (!keep.has(spacer)) {
@@ -260,9 +223,8 @@ export class VirtualList {
   // Remembers the first visible item and its offset in the viewport.
   capture(top) {
     if (!this.keys.length) return;
-    let i = this.itemAt(top);
-    if (this.tops[i] + this.heightAt(i) <= top && i < this.keys.length - 1) i += 1;
-    this.anchor = { key: this.keys[i], delta: this.tops[i] - top };
+    const { index, delta } = anchorAt(this.tops, this.keys.length, this.heightAt, top);
+    this.anchor = { key: this.keys[index], delta };
   }
 
   atBottom() {

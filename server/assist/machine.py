@@ -1,0 +1,150 @@
+"""``POST /v1/stream-assist``: suggestions for machine clients (bots, Architect data actions).
+
+API-key auth (``ASSIST_API_KEYS``; ``Authorization: Bearer <key>`` or
+``X-API-Key: <key>``), no Genesys session. The body is ``{conversationId,
+transcript: [{speaker, text}], lastUtterance, requestId?}``: ``lastUtterance`` is
+the customer's newest words, appended to the transcript unless it already ends
+with them. The answer is ``application/x-ndjson``: one ``{"text": ...}`` line per
+aggregated chunk, then one last line ``{"complete": true, "sourceDocuments": [...],
+"requestId": ..., "outcome": ..., "fallback": article|null}``. The same pipeline,
+limits, supersede and audit as the panel's stream; a key is its own "user".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+from starlette.types import Message, Receive, Scope, Send
+
+from server.assist.admission import Admission
+from server.assist.routes import check_transcript, new_request_id
+from server.assist.sse import STREAM_HEADERS
+from server.auth.sessions import bearer
+from server.errors import Unauthorized
+from server.pipeline.context import Utterance
+from server.pipeline.events import Event
+from server.pipeline.stream import AssistRequest, Pipeline
+from server.schemas import MachineStreamRequest
+from server.settings import Settings
+from server.web.bodies import read_model
+from server.web.connections import drop_slow_reader
+
+
+class InvalidApiKey(Unauthorized):
+    code = "invalid_api_key"
+
+
+def key_id(key: str) -> str:
+    """A short, stable name for a key (for the audit log and the rate limit), not the key."""
+    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
+def authenticate(request: Request, settings: Settings) -> str:
+    """The id of the request's API key; 401 ``invalid_api_key`` otherwise."""
+    given = request.headers.get("x-api-key", "").strip() or bearer(request)
+    if not given:
+        raise InvalidApiKey("An API key is required (Authorization: Bearer <key>).")
+    digest = hashlib.sha256(given.encode()).digest()
+    matched = False
+    for key in settings.api_keys:  # compare every key, in constant time, whatever matches
+        expected = hashlib.sha256(key.get_secret_value().encode()).digest()
+        matched |= hmac.compare_digest(digest, expected)
+    if not matched:
+        raise InvalidApiKey("The API key is not valid.")
+    return key_id(given)
+
+
+def line(payload: dict[str, object]) -> bytes:
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
+
+
+async def ndjson(events: AsyncGenerator[Event, None], request_id: str) -> AsyncIterator[bytes]:
+    """The pipeline's events as the flat NDJSON lines of the contract."""
+    sources: list[object] = []
+    fallback: object = None
+    confident = True
+    try:
+        async for event in events:
+            if event.name == "suggestion":
+                sources = event.data["sources"]
+                confident = event.data["confident"]
+            elif event.name == "delta":
+                yield line({"text": event.data["text"]})
+            elif event.name == "fallback":
+                fallback = event.data["article"] | {"reason": event.data["reason"]}
+            elif event.name == "done":
+                yield line({"complete": True, "sourceDocuments": sources,
+                            "confident": confident,
+                            "requestId": request_id, "outcome": event.data["outcome"],
+                            "stopReason": event.data["stop_reason"], "fallback": fallback})
+    finally:
+        await events.aclose()
+
+
+class NDJSONStream(StreamingResponse):
+    """A streamed response that gives its slot back however it ends, and drops a client
+    that takes longer than ``send_timeout_s`` to accept a line (it stopped reading)."""
+
+    def __init__(self, content: AsyncIterator[bytes], *, on_close: Callable[[], None],
+                 send_timeout_s: float) -> None:
+        super().__init__(content, media_type="application/x-ndjson", headers=STREAM_HEADERS)
+        self.on_close = on_close
+        self.send_timeout_s = send_timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def timed_send(message: Message) -> None:
+            with anyio.fail_after(self.send_timeout_s):
+                await send(message)
+
+        async def respond() -> None:
+            await self.stream_response(timed_send)
+            group.cancel_scope.cancel()
+
+        # Always watch for the disconnect (Starlette stops doing so for ASGI spec 2.4
+        # servers, noticing only at the next write): a quiet stream must still end
+        # at once, cancelling its model request.
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(respond)
+                await self.listen_for_disconnect(receive)
+                group.cancel_scope.cancel()
+        except* TimeoutError:
+            drop_slow_reader(scope, self.send_timeout_s)
+        finally:
+            self.on_close()
+
+
+async def stream_assist(request: Request) -> Response:
+    """``POST /v1/stream-assist``: one suggestion as NDJSON for an API-key client.
+
+    401 without a valid key, 400/413 for a bad or oversized body, 429 over the
+    key's rate limit, 503 at the stream cap.
+    """
+    settings: Settings = request.state.settings
+    pipeline: Pipeline = request.state.pipeline
+    admission: Admission = request.state.admission
+    owner = authenticate(request, settings)
+    admission.check_rate(owner)
+    body = await read_model(request, MachineStreamRequest, settings.max_body_bytes)
+    utterances = [Utterance(u.speaker, u.text) for u in body.transcript]
+    customer = [u.text.strip() for u in utterances if u.speaker == "customer"]
+    if not customer or customer[-1] != body.last_utterance:
+        utterances.append(Utterance("customer", body.last_utterance))
+    check_transcript([u.text for u in utterances], settings.max_transcript_chars)
+    request_id = body.request_id or new_request_id()
+    assist = AssistRequest(conversation_id=body.conversation_id, trigger="utterance", query=None,
+                           utterances=tuple(utterances), request_id=request_id, user_id=owner)
+    control = admission.admit(owner=owner, conversation_id=body.conversation_id, automatic=True)
+    return NDJSONStream(ndjson(pipeline.stream(assist, control), request_id),
+                        on_close=lambda: admission.streams.close(control),
+                        send_timeout_s=settings.send_timeout_s)
+
+
+routes = [Route("/v1/stream-assist", stream_assist, methods=["POST"])]

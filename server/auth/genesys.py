@@ -1,0 +1,159 @@
+"""The panel server's calls to Genesys Cloud: who a token is, who is on a conversation,
+and the PKCE code exchange.
+
+httpx exceptions and platform error statuses are translated here, at the
+boundary, into the errors of :mod:`server.errors`. Tokens are never logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from server.errors import (
+    AssistError,
+    GenesysTokenRejected,
+    GenesysUnavailable,
+    InvalidState,
+    NotAParticipant,
+)
+
+log = logging.getLogger("assist_panel.genesys")
+
+
+# Participants that are the agents of a conversation: "user" is the agent's purpose on
+# a direct call, one that never went through a queue.
+_AGENT_PURPOSES = frozenset({"agent", "user"})
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who an access token belongs to, as Genesys reports it."""
+
+    user_id: str
+    user_name: str
+    org_id: str
+    org_name: str
+    client_id: str
+
+
+@dataclass(frozen=True)
+class TokenGrant:
+    """An access token from the token endpoint."""
+
+    access_token: str
+    expires_in: int
+
+
+class GenesysClient:
+    """Async calls to one Genesys environment's hosts, on the app's shared httpx client."""
+
+    def __init__(self, http: httpx.AsyncClient, timeout_s: float) -> None:
+        self.http = http
+        self.timeout = httpx.Timeout(timeout_s)
+
+    async def _get(self, url: str, token: str, params: dict[str, str] | None = None) -> Any:
+        try:
+            response = await self.http.get(
+                url, params=params, timeout=self.timeout,
+                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            log.warning("Genesys call failed: %s %s", type(exc).__name__, httpx.URL(url).path)
+            raise GenesysUnavailable("Genesys Cloud could not be reached.") from None
+        if response.status_code == 401:
+            raise GenesysTokenRejected("Genesys did not accept the access token.")
+        if response.is_success:
+            try:
+                return response.json()
+            except ValueError:
+                pass
+        raise _status_error(response)
+
+    async def identify(self, api_base: str, token: str) -> Identity:
+        """``users/me`` and ``tokens/me``, asked at once. ``tokens/me`` names the org and
+        the OAuth client; ``users/me`` needs no ``expand`` (which may want scopes beyond
+        the panel's)."""
+        results = await asyncio.gather(
+            self._get(f"{api_base}/api/v2/users/me", token),
+            self._get(f"{api_base}/api/v2/tokens/me", token),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, _NotVisible):
+                raise GenesysTokenRejected("The access token lacks the scopes the panel needs.")
+            if isinstance(result, BaseException):
+                raise result
+        me: Any = results[0]
+        info: Any = results[1]
+        try:
+            org = info["organization"]
+            identity = Identity(
+                user_id=str(me["id"]), user_name=str(me.get("name", "")),
+                org_id=str(org["id"]), org_name=str(org.get("name", "")),
+                client_id=str((info.get("OAuthClient") or {}).get("id", "")),
+            )
+        except (KeyError, TypeError):
+            raise GenesysUnavailable("Genesys answered in an unexpected shape.") from None
+        user_org = (me.get("organization") or {}).get("id")
+        if user_org is not None and user_org != identity.org_id:
+            raise GenesysTokenRejected("The token's user and organization disagree.")
+        return identity
+
+    async def agent_user_ids(self, api_base: str, token: str, conversation_id: str) -> set[str]:
+        """The user ids of a conversation's agent participants: ``agent`` on a queue
+        conversation, ``user`` on a direct (non-queue) call.
+
+        A conversation the token cannot see (403/404) is reported as
+        :class:`NotAParticipant`: from outside, both mean "not yours".
+        """
+        try:
+            body = await self._get(f"{api_base}/api/v2/conversations/{conversation_id}", token)
+        except _NotVisible:
+            raise NotAParticipant("You are not an agent on this conversation.") from None
+        participants = body.get("participants") if isinstance(body, dict) else None
+        if not isinstance(participants, list):
+            raise GenesysUnavailable("Genesys answered in an unexpected shape.")
+        return {
+            str(p["userId"]) for p in participants
+            if isinstance(p, dict) and p.get("purpose") in _AGENT_PURPOSES and p.get("userId")
+        }
+
+    async def exchange_code(
+        self, login_base: str, *, code: str, verifier: str, client_id: str, redirect_uri: str,
+    ) -> TokenGrant:
+        """``POST /oauth/token`` for the authorization-code grant with PKCE (no secret)."""
+        form = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
+                "client_id": client_id, "redirect_uri": redirect_uri}
+        try:
+            response = await self.http.post(f"{login_base}/oauth/token", data=form,
+                                            timeout=self.timeout,
+                                            headers={"Accept": "application/json"})
+        except httpx.HTTPError as exc:
+            log.warning("Genesys token exchange failed: %s", type(exc).__name__)
+            raise GenesysUnavailable("Genesys Cloud could not be reached.") from None
+        if response.status_code in (400, 401):
+            # invalid_grant and friends: the code is used, expired or not ours.
+            raise InvalidState("Genesys refused the sign-in code; sign in again.")
+        if not response.is_success:
+            raise _status_error(response)
+        try:
+            body = response.json()
+            return TokenGrant(str(body["access_token"]), int(body.get("expires_in", 0)))
+        except (ValueError, KeyError, TypeError):
+            raise GenesysUnavailable("Genesys answered in an unexpected shape.") from None
+
+
+class _NotVisible(AssistError):
+    status_code = 404
+    code = "not_found"
+
+
+def _status_error(response: httpx.Response) -> AssistError:
+    if response.status_code in (403, 404):
+        return _NotVisible("Not visible to this token.")
+    log.warning("Genesys answered %s for %s", response.status_code, response.url.path)
+    return GenesysUnavailable(f"Genesys Cloud answered {response.status_code}.")

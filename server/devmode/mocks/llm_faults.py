@@ -1,0 +1,496 @@
+"""Wire half of the mock model server: OpenAI framing, errors, pacing and fault injection.
+
+`llm.py` decides *what* to answer (a `CompletionPlan`); this module decides *how*
+the bytes go out (chunks, `[DONE]`, OpenAI error bodies, request validation),
+including the misbehaviours a developer can switch on. It works
+at the ASGI level because several faults (stalls, drops) are about the
+connection itself, which a plain Starlette `StreamingResponse` cannot express.
+Which fault a request gets (header, runtime switch, config) and the answers of
+the status-code faults (`http_*`) live in `llm_control`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+from anyio import CancelScope
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
+
+if TYPE_CHECKING:  # llm_timings uses this module's JSON helpers
+    from server.devmode.mocks.llm_timings import CompletionTiming
+
+#: Valid fault names, for `MockLLMConfig.fault`, the `X-Mock-Fault` request header and
+#: `PUT /mock/fault` (see `llm_control`).
+FAULTS: tuple[str, ...] = (
+    "stall_first",
+    "stall_mid",
+    "drip",
+    "http_429",
+    "http_500",
+    "drop_mid",
+    "malformed",
+    "endless",
+    "flood",
+    "http_400",
+    "http_403",
+    "http_503",
+)
+
+# Broken SSE lines the `malformed` fault interleaves with good chunks. A line with
+# no "data:" field is legal SSE that a conforming parser ignores; the other two
+# are events whose data is not JSON.
+_BROKEN_NOT_JSON = b"data: {not json\n\n"
+_BROKEN_NO_FIELD = b"this line has no data field\n\n"
+
+
+class MockConnectionDrop(Exception):
+    """Raised mid-body on purpose (`drop_mid`) so the ASGI server aborts the connection."""
+
+
+class StreamTracker:
+    """Counts in-flight completions, so tests can prove that no stream outlives its client.
+
+    Thread-safe because tests usually run uvicorn in a background thread.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._active = 0
+        self._total = 0
+
+    @property
+    def active(self) -> int:
+        """Completions currently being served (streaming or waiting)."""
+        with self._cond:
+            return self._active
+
+    @property
+    def total(self) -> int:
+        """Completions started since the app was created."""
+        with self._cond:
+            return self._total
+
+    @contextmanager
+    def track(self) -> Iterator[None]:
+        """Count one completion for the duration of the block."""
+        with self._cond:
+            self._active += 1
+            self._total += 1
+        try:
+            yield
+        finally:
+            with self._cond:
+                self._active -= 1
+                self._cond.notify_all()
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Block until no completion is active; False if `timeout` seconds pass first."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self._active == 0, timeout)
+
+
+@dataclass(frozen=True)
+class CompletionPlan:
+    """Everything needed to put one completion on the wire."""
+
+    completion_id: str
+    created: int
+    model: str
+    system_fingerprint: str
+    tokens: tuple[str, ...]
+    finish_reason: str
+    prompt_tokens: int
+    include_usage: bool
+    fault: str | None
+    token_interval_s: float
+    first_token_delay_s: float
+    fault_after_tokens: int
+
+    def usage(self, completion_tokens: int | None = None) -> dict[str, Any]:
+        """OpenAI's usage object (with the detail blocks current models send)."""
+        done = len(self.tokens) if completion_tokens is None else completion_tokens
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "completion_tokens": done,
+            "total_tokens": self.prompt_tokens + done,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {
+                "reasoning_tokens": 0,
+                "audio_tokens": 0,
+                "accepted_prediction_tokens": 0,
+                "rejected_prediction_tokens": 0,
+            },
+        }
+
+    def _envelope(self, obj: str) -> dict[str, Any]:
+        return {
+            "id": self.completion_id,
+            "object": obj,
+            "created": self.created,
+            "model": self.model,
+            "service_tier": "default",
+            "system_fingerprint": self.system_fingerprint,
+        }
+
+    def chunk(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        """One `chat.completion.chunk` with a single choice."""
+        body = self._envelope("chat.completion.chunk")
+        body["choices"] = [
+            {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        ]
+        if self.include_usage:
+            # OpenAI sends "usage": null on every chunk when usage was asked for.
+            body["usage"] = None
+        return body
+
+    def usage_chunk(self) -> dict[str, Any]:
+        """The extra last chunk sent when `stream_options.include_usage` is true."""
+        body = self._envelope("chat.completion.chunk")
+        body["choices"] = []
+        body["usage"] = self.usage()
+        return body
+
+    def completion(self) -> dict[str, Any]:
+        """The non-streaming `chat.completion` object."""
+        body = self._envelope("chat.completion")
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": "".join(self.tokens),
+            "refusal": None,
+            "annotations": [],
+        }
+        body["choices"] = [
+            {
+                "index": 0,
+                "message": message,
+                "logprobs": None,
+                "finish_reason": self.finish_reason,
+            }
+        ]
+        body["usage"] = self.usage()
+        return body
+
+
+def dumps(obj: Any) -> bytes:
+    """Compact JSON, as OpenAI writes it."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def sse(obj: Any) -> bytes:
+    """One SSE event carrying `obj` as JSON."""
+    return b"data: " + dumps(obj) + b"\n\n"
+
+
+def _endless(tokens: tuple[str, ...]) -> Iterator[str]:
+    """Repeat the answer forever, keeping a space between repetitions."""
+    first_round = True
+    while True:
+        for i, token in enumerate(tokens):
+            glue = not first_round and i == 0 and not token[:1].isspace()
+            yield " " + token if glue else token
+        first_round = False
+
+
+# A `flood` chunk: the answer repeated to this many characters, one chunk after another.
+FLOOD_CHUNK_CHARS = 16_384
+
+
+def _flood(tokens: tuple[str, ...]) -> Iterator[str]:
+    """Chunks of FLOOD_CHUNK_CHARS characters of the answer, forever: a hostile model."""
+    answer = "".join(tokens).strip() + " "
+    chunk = (answer * (FLOOD_CHUNK_CHARS // len(answer) + 1))[:FLOOD_CHUNK_CHARS]
+    while True:
+        yield chunk
+
+
+class CompletionResponse(Response):
+    """ASGI response that streams (or returns) a planned completion, faults included.
+
+    A watcher task waits on `receive()` for `http.disconnect` and cancels the
+    producer, so every loop, including the stalls that send nothing, ends as soon
+    as the client goes away. (uvicorn's `send` silently drops writes after a
+    disconnect, so relying on `send` raising would leak `endless` streams.)
+    """
+
+    def __init__(
+        self,
+        plan: CompletionPlan,
+        tracker: StreamTracker,
+        *,
+        stream: bool,
+        headers: dict[str, str],
+        timing: CompletionTiming | None = None,
+    ) -> None:
+        self.plan = plan
+        self.tracker = tracker
+        self.stream = stream
+        self.timing = timing
+        self._client_left = False
+        self._last_sent = False  # the final body message is on its way: no longer "left"
+        # Like StreamingResponse: no body, so no Content-Length is computed here.
+        self.status_code = 200
+        self.media_type = "text/event-stream" if stream else "application/json"
+        self.background = None
+        self.init_headers({"cache-control": "no-cache", **headers} if stream else headers)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        dropped = False
+        try:
+            with self.tracker.track():
+                async with anyio.create_task_group() as tg:
+                    tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
+                    if self.stream:
+                        dropped = await self._send_stream(send)
+                    else:
+                        dropped = await self._send_completion(send)
+                    tg.cancel_scope.cancel()
+        finally:
+            if self.timing is not None:
+                self.timing.end(client_left=self._client_left)
+        if dropped:
+            # Raised outside the task group so the server sees a plain exception.
+            raise MockConnectionDrop("mock fault drop_mid: connection dropped on purpose")
+
+    async def _watch_disconnect(self, receive: Receive, scope: CancelScope) -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        # After the last body message the server reports a disconnect too.
+        self._client_left = not self._last_sent
+        scope.cancel()
+
+    async def _pace(self, start: float, index: int) -> None:
+        """Sleep until token `index` is due (a schedule, so pacing does not drift)."""
+        plan = self.plan
+        due = start + plan.first_token_delay_s + (index + 1) * plan.token_interval_s
+        # sleep(0) still yields, so the disconnect watcher runs even unpaced.
+        await anyio.sleep(max(0.0, due - anyio.current_time()))
+
+    async def _send_stream(self, send: Send) -> bool:
+        """Stream chunks; returns True when the connection must be dropped."""
+        plan, fault = self.plan, self.plan.fault
+
+        timing = self.timing
+
+        async def emit(data: bytes, *, content: bool = False) -> None:
+            await send({"type": "http.response.body", "body": data, "more_body": True})
+            if timing is not None:
+                timing.sent(content=content)
+
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await emit(sse(plan.chunk({"role": "assistant", "content": "", "refusal": None})))
+        if fault == "stall_first":
+            await anyio.sleep_forever()  # ended by the disconnect watcher
+
+        tokens: Iterator[str] = (_endless(plan.tokens) if fault == "endless"
+                                 else _flood(plan.tokens) if fault == "flood"
+                                 else iter(plan.tokens))
+        start = anyio.current_time()
+        for index, token in enumerate(tokens):
+            if index == plan.fault_after_tokens:
+                if fault == "stall_mid":
+                    await anyio.sleep_forever()
+                if fault == "drop_mid":
+                    return True
+            await self._pace(start, index)
+            if fault == "malformed" and index % 2 == 1:
+                await emit(self._broken_line(index // 2))
+            await emit(sse(plan.chunk({"content": token})), content=True)
+
+        # Answers shorter than fault_after_tokens still stall or drop before the end.
+        if fault == "stall_mid":
+            await anyio.sleep_forever()
+        if fault == "drop_mid":
+            return True
+        await emit(sse(plan.chunk({}, plan.finish_reason)))
+        if plan.include_usage:
+            await emit(sse(plan.usage_chunk()))
+        self._last_sent = True
+        await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
+        if timing is not None:
+            timing.sent(content=False)
+        return False
+
+    def _broken_line(self, n: int) -> bytes:
+        kind = n % 3
+        if kind == 0:
+            return _BROKEN_NOT_JSON
+        if kind == 1:
+            good = dumps(self.plan.chunk({"content": " truncated"}))
+            return b"data: " + good[: len(good) // 2] + b"\n\n"
+        return _BROKEN_NO_FIELD
+
+    async def _send_completion(self, send: Send) -> bool:
+        """Answer `stream: false`; returns True when the connection must be dropped."""
+        plan, fault = self.plan, self.plan.fault
+        if fault in ("stall_first", "stall_mid", "endless", "flood"):
+            await anyio.sleep_forever()  # never answers; ended by the disconnect watcher
+        # A non-streamed answer arrives when the whole generation would have finished.
+        start = anyio.current_time()
+        await self._pace(start, len(plan.tokens) - 1)
+        body = dumps(plan.completion())
+        if fault == "malformed":
+            body = body[: len(body) // 2]  # a complete HTTP message whose JSON is cut short
+        headers = [*self.raw_headers, (b"content-length", str(len(body)).encode())]
+        start_message: Message = {"type": "http.response.start", "status": 200, "headers": headers}
+        await send(start_message)
+        if fault == "drop_mid":
+            # Promise the full length, deliver half, then drop.
+            await send(
+                {"type": "http.response.body", "body": body[: len(body) // 2], "more_body": True}
+            )
+            return True
+        self._last_sent = True
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        if self.timing is not None:
+            self.timing.sent(content=True)
+        return False
+
+
+# ---------------------------------------------------------------- errors and request checks
+
+
+class OpenAIError(Exception):
+    """An error to return in OpenAI's `{"error": {...}}` shape."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.type = status, message, type_
+        self.param, self.code, self.headers = param, code, headers or {}
+
+    def response(self) -> Response:
+        """The JSON error response."""
+        body = {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+        return Response(
+            dumps(body),
+            status_code=self.status,
+            headers={**common_headers(), **self.headers},
+            media_type="application/json",
+        )
+
+
+def common_headers() -> dict[str, str]:
+    """Headers OpenAI puts on every response (clients surface `x-request-id`)."""
+    return {"x-request-id": f"req_{uuid.uuid4().hex}", "openai-version": "2020-10-01"}
+
+
+def _type_name(value: Any) -> str:
+    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
+    names.update({list: "an array", dict: "an object", type(None): "null"})
+    return names.get(type(value), "an unsupported value")
+
+
+def _invalid_type(param: str, expected: str, value: Any) -> OpenAIError:
+    return OpenAIError(
+        400,
+        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead.",
+        param=param,
+        code="invalid_type",
+    )
+
+
+def json_object(raw: bytes) -> dict[str, Any] | None:
+    """``raw`` decoded as a JSON object, or None for anything else."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return body if isinstance(body, dict) else None
+
+
+def json_body(raw: bytes) -> dict[str, Any]:
+    """A request body's JSON object, or the 400 OpenAI answers for one that is not."""
+    body = json_object(raw)
+    if body is None:
+        raise OpenAIError(
+            400,
+            "We could not parse the JSON body of your request. (HINT: This likely means you "
+            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+            "but what was sent was not valid JSON.)",
+        )
+    return body
+
+
+def parse_body(raw: bytes) -> dict[str, Any]:
+    """Decode and validate a chat-completions body the way OpenAI reports problems."""
+    body = json_body(raw)
+    if "messages" not in body:
+        raise OpenAIError(
+            400,
+            "Missing required parameter: 'messages'.",
+            param="messages",
+            code="missing_required_parameter",
+        )
+    messages = body["messages"]
+    if not isinstance(messages, list):
+        raise _invalid_type("messages", "an array of objects", messages)
+    if not messages:
+        raise OpenAIError(
+            400,
+            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
+            "but got an empty array instead.",
+            param="messages",
+            code="empty_array",
+        )
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict):
+            raise _invalid_type(f"messages[{i}]", "an object", message)
+        if not isinstance(message.get("role"), str):
+            raise OpenAIError(
+                400,
+                f"Missing required parameter: 'messages[{i}].role'.",
+                param=f"messages[{i}].role",
+                code="missing_required_parameter",
+            )
+    if "model" in body and not isinstance(body["model"], str):
+        raise _invalid_type("model", "a string", body["model"])
+    if not isinstance(body.get("stream", False), bool):
+        raise _invalid_type("stream", "a boolean", body["stream"])
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise _invalid_type(name, "an integer", value)
+        if value < 1:
+            raise OpenAIError(
+                400,
+                f"Invalid '{name}': integer below minimum value. "
+                f"Expected a value >= 1, but got {value} instead.",
+                param=name,
+                code="integer_below_min_value",
+            )
+    options = body.get("stream_options")
+    if options is not None:
+        if not body.get("stream"):
+            raise OpenAIError(
+                400,
+                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
+                param="stream_options",
+            )
+        if not isinstance(options, dict):
+            raise _invalid_type("stream_options", "an object", options)
+    return body

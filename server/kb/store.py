@@ -1,0 +1,443 @@
+"""The knowledge-base store: articles cut into passages in SQLite, an FTS5 index of
+the passages (BM25) and, with an embedder, each passage's vector in the same file.
+
+One file, stdlib ``sqlite3``. Reads open one connection per thread so the store can be
+searched from a worker thread pool while an import writes. The vectors are float32
+BLOBs; searches multiply them, loaded once into one numpy matrix, by the query's
+vector (reloaded when a write bumps the store's generation). Ranking the two kinds of
+hits together is ``retrieval``'s job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from server.kb.embedders.base import Embedder, EmbeddingError, Vectors
+from server.kb.passages import Passage, split_passages
+from server.kb.spelling import Vocabulary
+
+log = logging.getLogger("assist_panel.knowledge")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS articles (
+    rowid INTEGER PRIMARY KEY,
+    id TEXT NOT NULL UNIQUE,
+    title TEXT NOT NULL,
+    url TEXT NOT NULL,
+    category TEXT NOT NULL DEFAULT '',
+    body TEXT NOT NULL,
+    content_hash TEXT NOT NULL,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS passages (
+    rowid INTEGER PRIMARY KEY,
+    article_rowid INTEGER NOT NULL,
+    position INTEGER NOT NULL,
+    heading TEXT NOT NULL,
+    text TEXT NOT NULL,
+    vector BLOB
+);
+CREATE INDEX IF NOT EXISTS passages_by_article ON passages(article_rowid);
+CREATE VIRTUAL TABLE IF NOT EXISTS passages_fts USING fts5(
+    title, heading, text, tokenize='porter unicode61 remove_diacritics 2'
+);
+CREATE VIRTUAL TABLE IF NOT EXISTS passages_vocab USING fts5vocab(passages_fts, 'row');
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- Article-level index of earlier versions: passages replace it.
+DROP TRIGGER IF EXISTS articles_ai;
+DROP TRIGGER IF EXISTS articles_ad;
+DROP TRIGGER IF EXISTS articles_au;
+DROP TABLE IF EXISTS articles_fts;
+"""
+
+# Bumped when passage cutting changes: stores built before are re-cut on open.
+PASSAGES_VERSION = "1"
+
+# BM25 column weights: a match in the title or the section heading counts more.
+_TITLE_WEIGHT, _HEADING_WEIGHT, _TEXT_WEIGHT = 4.0, 2.0, 1.0
+_EMBED_BATCH = 256
+
+
+@dataclass(frozen=True)
+class Article:
+    """One knowledge-base article; ``body`` is plain text with blank lines between blocks."""
+
+    id: str
+    title: str
+    url: str
+    body: str
+    category: str = ""
+
+    @property
+    def content_hash(self) -> str:
+        digest = hashlib.sha256()
+        for part in (self.title, self.url, self.category, self.body):
+            digest.update(part.encode())
+            digest.update(b"\0")
+        return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class PassageHit:
+    """A passage found by a search, with both of its scores (0 where a search missed it).
+
+    ``lexical`` is FTS5's BM25 (higher is better); ``dense`` the cosine similarity of
+    the passage's vector with the query's.
+    """
+
+    rowid: int
+    article_id: str
+    title: str
+    url: str
+    position: int
+    heading: str
+    text: str
+    lexical: float = 0.0
+    dense: float = 0.0
+
+
+@dataclass(frozen=True)
+class UpsertCounts:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+
+
+def fts_query(terms: Iterable[str]) -> str | None:
+    """An FTS5 MATCH expression that ORs ``terms`` (None if there are none).
+
+    Each term is quoted, so user text can never inject FTS5 syntax.
+    """
+    quoted = ['"' + term.replace('"', '""') + '"' for term in terms if term]
+    return " OR ".join(quoted) if quoted else None
+
+
+ProgressFn = Callable[[int], None]
+
+
+class KnowledgeBase:
+    """A knowledge-base file: articles, their passages, a BM25 index and (with an
+    ``embedder``) the passages' vectors. Safe to share between threads."""
+
+    def __init__(self, path: Path | str, embedder: Embedder | None = None) -> None:
+        self.path = Path(path)
+        self.embedder = embedder
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._matrix_lock = threading.Lock()
+        self._matrix: _Matrix | None = None
+        self._vocabulary: Vocabulary | None = None
+        with self._connection() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(self.path, timeout=30)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        conn = self._connect()
+        with conn:  # commits on success, rolls back on error
+            yield conn
+
+    def close(self) -> None:
+        """Close this thread's connection (other threads' close when they end)."""
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None
+
+    # -- writing ---------------------------------------------------------------------
+
+    def upsert(self, articles: Iterable[Article]) -> UpsertCounts:
+        """Insert new articles and update changed ones (passages and vectors too), in one
+        transaction."""
+        added = updated = unchanged = 0
+        now = time.time()
+        changed: list[tuple[int, Article]] = []
+        with self._write_lock, self._connection() as conn:
+            for article in articles:
+                digest = article.content_hash
+                row = conn.execute(
+                    "SELECT rowid, content_hash FROM articles WHERE id = ?", (article.id,)
+                ).fetchone()
+                if row is None:
+                    cursor = conn.execute(
+                        "INSERT INTO articles (id, title, url, category, body, content_hash,"
+                        " updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (article.id, article.title, article.url, article.category,
+                         article.body, digest, now),
+                    )
+                    changed.append((int(cursor.lastrowid or 0), article))
+                    added += 1
+                elif row[1] != digest:
+                    conn.execute(
+                        "UPDATE articles SET title = ?, url = ?, category = ?, body = ?,"
+                        " content_hash = ?, updated_at = ? WHERE rowid = ?",
+                        (article.title, article.url, article.category, article.body,
+                         digest, now, row[0]),
+                    )
+                    changed.append((int(row[0]), article))
+                    updated += 1
+                else:
+                    unchanged += 1
+            if changed:
+                self._write_passages(conn, changed)
+                self._bump(conn)
+        return UpsertCounts(added, updated, unchanged)
+
+    def _write_passages(self, conn: sqlite3.Connection,
+                        articles: list[tuple[int, Article]]) -> None:
+        rows: list[tuple[int, str, Passage]] = []
+        for article_rowid, article in articles:
+            self._drop_passages(conn, article_rowid)
+            rows.extend((article_rowid, article.title, p) for p in split_passages(article.body))
+        vectors = self._embed([passage_document(title, p) for _, title, p in rows])
+        for index, (article_rowid, title, passage) in enumerate(rows):
+            blob = vectors[index].tobytes() if vectors is not None else None
+            cursor = conn.execute(
+                "INSERT INTO passages (article_rowid, position, heading, text, vector)"
+                " VALUES (?, ?, ?, ?, ?)",
+                (article_rowid, passage.position, passage.heading, passage.text, blob),
+            )
+            conn.execute(
+                "INSERT INTO passages_fts (rowid, title, heading, text) VALUES (?, ?, ?, ?)",
+                (cursor.lastrowid, title, passage.heading, passage.text),
+            )
+
+    def _embed(self, texts: list[str]) -> Vectors | None:
+        if self.embedder is None or not texts:
+            return None
+        parts = [self.embedder.embed(texts[i:i + _EMBED_BATCH])
+                 for i in range(0, len(texts), _EMBED_BATCH)]
+        return np.concatenate(parts).astype(np.float32, copy=False)
+
+    @staticmethod
+    def _drop_passages(conn: sqlite3.Connection, article_rowid: int) -> None:
+        conn.execute(
+            "DELETE FROM passages_fts WHERE rowid IN"
+            " (SELECT rowid FROM passages WHERE article_rowid = ?)", (article_rowid,))
+        conn.execute("DELETE FROM passages WHERE article_rowid = ?", (article_rowid,))
+
+    @staticmethod
+    def _bump(conn: sqlite3.Connection) -> None:
+        # Readers in this and other processes reload their vector matrix when it changes.
+        conn.execute(
+            "INSERT INTO meta (key, value) VALUES ('generation', '1') ON CONFLICT(key)"
+            " DO UPDATE SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT)")
+
+    def delete(self, ids: Iterable[str]) -> int:
+        """Remove articles (and their passages) by id; returns how many existed."""
+        removed = 0
+        with self._write_lock, self._connection() as conn:
+            for article_id in ids:
+                row = conn.execute("SELECT rowid FROM articles WHERE id = ?",
+                                   (article_id,)).fetchone()
+                if row is None:
+                    continue
+                self._drop_passages(conn, row[0])
+                conn.execute("DELETE FROM articles WHERE rowid = ?", (row[0],))
+                removed += 1
+            if removed:
+                self._bump(conn)
+        return removed
+
+    def index_state(self) -> dict[str, str]:
+        """What built the index: ``passages`` (cutting version) and ``embedder`` names."""
+        with self._connection() as conn:
+            return dict(conn.execute(
+                "SELECT key, value FROM meta WHERE key IN ('passages', 'embedder')"))
+
+    def needs_reindex(self) -> bool:
+        """True when passages were cut by another version or vectors made by another
+        embedder than this store's (see ``reindex``)."""
+        state = self.index_state()
+        wanted = self.embedder.name if self.embedder is not None else ""
+        if not self.count():
+            return False
+        return state.get("passages") != PASSAGES_VERSION or state.get("embedder", "") != wanted
+
+    def reindex(self, on_progress: ProgressFn | None = None, *, force: bool = False) -> int:
+        """Re-cut and re-embed every article when the index is stale; returns how many.
+
+        Run by imports, syncs and server start-up, so a store made by an earlier
+        version or another embedding model is brought up to date once.
+        """
+        if not force and not self.needs_reindex():
+            self._mark_index()
+            return 0
+        with self._connection() as conn:
+            rows = conn.execute("SELECT rowid, id, title, url, body, category FROM articles"
+                                " ORDER BY rowid").fetchall()
+        for start in range(0, len(rows), _EMBED_BATCH):
+            batch = rows[start:start + _EMBED_BATCH]
+            with self._write_lock, self._connection() as conn:
+                self._write_passages(conn, [(r[0], Article(*r[1:])) for r in batch])
+                self._bump(conn)
+            if on_progress is not None:
+                on_progress(len(batch))
+        self._mark_index()
+        return len(rows)
+
+    def _mark_index(self) -> None:
+        wanted = self.embedder.name if self.embedder is not None else ""
+        with self._write_lock, self._connection() as conn:
+            conn.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                             [("passages", PASSAGES_VERSION), ("embedder", wanted)])
+
+    # -- reading ---------------------------------------------------------------------
+
+    def get(self, article_id: str) -> Article | None:
+        with self._connection() as conn:
+            row = conn.execute(
+                "SELECT id, title, url, body, category FROM articles WHERE id = ?",
+                (article_id,),
+            ).fetchone()
+        return Article(*row) if row else None
+
+    def ids(self) -> set[str]:
+        with self._connection() as conn:
+            return {row[0] for row in conn.execute("SELECT id FROM articles")}
+
+    def count(self) -> int:
+        with self._connection() as conn:
+            return int(conn.execute("SELECT count(*) FROM articles").fetchone()[0])
+
+    def passage_count(self) -> int:
+        with self._connection() as conn:
+            return int(conn.execute("SELECT count(*) FROM passages").fetchone()[0])
+
+    def passages(self, article_id: str) -> list[PassageHit]:
+        """An article's passages in reading order."""
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"{_HIT_SELECT} WHERE a.id = ? ORDER BY p.position", (article_id,)).fetchall()
+        return [PassageHit(*row) for row in rows]
+
+    def lexical(self, terms: Iterable[str], limit: int) -> dict[int, float]:
+        """The ``limit`` passages that best match ``terms`` by BM25: rowid -> score."""
+        match = fts_query(terms)
+        if match is None:
+            return {}
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT rowid, bm25(passages_fts, ?, ?, ?) AS rank FROM passages_fts"
+                " WHERE passages_fts MATCH ? ORDER BY rank LIMIT ?",
+                (_TITLE_WEIGHT, _HEADING_WEIGHT, _TEXT_WEIGHT, match, limit),
+            ).fetchall()
+        # FTS5's bm25() is lower-is-better and negative; flip it so higher is better.
+        return {int(r[0]): -float(r[1]) for r in rows}
+
+    def dense(self, vector: Vectors, limit: int) -> dict[int, float]:
+        """The ``limit`` passages nearest ``vector`` by cosine: rowid -> similarity."""
+        matrix = self._vectors()
+        if matrix is None or not len(matrix.rowids) or vector.shape[-1] != matrix.dim:
+            return {}
+        scores = matrix.vectors @ vector.reshape(-1)
+        if len(scores) > limit:
+            top = np.argpartition(-scores, limit - 1)[:limit]
+        else:
+            top = np.arange(len(scores))
+        return {int(matrix.rowids[i]): float(scores[i]) for i in top}
+
+    def hits(self, scores: dict[int, tuple[float, float]]) -> list[PassageHit]:
+        """The passages of ``scores`` (rowid -> (lexical, dense)) with their articles."""
+        if not scores:
+            return []
+        marks = ",".join("?" * len(scores))
+        with self._connection() as conn:
+            rows = conn.execute(f"{_HIT_SELECT} WHERE p.rowid IN ({marks})",
+                                tuple(scores)).fetchall()
+        return [PassageHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
+                           lexical=scores[row[0]][0], dense=scores[row[0]][1]) for row in rows]
+
+    def warm(self) -> None:
+        """Load what searches need (the embedding model, the vector matrix, the
+        vocabulary) now, at start-up, rather than in the first suggestion."""
+        if self.embedder is not None:
+            try:
+                self.embedder.embed(["warm up"])
+            except EmbeddingError as exc:  # a service down now may be up by the first query
+                log.warning("embedder %s not reachable at start: %s", self.embedder.name, exc)
+        self._vectors()
+        self.vocabulary().correct("warmup")
+
+    def vocabulary(self) -> Vocabulary:
+        """The stems the index holds, with how many passages hold each (cached until the
+        next write)."""
+        generation = self._generation()
+        vocabulary = self._vocabulary
+        if vocabulary is not None and vocabulary.generation == generation:
+            return vocabulary
+        with self._connection() as conn:
+            counts = dict(conn.execute("SELECT term, doc FROM passages_vocab"))
+            passages = int(conn.execute("SELECT count(*) FROM passages").fetchone()[0])
+        self._vocabulary = Vocabulary(generation, counts, passages)
+        return self._vocabulary
+
+    def _generation(self) -> str:
+        with self._connection() as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+        return str(row[0]) if row else "0"
+
+    def _vectors(self) -> _Matrix | None:
+        if self.embedder is None:
+            return None
+        generation = self._generation()
+        matrix = self._matrix
+        if matrix is not None and matrix.generation == generation:
+            return matrix
+        with self._matrix_lock:
+            if self._matrix is None or self._matrix.generation != generation:
+                self._matrix = self._load_matrix(generation)
+            return self._matrix
+
+    def _load_matrix(self, generation: str) -> _Matrix:
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT rowid, vector FROM passages WHERE vector IS NOT NULL").fetchall()
+        if not rows:
+            return _Matrix(generation, np.zeros(0, np.int64), np.zeros((0, 0), np.float32), 0)
+        dim = len(rows[0][1]) // 4
+        rows = [r for r in rows if len(r[1]) == dim * 4]
+        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
+        return _Matrix(generation, np.array([r[0] for r in rows], dtype=np.int64),
+                       vectors.reshape(len(rows), dim), dim)
+
+
+_HIT_SELECT = (
+    "SELECT p.rowid, a.id, a.title, a.url, p.position, p.heading, p.text"
+    " FROM passages p JOIN articles a ON a.rowid = p.article_rowid"
+)
+
+
+def passage_document(title: str, passage: Passage) -> str:
+    """The text a passage is embedded from: its article's title, heading and text."""
+    return "\n".join(part for part in (title, passage.heading, passage.text) if part)
+
+
+@dataclass(frozen=True)
+class _Matrix:
+    """Every passage vector of the store, loaded once per write generation."""
+
+    generation: str
+    rowids: NDArray[np.int64]
+    vectors: Vectors
+    dim: int

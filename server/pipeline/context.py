@@ -1,0 +1,161 @@
+"""The context window: which recent utterances a suggestion sees, and the query built
+from them.
+
+The query is what retrieval and generation both work from. For an automatic
+suggestion it is made of the last few turns: the newest customer utterance weighs
+most, earlier turns (the agent's too: agents restate the problem) less the further
+back they are, and filler words are dropped. A vague newest turn ("yeah, so what
+now?") leans on the turns before it; a turn of pure small talk ("okay, thanks") is
+marked so that nothing is suggested for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from server.pipeline.terms import is_small_talk, query_terms
+
+Speaker = Literal["customer", "agent"]
+Trigger = Literal["utterance", "manual"]
+
+# How much a turn counts, by how far back it is (0 = the newest customer turn).
+_DECAY = 0.7
+_EARLIER_CUSTOMER = 0.6
+_AGENT = 0.5
+# Turns looked at for the query (the window may hold more for the model's prompt).
+_QUERY_TURNS = 4
+# A newest turn with fewer content words than this leans on the turns before it.
+_VAGUE_TERMS = 2
+# The conversation's weight beside an agent's own question.
+_MANUAL_CONTEXT = 0.15
+
+
+@dataclass(frozen=True)
+class Utterance:
+    speaker: Speaker
+    text: str
+
+
+@dataclass(frozen=True)
+class QueryPart:
+    """A piece of text the query is made of, and how much it counts."""
+
+    text: str
+    weight: float
+
+
+@dataclass(frozen=True)
+class SearchQuery:
+    """What retrieval and generation look for: weighted texts and their content words."""
+
+    parts: tuple[QueryPart, ...]
+    # Content words with the weight of the heaviest part they appear in, heaviest first.
+    terms: tuple[tuple[str, float], ...]
+    small_talk: bool = False
+
+    @property
+    def words(self) -> list[str]:
+        return [term for term, _ in self.terms]
+
+    @classmethod
+    def of(cls, text: str) -> SearchQuery:
+        """A query of one text (a typed question, a CLI search)."""
+        return _query([QueryPart(" ".join(text.split()), 1.0)], small_talk=False)
+
+
+@dataclass(frozen=True)
+class Context:
+    """What the pipeline works from.
+
+    ``query`` is what the suggestion answers (shown on the card); ``search`` is what
+    retrieval and generation look for, built from the conversation.
+    """
+
+    query: str
+    search: SearchQuery
+    utterances: tuple[Utterance, ...]
+
+
+def build_context(
+    utterances: tuple[Utterance, ...],
+    *,
+    trigger: Trigger,
+    query: str | None,
+    max_utterances: int,
+    max_chars: int,
+) -> Context:
+    """The last ``max_utterances`` utterances, at most ``max_chars`` in all, and the query.
+
+    Oldest utterances go first when over the cap; a single overlong utterance is
+    cut from its start, keeping its most recent words.
+    """
+    window = _cap(utterances[-max_utterances:], max_chars)
+    if trigger == "manual" and query and query.strip():
+        main = " ".join(query.split())[-max_chars:]
+        parts = [QueryPart(main, 1.0)] + [
+            QueryPart(p.text, p.weight * _MANUAL_CONTEXT) for p in _turn_parts(window, None)]
+        return Context(query=main, search=_query(parts, small_talk=False), utterances=window)
+    newest = _newest_customer(window)
+    if newest is None:
+        main = " ".join(query.split())[-max_chars:] if query else ""
+        search = _query([QueryPart(main, 1.0)] if main else [], small_talk=not main)
+        return Context(query=main, search=search, utterances=window)
+    main = window[newest].text[-max_chars:]
+    small_talk = is_small_talk(main)
+    parts = [QueryPart(main, 1.0)]
+    if not small_talk:
+        boost = 1.4 if len(query_terms(main)) < _VAGUE_TERMS else 1.0
+        parts += [QueryPart(p.text, min(0.9, p.weight * boost))
+                  for p in _turn_parts(window, newest)]
+    return Context(query=main, search=_query(parts, small_talk=small_talk), utterances=window)
+
+
+def _newest_customer(window: tuple[Utterance, ...]) -> int | None:
+    for index in range(len(window) - 1, -1, -1):
+        if window[index].speaker == "customer":
+            return index
+    return None
+
+
+def _turn_parts(window: tuple[Utterance, ...], newest: int | None) -> list[QueryPart]:
+    """The turns before (and around) the newest customer turn, weighted by distance."""
+    parts: list[QueryPart] = []
+    anchor = len(window) if newest is None else newest
+    for index in range(len(window) - 1, -1, -1):
+        if index == newest:
+            continue
+        distance = abs(anchor - index)
+        if distance > _QUERY_TURNS:
+            continue
+        utterance = window[index]
+        if is_small_talk(utterance.text):
+            continue
+        base = _AGENT if utterance.speaker == "agent" else _EARLIER_CUSTOMER
+        parts.append(QueryPart(utterance.text, base * _DECAY ** max(0, distance - 1)))
+    return parts
+
+
+def _query(parts: list[QueryPart], *, small_talk: bool) -> SearchQuery:
+    weights: dict[str, float] = {}
+    for part in parts:
+        for term in query_terms(part.text):
+            weights[term] = max(weights.get(term, 0.0), part.weight)
+    terms = tuple(sorted(weights.items(), key=lambda item: -item[1]))
+    return SearchQuery(tuple(p for p in parts if p.text), terms, small_talk)
+
+
+def _cap(window: tuple[Utterance, ...], max_chars: int) -> tuple[Utterance, ...]:
+    kept: list[Utterance] = []
+    budget = max_chars
+    for utterance in reversed(window):
+        text = " ".join(utterance.text.split())
+        if not text:
+            continue
+        if len(text) > budget:
+            if not kept:
+                kept.append(Utterance(utterance.speaker, text[-budget:]))
+            break
+        kept.append(Utterance(utterance.speaker, text))
+        budget -= len(text)
+    return tuple(reversed(kept))

@@ -1,0 +1,126 @@
+"""The ``openai`` generator: any OpenAI-compatible streaming chat-completions endpoint.
+
+Works with OpenAI, vLLM, Ollama, llama.cpp, LiteLLM and other servers that speak
+``POST {base}/chat/completions`` with ``stream: true``. httpx errors and bad
+statuses are translated into ``UpstreamError`` here, at the boundary.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+from httpx_sse import SSEError, aconnect_sse
+
+from server.pipeline.generators.base import Chunk, GenerationRequest, UpstreamError
+from server.pipeline.generators.citations import CitationFilter
+from server.pipeline.generators.prompt import build_prompt
+from server.retry_after import retry_after_seconds
+
+_FINISH = {"stop": "stop", "length": "max_tokens", "content_filter": "content_filter"}
+
+
+class OpenAIChatGenerator:
+    """Streams a chat completion through the app's shared ``httpx.AsyncClient``."""
+
+    name = "openai"
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        base_url: str,
+        model: str,
+        api_key: str | None = None,
+        context_tokens: int = 8192,
+        temperature: float = 0.2,
+    ) -> None:
+        self.client = client
+        self.url = base_url.rstrip("/") + "/chat/completions"
+        self.model = model
+        self._api_key = api_key
+        self.context_tokens = context_tokens
+        self.temperature = temperature
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        messages, articles = build_prompt(request, context_tokens=self.context_tokens)
+        citations = CitationFilter(articles)
+        body = {
+            "model": self.model,
+            "messages": messages,
+            "stream": True,
+            # The last event then reports usage: done's metrics count real tokens.
+            "stream_options": {"include_usage": True},
+            "max_tokens": request.max_tokens,
+            "temperature": self.temperature,
+        }
+        headers = {"Accept": "text/event-stream"}
+        if request.request_id:
+            # Gateways (vLLM, LiteLLM and most proxies) log it: one id from panel to model.
+            headers["X-Request-Id"] = request.request_id
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        finish: str | None = None
+        used: int | None = None
+        held = 0  # deltas whose text the citation filter still holds
+        try:
+            async with aconnect_sse(self.client, "POST", self.url, json=body,
+                                    headers=headers) as source:
+                response = source.response
+                if response.status_code != 200:
+                    await response.aread()
+                    raise UpstreamError(
+                        f"model service answered {response.status_code}",
+                        status=response.status_code,
+                        retry_after=retry_after_seconds(response),
+                    )
+                async for event in source.aiter_sse():
+                    if event.data.strip() == "[DONE]":
+                        break
+                    payload = _json(event.data)
+                    if payload is None:
+                        continue  # a malformed line is skipped, not fatal
+                    used = _completion_tokens(payload, used)
+                    for choice in payload.get("choices") or ():
+                        if not isinstance(choice, dict):
+                            continue
+                        delta = choice.get("delta") or {}
+                        text = delta.get("content") if isinstance(delta, dict) else None
+                        if isinstance(text, str) and text:
+                            held += 1
+                            if kept := citations.feed(text):
+                                yield Chunk(text=kept, tokens=held)
+                                held = 0
+                        if choice.get("finish_reason"):
+                            finish = str(choice["finish_reason"])
+        except httpx.HTTPError as exc:
+            raise UpstreamError(f"model service connection failed: {type(exc).__name__}") from exc
+        except SSEError as exc:
+            raise UpstreamError("model service did not answer with an event stream") from exc
+        if finish is None:
+            raise UpstreamError("model stream ended without a finish reason")
+        if rest := citations.flush():
+            yield Chunk(text=rest, tokens=held)
+        yield Chunk(stop_reason=_FINISH.get(finish, finish), used_tokens=used)
+
+
+def _json(data: str) -> dict[str, Any] | None:
+    try:
+        payload = json.loads(data)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _completion_tokens(payload: dict[str, Any], known: int | None) -> int | None:
+    """``usage.completion_tokens`` when this event reports it (the last one does, when
+    ``include_usage`` is honoured), else what was known."""
+    usage = payload.get("usage")
+    tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
+    if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+        return tokens
+    return known
+
+

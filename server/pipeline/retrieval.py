@@ -1,0 +1,243 @@
+"""Retrieval: the knowledge-base articles a suggestion is grounded in, found before
+generation, and whether any of them is relevant enough to answer from.
+
+Hybrid: the store's BM25 over passages and the cosine of passage vectors with the
+query's vector (the weighted mean of its parts' vectors) are each mapped onto 0..1
+and added with weights; an article scores as its best passage. Below ``threshold``
+the retrieval is not ``confident``: the panel then says so instead of answering
+from unrelated text. Weights and threshold are calibrated on the answer benchmark
+(docs/quality.md).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field, replace
+from typing import Protocol
+
+import anyio.to_thread
+import numpy as np
+
+from server.kb.embedders.base import Embedder, EmbeddingError, Vectors
+from server.kb.store import KnowledgeBase, PassageHit
+from server.pipeline.context import SearchQuery
+from server.pipeline.terms import stem
+
+log = logging.getLogger("assist_panel.retrieval")
+
+# Candidates each search contributes before fusion.
+_CANDIDATES = 40
+# BM25 is unbounded: b / (b + K) maps it onto 0..1, a half at K.
+_BM25_HALF = 6.0
+# Passages of one article passed on to generation, best first.
+_PASSAGES_PER_SOURCE = 3
+_SECOND_PASSAGE = 0.3
+# Passages the BM25 query's words may hold in all: see HybridSearch._selective.
+_POSTINGS_BUDGET = 2000
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Fusion weights and the confidence threshold (see docs/quality.md)."""
+
+    dense_weight: float = 0.5
+    lexical_weight: float = 0.5
+    threshold: float = 0.35
+
+
+@dataclass(frozen=True)
+class Source:
+    """A retrieved article: its best ``passages`` (best first) for the generator; the rest
+    goes to clients. ``text`` is those passages joined, for prompts."""
+
+    id: str
+    title: str
+    url: str
+    snippet: str
+    score: float
+    passages: tuple[str, ...] = ()
+    lexical: float = 0.0
+    dense: float = 0.0
+    # The top source's other passages, in reading order: an extractive answer may quote
+    # the sentence beside the one that matched. Never put in a model's prompt.
+    rest: tuple[str, ...] = ()
+
+    @property
+    def text(self) -> str:
+        return "\n\n".join(self.passages)
+
+    def public(self) -> dict[str, object]:
+        return {"id": self.id, "title": self.title, "url": self.url,
+                "snippet": self.snippet, "score": self.score}
+
+
+@dataclass(frozen=True)
+class Retrieval:
+    """The sources of a query, best first, and whether the best is worth answering from."""
+
+    sources: list[Source] = field(default_factory=list)
+    confident: bool = False
+    # The query as searched (misspelt words corrected): generation works from it too.
+    query: SearchQuery | None = None
+
+
+class Retriever(Protocol):
+    async def retrieve(self, query: SearchQuery, limit: int) -> Retrieval:
+        """The best ``limit`` sources for ``query``, best first."""
+        ...
+
+
+class HybridSearch:
+    """BM25 and vector search over one store, fused (blocking: run it off the loop)."""
+
+    def __init__(self, kb: KnowledgeBase, tuning: Tuning | None = None) -> None:
+        self.kb = kb
+        self.tuning = tuning or Tuning()
+
+    def search(self, query: SearchQuery, limit: int, vector: Vectors | None = None
+               ) -> Retrieval:
+        """The fused ranking for ``query``; ``vector`` is its embedding, if there is one."""
+        if query.small_talk or not query.terms:
+            return Retrieval(query=query)
+        query = self.correct(query)
+        lexical = self.kb.lexical(self._selective(query.words), _CANDIDATES)
+        dense = self.kb.dense(vector, _CANDIDATES) if vector is not None else {}
+        scores = {rowid: (lexical.get(rowid, 0.0), dense.get(rowid, 0.0))
+                  for rowid in lexical.keys() | dense.keys()}
+        hits = self.kb.hits(scores)
+        found = rank(hits, limit, self.tuning, dense_used=vector is not None)
+        sources = found.sources
+        if sources:
+            top = sources[0]
+            rest = tuple(text for text in map(_passage_text, self.kb.passages(top.id))
+                         if text not in top.passages)
+            sources = [replace(top, rest=rest), *sources[1:]]
+        return Retrieval(sources, found.confident, query)
+
+    def _selective(self, words: list[str]) -> list[str]:
+        """``words`` without those that would cost FTS5 the most and tell it the least.
+
+        FTS5 scores every passage that holds any query word before it can sort them, so
+        its time grows with the passages the words are in, and a word in much of the
+        index adds next to nothing to BM25 (its idf is near zero). Rarest first, words
+        are kept while their passages add up to ``_POSTINGS_BUDGET``; a small store keeps
+        every word. The vectors still see the whole query.
+        """
+        vocabulary = self.kb.vocabulary()
+        frequency = {word: vocabulary.counts.get(stem(word), 0) for word in words}
+        kept: list[str] = []
+        total = 0
+        for word in sorted(words, key=frequency.__getitem__):
+            # The rarest word goes in over budget, unless it is in so many passages
+            # that BM25 would only echo the vectors, slowly.
+            limit = 2 * _POSTINGS_BUDGET if not kept else _POSTINGS_BUDGET
+            if total + frequency[word] > limit:
+                break
+            kept.append(word)
+            total += frequency[word]
+        return [word for word in words if word in kept]
+
+    def correct(self, query: SearchQuery) -> SearchQuery:
+        """``query`` with words the index never uses replaced by its nearest ones."""
+        vocabulary = self.kb.vocabulary()
+        terms: dict[str, float] = {}
+        for term, weight in query.terms:
+            fixed = vocabulary.correct(stem(term))
+            # A correction is a guess: it counts a little less than the word typed.
+            key, value = (fixed, weight * 0.9) if fixed else (term, weight)
+            terms[key] = max(terms.get(key, 0.0), value)
+        if terms.keys() == {t for t, _ in query.terms}:
+            return query
+        ordered = tuple(sorted(terms.items(), key=lambda item: -item[1]))
+        return replace(query, terms=ordered)
+
+    def embed(self, query: SearchQuery) -> Vectors | None:
+        """The query's vector, blocking (None without an embedder or on failure)."""
+        embedder = self.kb.embedder
+        if embedder is None or not query.parts:
+            return None
+        try:
+            return combine(query, embedder.embed([p.text for p in query.parts]))
+        except EmbeddingError as exc:
+            log.warning("query embedding failed, searching by words alone: %s", exc)
+            return None
+
+
+def combine(query: SearchQuery, vectors: Vectors) -> Vectors:
+    """The weighted mean of the parts' vectors, unit length."""
+    weights = np.array([p.weight for p in query.parts], dtype=np.float32)
+    mean = (vectors * weights[:, None]).sum(axis=0)
+    norm = float(np.linalg.norm(mean))
+    unit: Vectors = (mean / norm if norm else mean).astype(np.float32)
+    return unit
+
+
+def rank(hits: list[PassageHit], limit: int, tuning: Tuning, *, dense_used: bool
+         ) -> Retrieval:
+    """Articles by their best passage's fused score, each with its best passages."""
+    dense_weight = tuning.dense_weight if dense_used else 0.0
+    lexical_weight = tuning.lexical_weight if dense_used else 1.0
+
+    def fused(hit: PassageHit) -> float:
+        lexical = hit.lexical / (hit.lexical + _BM25_HALF) if hit.lexical > 0 else 0.0
+        return lexical_weight * lexical + dense_weight * max(0.0, hit.dense)
+
+    by_article: dict[str, list[tuple[float, PassageHit]]] = {}
+    for hit in hits:
+        by_article.setdefault(hit.article_id, []).append((fused(hit), hit))
+    for scored in by_article.values():
+        scored.sort(key=lambda pair: -pair[0])
+    ranked = sorted(by_article.values(), key=lambda scored: -_article_score(scored))
+    sources = []
+    for scored in ranked[:limit]:
+        best_score, best = scored[0]
+        sources.append(Source(
+            id=best.article_id, title=best.title, url=best.url,
+            snippet=_snippet(best), score=round(best_score, 4),
+            passages=tuple(_passage_text(h) for _, h in scored[:_PASSAGES_PER_SOURCE]),
+            lexical=round(best.lexical, 4), dense=round(best.dense, 4),
+        ))
+    confident = bool(sources) and sources[0].score >= tuning.threshold
+    return Retrieval(sources, confident)
+
+
+def _article_score(scored: list[tuple[float, PassageHit]]) -> float:
+    # The best passage, and a little of the next: an article that matches in two
+    # sections is more likely the one than a sibling matching in one.
+    second = scored[1][0] if len(scored) > 1 else 0.0
+    return scored[0][0] + _SECOND_PASSAGE * second
+
+
+def _passage_text(hit: PassageHit) -> str:
+    return f"## {hit.heading}\n\n{hit.text}" if hit.heading else hit.text
+
+
+def _snippet(hit: PassageHit, words: int = 32) -> str:
+    text = " ".join(hit.text.replace("**", "").split())
+    cut = text.split()
+    return " ".join(cut[:words]) + ("…" if len(cut) > words else "")
+
+
+class KnowledgeBaseRetriever:
+    """Hybrid retrieval over the SQLite store: the query embedded on the loop (or by the
+    embedding service), the searches in a worker thread."""
+
+    def __init__(self, kb: KnowledgeBase, tuning: Tuning | None = None) -> None:
+        self.search = HybridSearch(kb, tuning)
+
+    async def retrieve(self, query: SearchQuery, limit: int) -> Retrieval:
+        if query.small_talk or not query.terms:
+            return Retrieval(query=query)
+        vector = await self._embed(query)
+        return await anyio.to_thread.run_sync(self.search.search, query, limit, vector)
+
+    async def _embed(self, query: SearchQuery) -> Vectors | None:
+        embedder: Embedder | None = self.search.kb.embedder
+        if embedder is None or not query.parts:
+            return None
+        try:
+            vectors = await embedder.aembed([p.text for p in query.parts])
+        except EmbeddingError as exc:
+            log.warning("query embedding failed, searching by words alone: %s", exc)
+            return None
+        return combine(query, vectors)

@@ -1,0 +1,218 @@
+"""Bounds on what one client connection may hold, so a slow or hostile client cannot
+keep a socket, a task or buffered bytes for ever.
+
+uvicorn bounds the idle time between requests (its keep-alive timeout) but not the
+time a client takes to send a request, and a closing connection keeps its unsent
+bytes, and so its socket, until the client reads them. Three guards fill the gaps:
+
+- ``GuardedHttpProtocol`` (uvicorn's httptools protocol, subclassed): a request's
+  headers must be complete within ``header_timeout_s`` of the connection opening or
+  of the request's first byte (408 ``header_timeout``, then the connection closes);
+  a connection being closed with bytes still unsent is reset after
+  ``close_linger_s`` instead of waiting for a client that never reads; and bytes
+  that are not HTTP get the JSON error body every other error has (400
+  ``bad_request``), not uvicorn's plain text.
+- ``BodyDeadline`` (pure ASGI middleware): the whole body must arrive within
+  ``body_timeout_s`` of the request's headers (408 ``body_timeout``, ``Connection:
+  close``).
+- ``drop_connection(scope)``: a response whose client stopped reading (its send
+  timed out) resets the connection at once, so nothing stays queued for it.
+
+See docs/configuration.md (``ASSIST_HEADER_TIMEOUT_S``, ``ASSIST_BODY_TIMEOUT_S``,
+``ASSIST_SEND_TIMEOUT_S``) and ARCHITECTURE.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import struct
+from typing import Any
+
+import anyio
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from server.errors import AssistError, BadRequest, BodyTimeout, HeaderTimeout
+
+log = logging.getLogger("assist_panel.connections")
+
+# The scope extension through which a response drops its own connection.
+DROP_EXTENSION = "assist.drop_connection"
+
+
+class _BoundedClose:
+    """The connection's transport, except that ``close()`` gives unsent bytes
+    ``linger_s`` to go out and then resets the connection (asyncio's own close waits
+    for them for ever, and a client that never reads never takes them)."""
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
+                 linger_s: float) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._linger_s = linger_s
+        self._timer: asyncio.TimerHandle | None = None
+        self._gone = False  # reset, or the connection is lost: nothing left to bound
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+    def close(self) -> None:
+        self._transport.close()
+        if not self._gone and self._timer is None and self._transport.get_write_buffer_size():
+            self._timer = self._loop.call_later(self._linger_s, self.reset)
+
+    def reset(self) -> None:
+        """Drop the connection now: a TCP reset, so the kernel keeps no unsent bytes."""
+        if self._gone:
+            return
+        self.lost()
+        sock = self._transport.get_extra_info("socket")
+        if sock is not None:
+            # OSError: closed already; ValueError: uvloop's stand-in socket, closed.
+            with contextlib.suppress(OSError, ValueError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self._transport.abort()
+
+    def lost(self) -> None:
+        """The connection is gone: no reset is due any more."""
+        self._gone = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+
+class GuardedHttpProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline on request headers and a bounded
+    close. Use ``guarded_protocol()`` for a class with the settings' figures."""
+
+    header_timeout_s: float = 10.0
+    close_linger_s: float = 10.0
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._headers_timer: asyncio.TimerHandle | None = None
+        self._bounded = _BoundedClose(transport, self.loop, self.close_linger_s)
+        super().connection_made(self._bounded)  # type: ignore[arg-type]
+        self._arm_headers()  # a connection that never sends a byte is bounded too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_headers()
+        self._bounded.lost()
+        super().connection_lost(exc)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._arm_headers()
+        self.scope["extensions"] = {DROP_EXTENSION: self.drop}  # type: ignore[dict-item]
+
+    def on_headers_complete(self) -> None:
+        self._disarm_headers()
+        super().on_headers_complete()
+
+    def drop(self) -> None:
+        """Reset the connection at once; the request in progress sees a disconnect."""
+        cycle = self.cycle
+        if cycle is not None and not cycle.response_complete:
+            cycle.disconnected = True  # the app's next send is dropped, not logged
+            cycle.message_event.set()
+        self._bounded.reset()
+
+    def _arm_headers(self) -> None:
+        if self._headers_timer is None and self.header_timeout_s > 0:
+            self._headers_timer = self.loop.call_later(self.header_timeout_s, self._headers_late)
+
+    def _disarm_headers(self) -> None:
+        if self._headers_timer is not None:
+            self._headers_timer.cancel()
+            self._headers_timer = None
+
+    def _headers_late(self) -> None:
+        self._headers_timer = None
+        if self.transport.is_closing():
+            return
+        log.info("closed a connection: request headers not complete in %gs",
+                 self.header_timeout_s)
+        if self.cycle is not None and not self.cycle.response_complete:
+            # A pipelined request trickles in behind one being answered: finish that
+            # one, then close; a 408 now would land in the middle of its response.
+            self.cycle.keep_alive = False
+            self.flow.pause_reading()
+            return
+        self._refuse(HeaderTimeout(
+            f"request headers not complete in {self.header_timeout_s:g}s"), b"408 Request Timeout")
+
+    def send_400_response(self, msg: str) -> None:
+        """Bytes that are not HTTP (a bad header name or value, a bad length): uvicorn
+        answers in plain text; ours is the JSON every other error has."""
+        self._refuse(BadRequest(msg), b"400 Bad Request")
+
+    def _refuse(self, error: AssistError, status: bytes) -> None:
+        """Answer ``error`` below the app, and close the connection."""
+        body = json.dumps({"error": error.code, "message": error.message}).encode()
+        self.transport.write(
+            b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
+            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"x-content-type-options: nosniff\r\ncache-control: no-store\r\n"
+            b"connection: close\r\n\r\n" + body)
+        self.transport.close()
+
+
+def guarded_protocol(*, header_timeout_s: float, close_linger_s: float
+                     ) -> type[GuardedHttpProtocol]:
+    """A ``GuardedHttpProtocol`` class with these bounds, for ``uvicorn.Config(http=...)``."""
+    return type("GuardedHttpProtocol", (GuardedHttpProtocol,),
+                {"header_timeout_s": header_timeout_s, "close_linger_s": close_linger_s})
+
+
+def drop_connection(scope: Scope) -> bool:
+    """Reset the connection of ``scope`` at once, when the server offers it (ours does).
+
+    For a response whose client stopped reading: whatever it still had queued is
+    discarded with the connection. False when the server has no such extension.
+    """
+    drop = scope.get("extensions", {}).get(DROP_EXTENSION)
+    if drop is None:
+        return False
+    drop()
+    return True
+
+
+def drop_slow_reader(scope: Scope, waited_s: float) -> None:
+    """A streamed response gave up on a client that took no bytes for ``waited_s``: its
+    connection goes (and with it what was queued), and the log gets one line, not a
+    traceback (the stream itself has ended by then)."""
+    drop_connection(scope)
+    log.warning("client stopped reading for %gs: stream ended, connection reset", waited_s)
+
+
+class BodyDeadline:
+    """Pure ASGI middleware: the request body must be complete within ``timeout_s`` of
+    the request reaching the app, or the read fails with ``BodyTimeout`` (408)."""
+
+    def __init__(self, app: ASGIApp, timeout_s: float) -> None:
+        self.app = app
+        self.timeout_s = timeout_s
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or self.timeout_s <= 0:
+            await self.app(scope, receive, send)
+            return
+        deadline = anyio.current_time() + self.timeout_s
+        complete = False
+
+        async def receive_in_time() -> Message:
+            nonlocal complete
+            if complete:  # after the body: disconnect listeners wait as long as they like
+                return await receive()
+            with anyio.move_on_after(deadline - anyio.current_time()) as late:
+                message = await receive()
+            if late.cancelled_caught:
+                raise BodyTimeout(f"request body not complete in {self.timeout_s:g}s")
+            if message["type"] != "http.request" or not message.get("more_body", False):
+                complete = True
+            return message
+
+        await self.app(scope, receive_in_time, send)

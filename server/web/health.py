@@ -1,0 +1,45 @@
+"""Liveness and readiness probes."""
+
+from __future__ import annotations
+
+import math
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from server.kb.store import KnowledgeBase
+from server.pipeline.breaker import CircuitBreaker
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """The process is up and its event loop answers."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready to serve suggestions: the knowledge base opens and holds articles.
+
+    The model's circuit breaker is reported, not failed on: with the circuit open
+    the panel still answers every suggestion (with the top article), and taking
+    every replica out of the load balancer at once would answer nothing at all.
+    So an open circuit is ``"status": "degraded"`` with 200.
+    """
+    kb: KnowledgeBase = request.state.kb
+    breaker: CircuitBreaker = request.state.breaker
+    try:
+        # A worker thread: a store busy with an import must not stall the event loop
+        # (and with it every open stream and /healthz).
+        articles = await anyio.to_thread.run_sync(kb.count)
+    except Exception:  # any store failure means "not ready", never a 500
+        return JSONResponse({"status": "unavailable", "reason": "knowledge base"}, 503)
+    if articles == 0:
+        return JSONResponse({"status": "unavailable", "reason": "knowledge base empty"}, 503)
+    # Rounded up: 0 must mean a probe would be let through now.
+    model = {"circuit": breaker.state, "retryInS": math.ceil(breaker.retry_in() * 10) / 10}
+    status = "ready" if breaker.state == "closed" else "degraded"
+    return JSONResponse({"status": status, "articles": articles, "model": model})
+
+
+routes = [Route("/healthz", healthz), Route("/readyz", readyz)]

@@ -1,0 +1,180 @@
+"""Prometheus metrics of one app instance, served as ``GET /metrics``.
+
+Every :class:`Metrics` holds its own ``CollectorRegistry`` (never prometheus_client's
+global default), so several apps in one process (tests) never share or clash over
+series.
+
+The numbers are **per process**. With several uvicorn workers each worker has its own
+``Metrics`` and answers ``/metrics`` with its own counts only, so a scrape through a
+load balancer sees one worker at a time. We keep it per process and do not use
+prometheus_client's multiprocess mode: run one worker per process you scrape (one per
+container/pod) and let Prometheus scrape each instance; the ``instance`` label tells them
+apart and ``sum()`` adds them up.
+
+Label values are bounded: outcomes, triggers, reasons, generators and circuit states are
+normalised to known sets (anything else becomes ``"other"``), upstream statuses to HTTP
+status codes or ``"network"``. Never ids or free text.
+"""
+
+from __future__ import annotations
+
+import hmac
+from typing import TYPE_CHECKING, get_args
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.errors import MetricsTokenRequired
+from server.pipeline.breaker import CircuitState
+from server.pipeline.context import Trigger
+from server.pipeline.events import FallbackReason, Outcome
+
+if TYPE_CHECKING:  # at run time only the attributes matter; no import cycle
+    from server.pipeline.stream import StreamRecord
+
+OTHER = "other"
+"""The label value standing in for anything outside a known set."""
+
+# The label sets are the types' own values: a new outcome or reason is a label at once.
+OUTCOMES: tuple[str, ...] = get_args(Outcome)
+TRIGGERS: tuple[str, ...] = get_args(Trigger)
+FALLBACK_REASONS: tuple[str, ...] = get_args(FallbackReason)
+REJECT_REASONS = ("rate_limited", "over_capacity", "shutting_down")
+CIRCUIT_STATES: tuple[str, ...] = get_args(CircuitState)
+# ``Generator.name`` of the shipped generators (server/generators); others count as "other".
+GENERATORS = ("extractive", "openai")
+
+# Streams stop at a 15 s hard limit; the last finite bucket leaves room above it.
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 20.0)
+
+
+def _known(value: str | None, known: tuple[str, ...]) -> str:
+    return value if value in known else OTHER
+
+
+def _status_label(status: int | None) -> str:
+    if status is None:
+        return "network"
+    return str(status) if 100 <= status <= 599 else OTHER
+
+
+class Metrics:
+    """The Prometheus metrics of one app instance, on a registry of its own (``registry``).
+
+    Thread-safe (prometheus_client locks its values); create one per app, in its lifespan.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        registry = self.registry
+        self._active = Gauge(
+            "assist_active_streams", "Suggestion streams currently open.",
+            registry=registry)
+        self._suggestions = Counter(
+            "assist_suggestions", "Suggestion streams finished, by outcome and trigger.",
+            ["outcome", "trigger"], registry=registry)
+        self._fallbacks = Counter(
+            "assist_fallbacks", "Suggestions that ended with the static fallback, by reason.",
+            ["reason"], registry=registry)
+        self._ttft = Histogram(
+            "assist_time_to_first_token_seconds",
+            "Time from the request to the first text of a suggestion (streams with text).",
+            ["generator"], buckets=LATENCY_BUCKETS, registry=registry)
+        self._duration = Histogram(
+            "assist_stream_duration_seconds", "Duration of suggestion streams.",
+            ["generator"], buckets=LATENCY_BUCKETS, registry=registry)
+        self._upstream_errors = Counter(
+            "assist_upstream_errors",
+            "Failed model calls (retried ones included), by HTTP status or 'network'.",
+            ["status"], registry=registry)
+        self._upstream_retries = Counter(
+            "assist_upstream_retries", "Model calls retried after a failure.",
+            registry=registry)
+        self._rejected = Counter(
+            "assist_requests_rejected", "Stream requests refused before starting, by reason.",
+            ["reason"], registry=registry)
+        self._circuit = Gauge(
+            "assist_model_circuit_state",
+            "State of the model circuit breaker: 1 for the current state, 0 for the others.",
+            ["state"], registry=registry)
+        self._circuit_states = list(CIRCUIT_STATES)
+
+        # Known series start at 0 so rate() and absence alerts work from the first scrape.
+        for outcome in OUTCOMES:
+            for trigger in TRIGGERS:
+                self._suggestions.labels(outcome=outcome, trigger=trigger)
+        for reason in FALLBACK_REASONS:
+            self._fallbacks.labels(reason=reason)
+        for reason in REJECT_REASONS:
+            self._rejected.labels(reason=reason)
+        self.set_circuit_state("closed")
+
+    def stream_started(self) -> None:
+        """A suggestion stream opened (pair with :meth:`stream_finished`)."""
+        self._active.inc()
+
+    def stream_finished(self, record: StreamRecord) -> None:
+        """A suggestion stream ended, whatever the outcome: count it and its latencies."""
+        self._active.dec()
+        self._suggestions.labels(outcome=_known(record.outcome, OUTCOMES),
+                                 trigger=_known(record.trigger, TRIGGERS)).inc()
+        if record.fallback_reason:
+            self._fallbacks.labels(reason=_known(record.fallback_reason, FALLBACK_REASONS)).inc()
+        generator = _known(record.generator, GENERATORS)
+        if record.ttft_ms is not None:
+            self._ttft.labels(generator=generator).observe(max(record.ttft_ms, 0) / 1000)
+        self._duration.labels(generator=generator).observe(max(record.duration_ms, 0) / 1000)
+
+    def upstream_error(self, status: int | None) -> None:
+        """A model call failed: ``status`` is its HTTP status, None for a network error.
+
+        Counts every failure, including the ones that are then retried.
+        """
+        self._upstream_errors.labels(status=_status_label(status)).inc()
+
+    def upstream_retry(self) -> None:
+        """A failed model call is being retried."""
+        self._upstream_retries.inc()
+
+    def rejected(self, reason: str) -> None:
+        """A stream request was refused: ``"rate_limited"``, ``"over_capacity"`` or
+        ``"shutting_down"``."""
+        self._rejected.labels(reason=_known(reason, REJECT_REASONS)).inc()
+
+    def set_circuit_state(self, state: str) -> None:
+        """The model circuit breaker is now ``"closed"``, ``"open"`` or ``"half_open"``."""
+        current = _known(state, CIRCUIT_STATES)
+        if current not in self._circuit_states:
+            self._circuit_states.append(current)
+        for name in self._circuit_states:
+            self._circuit.labels(state=name).set(1 if name == current else 0)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition of this registry: (body, content type)."""
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+async def metrics_endpoint(request: Request) -> Response:
+    """``GET /metrics``: this process's metrics (``request.state.metrics``) in text format;
+    with ``ASSIST_METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>``."""
+    token = request.state.settings.metrics_token
+    if token is not None:
+        given = request.headers.get("authorization", "")
+        expected = f"Bearer {token.get_secret_value()}"
+        if not hmac.compare_digest(given.encode(), expected.encode()):
+            raise MetricsTokenRequired("GET /metrics needs its token as a Bearer token")
+    metrics: Metrics = request.state.metrics
+    body, content_type = metrics.render()
+    return Response(body, media_type=content_type, headers={"Cache-Control": "no-store"})
+
+
+routes = [Route("/metrics", metrics_endpoint)]

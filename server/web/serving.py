@@ -1,0 +1,49 @@
+"""Running the production server: uvicorn, with a shutdown that ends streams cleanly.
+
+On SIGTERM (or SIGINT) uvicorn stops accepting connections and waits up to its
+graceful timeout for open responses to finish. Suggestion streams would only
+finish at their own limits, so ``GracefulServer`` first stops every open stream
+(each sends its last events and ``done``, ``cancelled``/``shutdown``) and new
+streams are refused with 503. The process exits as soon as they are sent, or
+after ``ASSIST_SHUTDOWN_GRACE_S`` at the latest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from starlette.types import ASGIApp
+
+from server.assist.streams import StreamRegistry
+from server.settings import Settings
+from server.web.connections import guarded_protocol
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings, **options: Any) -> uvicorn.Config:
+    """uvicorn's configuration for the panel: its HTTP protocol bounds the time a client
+    may take to send request headers and the time a closing connection may hold
+    unsent bytes (``server/web/connections.py``). ``options`` go to ``uvicorn.Config``."""
+    protocol = guarded_protocol(header_timeout_s=settings.header_timeout_s,
+                                close_linger_s=settings.send_timeout_s)
+    return uvicorn.Config(app, http=protocol, **options)
+
+
+class GracefulServer(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, streams: StreamRegistry) -> None:
+        super().__init__(config)
+        self.streams = streams
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().startup(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        # A signal handler runs between bytecodes: hand the work to the loop.
+        if self._loop is not None and not self.streams.closing:
+            self._loop.call_soon_threadsafe(self.streams.shutdown)
+        super().handle_exit(sig, frame)
