@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 from pydantic import ValidationError
 
+from server.errors import CommandError
 from server.settings import Settings
 
 if TYPE_CHECKING:
@@ -22,7 +23,20 @@ def _settings(**overrides: object) -> Settings:
         raise click.ClickException(f"invalid ASSIST_* setting:\n{exc}") from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Commands(click.Group):
+    """The command group: a ``CommandError`` from any command (admin, kb, dev) ends it
+    with its message and its exit code, here and nowhere else."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CommandError as exc:
+            # As click shows its own errors ("Error: ..." on standard error).
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="assist-panel")
 def main() -> None:
     """Assist Panel: grounded knowledge-base answers beside Genesys Cloud conversations.
@@ -104,12 +118,9 @@ def dev_session(panel_url: str, conversation: str | None) -> None:
     """
     import json
 
-    from server.devmode.session import DevSessionError, create_dev_session
+    from server.devmode.session import create_dev_session
 
-    try:
-        result = create_dev_session(panel_url, conversation)
-    except DevSessionError as exc:
-        raise click.ClickException(str(exc)) from exc
+    result = create_dev_session(panel_url, conversation)
     click.echo(json.dumps({"session": result.session, "conversationId": result.conversation_id}))
 
 
@@ -126,7 +137,8 @@ def _open_store(db: Path | None) -> KnowledgeBase:
     """The knowledge base with the configured embedder, its index brought up to date
     (re-cut and re-embedded, with a progress bar, when another version or model made it).
     """
-    from server.kb.embedders import EmbeddingError, build_embedder
+    from server.errors import EmbeddingError
+    from server.kb.embedders import build_embedder
     from server.kb.store import KnowledgeBase
 
     settings = _settings()
@@ -148,8 +160,8 @@ def _open_store(db: Path | None) -> KnowledgeBase:
 @_DB
 def kb_import(paths: tuple[Path, ...], db: Path | None) -> None:
     """Import markdown, HTML and JSON articles (files or folders)."""
-    from server.kb.embedders import EmbeddingError
-    from server.kb.importer import ArticleError, find_files, import_files
+    from server.errors import ArticleError, EmbeddingError
+    from server.kb.importer import find_files, import_files
 
     try:
         files = find_files(list(paths))
@@ -239,18 +251,14 @@ def kb_sync(knowledge_base: str, region: str | None, api_base: str | None, db: P
     """
     import asyncio
     from contextlib import ExitStack
-    from typing import Any
 
-    from server.admin.client import AdminCredentials, AdminError
+    from server.admin.client import AdminCredentials
     from server.kb.sync import DocumentResult, KnowledgeBaseInfo, run_sync
 
     if not region and not api_base:
         raise click.UsageError(
             "give the org's --region (e.g. us-east-1), or --api-base for dev mode's mock")
-    try:
-        credentials = AdminCredentials.from_env()
-    except AdminError as exc:
-        raise click.ClickException(str(exc)) from exc
+    credentials = AdminCredentials.from_env()
     if credentials is None:
         raise click.ClickException(
             "set ASSIST_ADMIN_CLIENT_ID and ASSIST_ADMIN_CLIENT_SECRET to a Client Credentials "
@@ -272,8 +280,6 @@ def kb_sync(knowledge_base: str, region: str | None, api_base: str | None, db: P
                 credentials, store, knowledge_base, region=region or "", api_base=api_base,
                 page_size=page_size, link_template=link_template, on_start=started,
                 on_document=advanced, on_retry=lambda message: click.echo(message, err=True)))
-        except AdminError as exc:
-            raise click.ClickException(str(exc)) from exc
         except KeyboardInterrupt:
             stack.close()
             click.echo("interrupted: what was synced is kept and nothing was removed; "

@@ -1,8 +1,19 @@
-"""The error hierarchy and its one mapping to JSON responses.
+"""The one error tree of the panel, and its one mapping to JSON responses.
 
-Every error a client can see is an ``AssistError`` with an HTTP status and a
-stable ``code``; the body is always ``{"error": code, "message": ...}``.
-Third-party exceptions are translated where they are caught, never leaked.
+``PanelError`` is the root of every error the panel raises on purpose:
+
+- ``AssistError``: what a client of the HTTP API can see, each with an HTTP status
+  and a stable ``code``; the body is always ``{"error": code, "message": ...}``.
+- ``CommandError``: what ends an admin or CLI command, each with the exit code the
+  command ends with and a message for the operator (``AdminError``: the Genesys
+  platform API as the admin client; ``SyncError``; ``ManifestError``;
+  ``DevSessionError``).
+- Failures the panel translates before anyone sees them: ``UpstreamError`` (the
+  model service; the stream falls back), ``EmbeddingError`` (the embedding
+  service), ``ArticleError`` (one file of a ``kb import``, reported in its summary).
+
+Third-party exceptions (httpx, sqlite3, json) are translated into these where they
+are caught, never leaked.
 """
 
 from __future__ import annotations
@@ -15,7 +26,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.types import ExceptionHandler
 
 
-class AssistError(Exception):
+class PanelError(Exception):
+    """The root of every error the panel raises on purpose."""
+
+
+class AssistError(PanelError):
     """Base of every error answered to a client."""
 
     status_code: int = 500
@@ -176,6 +191,92 @@ class ShuttingDown(Unavailable):
     """The process is draining after SIGTERM; another replica (or a retry) will answer."""
 
     code = "shutting_down"
+
+
+class InvalidApiKey(Unauthorized):
+    """A machine client's API key that is not one of ``ASSIST_API_KEYS``."""
+
+    code = "invalid_api_key"
+
+
+# Commands: admin and CLI ------------------------------------------------------
+
+
+class CommandError(PanelError):
+    """A failure that ends an admin or CLI command: one line for the operator, and
+    the command's exit code."""
+
+    exit_code: int = 1
+
+
+class AdminError(CommandError):
+    """A failure of an admin command, with a message for the admin."""
+
+
+class CredentialsRejected(AdminError):
+    """The admin client's credentials or token were refused (401)."""
+
+
+class PermissionMissing(AdminError):
+    """The admin client's role lacks a permission (or the token a scope) a call needs (403)."""
+
+
+class PlatformUnreachable(AdminError):
+    """Genesys Cloud could not be reached."""
+
+
+class PlatformBusy(AdminError):
+    """Still rate limited (or unavailable) after the allowed retries."""
+
+
+class PlatformCallFailed(AdminError):
+    """Any other error answer; ``status`` and ``code`` are the platform's."""
+
+    def __init__(self, message: str, status: int, code: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+
+
+class SyncError(AdminError):
+    """A sync that cannot start or could not finish; the message says what to do."""
+
+
+class SyncBusy(SyncError):
+    """Another sync holds the knowledge-base file's lock."""
+
+
+class SyncInterrupted(SyncError):
+    """A platform call failed midway; what was synced is kept and nothing was removed."""
+
+
+class ManifestError(CommandError, ValueError):
+    """A manifest that cannot be used; the message says where and why."""
+
+
+class DevSessionError(CommandError):
+    """Why no dev-mode session could be made, for the command line."""
+
+
+# Translated before anyone sees them -------------------------------------------
+
+
+class UpstreamError(PanelError):
+    """The model service failed; ``status`` is its HTTP status, None for network errors."""
+
+    def __init__(self, message: str, *, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+
+
+class EmbeddingError(PanelError):
+    """The embedding service failed or answered something unusable."""
+
+
+class ArticleError(PanelError, ValueError):
+    """A file, or an article in it, that cannot be imported; says which and why."""
 
 
 def error_response(error: AssistError) -> JSONResponse:

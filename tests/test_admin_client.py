@@ -13,16 +13,18 @@ import pytest
 from server.admin.client import (
     AdminClient,
     AdminCredentials,
-    AdminError,
-    CredentialsRejected,
-    PermissionMissing,
-    PlatformCallFailed,
     PlatformHosts,
-    PlatformUnreachable,
-    RateLimited,
     next_cursor,
 )
 from server.devmode.mocks.genesys.config import ADMIN_PERMISSIONS
+from server.errors import (
+    AdminError,
+    CredentialsRejected,
+    PermissionMissing,
+    PlatformBusy,
+    PlatformCallFailed,
+    PlatformUnreachable,
+)
 from tests.test_mock_genesys import MockServer, run_mock
 
 pytestmark = pytest.mark.anyio
@@ -116,7 +118,7 @@ async def test_rate_limit_that_outlasts_the_attempts_fails_clearly(mock: MockSer
     sleeps = Sleeps()
     async with admin(mock, sleeps, max_attempts=3) as client:
         await client.sign_in(credentials(mock))
-        with pytest.raises(RateLimited, match="429"):
+        with pytest.raises(PlatformBusy, match="429"):
             await client.org()
     assert sleeps.waits == [1, 1]
 
@@ -126,7 +128,7 @@ async def test_a_retry_after_longer_than_allowed_is_not_waited_for(mock: MockSer
     sleeps = Sleeps()
     async with admin(mock, sleeps, max_wait_s=60) as client:
         await client.sign_in(credentials(mock))
-        with pytest.raises(RateLimited, match="600 s"):
+        with pytest.raises(PlatformBusy, match="600 s"):
             await client.org()
     assert sleeps.waits == []
 

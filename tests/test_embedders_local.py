@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import requests
 
-from server.kb.embedders import Embedder, EmbeddingError, WordLlamaEmbedder, normalize
+from server.errors import EmbeddingError
+from server.kb.embedders import Embedder, WordLlamaEmbedder, normalize
 
 pytestmark = pytest.mark.anyio
 

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from server.devmode.mocks.llm_control import FaultSwitch
-from server.kb.embedders.base import EmbeddingError
+from server.errors import EmbeddingError
 from server.kb.embedders.openai_embeddings import OpenAIEmbedder
 from tests.servers import listening_socket, serve
 

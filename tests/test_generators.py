@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.errors import UpstreamError
 from server.kb.importer import find_files, read_file
 from server.kb.passages import split_passages
 from server.kb.store import KnowledgeBase
@@ -22,7 +23,6 @@ from server.pipeline.generators import (
     ExtractiveGenerator,
     GenerationRequest,
     OpenAIChatGenerator,
-    UpstreamError,
 )
 from server.pipeline.generators.extractive import (
     MAX_WORDS,

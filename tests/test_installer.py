@@ -18,13 +18,7 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from server.admin.client import (
-    AdminClient,
-    AdminCredentials,
-    PermissionMissing,
-    PlatformCallFailed,
-    PlatformHosts,
-)
+from server.admin.client import AdminClient, AdminCredentials, PlatformHosts
 from server.admin.installer import (
     Change,
     PlatformSession,
@@ -36,6 +30,7 @@ from server.admin.installer import (
 from server.admin.manifest import Desired, Manifest, load, render
 from server.cli import main
 from server.devmode.mocks.genesys.config import ADMIN_PERMISSIONS
+from server.errors import PermissionMissing, PlatformCallFailed
 from tests.test_mock_genesys import MockServer, run_mock
 
 pytestmark = pytest.mark.anyio

@@ -7,8 +7,8 @@ import pytest
 from click.testing import CliRunner
 
 from server.cli import main
+from server.errors import ArticleError
 from server.kb.importer import (
-    ArticleError,
     find_files,
     html_to_text,
     markdown_to_text,

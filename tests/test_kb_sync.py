@@ -15,18 +15,11 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from server.admin.client import AdminClient, AdminCredentials, AdminError, PlatformHosts
+from server.admin.client import AdminClient, AdminCredentials, PlatformHosts
 from server.cli import main
+from server.errors import AdminError, SyncBusy, SyncError, SyncInterrupted
 from server.kb.store import Article, KnowledgeBase
-from server.kb.sync import (
-    DocumentResult,
-    KnowledgeBaseInfo,
-    SyncBusy,
-    SyncError,
-    SyncInterrupted,
-    choose_variation,
-    sync_knowledge_base,
-)
+from server.kb.sync import DocumentResult, KnowledgeBaseInfo, choose_variation, sync_knowledge_base
 from server.kb.sync_ledger import SyncLock
 from server.pipeline.context import SearchQuery
 from server.pipeline.retrieval import HybridSearch

@@ -11,15 +11,8 @@ from typing import Any
 
 import pytest
 
-from server.admin.manifest import (
-    Manifest,
-    ManifestError,
-    load,
-    load_schema,
-    normalise_base_url,
-    render,
-    validate,
-)
+from server.admin.manifest import Manifest, load, load_schema, normalise_base_url, render, validate
+from server.errors import ManifestError
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "manifest.md"

@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator
 import pytest
 
 from server.assist.streams import StreamRegistry
+from server.errors import UpstreamError
 from server.pipeline.breaker import CircuitBreaker
 from server.pipeline.context import SearchQuery, Utterance
 from server.pipeline.events import Event
-from server.pipeline.generators import Chunk, GenerationRequest, UpstreamError
+from server.pipeline.generators import Chunk, GenerationRequest
 from server.pipeline.retrieval import Retrieval, Source
 from server.pipeline.stream import AssistRequest, Limits, Pipeline, StreamRecord
 from tests.factories import make_settings

@@ -4,7 +4,8 @@ from collections.abc import Sequence
 
 import pytest
 
-from server.kb.embedders import EmbeddingError, Vectors
+from server.errors import EmbeddingError
+from server.kb.embedders import Vectors
 from server.kb.store import KnowledgeBase, PassageHit
 from server.pipeline.context import SearchQuery, Utterance, build_context
 from server.pipeline.retrieval import HybridSearch, KnowledgeBaseRetriever, Tuning, rank

@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from server.pipeline.generators import Chunk, GenerationRequest, RetryingGenerator, UpstreamError
+from server.errors import UpstreamError
+from server.pipeline.generators import Chunk, GenerationRequest, RetryingGenerator
 
 pytestmark = pytest.mark.anyio
 

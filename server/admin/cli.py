@@ -18,7 +18,7 @@ from typing import TypeVar
 import click
 import httpx
 
-from server.admin.client import AdminClient, AdminCredentials, AdminError, Org, PlatformHosts
+from server.admin.client import AdminClient, AdminCredentials, Org, PlatformHosts
 from server.admin.installer import (
     Change,
     PlatformSession,
@@ -28,9 +28,10 @@ from server.admin.installer import (
     installed_base_url,
     status,
 )
-from server.admin.manifest import Desired, Manifest, ManifestError, load, render
+from server.admin.manifest import Desired, Manifest, load, render
 from server.admin.readiness import Readiness
 from server.admin.readiness import check as check_readiness
+from server.errors import AdminError
 
 T = TypeVar("T")
 #: Timeout of each admin call.
@@ -54,33 +55,21 @@ _DRY_RUN = click.option(
 
 
 def _manifest(path: Path | None) -> Manifest:
-    try:
-        return load(path)
-    except ManifestError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return load(path)
 
 
 def _desired(manifest: Manifest, base_url: str) -> Desired:
-    try:
-        return render(manifest, base_url)
-    except ManifestError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return render(manifest, base_url)
 
 
 def _hosts(region: str, api_base: str | None) -> PlatformHosts:
     if not region and not api_base:
         raise click.UsageError("--region is required (e.g. --region us-east-1)")
-    try:
-        return PlatformHosts.resolve(region, api_base)
-    except AdminError as exc:
-        raise click.ClickException(str(exc)) from exc
+    return PlatformHosts.resolve(region, api_base)
 
 
 def _credentials(optional: bool) -> AdminCredentials | None:
-    try:
-        credentials = AdminCredentials.from_env()
-    except AdminError as exc:
-        raise click.ClickException(str(exc)) from exc
+    credentials = AdminCredentials.from_env()
     if credentials is None and not optional:
         raise click.ClickException(
             "no admin credentials: set ASSIST_ADMIN_CLIENT_ID and ASSIST_ADMIN_CLIENT_SECRET "

@@ -27,6 +27,14 @@ from tenacity import (
 )
 
 from server.auth.regions import find_region
+from server.errors import (
+    AdminError,
+    CredentialsRejected,
+    PermissionMissing,
+    PlatformBusy,
+    PlatformCallFailed,
+    PlatformUnreachable,
+)
 from server.retry_after import retry_after_seconds
 
 #: Environment variables of the admin client, first found wins. The second pair
@@ -41,35 +49,6 @@ ROLE_VIEW = "authorization:role:view"
 #: The org's ACD queues, and the permission that lists them.
 QUEUES_PATH = "/api/v2/routing/queues"
 QUEUE_VIEW = "routing:queue:view"
-
-
-class AdminError(Exception):
-    """A failure of an admin command, with a message for the admin."""
-
-
-class CredentialsRejected(AdminError):
-    """The admin client's credentials or token were refused (401)."""
-
-
-class PermissionMissing(AdminError):
-    """The admin client's role lacks a permission (or the token a scope) a call needs (403)."""
-
-
-class PlatformUnreachable(AdminError):
-    """Genesys Cloud could not be reached."""
-
-
-class RateLimited(AdminError):
-    """Still rate limited (or unavailable) after the allowed retries."""
-
-
-class PlatformCallFailed(AdminError):
-    """Any other error answer; ``status`` and ``code`` are the platform's."""
-
-    def __init__(self, message: str, status: int, code: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -333,7 +312,7 @@ class AdminClient:
     def _raise_for_retry(self, response: httpx.Response, what: str) -> None:
         if response.status_code in RETRY_STATUSES:
             code, message = error_text(response)
-            error = RateLimited(
+            error = PlatformBusy(
                 f"{what}: still {response.status_code} {code or ''} after "
                 f"{self.max_attempts} tries ({message})"
             )
@@ -348,7 +327,7 @@ class AdminClient:
         wait = self._wait(state)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retry) and wait > self.max_wait_s:
-            raise RateLimited(
+            raise PlatformBusy(
                 f"{exc.error}: Genesys asks to wait {wait:.0f} s, longer than "
                 f"{self.max_wait_s:.0f} s; run the command again later"
             )

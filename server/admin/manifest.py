@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 
 import jsonschema
 
+from server.errors import ManifestError
 from server.paths import manifest_dir
 
 #: The manifest files shipped with the package.
@@ -29,10 +30,6 @@ REDIRECT_PATH = "/panel"
 #: The manifest's grant names -> the platform's ``authorizedGrantType``.
 GRANT_TYPES = {"pkce": "CODE", "implicit": "TOKEN"}
 INTERACTION_WIDGET = "embedded-client-app-interaction-widget"
-
-
-class ManifestError(ValueError):
-    """A manifest that cannot be used; the message says where and why."""
 
 
 @dataclass(frozen=True)

@@ -32,7 +32,8 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from server.admin.client import QUEUE_VIEW, ROLE_VIEW, AdminClient, AdminError, PermissionMissing
+from server.admin.client import QUEUE_VIEW, ROLE_VIEW, AdminClient
+from server.errors import AdminError, PermissionMissing
 
 T = TypeVar("T")
 

@@ -27,7 +27,7 @@ from server.assist.admission import Admission
 from server.assist.routes import check_transcript, new_request_id
 from server.assist.sse import STREAM_HEADERS
 from server.auth.sessions import bearer
-from server.errors import Unauthorized
+from server.errors import InvalidApiKey
 from server.pipeline.context import Utterance
 from server.pipeline.events import Event
 from server.pipeline.stream import AssistRequest, Pipeline
@@ -35,10 +35,6 @@ from server.schemas import MachineStreamRequest
 from server.settings import Settings
 from server.web.bodies import read_model
 from server.web.connections import drop_slow_reader
-
-
-class InvalidApiKey(Unauthorized):
-    code = "invalid_api_key"
 
 
 def key_id(key: str) -> str:

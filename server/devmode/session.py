@@ -15,12 +15,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from server.errors import DevSessionError
+
 #: Any well-formed id will do to learn where the panel signs in.
 _PROBE_CONVERSATION = "00000000-0000-4000-8000-000000000000"
-
-
-class DevSessionError(Exception):
-    """Why no session could be made, for the command line."""
 
 
 @dataclass(frozen=True)

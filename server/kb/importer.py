@@ -20,6 +20,7 @@ from pathlib import Path
 
 from markdown_it import MarkdownIt
 
+from server.errors import ArticleError
 from server.kb.store import Article, KnowledgeBase
 
 SUFFIXES = frozenset({".md", ".markdown", ".html", ".htm", ".json"})
@@ -30,10 +31,6 @@ _BLOCKS = frozenset(
     """p div section article header footer main aside ul ol table tr blockquote pre h1
     h2 h3 h4 h5 h6 li dl dt dd figure figcaption hr""".split()
 )
-
-
-class ArticleError(ValueError):
-    """A file, or an article in it, that cannot be imported; says which and why."""
 
 
 @dataclass(frozen=True)

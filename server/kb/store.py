@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from server.kb.embedders.base import Embedder, EmbeddingError, Vectors
+from server.errors import EmbeddingError
+from server.kb.embedders.base import Embedder, Vectors
 from server.kb.passages import Passage, split_passages
 from server.kb.spelling import Vocabulary
 

@@ -27,24 +27,15 @@ from typing import Any, Literal
 
 import httpx
 
-from server.admin.client import (
-    AdminClient,
-    AdminCredentials,
-    AdminError,
-    PlatformCallFailed,
-    PlatformHosts,
-    RetryNotice,
-)
+from server.admin.client import AdminClient, AdminCredentials, PlatformHosts, RetryNotice
+from server.errors import AdminError, PlatformCallFailed, SyncError, SyncInterrupted
 from server.kb.blocks import blocks_to_text, squash
 from server.kb.store import Article, KnowledgeBase
-from server.kb.sync_ledger import PENDING, LedgerEntry, SyncBusy, SyncError, SyncLedger, SyncLock
+from server.kb.sync_ledger import PENDING, LedgerEntry, SyncLedger, SyncLock
 
 __all__ = [
     "DocumentResult",
     "KnowledgeBaseInfo",
-    "SyncBusy",
-    "SyncError",
-    "SyncInterrupted",
     "SyncSummary",
     "run_sync",
     "sync_knowledge_base",
@@ -65,10 +56,6 @@ _PLATFORM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 TEMPLATE_FIELDS = frozenset({"documentId", "knowledgeBaseId"})
 
 Outcome = Literal["added", "updated", "unchanged", "skipped"]
-
-
-class SyncInterrupted(SyncError):
-    """A platform call failed midway; what was synced is kept and nothing was removed."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO
 
-from server.admin.client import AdminError
+from server.errors import SyncBusy
 
 #: The version key of a document being written: never equal to a real key, so an
 #: entry left by a crash is fetched again (or removed) by the next run.
@@ -34,14 +34,6 @@ CREATE TABLE IF NOT EXISTS genesys_sync_documents (
     PRIMARY KEY (knowledge_base_id, document_id)
 )
 """
-
-
-class SyncError(AdminError):
-    """A sync that cannot start or could not finish; the message says what to do."""
-
-
-class SyncBusy(SyncError):
-    """Another sync holds the knowledge-base file's lock."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from typing import Protocol
 import anyio.to_thread
 import numpy as np
 
-from server.kb.embedders.base import Embedder, EmbeddingError, Vectors
+from server.errors import EmbeddingError
+from server.kb.embedders.base import Embedder, Vectors
 from server.kb.store import KnowledgeBase, PassageHit
 from server.pipeline.context import SearchQuery
 from server.pipeline.terms import stem

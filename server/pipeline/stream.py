@@ -22,12 +22,13 @@ from typing import Any
 import anyio.to_thread
 
 from server.assist.streams import StreamControl
+from server.errors import UpstreamError
 from server.pipeline import events
 from server.pipeline.aggregation import Aggregator
 from server.pipeline.breaker import CircuitBreaker, Permit
 from server.pipeline.context import Trigger, Utterance, build_context
 from server.pipeline.events import Event, FallbackReason, Outcome
-from server.pipeline.generators import Chunk, GenerationRequest, Generator, UpstreamError
+from server.pipeline.generators import Chunk, GenerationRequest, Generator
 from server.pipeline.redaction import redact
 from server.pipeline.retrieval import Retrieval, Retriever, Source
 from server.pipeline.watchdog import Expiry, Watchdog

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import httpx
 
-from server.kb.embedders.base import Embedder, EmbeddingError, Vectors, normalize
+from server.kb.embedders.base import Embedder, Vectors, normalize
 from server.kb.embedders.local import WordLlamaEmbedder
 from server.settings import Settings
 
-__all__ = ["Embedder", "EmbeddingError", "Vectors", "WordLlamaEmbedder", "build_embedder",
+__all__ = ["Embedder", "Vectors", "WordLlamaEmbedder", "build_embedder",
            "normalize"]
 
 

@@ -12,11 +12,9 @@ from typing import Protocol
 import numpy as np
 from numpy.typing import NDArray
 
+from server.errors import EmbeddingError
+
 Vectors = NDArray[np.float32]
-
-
-class EmbeddingError(Exception):
-    """The embedding service failed or answered something unusable."""
 
 
 class Embedder(Protocol):

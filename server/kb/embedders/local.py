@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from server.kb.embedders.base import EmbeddingError, Vectors, normalize
+from server.errors import EmbeddingError
+from server.kb.embedders.base import Vectors, normalize
 
 DEFAULT_CONFIG = "l2_supercat"
 DEFAULT_DIM = 256

@@ -29,7 +29,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from server.kb.embedders.base import EmbeddingError, Vectors, normalize
+from server.errors import EmbeddingError
+from server.kb.embedders.base import Vectors, normalize
 
 #: Statuses the blocking path tries again: rate limited, or overloaded for a while.
 RETRYABLE = frozenset({429, 503})

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import httpx
 
-from server.pipeline.generators.base import Chunk, GenerationRequest, Generator, UpstreamError
+from server.pipeline.generators.base import Chunk, GenerationRequest, Generator
 from server.pipeline.generators.extractive import ExtractiveGenerator
 from server.pipeline.generators.openai_chat import OpenAIChatGenerator
 from server.pipeline.generators.retrying import RetryingGenerator
 from server.settings import Settings
 
 __all__ = ["Chunk", "ExtractiveGenerator", "GenerationRequest", "Generator",
-           "OpenAIChatGenerator", "RetryingGenerator", "UpstreamError", "build_generator"]
+           "OpenAIChatGenerator", "RetryingGenerator", "build_generator"]
 
 
 def build_generator(settings: Settings, client: httpx.AsyncClient) -> Generator:

@@ -44,16 +44,6 @@ class Chunk:
     used_tokens: int | None = None
 
 
-class UpstreamError(Exception):
-    """The model service failed; ``status`` is its HTTP status, None for network errors."""
-
-    def __init__(self, message: str, *, status: int | None = None,
-                 retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.retry_after = retry_after
-
-
 class Generator(Protocol):
     name: str
     model: str

@@ -14,7 +14,8 @@ from typing import Any
 import httpx
 from httpx_sse import SSEError, aconnect_sse
 
-from server.pipeline.generators.base import Chunk, GenerationRequest, UpstreamError
+from server.errors import UpstreamError
+from server.pipeline.generators.base import Chunk, GenerationRequest
 from server.pipeline.generators.citations import CitationFilter
 from server.pipeline.generators.prompt import build_prompt
 from server.retry_after import retry_after_seconds

@@ -19,7 +19,8 @@ import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-from server.pipeline.generators.base import Chunk, GenerationRequest, Generator, UpstreamError
+from server.errors import UpstreamError
+from server.pipeline.generators.base import Chunk, GenerationRequest, Generator
 
 RETRYABLE = frozenset({429, 503})
 
