@@ -4,8 +4,7 @@ outcome, a fallback with the top article where due, retries, the circuit breaker
 from __future__ import annotations
 
 import json
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from httpx_sse import connect_sse
 
 from server.app import create_app
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from tests.checks import check_stream_contract, metric_value, wait_until
 from tests.factories import bearer, make_settings
 from tests.servers import serve
 
@@ -88,9 +88,7 @@ def names(events: Events) -> list[str]:
 
 def check_one_done(events: Events) -> dict[str, Any]:
     """The contract every stream keeps, whatever failed: the last event is its one done."""
-    assert names(events)[0] == "suggestion"
-    assert names(events).count("done") == 1 and names(events)[-1] == "done"
-    assert names(events).count("fallback") <= 1
+    check_stream_contract(names(events))
     done = events[-1][1]
     assert done["metrics"]["duration_ms"] <= LIMITS["stream_limit_s"] * 1000 + 500
     return done
@@ -198,14 +196,6 @@ def test_a_wrong_model_key_is_a_401_never_retried(sample_kb_path: Path) -> None:
     assert app.state.fault_switch.requests == 1
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 10) -> None:
-    """Poll ``condition`` (a server state read over HTTP) until it holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        time.sleep(0.02)
-
-
 def test_the_circuit_opens_answers_at_once_and_closes_after_a_good_probe(
         sample_kb_path: Path, model_ok: Model) -> None:
     settings = panel_settings(sample_kb_path, model_ok, circuit_failures=2, circuit_reset_s=0.3)
@@ -231,5 +221,5 @@ def test_the_circuit_opens_answers_at_once_and_closes_after_a_good_probe(
         assert model_ok.requests == before + 1
         assert httpx.get(f"{base}/readyz").json()["model"]["circuit"] == "closed"
         metrics = httpx.get(f"{base}/metrics").text
-    assert 'assist_fallbacks_total{reason="circuit_open"} 1.0' in metrics
-    assert 'assist_upstream_errors_total{status="500"} 2.0' in metrics
+    assert metric_value(metrics, "assist_fallbacks_total", reason="circuit_open") == 1
+    assert metric_value(metrics, "assist_upstream_errors_total", status="500") == 2

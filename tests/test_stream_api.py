@@ -14,6 +14,7 @@ from httpx_sse import connect_sse
 from server.app import create_app
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from server.settings import Settings
+from tests.checks import check_stream_contract
 from tests.factories import bearer, make_settings
 from tests.servers import serve
 
@@ -41,10 +42,7 @@ def _stream(base: str, body: dict[str, Any]) -> list[tuple[str, str, dict[str, A
 
 
 def _check_contract(events: list[tuple[str, str, dict[str, Any]]]) -> None:
-    names = [name for name, _, _ in events]
-    assert names[0] == "suggestion"
-    assert names.count("done") == 1 and names[-1] == "done"
-    assert names.count("fallback") <= 1
+    check_stream_contract([name for name, _, _ in events])
     suggestion_id = events[0][2]["id"]
     ids = [event_id for _, event_id, _ in events]
     assert all(i.startswith(suggestion_id + ".") for i in ids)

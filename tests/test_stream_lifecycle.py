@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from starlette.applications import Starlette
@@ -17,6 +16,7 @@ from starlette.applications import Starlette
 from server.app import create_app
 from server.assist.streams import StreamRegistry
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from tests.checks import metric_value, until
 from tests.factories import USER, bearer, make_settings
 from tests.servers import Running, running, serve
 
@@ -129,15 +129,11 @@ async def test_manual_questions_and_other_agents_are_never_superseded(
                 assert all(c.reason is None for c in streams._open)
 
 
-async def server_turn() -> None:
-    await anyio.sleep(0.01)
-
-
 async def model_called(llm: Starlette, *, times: int) -> None:
     """Until the mock model has received ``times`` chat completions (its request counter);
     a stream's model request starts just after its ``suggestion`` event."""
-    while llm.state.fault_switch.requests < times:
-        await server_turn()
+    await until(lambda: llm.state.fault_switch.requests >= times,
+                message=f"the model never got {times} requests")
 
 
 async def test_a_client_that_leaves_cancels_its_model_request(
@@ -155,8 +151,8 @@ async def test_a_client_that_leaves_cancels_its_model_request(
             await model_called(llm, times=1)
         # The response is closed: the panel must cancel the upstream request.
         assert tracker.wait_idle(timeout=10)
-        while registry(server, app).active:  # and gives its slot back
-            await server_turn()
+        await until(lambda: not registry(server, app).active,  # and gives its slot back
+                    message="the stream never gave its slot back")
 
 
 async def test_the_stream_cap_answers_503_with_retry_after(
@@ -174,12 +170,13 @@ async def test_the_stream_cap_answers_503_with_retry_after(
                 assert refused.status_code == 503
                 assert refused.json()["error"] == "over_capacity"
                 assert int(refused.headers["retry-after"]) >= 1
-            while registry(server, app).active:  # the slot comes back when the response ends
-                await server_turn()
+            # The slot comes back when the response ends.
+            await until(lambda: not registry(server, app).active,
+                        message="the stream never gave its slot back")
             async with open_stream(client, server.url, body("manual")) as again:
                 assert (await again.rest())[-1][1]["outcome"] == "completed"
             metrics = (await client.get(f"{server.url}/metrics")).text
-    assert 'assist_requests_rejected_total{reason="over_capacity"} 1.0' in metrics
+    assert metric_value(metrics, "assist_requests_rejected_total", reason="over_capacity") == 1
 
 
 def test_the_per_user_rate_limit_answers_429_with_retry_after(sample_kb_path: Path) -> None:
