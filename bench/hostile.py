@@ -172,19 +172,22 @@ async def _healthz(proc: Proc, stop: asyncio.Event, samples: list[float],
                 await asyncio.wait_for(stop.wait(), timeout=0.05)
 
 
-async def _settle(proc: Proc, baseline: int, limit_s: float) -> float | None:
-    """Seconds until the server's socket count is back to ``baseline`` (None: not in
-    ``limit_s``). Polled: this watches another process."""
+async def _settle(proc: Proc, baseline: dict[str, Any], limit_s: float) -> float | None:
+    """Seconds until the server holds no more sockets than at ``baseline`` and the kernel
+    no more connections on its port (None: not in ``limit_s``): a connection the server
+    has not accepted yet counts too. Polled: this watches another process."""
+    port = int(proc.url.rsplit(":", 1)[1])
     began = time.monotonic()
     while time.monotonic() - began < limit_s:
-        if _socket_fds(proc.pid) <= baseline:
+        if (_socket_fds(proc.pid) <= baseline["socket_fds"]
+                and _tcp(port)["established"] <= baseline["tcp"]["established"]):
             return time.monotonic() - began
         await asyncio.sleep(0.1)
     return None
 
 
 async def _case(proc: Proc, sizes: Sizes,
-                clients: Callable[[], Any]) -> dict[str, Any]:
+                clients: Callable[[Callable[[], None]], Any]) -> dict[str, Any]:
     stop = asyncio.Event()
     samples: list[float] = []
     peak: dict[str, Any] = {}
@@ -192,9 +195,17 @@ async def _case(proc: Proc, sizes: Sizes,
     probe = asyncio.create_task(_healthz(proc, stop, samples, peak, first))
     await first.wait()  # "before" counts the probe's own connection
     before = snapshot(proc)
+
+    def at_peak() -> None:
+        """Called by the clients once every connection is open (and its bytes sent): the
+        peak, whatever the 50 ms probe saw."""
+        now = snapshot(proc)
+        if now["tcp"]["established"] >= peak.get("tcp", {}).get("established", -1):
+            peak.update(now)
+
     began = time.monotonic()
-    sockets, held = await clients()
-    settled = await _settle(proc, before["socket_fds"], sizes.settle_s)
+    sockets, held = await clients(at_peak)
+    settled = await _settle(proc, before, sizes.settle_s)
     seconds = time.monotonic() - began
     after = snapshot(proc)
     stop.set()
@@ -210,12 +221,14 @@ async def _case(proc: Proc, sizes: Sizes,
 
 
 async def _slow(proc: Proc, sizes: Sizes, first: bytes, limit_s: float) -> dict[str, Any]:
-    async def clients() -> tuple[list[socket.socket], list[float]]:
+    async def clients(at_peak: Callable[[], None]
+                      ) -> tuple[list[socket.socket], list[float]]:
         sockets: list[socket.socket] = []
         opened: list[float] = []
         for _ in range(sizes.connections):
             opened.append(time.monotonic())  # before the connect: never after the server's
             sockets.append(await _open(proc))
+        at_peak()
         held = await asyncio.gather(*(_trickle(s, at, first, b"a", limit_s)
                                       for s, at in zip(sockets, opened, strict=True)))
         return sockets, list(held)
@@ -223,10 +236,12 @@ async def _slow(proc: Proc, sizes: Sizes, first: bytes, limit_s: float) -> dict[
 
 
 async def _never_read(proc: Proc, sizes: Sizes, keys: PanelKeys) -> dict[str, Any]:
-    async def clients() -> tuple[list[socket.socket], list[float]]:
+    async def clients(at_peak: Callable[[], None]
+                      ) -> tuple[list[socket.socket], list[float]]:
         sockets = [await _open(proc, rcvbuf=4096) for _ in range(sizes.connections)]
         await asyncio.gather(*(_send(s, _stream_request(keys, n))
                                for n, s in enumerate(sockets)))
+        at_peak()
         return sockets, []
     return await _case(proc, sizes, clients)
 
@@ -236,7 +251,8 @@ _LARGEST = "4 " * 9_900
 
 
 async def _large(proc: Proc, sizes: Sizes, keys: PanelKeys) -> dict[str, Any]:
-    async def clients() -> tuple[list[socket.socket], list[float]]:
+    async def clients(at_peak: Callable[[], None]
+                      ) -> tuple[list[socket.socket], list[float]]:
         gate = asyncio.Semaphore(8)
         took: list[float] = []
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypedDict
 
@@ -85,9 +86,13 @@ def check_startup(settings: Settings) -> str:
     return secret
 
 
-def create_app(settings: Settings) -> Starlette:
+def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotonic
+               ) -> Starlette:
     """The panel server for ``settings``: routes, error mapping, and a lifespan that owns
     the shared ``httpx.AsyncClient``, the knowledge base and the pipeline.
+
+    ``clock`` times the circuit breaker's wait before it lets a probe through (a test
+    passes its own instead of waiting).
 
     Raises ValueError for settings it cannot run with (no session secret, no org
     allowlist, no OAuth client, an unknown region).
@@ -99,7 +104,7 @@ def create_app(settings: Settings) -> Starlette:
     templates = Jinja2Templates(directory=frontend / "templates")
     stats = Metrics()
     breaker = CircuitBreaker(failures=settings.circuit_failures, reset_s=settings.circuit_reset_s,
-                             on_change=stats.set_circuit_state)
+                             on_change=stats.set_circuit_state, clock=clock)
     streams = StreamRegistry(settings.max_streams)
     admission = Admission(RateLimiter(settings.rate_limit_per_minute), streams, stats)
     # Sign-in is anonymous and each attempt costs calls to Genesys: limited per address.

@@ -86,8 +86,12 @@ def serve() -> None:
 @click.option("--token-lifetime", default=86400, show_default=True,
               type=click.IntRange(60, 172800), metavar="SECONDS",
               help="Life of the mock's access tokens (short ones show silent re-sign-in).")
+@click.option("--playback-speed", default=1.0, show_default=True,
+              type=click.FloatRange(0.1, 20), metavar="FACTOR",
+              help="Play the scripted conversations this many times faster (2: twice as "
+                   "fast; the automated tests use it).")
 def dev(host: str, port: int, genesys_port: int, llm: str, llm_port: int,
-        llm_fault: str | None, token_lifetime: int) -> None:
+        llm_fault: str | None, token_lifetime: int, playback_speed: float) -> None:
     """Run everything locally: the panel, a mock Genesys Cloud with a mock Agent Desktop
     playing scripted conversations, and the sample knowledge base."""
     import asyncio
@@ -96,7 +100,7 @@ def dev(host: str, port: int, genesys_port: int, llm: str, llm_port: int,
 
     options = DevOptions(host=host, port=port, genesys_port=genesys_port, llm=llm,
                          llm_port=llm_port, llm_fault=llm_fault,
-                         token_lifetime_s=token_lifetime)
+                         token_lifetime_s=token_lifetime, playback_speed=playback_speed)
     try:
         asyncio.run(run_dev(options, _settings))
     except KeyboardInterrupt:

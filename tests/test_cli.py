@@ -23,8 +23,14 @@ def test_help_lists_the_commands() -> None:
 def test_dev_help_documents_its_options() -> None:
     result = CliRunner().invoke(main, ["dev", "--help"])
     for option in ("--host", "--port", "--genesys-port", "--llm [extractive|mock]",
-                   "--llm-port", "--llm-fault"):
+                   "--llm-port", "--llm-fault", "--token-lifetime", "--playback-speed"):
         assert option in result.output
+
+
+@pytest.mark.parametrize("speed", ["0", "-1", "21", "fast"])
+def test_dev_refuses_a_playback_speed_out_of_range(speed: str) -> None:
+    result = CliRunner().invoke(main, ["dev", "--playback-speed", speed])
+    assert result.exit_code == 2 and "--playback-speed" in result.output
 
 
 def test_dev_refuses_a_fault_without_the_mock_model_and_unknown_faults() -> None:

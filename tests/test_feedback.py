@@ -1,4 +1,4 @@
-"""POST /api/feedback over a real uvicorn server: 204 and one log line, or a JSON error."""
+"""POST /api/feedback, called at the ASGI level: 204 and one log line, or a JSON error."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from pydantic import ValidationError
 from server.app import create_app
 from server.assist.feedback import FeedbackRequest
 from server.pipeline.stream import new_suggestion_id
+from tests.asgi import asgi_client
 from tests.factories import SECRET, USER, bearer, make_settings, session_for
-from tests.servers import serve
 
 CONVERSATION = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 OTHER_CONVERSATION = "0f9e8d7c-6b5a-4c3d-8e1f-a2b3c4d5e6f7"
@@ -24,16 +24,16 @@ SUGGESTION = "sg_AbCdEfGh-_12345x"
 
 
 @pytest.fixture(scope="module")
-def panel(sample_kb_path: Path) -> Iterator[str]:
-    with serve(create_app(make_settings(kb_path=sample_kb_path))) as base:
-        yield base
+def panel(sample_kb_path: Path) -> Iterator[httpx.Client]:
+    with asgi_client(create_app(make_settings(kb_path=sample_kb_path))) as client:
+        yield client
 
 
-def _post(panel: str, body: Any, headers: dict[str, str] | None = None,
+def _post(panel: httpx.Client, body: Any, headers: dict[str, str] | None = None,
           content: bytes | None = None) -> httpx.Response:
     if content is None:
         content = json.dumps(body).encode()
-    return httpx.post(f"{panel}/api/feedback", content=content, timeout=10,
+    return panel.post("/api/feedback", content=content,
                       headers={"Content-Type": "application/json",
                                **(bearer(CONVERSATION) if headers is None else headers)})
 
@@ -52,7 +52,7 @@ def test_stream_suggestion_ids_pass_the_feedback_check() -> None:
 
 
 def test_feedback_is_204_and_one_log_line_without_text_or_secrets(
-        panel: str, caplog: pytest.LogCaptureFixture) -> None:
+        panel: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="assist_panel.feedback")
     session = session_for(CONVERSATION)
     response = _post(panel, {"suggestionId": SUGGESTION, "rating": "up", "copied": True},
@@ -67,7 +67,7 @@ def test_feedback_is_204_and_one_log_line_without_text_or_secrets(
     assert session not in logged and SECRET not in logged
 
 
-def test_down_rating_with_both_flags(panel: str, caplog: pytest.LogCaptureFixture) -> None:
+def test_down_rating_with_both_flags(panel: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="assist_panel.feedback")
     response = _post(panel, {"suggestionId": SUGGESTION, "rating": "down",
                              "copied": False, "inserted": True})
@@ -77,7 +77,7 @@ def test_down_rating_with_both_flags(panel: str, caplog: pytest.LogCaptureFixtur
 
 
 def test_a_session_for_another_conversation_may_rate(
-        panel: str, caplog: pytest.LogCaptureFixture) -> None:
+        panel: httpx.Client, caplog: pytest.LogCaptureFixture) -> None:
     """Decided: feedback names a suggestion, not a conversation, and the server keeps no
     suggestion store to tie them; any valid session may rate, and the line records the
     session's own conversation."""
@@ -97,7 +97,7 @@ def test_a_session_for_another_conversation_may_rate(
      "invalid_session"),
     (bearer(CONVERSATION, ttl_s=-1), "session_expired"),
 ])
-def test_without_a_valid_session_is_401(panel: str, caplog: pytest.LogCaptureFixture,
+def test_without_a_valid_session_is_401(panel: httpx.Client, caplog: pytest.LogCaptureFixture,
                                         headers: dict[str, str], code: str) -> None:
     caplog.set_level(logging.INFO, logger="assist_panel.feedback")
     response = _post(panel, {"suggestionId": SUGGESTION, "rating": "up"}, headers=headers)
@@ -121,7 +121,7 @@ def test_without_a_valid_session_is_401(panel: str, caplog: pytest.LogCaptureFix
     ({"suggestionId": SUGGESTION, "rating": "up", "inserted": 1}, "invalid_request"),
     ([SUGGESTION, "up"], "invalid_request"),
 ])
-def test_bad_body_is_400(panel: str, caplog: pytest.LogCaptureFixture,
+def test_bad_body_is_400(panel: httpx.Client, caplog: pytest.LogCaptureFixture,
                          body: Any, code: str) -> None:
     caplog.set_level(logging.INFO, logger="assist_panel.feedback")
     response = _post(panel, body)
@@ -131,26 +131,26 @@ def test_bad_body_is_400(panel: str, caplog: pytest.LogCaptureFixture,
     assert _feedback_lines(caplog) == []
 
 
-def test_not_json_is_400(panel: str) -> None:
+def test_not_json_is_400(panel: httpx.Client) -> None:
     response = _post(panel, None, content=b"{rating: up")
     assert response.status_code == 400
     assert response.json()["error"] == "invalid_json"
-    response = httpx.post(f"{panel}/api/feedback", content=b"rating=up",
+    response = panel.post("/api/feedback", content=b"rating=up",
                           headers={"Content-Type": "application/x-www-form-urlencoded",
                                    **bearer(CONVERSATION)})
     assert response.status_code == 400
     assert response.json()["error"] == "bad_request"
 
 
-def test_oversized_body_is_413(panel: str) -> None:
+def test_oversized_body_is_413(panel: httpx.Client) -> None:
     body = {"suggestionId": SUGGESTION, "rating": "up", "pad": "x" * 10_000}
     response = _post(panel, body)
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
 
 
-def test_only_post(panel: str) -> None:
-    response = httpx.get(f"{panel}/api/feedback", headers=bearer(CONVERSATION))
+def test_only_post(panel: httpx.Client) -> None:
+    response = panel.get("/api/feedback", headers=bearer(CONVERSATION))
     assert response.status_code == 405
     assert response.json()["error"] == "method_not_allowed"
 

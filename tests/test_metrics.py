@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-import httpx
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
@@ -14,8 +13,8 @@ from starlette.applications import Starlette
 from server.pipeline.stream import StreamRecord
 from server.web import metrics as metrics_module
 from server.web.metrics import Metrics
+from tests.asgi import asgi_client
 from tests.factories import make_settings
-from tests.servers import serve
 
 
 def _record(**overrides: Any) -> StreamRecord:
@@ -167,7 +166,7 @@ def test_two_instances_are_independent() -> None:
     assert REGISTRY.get_sample_value("assist_active_streams") is None
 
 
-def test_metrics_endpoint_over_http() -> None:
+def test_metrics_endpoint_answers_the_prometheus_text_format() -> None:
     m = Metrics()
     m.upstream_error(503)
 
@@ -176,8 +175,8 @@ def test_metrics_endpoint_over_http() -> None:
         yield {"metrics": m, "settings": make_settings()}
 
     app = Starlette(routes=metrics_module.routes, lifespan=lifespan)
-    with serve(app) as base:
-        response = httpx.get(f"{base}/metrics", timeout=10)
+    with asgi_client(app) as client:
+        response = client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
     assert response.headers["content-type"] == CONTENT_TYPE_LATEST

@@ -436,7 +436,7 @@ ENDPOINTS = [
     ("GET", "/api/v2/users/me"),
     ("GET", "/api/v2/users/me?expand=organization"),
     ("GET", "/api/v2/tokens/me"),
-    ("GET", f"/api/v2/conversations/{uuid.uuid4()}"),
+    ("GET", "/api/v2/conversations/0d9c8b7a-6f5e-4d3c-9b2a-1f0e9d8c7b6a"),
     ("POST", "/api/v2/notifications/channels"),
     ("GET", "/api/v2/notifications/channels"),
     ("GET", "/api/v2/notifications/channels/streaming-1-x/subscriptions"),

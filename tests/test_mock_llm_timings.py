@@ -47,8 +47,11 @@ def test_a_completion_is_timed_under_its_request_id(model: str) -> None:
     assert record["tokens"] == len([c for c in content if c])
     received, first, last, ended = (float(record[k])  # type: ignore[arg-type]
                                     for k in ("received", "firstToken", "lastByte", "ended"))
-    # One clock for every process on the host: the client's readings bracket the mock's.
-    assert before <= received <= first <= last <= ended <= after
+    # One clock for every process on the host: the client's readings bracket the mock's,
+    # up to its last byte. ``ended`` is noted once the server has sent that byte, which
+    # may be after the client has read it: it follows ``last`` but not ``after``.
+    assert before <= received <= first <= last <= after
+    assert last <= ended
     # The configured delay is the mock's own time to first token, and it is counted.
     assert first - received >= 0.05
     assert record["clientLeft"] is False

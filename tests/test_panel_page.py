@@ -11,8 +11,8 @@ import pytest
 
 from server.app import create_app
 from server.web.panel import CLIENT_APP_SDK, content_security_policy
+from tests.asgi import asgi_client
 from tests.factories import make_settings
-from tests.servers import serve
 
 CONVERSATION = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 
@@ -42,21 +42,21 @@ class _Root(HTMLParser):
 
 
 @pytest.fixture
-def panel(sample_kb_path: Path) -> Iterator[str]:
+def panel(sample_kb_path: Path) -> Iterator[httpx.Client]:
     settings = make_settings(kb_path=sample_kb_path, genesys_regions=("prod", "prod-euw1"),
                         oauth_client_id="client-1", public_url="https://panel.example")
-    with serve(create_app(settings)) as base:
-        yield base
+    with asgi_client(create_app(settings)) as client:
+        yield client
 
 
-def _page(base: str, **params: str) -> tuple[httpx.Response, _Root]:
-    response = httpx.get(f"{base}/panel", params=params)
+def _page(client: httpx.Client, **params: str) -> tuple[httpx.Response, _Root]:
+    response = client.get("/panel", params=params)
     parsed = _Root()
     parsed.feed(response.text)
     return response, parsed
 
 
-def test_page_carries_its_configuration_in_data_attributes(panel: str) -> None:
+def test_page_carries_its_configuration_in_data_attributes(panel: httpx.Client) -> None:
     response, page = _page(panel, conversationId=CONVERSATION,
                            gcHostOrigin="https://apps.mypurecloud.ie", gcTargetEnv="prod-euw1",
                            langTag="fr-FR")
@@ -73,14 +73,14 @@ def test_page_carries_its_configuration_in_data_attributes(panel: str) -> None:
 
 @pytest.mark.parametrize("name", ["gcUsePopupAuth", "pcUsePopupAuth", "usePopupAuth"])
 def test_popup_sign_in_follows_the_url_variable_under_each_of_its_names(
-        panel: str, name: str) -> None:
+        panel: httpx.Client, name: str) -> None:
     _, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod", **{name: "true"})
     assert page.root["data-popup-sign-in"] == "true"
     _, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod", **{name: "false"})
     assert page.root["data-popup-sign-in"] == "false"
 
 
-def test_a_framed_panel_loads_the_client_app_sdk_ahead_of_its_modules(panel: str) -> None:
+def test_a_framed_panel_loads_the_client_app_sdk_ahead_of_its_modules(panel: httpx.Client) -> None:
     """The lifecycle handshake is answered at page load: the SDK is a classic script
     that runs before main.js, whatever sign-in then does."""
     _, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod-euw1",
@@ -97,8 +97,8 @@ def test_a_framed_panel_loads_the_client_app_sdk_ahead_of_its_modules(panel: str
 def test_the_eu_sovereign_region_is_a_region_like_the_others(sample_kb_path: Path) -> None:
     settings = make_settings(kb_path=sample_kb_path, genesys_regions=("eusc-de-east-1",),
                              oauth_client_id="client-1", public_url="https://panel.example")
-    with serve(create_app(settings)) as base:
-        response, page = _page(base, conversationId=CONVERSATION, gcTargetEnv="eusc-edee1-core",
+    with asgi_client(create_app(settings)) as client:
+        response, page = _page(client, conversationId=CONVERSATION, gcTargetEnv="eusc-edee1-core",
                                gcHostOrigin="https://apps.edee1.eusc-pure.cloud")
     assert response.status_code == 200
     assert page.root["data-gc-target-env"] == "eusc-edee1-core"
@@ -129,7 +129,7 @@ def test_the_vendored_client_app_sdk_is_the_file_its_readme_describes() -> None:
     assert b"sourceMappingURL" not in data
 
 
-def test_page_has_no_inline_script_and_a_strict_csp(panel: str) -> None:
+def test_page_has_no_inline_script_and_a_strict_csp(panel: httpx.Client) -> None:
     response, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod")
     assert page.inline_scripts == 0
     assert [s.get("type") for s in page.scripts] == ["module"]
@@ -139,12 +139,12 @@ def test_page_has_no_inline_script_and_a_strict_csp(panel: str) -> None:
             in csp)
     assert "frame-src 'self' https://login.mypurecloud.com https://login.mypurecloud.ie" in csp
     assert "'unsafe-inline'" not in csp
-    static = httpx.get(panel + str(page.scripts[0]["src"]))
+    static = panel.get(str(page.scripts[0]["src"]))
     assert static.status_code == 200
     assert "javascript" in static.headers["content-type"]
 
 
-def test_parameters_are_escaped_not_executed(panel: str) -> None:
+def test_parameters_are_escaped_not_executed(panel: httpx.Client) -> None:
     hostile = '"><script>alert(1)</script>'
     response, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod",
                            langTag=hostile)
@@ -169,13 +169,13 @@ def test_parameters_are_escaped_not_executed(panel: str) -> None:
     ({"conversationId": CONVERSATION, "gcTargetEnv": "prod",
       "gcHostOrigin": "https://user@apps.mypurecloud.com"}, "unknown_host_origin"),
 ])
-def test_bad_parameters_are_400(panel: str, params: dict[str, str], code: str) -> None:
-    response = httpx.get(f"{panel}/panel", params=params)
+def test_bad_parameters_are_400(panel: httpx.Client, params: dict[str, str], code: str) -> None:
+    response = panel.get("/panel", params=params)
     assert response.status_code == 400
     assert response.json()["error"] == code
 
 
-def test_sign_in_callback_renders_without_conversation(panel: str) -> None:
+def test_sign_in_callback_renders_without_conversation(panel: httpx.Client) -> None:
     response, page = _page(panel, code="abc", state="xyz")
     assert response.status_code == 200
     assert page.root["data-conversation-id"] == ""

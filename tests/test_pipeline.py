@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
@@ -13,6 +14,7 @@ from server.pipeline.events import Event
 from server.pipeline.generators import Chunk, GenerationRequest
 from server.pipeline.retrieval import Retrieval, Source
 from server.pipeline.stream import AssistRequest, Limits, Pipeline, StreamRecord
+from tests.clock import anyio_backend  # noqa: F401  (the tests run on a virtual clock)
 from tests.factories import make_settings
 
 pytestmark = pytest.mark.anyio
@@ -20,7 +22,8 @@ pytestmark = pytest.mark.anyio
 SOURCE = Source("kb-1", "Refund timing", "https://e.example/1", "Refunds take 5 days", 2.0,
                 ("Refunds take 5 days.",))
 STATIC = {"id": "static-fallback", "title": "Search", "url": "", "excerpt": "None matched"}
-FAST = Limits(first_token_s=0.3, idle_s=0.2, hard_s=1.0, flush_s=0.05)
+# The production defaults (8 s, 5 s, 15 s): on the virtual clock they take no real time.
+LIMITS = Limits()
 
 
 class StaticRetriever:
@@ -64,6 +67,11 @@ class Scripted:
             self.closed.set()
 
 
+def _pipeline(**parts: Any) -> Pipeline:
+    """A pipeline whose deadlines are read on the test loop's virtual clock."""
+    return Pipeline(clock=asyncio.get_running_loop().time, **parts)
+
+
 def _request(trigger: str = "utterance") -> AssistRequest:
     return AssistRequest("c0ffee00-0000-4000-8000-000000000000", trigger,  # type: ignore[arg-type]
                          "how long for a refund" if trigger == "manual" else None,
@@ -71,12 +79,12 @@ def _request(trigger: str = "utterance") -> AssistRequest:
 
 
 async def _run(
-    generator: Scripted, sources: list[Source] | None = None, limits: Limits = FAST,
+    generator: Scripted, sources: list[Source] | None = None, limits: Limits = LIMITS,
     retriever: object = None,
 ) -> tuple[list[Event], list[StreamRecord]]:
     records: list[StreamRecord] = []
     retriever = retriever or StaticRetriever([SOURCE] if sources is None else sources)
-    pipeline = Pipeline(retriever=retriever,  # type: ignore[arg-type]
+    pipeline = _pipeline(retriever=retriever,  # type: ignore[arg-type]
                         generator=generator, limits=limits, static_article=STATIC,
                         on_finish=records.append)
     return [e async for e in pipeline.stream(_request())], records
@@ -182,7 +190,7 @@ async def test_broken_retrieval_still_ends_with_done() -> None:
 async def test_consumer_leaving_cancels_the_generator_and_records_cancelled() -> None:
     gen = Scripted(["a"], end="hang")
     records: list[StreamRecord] = []
-    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=gen,
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]), generator=gen,
                         limits=Limits(first_token_s=30, idle_s=30, hard_s=60),
                         static_article=STATIC, on_finish=records.append)
     stream = pipeline.stream(_request())
@@ -208,7 +216,7 @@ async def _until_delta(stream: AsyncIterator[Event]) -> list[Event]:
 async def test_a_stop_from_outside_ends_the_stream_cancelled_with_one_done(reason: str) -> None:
     gen = Scripted(["Partial"], end="hang")
     records: list[StreamRecord] = []
-    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=gen,
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]), generator=gen,
                         limits=Limits(first_token_s=30, idle_s=30, hard_s=60),
                         static_article=STATIC, on_finish=records.append)
     control = StreamRegistry(10).open(owner="u", conversation_id="c", automatic=True)
@@ -225,8 +233,8 @@ async def test_a_stop_from_outside_ends_the_stream_cancelled_with_one_done(reaso
 
 async def test_open_circuit_answers_a_fallback_without_calling_the_model() -> None:
     breaker = CircuitBreaker(failures=2, reset_s=60)
-    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]),
-                        generator=Scripted(["x"], end="error"), limits=FAST,
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]),
+                        generator=Scripted(["x"], end="error"), limits=LIMITS,
                         static_article=STATIC, breaker=breaker)
     for _ in range(2):
         events = [e async for e in pipeline.stream(_request())]
@@ -259,8 +267,8 @@ async def test_the_probe_decides_the_circuit(end: str, tokens: list[str], state:
     breaker.failure(breaker.allow())  # type: ignore[arg-type]
     assert breaker.state == "open"
     now[0] = 10.0  # the next stream is the probe
-    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=Scripted(tokens, end=end),
-                        limits=FAST, static_article=STATIC, breaker=breaker)
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]), generator=Scripted(tokens, end=end),
+                        limits=LIMITS, static_article=STATIC, breaker=breaker)
     [e async for e in pipeline.stream(_request())]
     assert breaker.state == state
 
@@ -282,7 +290,7 @@ async def test_transcript_text_is_redacted_before_retrieval_and_generation() -> 
             yield Chunk(text="ok")
             yield Chunk(stop_reason="stop")
 
-    pipeline = Pipeline(retriever=Spy([SOURCE]), generator=Echo([]), limits=FAST,
+    pipeline = _pipeline(retriever=Spy([SOURCE]), generator=Echo([]), limits=LIMITS,
                         static_article=STATIC)
     request = AssistRequest(
         "c0ffee00-0000-4000-8000-000000000000", "utterance", None,
@@ -295,8 +303,10 @@ async def test_transcript_text_is_redacted_before_retrieval_and_generation() -> 
     assert "[card]" in events[0].data["query"] and "[email]" in events[0].data["query"]
 
 
+# This and the next hop to a worker thread: the virtual clock would not wait for it.
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 @pytest.mark.parametrize(("size", "on_loop", "redacted"),
-                         [(200, True, FAST.context_utterances), (20_000, False, 1)])
+                         [(200, True, LIMITS.context_utterances), (20_000, False, 1)])
 async def test_a_long_transcript_is_redacted_off_the_event_loop(
         monkeypatch: pytest.MonkeyPatch, size: int, on_loop: bool, redacted: int) -> None:
     """A 20,000-character transcript of "4 4 4 ..." held the event loop for 0.2 s; then
@@ -316,8 +326,8 @@ async def test_a_long_transcript_is_redacted_off_the_event_loop(
         return real(text)
 
     monkeypatch.setattr(pipeline_module, "redact", spy)
-    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=Scripted(["ok"]),
-                        limits=FAST, static_article=STATIC)
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]), generator=Scripted(["ok"]),
+                        limits=LIMITS, static_article=STATIC)
     old = tuple(Utterance("customer", "my card is 4111 1111 1111 1111") for _ in range(20))
     adversarial = Utterance("customer", ("4 " * size)[:size])
     request = AssistRequest("c0ffee00-0000-4000-8000-000000000000", "utterance", None,
@@ -328,9 +338,10 @@ async def test_a_long_transcript_is_redacted_off_the_event_loop(
     # 20,000 characters leave room for nothing older.
     assert len(threads) == redacted
     assert set(threads) == {on_loop}
-    assert sum(lengths) <= 3 * FAST.context_max_chars + 256
+    assert sum(lengths) <= 3 * LIMITS.context_max_chars + 256
 
 
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
 async def test_long_redactions_take_turns_on_one_worker_thread(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Eight 20,000-character transcripts at once took /healthz to 1.37 s: every worker
@@ -355,8 +366,8 @@ async def test_long_redactions_take_turns_on_one_worker_thread(
                 running -= 1
 
     monkeypatch.setattr(pipeline_module, "redact", spy)
-    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=Scripted(["ok"]),
-                        limits=FAST, static_article=STATIC)
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]), generator=Scripted(["ok"]),
+                        limits=LIMITS, static_article=STATIC)
 
     async def one(n: int) -> list[Event]:
         request = AssistRequest(f"c0ffee00-0000-4000-8000-00000000000{n}", "utterance", None,
@@ -376,13 +387,13 @@ async def test_a_card_cut_by_the_redaction_trim_never_reaches_the_context() -> N
             seen.extend([request.query, *(u.text for u in request.utterances)])
             yield Chunk(stop_reason="stop")
 
-    budget = 3 * FAST.context_max_chars + 256
+    budget = 3 * LIMITS.context_max_chars + 256
     filler = " and so on" * (budget // 10)
     card = "4111 1111 1111 1111"
     # The trim keeps the card's last 9 characters ("1111 1111"): not a card on their own.
     text = card + filler[:budget - 9]
-    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]), generator=Echo([]),
-                        limits=FAST, static_article=STATIC)
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]), generator=Echo([]),
+                        limits=LIMITS, static_article=STATIC)
     request = AssistRequest("c0ffee00-0000-4000-8000-000000000000", "utterance", None,
                             (Utterance("customer", "my card is " + card),
                              Utterance("customer", text)), "rq-trim")
@@ -409,7 +420,7 @@ async def test_a_flooding_model_is_read_only_as_far_as_the_client_keeps_up() -> 
     # Broke: the pump queued 256 chunks ahead of a lagging client whatever their size:
     # 4 MiB a stream from a model sending 16 KiB chunks. Now 64 KiB of text at most.
     generator = Flood()
-    pipeline = Pipeline(retriever=StaticRetriever([SOURCE]),  # type: ignore[arg-type]
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]),  # type: ignore[arg-type]
                         generator=generator, limits=Limits(first_token_s=60, idle_s=60,
                                                            hard_s=60, flush_s=0.05),
                         static_article=STATIC)

@@ -44,6 +44,7 @@ class DevOptions:
     llm_port: int = 8002
     llm_fault: str | None = None
     token_lifetime_s: int = 86400
+    playback_speed: float = 1.0
 
 
 def _server(app: Starlette, host: str, port: int, settings: Settings | None = None
@@ -94,7 +95,8 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
             genesys_origin = f"http://{mock_host}:{genesys_port}"
             mock_config = MockGenesysConfig(
                 public_origin=genesys_origin, panel_url=f"{panel_origin}/panel",
-                client_id=DEV_CLIENT_ID, token_lifetime_s=options.token_lifetime_s)
+                client_id=DEV_CLIENT_ID, token_lifetime_s=options.token_lifetime_s,
+                playback_speed=options.playback_speed)
 
             overrides: dict[str, object] = {
                 "host": options.host, "port": panel_port, "public_url": panel_origin,

@@ -48,6 +48,9 @@ def dev_mode() -> Iterator[DevMode]:
     """The real dev command on free loopback ports, shared by the browser tests."""
     # One scripted agent asks far more than an agent could here (60 questions at once in
     # test_feed): the per-user rate limit is off for the page tests and tested on its own.
-    with run_dev_mode(env={"ASSIST_RATE_LIMIT_PER_MINUTE": "0",
+    # The scripts play four times faster than a real call: the tests wait on what the
+    # page shows, never on the pace of speech.
+    with run_dev_mode("--playback-speed", "4",
+                      env={"ASSIST_RATE_LIMIT_PER_MINUTE": "0",
                            "ASSIST_SIGNIN_RATE_LIMIT_PER_MINUTE": "0"}) as running:
         yield running

@@ -116,14 +116,17 @@ def test_silent_re_sign_in_after_the_token_expires_keeps_the_feed(
 def test_session_is_renewed_with_the_token_it_already_has(browser: Browser) -> None:
     # A 60 s session: the page renews it well before it ends, with the token it holds,
     # on the renewal route bound to its current session (dev mode signs in with PKCE,
-    # whose handoff takes a code only).
+    # whose handoff takes a code only). The page's clock is Playwright's: the test moves
+    # it past the halfway mark instead of waiting 30 s.
     with run_dev_mode(env={"ASSIST_SESSION_TTL_S": "60"}) as dev:
         page = browser.new_page()
+        page.clock.install()
+        panel = open_desktop(page, dev)
+        expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live",
+                                                               timeout=WAIT)
         with page.expect_request(lambda r: r.url.endswith("/api/session/renew"),
-                                 timeout=3 * WAIT) as renewal:  # halfway through its 60 s
-            panel = open_desktop(page, dev)
-            expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live",
-                                                                   timeout=WAIT)
+                                 timeout=WAIT) as renewal:
+            page.clock.fast_forward("00:31")
         request = renewal.value
         assert set(json.loads(request.post_data or "{}")) == {
             "accessToken", "gcHostOrigin", "gcTargetEnv", "langTag"}

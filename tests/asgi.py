@@ -1,0 +1,19 @@
+"""The app called in-process, at the ASGI level, with its lifespan run: for the tests
+where nothing streams or disconnects (a real server is for those: tests/servers.py)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from starlette.testclient import TestClient
+from starlette.types import ASGIApp
+
+
+@contextlib.contextmanager
+def asgi_client(app: ASGIApp) -> Iterator[TestClient]:
+    """An ``httpx.Client`` whose requests go straight into ``app`` (startup and shutdown
+    run around it). An exception the app lets out fails the test instead of becoming a
+    500: no input may cause one."""
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        yield client
