@@ -31,9 +31,11 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -128,21 +130,35 @@ async def _send(sock: socket.socket, data: bytes) -> bool:
 
 
 async def _trickle(sock: socket.socket, opened: float, first: bytes, byte: bytes,
-                   limit_s: float) -> float:
+                   limit_s: float, answers: list[str]) -> float:
     """Send ``first``, then ``byte`` once a second until the server closes the connection:
-    the seconds it stayed open since ``opened`` (just before its connect: the server's
-    header deadline counts from the connection), ``limit_s`` at most."""
+    the seconds it stayed open since ``opened`` (just before its connect), ``limit_s`` at
+    most. What the server answered goes to ``answers``: its status and error code
+    ("408 header_timeout"), "closed" for a close without an answer, "none" if the
+    server still held the connection at ``limit_s``."""
     began = opened
     loop = asyncio.get_running_loop()
+    answer = "none"
     if await _send(sock, first):
         while time.monotonic() - began < limit_s:
             # Readable means an answer (the 408) or the close: either way, done.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(loop.sock_recv(sock, 1), timeout=1.0)
+                answer = _answer(await asyncio.wait_for(loop.sock_recv(sock, 4096), 1.0))
                 break
             if not await _send(sock, byte):
+                answer = "closed"
                 break
+    answers.append(answer)
     return time.monotonic() - began
+
+
+def _answer(data: bytes) -> str:
+    """``"408 header_timeout"`` from a refusal's first bytes; "closed" from none."""
+    if not data:
+        return "closed"
+    status = data.split(b"\r\n", 1)[0].split(b" ")[1:2]
+    code = re.search(rb'"error"\s*:\s*"([a-z_]+)"', data)
+    return b" ".join([*status, code.group(1) if code else b""]).decode("ascii", "replace").strip()
 
 
 def _stream_request(keys: PanelKeys, n: int) -> bytes:
@@ -221,6 +237,8 @@ async def _case(proc: Proc, sizes: Sizes,
 
 
 async def _slow(proc: Proc, sizes: Sizes, first: bytes, limit_s: float) -> dict[str, Any]:
+    answers: list[str] = []
+
     async def clients(at_peak: Callable[[], None]
                       ) -> tuple[list[socket.socket], list[float]]:
         sockets: list[socket.socket] = []
@@ -229,10 +247,12 @@ async def _slow(proc: Proc, sizes: Sizes, first: bytes, limit_s: float) -> dict[
             opened.append(time.monotonic())  # before the connect: never after the server's
             sockets.append(await _open(proc))
         at_peak()
-        held = await asyncio.gather(*(_trickle(s, at, first, b"a", limit_s)
+        held = await asyncio.gather(*(_trickle(s, at, first, b"a", limit_s, answers)
                                       for s, at in zip(sockets, opened, strict=True)))
         return sockets, list(held)
-    return await _case(proc, sizes, clients)
+    case = await _case(proc, sizes, clients)
+    case["answers"] = dict(Counter(answers))
+    return case
 
 
 async def _never_read(proc: Proc, sizes: Sizes, keys: PanelKeys) -> dict[str, Any]:

@@ -6,8 +6,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
+from httpx2 import Response
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
+
+# Starlette's TestClient is built on httpx2: its responses are httpx2's.
+__all__ = ["Response", "TestClient", "asgi_client"]
 
 
 @contextlib.contextmanager

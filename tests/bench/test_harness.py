@@ -156,9 +156,14 @@ def test_hostile_clients_are_let_go_and_the_server_is_back_where_it_started(
             assert established[1] >= min(established[0], established[2]) + 4, (name, established)
         assert case["log"]["tracebacks"] == 0, name
         assert case["healthz_ms"]["n"] > 0, name
+    # Each slow client was let go by the server with its 408, before the harness's own
+    # limit. (How long each was held is the benchmark's figure, not checked: the server
+    # times its deadline on its loop's clock, which may lag the harness's by a busy
+    # moment of its loop.)
+    assert cases["slow headers"]["answers"] == {"408 header_timeout": 4}
+    assert cases["slow body"]["answers"] == {"408 body_timeout": 4}
     for name in ("slow headers", "slow body"):
-        assert all(2 <= s < 30 for s in (cases[name]["held_s"]["min"],
-                                           cases[name]["held_s"]["max"])), (name, cases[name])
+        assert cases[name]["held_s"]["max"] < 12, (name, cases[name]["held_s"])
     assert cases["never read"]["outcomes"] == {"completed/stop": 4}
     assert cases["never read, hostile model"]["log"]["send_timeout_lines"] == 4
     assert sum(cases["largest transcripts"]["outcomes"].values()) == 4

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Playwright, sync_playwright
 
-from tests.devmode import DevMode, run_dev_mode
+from tests.dev_process import DevMode, run_dev_mode
 
 CHROMIUM = os.environ.get("ASSIST_TEST_CHROMIUM", "/usr/bin/chromium")
 # Without these, Chromium reaches for Google's hosts at start and is refused.

@@ -28,7 +28,7 @@ from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from tests.browser.test_feed import WAIT, ask, open_harness, open_panel
-from tests.devmode import DevMode
+from tests.dev_process import DevMode
 from tests.servers import serve
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -16,7 +16,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe  # type: ignore[import-untyped]
 from playwright.sync_api import Browser, Frame, Page, Route, expect
 
-from tests.devmode import DevMode
+from tests.dev_process import DevMode
 
 BLOCKING = ("serious", "critical")
 MAX_TABS = 80

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from playwright.sync_api import Browser, expect
 
-from tests.browser.conftest import DevMode
+from tests.dev_process import DevMode
 
 
 def test_scripted_conversation_streams_grounded_answers_into_the_panel(

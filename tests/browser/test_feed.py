@@ -37,7 +37,7 @@ from starlette.routing import Mount
 from starlette.routing import Route as StarletteRoute
 from starlette.staticfiles import StaticFiles
 
-from tests.devmode import DevMode, run_dev_mode
+from tests.dev_process import DevMode, run_dev_mode
 from tests.servers import serve
 
 ROOT = Path(__file__).resolve().parents[2]

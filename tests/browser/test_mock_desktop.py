@@ -19,8 +19,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Frame, Locator, Page, Route, expect
 
-from tests.devmode import DevMode
-from tests.test_mock_genesys import PANEL_URL, run_mock
+from tests.dev_process import DevMode
+from tests.devmode.test_mock_genesys import PANEL_URL, run_mock
 
 WAIT = 10_000
 UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

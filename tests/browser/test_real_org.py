@@ -13,7 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, FrameLocator, Page, expect
 
-from tests.devmode import DevMode
+from tests.dev_process import DevMode
 
 WAIT = 30_000
 TRANSCRIPTION_VIEW = "conversation:transcription:view"

@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route as StarletteRoute
 
-from tests.devmode import DevMode, run_dev_mode
+from tests.dev_process import DevMode, run_dev_mode
 from tests.servers import serve
 
 WAIT = 30_000

@@ -11,6 +11,7 @@ on its own event loop.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import re
 from collections.abc import Callable, Iterator
@@ -250,9 +251,10 @@ class Harness:
         return self.page.locator("#auth-requests li")
 
     def utterances(self) -> list[dict[str, str]]:
-        return self.items.evaluate_all(
+        found: list[dict[str, str]] = self.items.evaluate_all(
             "items => items.map(i => ({id: i.dataset.id, speaker: i.dataset.speaker,"
             " media: i.dataset.media, live: i.dataset.live, text: i.textContent}))")
+        return found
 
     def statuses(self) -> list[str]:
         return self.page.locator("#statuses li").all_inner_texts()
@@ -580,7 +582,9 @@ def test_messaging_catches_up_on_messages_written_while_away(
     if breakage == "dropped socket":
         for channel_id, channel_token in mock.channels_with(topic):
             if channel_token == token:
-                mock.on_loop(lambda state, c=channel_id: state.remove_channel(c, 1001, "Dropped"))
+                mock.on_loop(functools.partial(MockGenesysState.remove_channel,
+                                               channel_id=channel_id, code=1001,
+                                               reason="Dropped"))
     else:
         mock.on_loop(lambda state: state.expire_token(token))
         expect(harness.auth_requests).to_have_count(1, timeout=WAIT_MS)

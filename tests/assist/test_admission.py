@@ -1,0 +1,59 @@
+"""Admission: which refusals are counted, and under which reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.assist.admission import Admission
+from server.assist.ratelimit import RateLimiter
+from server.assist.streams import StreamRegistry
+from server.errors import OverCapacity, RateLimited, ShuttingDown
+from server.web.metrics import Metrics
+from tests.web.test_metrics import _value
+
+REJECTED = "assist_requests_rejected_total"
+
+
+def _admission(*, per_minute: int = 1, max_streams: int = 1) -> tuple[Admission, Metrics]:
+    metrics = Metrics()
+    limiter = RateLimiter(per_minute, clock=lambda: 0.0)
+    return Admission(limiter, StreamRegistry(max_streams), metrics), metrics
+
+
+def _open(admission: Admission, owner: str = "u1") -> None:
+    admission.admit(owner=owner, conversation_id="c1", automatic=False)
+
+
+def test_shutdown_refusals_are_counted_as_shutting_down_not_over_capacity() -> None:
+    admission, metrics = _admission(max_streams=5)
+    admission.streams.shutdown()
+    with pytest.raises(ShuttingDown):
+        _open(admission)
+    assert _value(metrics, REJECTED, reason="shutting_down") == 1
+    assert _value(metrics, REJECTED, reason="over_capacity") == 0
+
+
+def test_over_capacity_refusals_are_counted_as_over_capacity() -> None:
+    admission, metrics = _admission(max_streams=1)
+    _open(admission)
+    with pytest.raises(OverCapacity):
+        _open(admission, owner="u2")
+    assert _value(metrics, REJECTED, reason="over_capacity") == 1
+    assert _value(metrics, REJECTED, reason="shutting_down") == 0
+
+
+def test_stream_rate_limit_refusals_are_counted() -> None:
+    admission, metrics = _admission(per_minute=1)
+    admission.check_rate("u1")
+    with pytest.raises(RateLimited):
+        admission.check_rate("u1")
+    assert _value(metrics, REJECTED, reason="rate_limited") == 1
+
+
+def test_feedback_rate_limit_refusals_are_not_counted_as_stream_rejections() -> None:
+    admission, metrics = _admission(per_minute=1)
+    admission.check_other_rate("feedback:u1")
+    with pytest.raises(RateLimited):
+        admission.check_other_rate("feedback:u1")
+    assert _value(metrics, REJECTED, reason="rate_limited") == 0
+    admission.check_rate("u1")  # its own bucket: the agent's streams are untouched

@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from server.errors import EmbeddingError
+from server.kb.embedders import Vectors
+from server.kb.store import KnowledgeBase, PassageHit
+from server.pipeline.context import SearchQuery, Utterance, build_context
+from server.pipeline.retrieval import HybridSearch, KnowledgeBaseRetriever, Tuning, rank
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.mark.parametrize("question, expected", [
+    ("How do I reset my password?", "accounts-passwords-reset-password"),
+    ("how much is the restocking fee", "refunds-returns-restocking-fee"),
+    ("my phone has no signal since this morning", "outages-no-signal-troubleshooting"),
+    ("how do I set up esim on my new phone", "devices-activate-esim"),
+    ("please delete my personal data", "privacy-request-delete-data"),
+])
+async def test_sample_questions_find_their_article_first(
+        sample_kb: KnowledgeBase, question: str, expected: str) -> None:
+    found = await KnowledgeBaseRetriever(sample_kb).retrieve(SearchQuery.of(question), 3)
+    assert found.sources[0].id == expected
+    assert found.confident
+
+
+async def test_sources_carry_public_fields_and_their_best_passages(
+        sample_kb: KnowledgeBase) -> None:
+    found = await KnowledgeBaseRetriever(sample_kb).retrieve(
+        SearchQuery.of("how much is the restocking fee for a phone"), 2)
+    assert len(found.sources) == 2
+    top = found.sources[0]
+    assert set(top.public()) == {"id", "title", "url", "snippet", "score"}
+    assert 1 <= len(top.passages) <= 3
+    # Sections, not the whole article: the one that answers among them, with its heading.
+    answering = [p for p in top.passages if "$35" in p]
+    assert answering and answering[0].startswith("## How much")
+    # The article's other sections ride along for the extractive answer, not for prompts.
+    assert top.rest and not set(top.rest) & set(top.passages)
+    assert top.lexical > 0 and top.dense > 0
+
+
+async def test_an_earlier_turn_finds_the_topic_of_a_vague_question(
+        sample_kb: KnowledgeBase) -> None:
+    context = build_context(
+        (Utterance("agent", "I can see the eSIM download failed three times on your phone"),
+         Utterance("customer", "Yeah, so what now?")),
+        trigger="utterance", query=None, max_utterances=6, max_chars=2000)
+    found = await KnowledgeBaseRetriever(sample_kb).retrieve(context.search, 3)
+    assert "devices-activate-esim" in [s.id for s in found.sources]
+
+
+async def test_small_talk_and_wordless_queries_retrieve_nothing(
+        sample_kb: KnowledgeBase) -> None:
+    retriever = KnowledgeBaseRetriever(sample_kb)
+    talk = build_context((Utterance("customer", "okay, thanks"),), trigger="utterance",
+                         query=None, max_utterances=6, max_chars=2000)
+    assert talk.search.small_talk
+    assert (await retriever.retrieve(talk.search, 3)).sources == []
+    assert (await retriever.retrieve(SearchQuery.of("what is the"), 3)).sources == []
+
+
+async def test_below_the_threshold_retrieval_is_not_confident(sample_kb: KnowledgeBase) -> None:
+    query = SearchQuery.of("do you sell garden furniture")
+    low = await KnowledgeBaseRetriever(sample_kb, Tuning(threshold=0.99)).retrieve(query, 3)
+    assert low.sources and not low.confident  # the nearest articles are still offered
+    high = await KnowledgeBaseRetriever(sample_kb, Tuning(threshold=0.0)).retrieve(query, 3)
+    assert high.confident
+
+
+class _Broken:
+    name = "broken/1"
+
+    def embed(self, texts: Sequence[str]) -> Vectors:
+        raise EmbeddingError("service down")
+
+    async def aembed(self, texts: Sequence[str]) -> Vectors:
+        raise EmbeddingError("service down")
+
+
+async def test_a_failing_embedder_falls_back_to_bm25(sample_kb: KnowledgeBase) -> None:
+    sample_kb.embedder = _Broken()
+    found = await KnowledgeBaseRetriever(sample_kb).retrieve(
+        SearchQuery.of("reset my password"), 3)
+    assert found.sources[0].id == "accounts-passwords-reset-password"
+    assert found.sources[0].dense == 0.0
+    assert HybridSearch(sample_kb).embed(SearchQuery.of("reset my password")) is None
+
+
+def _hit(rowid: int, article: str, lexical: float, dense: float) -> PassageHit:
+    return PassageHit(rowid, article, article.title(), "", 0, "", f"text {rowid}",
+                      lexical=lexical, dense=dense)
+
+
+def test_rank_scores_an_article_by_its_best_passage_and_keeps_its_passages_in_order() -> None:
+    hits = [_hit(1, "a", 2.0, 0.1), _hit(2, "a", 12.0, 0.6), _hit(3, "b", 6.0, 0.5),
+            _hit(4, "a", 0.0, 0.2)]
+    found = rank(hits, 3, Tuning(dense_weight=0.5, lexical_weight=0.5, threshold=0.5),
+                 dense_used=True)
+    assert [s.id for s in found.sources] == ["a", "b"]
+    assert found.sources[0].passages == ("text 2", "text 1", "text 4")
+    # 0.5 * 12 / (12 + 6) + 0.5 * 0.6
+    assert found.sources[0].score == pytest.approx(0.6333, abs=1e-4)
+    assert found.confident
+
+
+def test_rank_without_vectors_is_bm25_alone() -> None:
+    found = rank([_hit(1, "a", 6.0, 0.9), _hit(2, "b", 7.0, 0.0)], 3, Tuning(),
+                 dense_used=False)
+    assert [s.id for s in found.sources] == ["b", "a"]
