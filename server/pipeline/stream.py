@@ -81,6 +81,11 @@ class Limits:
         )
 
 
+#: The timed steps of the pre-model path: redaction, context building, retrieval, and
+#: the whole of it, from the request to the ``suggestion`` event.
+STAGES = ("redaction", "context", "retrieval", "suggestion")
+
+
 @dataclass
 class StreamRecord:
     """What happened to one suggestion: the audit line's content (no transcript text)."""
@@ -104,6 +109,8 @@ class StreamRecord:
     stop_reason: str = "client_disconnect"
     fallback_reason: str | None = None
     retries: int = 0
+    # Seconds each step before the model took (see ``STAGES``): the pre-model path.
+    stages: dict[str, float] = field(default_factory=dict)
 
     def count_retry(self) -> None:
         self.retries += 1
@@ -211,18 +218,25 @@ class Pipeline:
         if self.on_start is not None:
             self.on_start()
         try:
+            stages = record.stages
             utterances, query = await self._redacted(request)
+            step = self.clock()
+            stages["redaction"] = step - started
             context = build_context(
                 utterances, trigger=request.trigger, query=query,
                 max_utterances=limits.context_utterances, max_chars=limits.context_max_chars,
             )
+            now = self.clock()
+            stages["context"], step = now - step, now
             try:
                 retrieval = await self.retriever.retrieve(context.search, limits.top_k)
             except Exception:  # a broken store must not break the stream: static fallback
                 log.exception("retrieval failed")
                 retrieval = Retrieval(confident=True)
+            stages["retrieval"] = self.clock() - step
             sources = retrieval.sources
             record.source_ids = [s.id for s in sources]
+            stages["suggestion"] = self.clock() - started
             yield events.suggestion(sid, request.trigger, context.query,
                                     [s.public() for s in sources], retrieval.confident)
 

@@ -19,7 +19,7 @@ status codes or ``"network"``. Never ids or free text.
 from __future__ import annotations
 
 import hmac
-from typing import TYPE_CHECKING, get_args
+from typing import get_args
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -37,9 +37,7 @@ from server.errors import MetricsTokenRequired
 from server.pipeline.breaker import CircuitState
 from server.pipeline.context import Trigger
 from server.pipeline.events import FallbackReason, Outcome
-
-if TYPE_CHECKING:  # at run time only the attributes matter; no import cycle
-    from server.pipeline.stream import StreamRecord
+from server.pipeline.stream import STAGES, StreamRecord
 
 OTHER = "other"
 """The label value standing in for anything outside a known set."""
@@ -54,6 +52,9 @@ CIRCUIT_STATES: tuple[str, ...] = get_args(CircuitState)
 GENERATORS = ("extractive", "openai")
 
 # Streams stop at a 15 s hard limit; the last finite bucket leaves room above it.
+# The steps before the model: sub-millisecond to tens of milliseconds.
+STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1,
+                 0.25, 1.0)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 20.0)
 
 
@@ -92,6 +93,11 @@ class Metrics:
         self._duration = Histogram(
             "assist_stream_duration_seconds", "Duration of suggestion streams.",
             ["generator"], buckets=LATENCY_BUCKETS, registry=registry)
+        self._stages = Histogram(
+            "assist_stage_seconds",
+            "Time each step before the model took: redaction, context, retrieval, and "
+            "suggestion (from the request to the suggestion event).",
+            ["stage"], buckets=STAGE_BUCKETS, registry=registry)
         self._upstream_errors = Counter(
             "assist_upstream_errors",
             "Failed model calls (retried ones included), by HTTP status or 'network'.",
@@ -133,6 +139,8 @@ class Metrics:
         if record.ttft_ms is not None:
             self._ttft.labels(generator=generator).observe(max(record.ttft_ms, 0) / 1000)
         self._duration.labels(generator=generator).observe(max(record.duration_ms, 0) / 1000)
+        for stage, seconds in record.stages.items():
+            self._stages.labels(stage=_known(stage, STAGES)).observe(max(seconds, 0.0))
 
     def upstream_error(self, status: int | None) -> None:
         """A model call failed: ``status`` is its HTTP status, None for a network error.

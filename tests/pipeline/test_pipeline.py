@@ -174,6 +174,23 @@ async def test_upstream_error_falls_back_keeping_partial_text() -> None:
     assert events[3].data["stop_reason"] == "upstream_503"
 
 
+async def test_each_step_before_the_model_is_timed_on_the_pipeline_clock() -> None:
+    class SlowRetriever(StaticRetriever):
+        async def retrieve(self, query: SearchQuery, limit: int) -> Retrieval:
+            await asyncio.sleep(0.25)  # virtual: the store took a quarter of a second
+            return await super().retrieve(query, limit)
+
+    events, records = await _run(Scripted(["ok"]), retriever=SlowRetriever([SOURCE]))
+    assert _names(events)[0] == "suggestion"
+    stages = records[0].stages
+    assert list(stages) == ["redaction", "context", "retrieval", "suggestion"]
+    assert stages["retrieval"] == 0.25
+    # Redaction and context take no time on the virtual clock: the steps add up to the
+    # time to the suggestion event.
+    assert stages["redaction"] == stages["context"] == 0
+    assert stages["suggestion"] == 0.25
+
+
 async def test_no_sources_and_no_answer_uses_the_static_article() -> None:
     events, _ = await _run(Scripted([]), sources=[])
     assert _names(events) == ["suggestion", "fallback", "done"]

@@ -92,6 +92,23 @@ def test_latencies_observed_in_seconds_ttft_only_with_text() -> None:
     assert _value(m, f"{duration}_bucket", generator="extractive", le="20.0") == 3
 
 
+def test_each_step_before_the_model_is_observed_by_stage() -> None:
+    m = Metrics()
+    m.stream_started()
+    m.stream_finished(_record(stages={"redaction": 0.0002, "context": 0.00005,
+                                      "retrieval": 0.004, "suggestion": 0.0045}))
+    m.stream_started()
+    m.stream_finished(_record(stages={}))  # ended before its suggestion: nothing timed
+    stage = "assist_stage_seconds"
+    assert _value(m, f"{stage}_count", stage="retrieval") == 1
+    assert _value(m, f"{stage}_sum", stage="retrieval") == 0.004
+    assert _value(m, f"{stage}_bucket", stage="retrieval", le="0.003") == 0
+    assert _value(m, f"{stage}_bucket", stage="retrieval", le="0.005") == 1
+    assert _value(m, f"{stage}_bucket", stage="context", le="0.0001") == 1
+    assert _value(m, f"{stage}_bucket", stage="redaction", le="0.00025") == 1
+    assert _value(m, f"{stage}_count", stage="suggestion") == 1
+
+
 def test_upstream_errors_by_status_network_and_retries() -> None:
     m = Metrics()
     m.upstream_error(429)
