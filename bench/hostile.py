@@ -143,13 +143,29 @@ async def _trickle(sock: socket.socket, opened: float, first: bytes, byte: bytes
         while time.monotonic() - began < limit_s:
             # Readable means an answer (the 408) or the close: either way, done.
             with contextlib.suppress(TimeoutError):
-                answer = _answer(await asyncio.wait_for(loop.sock_recv(sock, 4096), 1.0))
+                first_bytes = await asyncio.wait_for(loop.sock_recv(sock, 4096), 1.0)
+                answer = _answer(await _rest(sock, first_bytes, began + limit_s))
                 break
             if not await _send(sock, byte):
                 answer = "closed"
                 break
     answers.append(answer)
     return time.monotonic() - began
+
+
+async def _rest(sock: socket.socket, data: bytes, deadline: float) -> bytes:
+    """``data`` and whatever follows it until the server closes the connection (it does
+    after a refusal): the status line and the JSON body may come in separate segments."""
+    loop = asyncio.get_running_loop()
+    chunks = [data]
+    while data and time.monotonic() < deadline:
+        try:
+            data = await asyncio.wait_for(loop.sock_recv(sock, 4096),
+                                          max(0.01, deadline - time.monotonic()))
+        except (TimeoutError, OSError):
+            break
+        chunks.append(data)
+    return b"".join(chunks)
 
 
 def _answer(data: bytes) -> str:

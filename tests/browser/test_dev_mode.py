@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import Browser, expect
+from collections.abc import Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect
 
 from tests.dev_process import DevMode
 
 
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A page of its own, closed after the test: a panel left open would go on following
+    its conversation and signing in again beside the next tests on the shared dev mode."""
+    opened = browser.new_page()
+    yield opened
+    opened.close()
+
+
 def test_scripted_conversation_streams_grounded_answers_into_the_panel(
-        browser: Browser, dev_mode: DevMode) -> None:
-    page = browser.new_page()
+        page: Page, dev_mode: DevMode) -> None:
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(dev_mode.desktop)
@@ -38,8 +49,7 @@ def test_scripted_conversation_streams_grounded_answers_into_the_panel(
     assert errors == []
 
 
-def test_agent_question_streams_an_answer(browser: Browser, dev_mode: DevMode) -> None:
-    page = browser.new_page()
+def test_agent_question_streams_an_answer(page: Page, dev_mode: DevMode) -> None:
     page.goto(dev_mode.desktop)
     page.locator("#md-start").click()
     panel = page.frame_locator("#md-panel")
@@ -52,8 +62,7 @@ def test_agent_question_streams_an_answer(browser: Browser, dev_mode: DevMode) -
 
 
 def test_messaging_conversation_suggests_for_customer_messages(
-        browser: Browser, dev_mode: DevMode) -> None:
-    page = browser.new_page()
+        page: Page, dev_mode: DevMode) -> None:
     page.goto(dev_mode.desktop)
     page.locator("#md-script").select_option("roaming-abroad-messaging")
     page.locator("#md-start").click()

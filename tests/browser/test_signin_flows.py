@@ -104,7 +104,16 @@ def test_silent_re_sign_in_after_the_token_expires_keeps_the_feed(
         assert httpx.post(f"{dev.genesys}/mock/tokens/expire", json={}).status_code == 200
     body = json.loads(handoff.value.post_data or "{}")
     assert "code" in body  # a real sign-in (dev mode's PKCE), not a renewal with the old token
-    expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live", timeout=WAIT)
+    handoff.value.response()  # the answer has come
+    try:
+        expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live",
+                                                               timeout=WAIT)
+    except AssertionError as exc:
+        # What the panel told the agent, and what the servers logged, say why.
+        raise AssertionError(
+            f"{exc}\nhandoff answered {handoff.value.response().status}; "  # type: ignore[union-attr]
+            f"panel notice: {panel.locator('.ap-notice').all_inner_texts()}\n"
+            f"dev mode said:\n{''.join(dev.output[-60:])}") from None
 
     # The call goes on: later customer lines still become cards, under the earlier ones.
     after = cards.count()

@@ -158,7 +158,7 @@ function createMessageFeed({ conversationId, fetchJson, onUtterance }) {
 
 // Follows one messaging conversation for watchConversation(): sync(participants)
 // for each conversation event, refresh() after each (re)subscription to catch up
-// on messages no channel delivered. A 401 goes to onAuthError(); other failures
+// on messages no channel delivered. A 401 goes to onAuthError(error); other failures
 // are retried with backoff; onEnded() once the customer has left and every
 // message is out.
 export function followMessages({
@@ -175,7 +175,7 @@ export function followMessages({
   function failed(error) {
     if (closed || error.name === "AbortError") return;
     if (error.status === 401) {
-      onAuthError();
+      onAuthError(error);
       return;
     }
     if (error.status === 403 || error.status === 404) {

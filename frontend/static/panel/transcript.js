@@ -78,7 +78,6 @@ export function watchConversation({
   let media = ""; // "voice" | "message" once known
   let refusedKey = ""; // the refused topics last reported
   let voiceRefused = false; // Genesys refused the transcription topic
-  let messagingToken = "";
   let ended = false; // the conversation ended (it may still come back: a replay, a transfer)
   let endTimer = 0;
 
@@ -86,13 +85,20 @@ export function watchConversation({
     request(method, path, { token, body, signal: aborter.signal });
   const messages = followMessages({
     conversationId,
-    fetchJson(method, path, body) {
-      messagingToken = getToken();
-      return api(method, path, messagingToken, body);
+    // A refusal carries the token its request was made with: a late 401 for a token
+    // already replaced must not count against the fresh one.
+    async fetchJson(method, path, body) {
+      const token = getToken();
+      try {
+        return await api(method, path, token, body);
+      } catch (error) {
+        if (error && typeof error === "object") error.token = token;
+        throw error;
+      }
     },
     onUtterance: emit,
     onEnded: markEnded,
-    onAuthError: () => authExpired(messagingToken),
+    onAuthError: (error) => authExpired(error.token),
     backoff: { baseMs: timing.backoffBaseMs, maxMs: timing.backoffMaxMs },
   });
 
