@@ -37,6 +37,8 @@ from server.pipeline.generators import RetryingGenerator, build_generator
 from server.pipeline.retrieval import KnowledgeBaseRetriever, Tuning
 from server.pipeline.stream import Limits, Pipeline, StreamRecord
 from server.settings import Settings
+from server.shared.limits import SharedRateLimiter, SharedStates
+from server.shared.link import RedisLink
 from server.web import health, metrics, panel
 from server.web.connections import BodyDeadline
 from server.web.headers import ResponseHeaders
@@ -59,7 +61,9 @@ class State(TypedDict):
     genesys: GenesysClient
     sessions: SessionCodec
     states: StateCodec
-    signin_limiter: RateLimiter
+    shared_states: SharedStates
+    signin_limiter: SharedRateLimiter
+    redis: RedisLink | None
 
 
 def tuning_from(settings: Settings) -> Tuning:
@@ -106,14 +110,24 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
     breaker = CircuitBreaker(failures=settings.circuit_failures, reset_s=settings.circuit_reset_s,
                              on_change=stats.set_circuit_state, clock=clock)
     streams = StreamRegistry(settings.max_streams)
-    admission = Admission(RateLimiter(settings.rate_limit_per_minute), streams, stats)
+    # Built here, connected at its first call (on the server's loop).
+    redis = (RedisLink(settings.redis_url.get_secret_value(), on_change=stats.set_redis_state)
+             if settings.redis_url else None)
+    admission = Admission(
+        SharedRateLimiter(RateLimiter(settings.rate_limit_per_minute), redis, "streams",
+                          on_fallback=stats.redis_fallback), streams, stats)
     # Sign-in is anonymous and each attempt costs calls to Genesys: limited per address.
-    signin_limiter = RateLimiter(settings.signin_rate_limit_per_minute)
+    signin_limiter = SharedRateLimiter(RateLimiter(settings.signin_rate_limit_per_minute),
+                                       redis, "signin", on_fallback=stats.redis_fallback)
+    shared_states = SharedStates(redis, on_fallback=stats.redis_fallback)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         audit = AuditLog.open(settings.audit_log)  # a bad path fails the start
         stack = contextlib.ExitStack()
+        if redis is not None:
+            # Reported at once on /readyz and in the metrics; serving starts either way.
+            stats.set_redis_state("up" if await redis.ping() else "down")
 
         def finished(record: StreamRecord) -> None:
             stats.stream_finished(record)
@@ -152,12 +166,15 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
                 yield {"settings": settings, "http": http, "kb": kb, "pipeline": pipeline,
                        "admission": admission, "breaker": breaker, "metrics": stats,
                        "templates": templates, "sessions": sessions, "states": states,
-                       "signin_limiter": signin_limiter,
+                       "signin_limiter": signin_limiter, "shared_states": shared_states,
+                       "redis": redis,
                        "genesys": GenesysClient(http, settings.genesys_timeout_s)}
                 streams.shutdown()  # normally done already by serving.GracefulServer
         finally:
             stack.close()
             audit.close()
+            if redis is not None:
+                await redis.close()
 
     app = Starlette(
         routes=[

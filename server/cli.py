@@ -46,19 +46,33 @@ def main() -> None:
 
 
 @main.command()
-def serve() -> None:
+@click.option("--workers", type=click.IntRange(1, 64), default=None, metavar="N",
+              help="Worker processes sharing the port (default ASSIST_WORKERS, or 1).")
+def serve(workers: int | None) -> None:
     """Run the production panel server (configured by ASSIST_* variables).
 
     On SIGTERM it ends every open stream with a final event, then exits
-    (within ASSIST_SHUTDOWN_GRACE_S).
+    (within ASSIST_SHUTDOWN_GRACE_S). With several workers, each one does.
     """
 
-    from server.app import create_app
+    from server.app import check_startup, create_app
     from server.logs import configure_logging
     from server.web.serving import GracefulServer, uvicorn_config
+    from server.web.workers import Supervisor
 
-    settings = _settings()
+    settings = _settings() if workers is None else _settings(workers=workers)
     configure_logging(settings.log_level)
+    if settings.workers > 1:
+        try:
+            check_startup(settings)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+        try:
+            code = Supervisor(settings, settings.workers).run()
+        except OSError as exc:
+            raise click.ClickException(
+                f"cannot listen on {settings.host}:{settings.port}: {exc}") from exc
+        sys.exit(code)
     try:
         app = create_app(settings)
     except ValueError as exc:

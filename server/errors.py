@@ -10,7 +10,9 @@
   ``DevSessionError``).
 - Failures the panel translates before anyone sees them: ``UpstreamError`` (the
   model service; the stream falls back), ``EmbeddingError`` (the embedding
-  service), ``ArticleError`` (one file of a ``kb import``, reported in its summary).
+  service), ``ArticleError`` (one file of a ``kb import``, reported in its summary),
+  ``SharedStoreDown`` (Redis, for the limits shared across replicas: each falls back
+  to this process's own).
 
 Third-party exceptions (httpx, sqlite3, json) are translated into these where they
 are caught, never leaked.
@@ -259,6 +261,10 @@ class DevSessionError(CommandError):
 
 
 # Translated before anyone sees them -------------------------------------------
+
+
+class SharedStoreDown(PanelError):
+    """Redis (``ASSIST_REDIS_URL``) did not answer: the caller uses its per-process limit."""
 
 
 class UpstreamError(PanelError):

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
     public_url: str = ""
+    workers: int = Field(1, ge=1, le=64)
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
     # Knowledge base
@@ -74,6 +75,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(256 * 1024, ge=1024, le=16 * 1024 * 1024)
     max_transcript_chars: int = Field(20_000, ge=100)
     shutdown_grace_s: float = Field(10.0, gt=0, le=300)
+    # Limits shared by every worker and replica (unset: each process keeps its own)
+    redis_url: SecretStr | None = None
 
     # GET /metrics: open when unset, else only with "Authorization: Bearer <token>"
     metrics_token: SecretStr | None = None

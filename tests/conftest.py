@@ -9,6 +9,7 @@ from server.kb.embedders import WordLlamaEmbedder
 from server.kb.importer import find_files, import_files
 from server.kb.store import KnowledgeBase
 from server.paths import sample_kb_dir
+from tests.redis_server import running_redis
 
 
 @pytest.fixture
@@ -40,6 +41,13 @@ def sample_kb(sample_kb_path: Path, embedder: WordLlamaEmbedder) -> Iterator[Kno
     kb = KnowledgeBase(sample_kb_path, embedder)
     yield kb
     kb.close()
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real redis-server for this test process (each xdist worker has its own)."""
+    with running_redis(tmp_path_factory.mktemp("redis")) as url:
+        yield url
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

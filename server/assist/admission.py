@@ -7,31 +7,32 @@ Refusals are plain HTTP errors before any stream exists (429 or 503, each with
 
 from __future__ import annotations
 
-from server.assist.ratelimit import RateLimiter
 from server.assist.streams import StreamControl, StreamRegistry
 from server.errors import OverCapacity, RateLimited, ShuttingDown
+from server.shared.limits import SharedRateLimiter
 from server.web.metrics import Metrics
 
 
 class Admission:
-    def __init__(self, limiter: RateLimiter, streams: StreamRegistry, metrics: Metrics) -> None:
+    def __init__(self, limiter: SharedRateLimiter, streams: StreamRegistry,
+                 metrics: Metrics) -> None:
         self.limiter = limiter
         self.streams = streams
         self.metrics = metrics
 
-    def check_rate(self, owner: str) -> None:
+    async def check_rate(self, owner: str) -> None:
         """429 when ``owner`` (a user id, or an API key's name) is over its stream limit,
         counted as a refused stream request."""
         try:
-            self.limiter.check(owner)
+            await self.limiter.check(owner)
         except RateLimited:
             self.metrics.rejected("rate_limited")
             raise
 
-    def check_other_rate(self, bucket: str) -> None:
+    async def check_other_rate(self, bucket: str) -> None:
         """429 when ``bucket`` is over the same limit, for requests that are not streams
         (feedback): not counted among refused stream requests."""
-        self.limiter.check(bucket)
+        await self.limiter.check(bucket)
 
     def admit(self, *, owner: str, conversation_id: str, automatic: bool) -> StreamControl:
         """A control for the new stream; 503 at the cap (``over_capacity``) or while

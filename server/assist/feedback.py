@@ -65,7 +65,7 @@ async def feedback(request: Request, session: Session) -> Response:
     bucket, so ratings never use up suggestions).
     """
     admission: Admission = request.state.admission
-    admission.check_other_rate("feedback:" + session.user_id)
+    await admission.check_other_rate("feedback:" + session.user_id)
     body = await read_model(request, FeedbackRequest, MAX_BODY_BYTES)
     log.info(json.dumps(feedback_record(body, session), separators=(",", ":")))
     return Response(status_code=204)

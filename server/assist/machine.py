@@ -127,7 +127,7 @@ async def stream_assist(request: Request) -> Response:
     pipeline: Pipeline = request.state.pipeline
     admission: Admission = request.state.admission
     owner = authenticate(request, settings)
-    admission.check_rate(owner)
+    await admission.check_rate(owner)
     body = await read_model(request, MachineStreamRequest, settings.max_body_bytes)
     utterances = [Utterance(u.speaker, u.text) for u in body.transcript]
     customer = [u.text.strip() for u in utterances if u.speaker == "customer"]

@@ -58,7 +58,7 @@ async def assist_stream(request: Request, session: Session) -> Response:
     """
     settings: Settings = request.state.settings
     admission: Admission = request.state.admission
-    admission.check_rate(session.user_id)
+    await admission.check_rate(session.user_id)
     body = await read_model(request, StreamRequest, settings.max_body_bytes)
     session.require_conversation(body.conversation_id)
     check_transcript([u.text for u in body.utterances] + [body.query or ""],

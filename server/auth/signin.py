@@ -19,7 +19,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from server.assist.ratelimit import RateLimiter
 from server.auth.genesys import GenesysClient, Identity
 from server.auth.oauth_state import StateCodec, pkce_challenge
 from server.auth.platform import GenesysEnv, resolve_env
@@ -34,6 +33,7 @@ from server.errors import (
 )
 from server.schemas import RenewRequest, SessionRequest, StateRequest
 from server.settings import Settings
+from server.shared.limits import SharedRateLimiter
 from server.web.bodies import read_model
 from server.web.panel import CLIENT_APP_SDK
 
@@ -62,7 +62,7 @@ def authorize_url(settings: Settings, env: GenesysEnv, state_value: str, nonce: 
 
 async def start_sign_in(request: Request) -> JSONResponse:
     """``POST /auth/state``: a signed single-use state and the authorize URL to open."""
-    _limit(request)
+    await _limit(request)
     settings: Settings = request.state.settings
     codec: StateCodec = request.state.states
     body = await read_model(request, StateRequest, MAX_BODY_BYTES)
@@ -76,15 +76,15 @@ async def start_sign_in(request: Request) -> JSONResponse:
                         headers={"Cache-Control": "no-store"})
 
 
-def _limit(request: Request) -> None:
+async def _limit(request: Request) -> None:
     """429 when this client address has started too many sign-ins this minute.
 
     Behind a proxy the address is the one it forwards (uvicorn's proxy headers, trusted
     from ``FORWARDED_ALLOW_IPS``): agents behind one NAT share a bucket, so the default
     is generous.
     """
-    limiter: RateLimiter = request.state.signin_limiter
-    limiter.check(f"signin:{request.client.host if request.client else ''}")
+    limiter: SharedRateLimiter = request.state.signin_limiter
+    await limiter.check(f"signin:{request.client.host if request.client else ''}")
 
 
 async def create_session(request: Request) -> JSONResponse:
@@ -93,13 +93,15 @@ async def create_session(request: Request) -> JSONResponse:
     The answer must be of the grant the sign-in started with (400 ``wrong_grant``): a
     code under PKCE, a token under the implicit grant.
     """
-    _limit(request)
+    await _limit(request)
     settings: Settings = request.state.settings
     states: StateCodec = request.state.states
     sessions: SessionCodec = request.state.sessions
     genesys: GenesysClient = request.state.genesys
     body = await read_model(request, SessionRequest, MAX_BODY_BYTES)
     state = states.consume(body.state)
+    # This process has not seen it used; nor has any other replica (with Redis).
+    await request.state.shared_states.claim(state.nonce, state.expires_at)
     env = resolve_env(settings, state.target_env, state.host_origin)
     now = sessions.clock()
     if body.code is not None:
@@ -145,7 +147,7 @@ async def renew_session(request: Request) -> JSONResponse:
     said when (PKCE); with the implicit grant it is at most
     ``ASSIST_IMPLICIT_SESSION_TTL_S`` long, renewed (and re-checked) again after.
     """
-    _limit(request)
+    await _limit(request)
     settings: Settings = request.state.settings
     sessions: SessionCodec = request.state.sessions
     genesys: GenesysClient = request.state.genesys

@@ -11,6 +11,7 @@ from starlette.routing import Route
 
 from server.kb.store import KnowledgeBase
 from server.pipeline.breaker import CircuitBreaker
+from server.shared.link import RedisLink
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -24,7 +25,9 @@ async def readyz(request: Request) -> JSONResponse:
     The model's circuit breaker is reported, not failed on: with the circuit open
     the panel still answers every suggestion (with the top article), and taking
     every replica out of the load balancer at once would answer nothing at all.
-    So an open circuit is ``"status": "degraded"`` with 200.
+    So an open circuit is ``"status": "degraded"`` with 200. So is Redis down (with
+    ``ASSIST_REDIS_URL`` set: ``"redis": "down"``): the limits fall back to this
+    process's own, and the panel keeps serving.
     """
     kb: KnowledgeBase = request.state.kb
     breaker: CircuitBreaker = request.state.breaker
@@ -38,8 +41,12 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "unavailable", "reason": "knowledge base empty"}, 503)
     # Rounded up: 0 must mean a probe would be let through now.
     model = {"circuit": breaker.state, "retryInS": math.ceil(breaker.retry_in() * 10) / 10}
-    status = "ready" if breaker.state == "closed" else "degraded"
-    return JSONResponse({"status": status, "articles": articles, "model": model})
+    body: dict[str, object] = {"articles": articles, "model": model}
+    redis: RedisLink | None = request.state.redis
+    if redis is not None:
+        body["redis"] = redis.state
+    healthy = breaker.state == "closed" and (redis is None or redis.state == "up")
+    return JSONResponse({"status": "ready" if healthy else "degraded", **body})
 
 
 routes = [Route("/healthz", healthz), Route("/readyz", readyz)]

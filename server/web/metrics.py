@@ -47,6 +47,7 @@ OUTCOMES: tuple[str, ...] = get_args(Outcome)
 TRIGGERS: tuple[str, ...] = get_args(Trigger)
 FALLBACK_REASONS: tuple[str, ...] = get_args(FallbackReason)
 REJECT_REASONS = ("rate_limited", "over_capacity", "shutting_down")
+SHARED_LIMITS = ("streams", "signin", "signin_state")
 CIRCUIT_STATES: tuple[str, ...] = get_args(CircuitState)
 # ``Generator.name`` of the shipped generators (server/generators); others count as "other".
 GENERATORS = ("extractive", "openai")
@@ -113,6 +114,11 @@ class Metrics:
             "State of the model circuit breaker: 1 for the current state, 0 for the others.",
             ["state"], registry=registry)
         self._circuit_states = list(CIRCUIT_STATES)
+        self._redis_up: Gauge | None = None  # made by the first set_redis_state
+        self._redis_fallbacks = Counter(
+            "assist_redis_fallbacks",
+            "Limit checks made by this process alone because Redis did not answer, by limit.",
+            ["limit"], registry=registry)
 
         # Known series start at 0 so rate() and absence alerts work from the first scrape.
         for outcome in OUTCOMES:
@@ -165,6 +171,20 @@ class Metrics:
             self._circuit_states.append(current)
         for name in self._circuit_states:
             self._circuit.labels(state=name).set(1 if name == current else 0)
+
+    def set_redis_state(self, state: str) -> None:
+        """Redis is now ``"up"`` or ``"down"`` (the gauge exists only with Redis set)."""
+        if self._redis_up is None:
+            self._redis_up = Gauge(
+                "assist_redis_up",
+                "1 while Redis (ASSIST_REDIS_URL) answers, 0 while the limits fall back to "
+                "this process's own.", registry=self.registry)
+        self._redis_up.set(1 if state == "up" else 0)
+
+    def redis_fallback(self, limit: str) -> None:
+        """A limit (``"streams"``, ``"signin"``, ``"signin_state"``) was checked by this
+        process alone: Redis did not answer."""
+        self._redis_fallbacks.labels(limit=_known(limit, SHARED_LIMITS)).inc()
 
     def render(self) -> tuple[bytes, str]:
         """The exposition of this registry: (body, content type)."""

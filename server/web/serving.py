@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -33,14 +34,24 @@ def uvicorn_config(app: ASGIApp, settings: Settings, **options: Any) -> uvicorn.
 
 
 class GracefulServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, streams: StreamRegistry) -> None:
+    """uvicorn's server, stopping every open stream first on SIGTERM or SIGINT.
+
+    ``on_ready`` is called once it accepts connections (a worker of ``--workers``
+    tells its supervisor so).
+    """
+
+    def __init__(self, config: uvicorn.Config, streams: StreamRegistry, *,
+                 on_ready: Callable[[], None] | None = None) -> None:
         super().__init__(config)
         self.streams = streams
+        self.on_ready = on_ready
         self._loop: asyncio.AbstractEventLoop | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().startup(sockets)
+        if self.started and self.on_ready is not None:
+            self.on_ready()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # A signal handler runs between bytecodes: hand the work to the loop.

@@ -8,6 +8,7 @@ from server.assist.admission import Admission
 from server.assist.ratelimit import RateLimiter
 from server.assist.streams import StreamRegistry
 from server.errors import OverCapacity, RateLimited, ShuttingDown
+from server.shared.limits import SharedRateLimiter
 from server.web.metrics import Metrics
 from tests.web.test_metrics import _value
 
@@ -16,7 +17,7 @@ REJECTED = "assist_requests_rejected_total"
 
 def _admission(*, per_minute: int = 1, max_streams: int = 1) -> tuple[Admission, Metrics]:
     metrics = Metrics()
-    limiter = RateLimiter(per_minute, clock=lambda: 0.0)
+    limiter = SharedRateLimiter(RateLimiter(per_minute, clock=lambda: 0.0), None, "streams")
     return Admission(limiter, StreamRegistry(max_streams), metrics), metrics
 
 
@@ -42,18 +43,20 @@ def test_over_capacity_refusals_are_counted_as_over_capacity() -> None:
     assert _value(metrics, REJECTED, reason="shutting_down") == 0
 
 
-def test_stream_rate_limit_refusals_are_counted() -> None:
+@pytest.mark.anyio
+async def test_stream_rate_limit_refusals_are_counted() -> None:
     admission, metrics = _admission(per_minute=1)
-    admission.check_rate("u1")
+    await admission.check_rate("u1")
     with pytest.raises(RateLimited):
-        admission.check_rate("u1")
+        await admission.check_rate("u1")
     assert _value(metrics, REJECTED, reason="rate_limited") == 1
 
 
-def test_feedback_rate_limit_refusals_are_not_counted_as_stream_rejections() -> None:
+@pytest.mark.anyio
+async def test_feedback_rate_limit_refusals_are_not_counted_as_stream_rejections() -> None:
     admission, metrics = _admission(per_minute=1)
-    admission.check_other_rate("feedback:u1")
+    await admission.check_other_rate("feedback:u1")
     with pytest.raises(RateLimited):
-        admission.check_other_rate("feedback:u1")
+        await admission.check_other_rate("feedback:u1")
     assert _value(metrics, REJECTED, reason="rate_limited") == 0
-    admission.check_rate("u1")  # its own bucket: the agent's streams are untouched
+    await admission.check_rate("u1")  # its own bucket: the agent's streams are untouched

@@ -358,6 +358,23 @@ def test_replayed_state_is_refused(platform: Platform) -> None:
     assert again.json()["message"] == "The sign-in state has already been used."
 
 
+def test_a_state_used_on_one_replica_is_refused_on_another(
+        mock_genesys: tuple[str, MockGenesysState], sample_kb_path: Path,
+        redis_url: str) -> None:
+    genesys, state = mock_genesys
+    settings = panel_settings(genesys, sample_kb_path, redis_url=redis_url)
+    with asgi_client(create_app(settings)) as a, asgi_client(create_app(settings)) as b:
+        replica_a = Platform(genesys, a, state)
+        started = start(a, replica_a.conversation())
+        answer = authorize(started["authorizeUrl"])
+        body = {"state": answer["state"], "accessToken": answer["access_token"],
+                "expiresIn": 600}
+        assert handoff(a, body).status_code == 200
+        again = handoff(b, body)  # the same answer, replayed to the other replica
+        assert again.status_code == 400
+        assert again.json()["message"] == "The sign-in state has already been used."
+
+
 @pytest.mark.parametrize("body", [
     {"state": "s"},
     {"state": "s", "accessToken": "t"},  # no expiresIn

@@ -4,11 +4,8 @@ grace period, new streams are refused, then the process exits."""
 from __future__ import annotations
 
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +16,8 @@ import pytest
 from httpx_sse import connect_sse
 
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
-from tests.factories import CLIENT_ID, ORG, SECRET, bearer
+from tests.factories import bearer
+from tests.serve_process import free_port, running_serve, serve_env
 from tests.servers import serve
 
 CONVERSATIONS = ["5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b", "6b2f3c4d-5e6f-4a71-8b8c-0d1e2f3a4b5c",
@@ -27,39 +25,15 @@ CONVERSATIONS = ["5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b", "6b2f3c4d-5e6f-4a71-8b8
 GRACE_S = 5
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def serve_process(sample_kb_path: Path) -> Iterator[tuple[subprocess.Popen[str], str, Any]]:
     """``serve`` with the openai generator against a mock model that never finishes
     (``endless``), with limits a minute away: only the shutdown can end its streams."""
     llm_app = create_mock_llm_app(MockLLMConfig(fault="endless", tokens_per_second=20))
-    with serve(llm_app) as llm:
-        port = free_port()
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", "ASSIST_PORT": str(port),
-               "ASSIST_KB_PATH": str(sample_kb_path), "ASSIST_SESSION_SECRET": SECRET,
-               "ASSIST_ALLOWED_ORGS": ORG, "ASSIST_OAUTH_CLIENT_ID": CLIENT_ID,
-               "ASSIST_GENERATOR": "openai", "ASSIST_OPENAI_BASE_URL": f"{llm}/v1",
-               "ASSIST_STREAM_LIMIT_S": "60", "ASSIST_STALL_TIMEOUT_S": "60",
-               "ASSIST_SHUTDOWN_GRACE_S": str(GRACE_S), "ASSIST_AUDIT_LOG": "-"}
-        process = subprocess.Popen([sys.executable, "-m", "server", "serve"], env=env,
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        assert process.stderr is not None
-        for line in process.stderr:  # uvicorn's own "running" line: an event, not a sleep
-            if "Uvicorn running on" in line:
-                break
-        else:
-            pytest.fail(f"serve did not start: {process.stdout.read() if process.stdout else ''}")
-        try:
-            yield process, f"http://127.0.0.1:{port}", llm_app
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=20)
+    with serve(llm_app) as llm, running_serve(
+            [], serve_env(free_port(), sample_kb_path, llm, GRACE_S)) as running:
+        running.wait_for("Uvicorn running on")  # uvicorn's own line: an event, not a sleep
+        yield running.process, running.url, llm_app
 
 
 def test_sigterm_ends_every_open_stream_with_a_final_event_then_exits(
