@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import time
@@ -30,6 +31,8 @@ from server.auth.platform import configured_regions
 from server.auth.sessions import SessionCodec
 from server.errors import exception_handlers
 from server.kb.embedders import build_embedder
+from server.kb.snapshots import LiveKnowledge, follow, open_snapshot
+from server.kb.snapshots import current as current_snapshot
 from server.kb.store import KnowledgeBase
 from server.paths import frontend_dir
 from server.pipeline.breaker import CircuitBreaker
@@ -39,6 +42,7 @@ from server.pipeline.stream import Limits, Pipeline, StreamRecord
 from server.settings import Settings
 from server.shared.limits import SharedRateLimiter, SharedStates
 from server.shared.link import RedisLink
+from server.shared.supersede import SharedSupersede
 from server.web import health, metrics, panel
 from server.web.connections import BodyDeadline
 from server.web.headers import ResponseHeaders
@@ -52,7 +56,7 @@ class State(TypedDict):
 
     settings: Settings
     http: httpx.AsyncClient
-    kb: KnowledgeBase
+    knowledge: LiveKnowledge
     pipeline: Pipeline
     admission: Admission
     breaker: CircuitBreaker
@@ -113,9 +117,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
     # Built here, connected at its first call (on the server's loop).
     redis = (RedisLink(settings.redis_url.get_secret_value(), on_change=stats.set_redis_state)
              if settings.redis_url else None)
+    supersede = (SharedSupersede(redis, streams, on_fallback=stats.redis_fallback)
+                 if redis is not None else None)
     admission = Admission(
         SharedRateLimiter(RateLimiter(settings.rate_limit_per_minute), redis, "streams",
-                          on_fallback=stats.redis_fallback), streams, stats)
+                          on_fallback=stats.redis_fallback), streams, stats, supersede)
     # Sign-in is anonymous and each attempt costs calls to Genesys: limited per address.
     signin_limiter = SharedRateLimiter(RateLimiter(settings.signin_rate_limit_per_minute),
                                        redis, "signin", on_fallback=stats.redis_fallback)
@@ -125,9 +131,12 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         audit = AuditLog.open(settings.audit_log)  # a bad path fails the start
         stack = contextlib.ExitStack()
+        listener: asyncio.Task[None] | None = None
         if redis is not None:
             # Reported at once on /readyz and in the metrics; serving starts either way.
             stats.set_redis_state("up" if await redis.ping() else "down")
+        if supersede is not None:
+            listener = asyncio.create_task(supersede.listen(), name="supersede-listener")
 
         def finished(record: StreamRecord) -> None:
             stats.stream_finished(record)
@@ -139,18 +148,40 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
         pool = httpx.Limits(max_connections=None, max_keepalive_connections=100)
         try:
             async with httpx.AsyncClient(timeout=timeout, limits=pool) as http:
-                kb = KnowledgeBase(settings.kb_path, build_embedder(settings, http))
-                stack.callback(kb.close)
-                # A store cut or embedded by another version or model is redone once.
-                if redone := await anyio.to_thread.run_sync(kb.reindex):
-                    log.info("re-indexed %d articles for %s", redone,
-                             kb.embedder.name if kb.embedder else "BM25 alone")
-                await anyio.to_thread.run_sync(kb.warm)
+                embedder = build_embedder(settings, http)
+                snapshots = settings.kb_path if settings.kb_path.is_dir() else None
+                if snapshots is not None:
+                    # A directory of published snapshots (server/kb/snapshots.py).
+                    path = current_snapshot(snapshots)
+                    if path is None:
+                        raise RuntimeError(f"{snapshots}: no knowledge-base snapshot "
+                                           "published yet (assist-panel kb publish)")
+                    kb = await anyio.to_thread.run_sync(open_snapshot, path, embedder)
+                    knowledge = LiveKnowledge(kb, path.name)
+                    log.info("serving knowledge-base snapshot %s", path.name)
+                else:
+                    kb = KnowledgeBase(settings.kb_path, embedder)
+                    stack.callback(kb.close)
+                    # A store cut or embedded by another version or model is redone once.
+                    if redone := await anyio.to_thread.run_sync(kb.reindex):
+                        log.info("re-indexed %d articles for %s", redone,
+                                 kb.embedder.name if kb.embedder else "BM25 alone")
+                    await anyio.to_thread.run_sync(kb.warm)
+                    knowledge = LiveKnowledge(kb, settings.kb_path.name)
                 generator = RetryingGenerator(
                     build_generator(settings, http), max_attempts=settings.retry_max_attempts,
                     on_error=stats.upstream_error, on_retry=stats.upstream_retry)
+                retriever = KnowledgeBaseRetriever(kb, tuning_from(settings))
+                if snapshots is not None:
+                    def switched(new: KnowledgeBase) -> None:
+                        retriever.search.kb = new
+
+                    watcher = asyncio.create_task(follow(
+                        snapshots, knowledge, embedder, settings.kb_poll_s,
+                        on_switch=switched), name="snapshot-follower")
+                    stack.callback(watcher.cancel)
                 pipeline = Pipeline(
-                    retriever=KnowledgeBaseRetriever(kb, tuning_from(settings)),
+                    retriever=retriever,
                     generator=generator,
                     limits=Limits.from_settings(settings),
                     static_article={
@@ -163,7 +194,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
                     on_start=stats.stream_started,
                     on_finish=finished,
                 )
-                yield {"settings": settings, "http": http, "kb": kb, "pipeline": pipeline,
+                yield {"settings": settings, "http": http, "knowledge": knowledge,
+                       "pipeline": pipeline,
                        "admission": admission, "breaker": breaker, "metrics": stats,
                        "templates": templates, "sessions": sessions, "states": states,
                        "signin_limiter": signin_limiter, "shared_states": shared_states,
@@ -173,6 +205,10 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
         finally:
             stack.close()
             audit.close()
+            if listener is not None:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
             if redis is not None:
                 await redis.close()
 

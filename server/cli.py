@@ -173,6 +173,22 @@ def _open_store(db: Path | None) -> KnowledgeBase:
     return store
 
 
+@kb.command("publish")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
+@_DB
+@click.option("--keep", type=click.IntRange(1, 100), default=3, show_default=True,
+              help="Snapshots kept in DIRECTORY (the newest; the current one always).")
+def kb_publish(directory: Path, db: Path | None, keep: int) -> None:
+    """Publish the store as the current snapshot of DIRECTORY, which every replica whose
+    ASSIST_KB_PATH is DIRECTORY takes up within ASSIST_KB_POLL_S (docs/deploy.md)."""
+    from server.kb.snapshots import publish
+
+    store = _open_store(db)  # brought up to date with this embedder before it is copied
+    store.close()
+    name = publish(store.path, directory, keep=keep)
+    click.echo(f"published {name} to {directory}")
+
+
 @kb.command("import")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @_DB

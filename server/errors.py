@@ -6,7 +6,7 @@
   and a stable ``code``; the body is always ``{"error": code, "message": ...}``.
 - ``CommandError``: what ends an admin or CLI command, each with the exit code the
   command ends with and a message for the operator (``AdminError``: the Genesys
-  platform API as the admin client; ``SyncError``; ``ManifestError``;
+  platform API as the admin client; ``SyncError``; ``SnapshotError``; ``ManifestError``;
   ``DevSessionError``).
 - Failures the panel translates before anyone sees them: ``UpstreamError`` (the
   model service; the stream falls back), ``EmbeddingError`` (the embedding
@@ -250,6 +250,11 @@ class SyncBusy(SyncError):
 
 class SyncInterrupted(SyncError):
     """A platform call failed midway; what was synced is kept and nothing was removed."""
+
+
+class SnapshotError(CommandError):
+    """A knowledge-base snapshot that cannot be published (``kb publish``) or served
+    (the server keeps the one it has)."""
 
 
 class ManifestError(CommandError, ValueError):

@@ -28,6 +28,7 @@ class Settings(BaseSettings):
 
     # Knowledge base
     kb_path: Path = Path("assist-panel.db")
+    kb_poll_s: float = Field(30.0, gt=0, le=3600)
     retrieval_top_k: int = Field(3, ge=1, le=20)
 
     # Retrieval: passage vectors and the confidence threshold

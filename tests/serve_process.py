@@ -69,9 +69,12 @@ class Serve:
 
 
 @contextlib.contextmanager
-def running_serve(args: list[str], env: dict[str, str]) -> Iterator[Serve]:
-    """``python -m server serve ARGS`` with ``env``; killed afterwards if still running."""
-    process = subprocess.Popen([sys.executable, "-m", "server", "serve", *args], env=env,
+def running_serve(args: list[str], env: dict[str, str], *, executable: str | None = None,
+                  cwd: Path | None = None) -> Iterator[Serve]:
+    """``python -m server serve ARGS`` (or ``EXECUTABLE serve ARGS``, an installed
+    ``assist-panel``) with ``env``; killed afterwards if still running."""
+    command = [executable] if executable else [sys.executable, "-m", "server"]
+    process = subprocess.Popen([*command, "serve", *args], env=env, cwd=cwd,
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     running = Serve(process, f"http://127.0.0.1:{env['ASSIST_PORT']}")
     reader = threading.Thread(target=running._read, daemon=True)

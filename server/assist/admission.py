@@ -10,15 +10,17 @@ from __future__ import annotations
 from server.assist.streams import StreamControl, StreamRegistry
 from server.errors import OverCapacity, RateLimited, ShuttingDown
 from server.shared.limits import SharedRateLimiter
+from server.shared.supersede import SharedSupersede
 from server.web.metrics import Metrics
 
 
 class Admission:
     def __init__(self, limiter: SharedRateLimiter, streams: StreamRegistry,
-                 metrics: Metrics) -> None:
+                 metrics: Metrics, supersede: SharedSupersede | None = None) -> None:
         self.limiter = limiter
         self.streams = streams
         self.metrics = metrics
+        self.supersede = supersede
 
     async def check_rate(self, owner: str) -> None:
         """429 when ``owner`` (a user id, or an API key's name) is over its stream limit,
@@ -34,12 +36,22 @@ class Admission:
         (feedback): not counted among refused stream requests."""
         await self.limiter.check(bucket)
 
-    def admit(self, *, owner: str, conversation_id: str, automatic: bool) -> StreamControl:
+    async def admit(self, *, owner: str, conversation_id: str, automatic: bool
+                    ) -> StreamControl:
         """A control for the new stream; 503 at the cap (``over_capacity``) or while
-        shutting down (``shutting_down``), each counted under its own reason."""
+        shutting down (``shutting_down``), each counted under its own reason. An
+        automatic one supersedes the older one of its owner and conversation here, and
+        with Redis on every replica."""
         try:
-            return self.streams.open(owner=owner, conversation_id=conversation_id,
-                                     automatic=automatic)
+            control = self.streams.open(owner=owner, conversation_id=conversation_id,
+                                        automatic=automatic)
         except (OverCapacity, ShuttingDown) as refused:
             self.metrics.rejected(refused.code)
             raise
+        if automatic and self.supersede is not None:
+            try:
+                await self.supersede.announce(control)
+            except BaseException:
+                self.streams.close(control)  # cancelled while asking: no stream follows
+                raise
+        return control

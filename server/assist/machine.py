@@ -137,7 +137,8 @@ async def stream_assist(request: Request) -> Response:
     request_id = body.request_id or new_request_id()
     assist = AssistRequest(conversation_id=body.conversation_id, trigger="utterance", query=None,
                            utterances=tuple(utterances), request_id=request_id, user_id=owner)
-    control = admission.admit(owner=owner, conversation_id=body.conversation_id, automatic=True)
+    control = await admission.admit(owner=owner, conversation_id=body.conversation_id,
+                                    automatic=True)
     return NDJSONStream(ndjson(pipeline.stream(assist, control), request_id),
                         on_close=lambda: admission.streams.close(control),
                         send_timeout_s=settings.send_timeout_s)

@@ -36,13 +36,14 @@ def check_transcript(texts: list[str], limit: int) -> None:
         raise TranscriptTooLarge(f"transcript over {limit} characters")
 
 
-def stream_response(request: Request, assist: AssistRequest, *, owner: str) -> Response:
+async def stream_response(request: Request, assist: AssistRequest, *, owner: str
+                          ) -> Response:
     """Admit a suggestion stream for ``owner`` and answer it as ``text/event-stream``."""
     settings: Settings = request.state.settings
     pipeline: Pipeline = request.state.pipeline
     admission: Admission = request.state.admission
-    control = admission.admit(owner=owner, conversation_id=assist.conversation_id,
-                              automatic=assist.trigger == "utterance")
+    control = await admission.admit(owner=owner, conversation_id=assist.conversation_id,
+                                    automatic=assist.trigger == "utterance")
     return event_source(
         pipeline.stream(assist, control), ping_s=settings.sse_ping_s,
         send_timeout_s=settings.send_timeout_s, shutdown_grace_s=settings.shutdown_grace_s,
@@ -71,7 +72,7 @@ async def assist_stream(request: Request, session: Session) -> Response:
         request_id=body.request_id or new_request_id(),
         user_id=session.user_id,
     )
-    return stream_response(request, assist, owner=session.user_id)
+    return await stream_response(request, assist, owner=session.user_id)
 
 
 routes = [Route("/api/assist/stream", assist_stream, methods=["POST"]), *feedback.routes]

@@ -6,9 +6,10 @@ for the same agent and conversation supersedes it, or the server shuts down.
 Stopping only sets a reason and wakes the loop; the loop still sends the last
 events, so every stream keeps its one ``done``.
 
-This state is per process and only an optimisation of the page's own behaviour
-(the page drops a superseded card's stream too): nothing depends on it for
-correctness, so any replica can serve any request.
+Supersede here is per process; with Redis, ``server/shared/supersede.py`` carries
+it across replicas. Either way it is only an optimisation of the page's own
+behaviour (the page drops a superseded card's stream too): nothing depends on it
+for correctness, so any replica can serve any request.
 """
 
 from __future__ import annotations
@@ -26,6 +27,8 @@ class StreamControl:
 
     def __init__(self, key: tuple[str, str] | None) -> None:
         self.key = key  # (owner, conversation) of an automatic suggestion, else None
+        # Its place among the automatic suggestions of its key, across replicas (Redis).
+        self.number: int | None = None
         self.reason: StopReason | None = None
         self._wake: Callable[[], None] | None = None
 
@@ -79,6 +82,14 @@ class StreamRegistry:
             self._automatic[key] = control
         self._open.add(control)
         return control
+
+    def automatic(self, key: tuple[str, str]) -> StreamControl | None:
+        """The open automatic stream of ``key`` (owner, conversation), if any."""
+        return self._automatic.get(key)
+
+    def automatic_keys(self) -> list[tuple[str, str]]:
+        """The keys of every open automatic stream."""
+        return list(self._automatic)
 
     def close(self, control: StreamControl) -> None:
         """Forget a finished stream (safe to call twice)."""

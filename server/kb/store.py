@@ -129,26 +129,38 @@ ProgressFn = Callable[[int], None]
 
 class KnowledgeBase:
     """A knowledge-base file: articles, their passages, a BM25 index and (with an
-    ``embedder``) the passages' vectors. Safe to share between threads."""
+    ``embedder``) the passages' vectors. Safe to share between threads.
 
-    def __init__(self, path: Path | str, embedder: Embedder | None = None) -> None:
+    ``snapshot``: the file is a published snapshot (``server/kb/snapshots.py``), which
+    nobody writes again: opened read-only and immutable (no journal, no locks), and
+    never changed here.
+    """
+
+    def __init__(self, path: Path | str, embedder: Embedder | None = None, *,
+                 snapshot: bool = False) -> None:
         self.path = Path(path)
         self.embedder = embedder
+        self.snapshot = snapshot
         self._local = threading.local()
         self._write_lock = threading.Lock()
         self._matrix_lock = threading.Lock()
         self._matrix: _Matrix | None = None
         self._vocabulary: Vocabulary | None = None
-        with self._connection() as conn:
-            conn.executescript(_SCHEMA)
+        if not snapshot:
+            with self._connection() as conn:
+                conn.executescript(_SCHEMA)
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
         if conn is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
+            if self.snapshot:
+                uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+                conn = sqlite3.connect(uri, uri=True)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
         return conn
 

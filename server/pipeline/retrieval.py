@@ -100,22 +100,25 @@ class HybridSearch:
         """The fused ranking for ``query``; ``vector`` is its embedding, if there is one."""
         if query.small_talk or not query.terms:
             return Retrieval(query=query)
-        query = self.correct(query)
-        lexical = self.kb.lexical(self._selective(query.words), _CANDIDATES)
-        dense = self.kb.dense(vector, _CANDIDATES) if vector is not None else {}
+        # One store for the whole search: a published snapshot may replace ``self.kb``
+        # meanwhile, and rowids mean nothing from one file to another.
+        kb = self.kb
+        query = self.correct(query, kb)
+        lexical = kb.lexical(self._selective(query.words, kb), _CANDIDATES)
+        dense = kb.dense(vector, _CANDIDATES) if vector is not None else {}
         scores = {rowid: (lexical.get(rowid, 0.0), dense.get(rowid, 0.0))
                   for rowid in lexical.keys() | dense.keys()}
-        hits = self.kb.hits(scores)
+        hits = kb.hits(scores)
         found = rank(hits, limit, self.tuning, dense_used=vector is not None)
         sources = found.sources
         if sources:
             top = sources[0]
-            rest = tuple(text for text in map(_passage_text, self.kb.passages(top.id))
+            rest = tuple(text for text in map(_passage_text, kb.passages(top.id))
                          if text not in top.passages)
             sources = [replace(top, rest=rest), *sources[1:]]
         return Retrieval(sources, found.confident, query)
 
-    def _selective(self, words: list[str]) -> list[str]:
+    def _selective(self, words: list[str], kb: KnowledgeBase) -> list[str]:
         """``words`` without those that would cost FTS5 the most and tell it the least.
 
         FTS5 scores every passage that holds any query word before it can sort them, so
@@ -124,7 +127,7 @@ class HybridSearch:
         are kept while their passages add up to ``_POSTINGS_BUDGET``; a small store keeps
         every word. The vectors still see the whole query.
         """
-        vocabulary = self.kb.vocabulary()
+        vocabulary = kb.vocabulary()
         frequency = {word: vocabulary.counts.get(stem(word), 0) for word in words}
         kept: list[str] = []
         total = 0
@@ -138,9 +141,9 @@ class HybridSearch:
             total += frequency[word]
         return [word for word in words if word in kept]
 
-    def correct(self, query: SearchQuery) -> SearchQuery:
+    def correct(self, query: SearchQuery, kb: KnowledgeBase | None = None) -> SearchQuery:
         """``query`` with words the index never uses replaced by its nearest ones."""
-        vocabulary = self.kb.vocabulary()
+        vocabulary = (kb or self.kb).vocabulary()
         terms: dict[str, float] = {}
         for term, weight in query.terms:
             fixed = vocabulary.correct(stem(term))

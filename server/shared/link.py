@@ -38,6 +38,11 @@ class RedisLink:
         self.client = aioredis.Redis.from_url(
             url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
             retry_on_timeout=False, health_check_interval=30)
+        # A subscription waits for messages as long as it lives: no read timeout (its
+        # health checks find a dead connection).
+        self.subscriber = aioredis.Redis.from_url(
+            url, socket_timeout=None, socket_connect_timeout=TIMEOUT_S,
+            health_check_interval=30)
         self.on_change = on_change
         self.clock = clock
         self.state: LinkState = "up"
@@ -66,6 +71,7 @@ class RedisLink:
 
     async def close(self) -> None:
         await self.client.aclose()
+        await self.subscriber.aclose()
 
     def _set(self, state: LinkState, why: str) -> None:
         if state == self.state:

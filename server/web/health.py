@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from server.kb.store import KnowledgeBase
+from server.kb.snapshots import LiveKnowledge
 from server.pipeline.breaker import CircuitBreaker
 from server.shared.link import RedisLink
 
@@ -22,6 +22,9 @@ async def healthz(request: Request) -> JSONResponse:
 async def readyz(request: Request) -> JSONResponse:
     """Ready to serve suggestions: the knowledge base opens and holds articles.
 
+    ``knowledgeBase`` names what this replica serves: the snapshot's file name when
+    ``ASSIST_KB_PATH`` is a directory of published snapshots, else the store's.
+
     The model's circuit breaker is reported, not failed on: with the circuit open
     the panel still answers every suggestion (with the top article), and taking
     every replica out of the load balancer at once would answer nothing at all.
@@ -29,7 +32,8 @@ async def readyz(request: Request) -> JSONResponse:
     ``ASSIST_REDIS_URL`` set: ``"redis": "down"``): the limits fall back to this
     process's own, and the panel keeps serving.
     """
-    kb: KnowledgeBase = request.state.kb
+    knowledge: LiveKnowledge = request.state.knowledge
+    kb = knowledge.kb
     breaker: CircuitBreaker = request.state.breaker
     try:
         # A worker thread: a store busy with an import must not stall the event loop
@@ -41,7 +45,8 @@ async def readyz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "unavailable", "reason": "knowledge base empty"}, 503)
     # Rounded up: 0 must mean a probe would be let through now.
     model = {"circuit": breaker.state, "retryInS": math.ceil(breaker.retry_in() * 10) / 10}
-    body: dict[str, object] = {"articles": articles, "model": model}
+    body: dict[str, object] = {"articles": articles, "knowledgeBase": knowledge.version,
+                               "model": model}
     redis: RedisLink | None = request.state.redis
     if redis is not None:
         body["redis"] = redis.state

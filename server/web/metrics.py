@@ -47,7 +47,7 @@ OUTCOMES: tuple[str, ...] = get_args(Outcome)
 TRIGGERS: tuple[str, ...] = get_args(Trigger)
 FALLBACK_REASONS: tuple[str, ...] = get_args(FallbackReason)
 REJECT_REASONS = ("rate_limited", "over_capacity", "shutting_down")
-SHARED_LIMITS = ("streams", "signin", "signin_state")
+SHARED_LIMITS = ("streams", "signin", "signin_state", "supersede")
 CIRCUIT_STATES: tuple[str, ...] = get_args(CircuitState)
 # ``Generator.name`` of the shipped generators (server/generators); others count as "other".
 GENERATORS = ("extractive", "openai")
@@ -182,8 +182,8 @@ class Metrics:
         self._redis_up.set(1 if state == "up" else 0)
 
     def redis_fallback(self, limit: str) -> None:
-        """A limit (``"streams"``, ``"signin"``, ``"signin_state"``) was checked by this
-        process alone: Redis did not answer."""
+        """A limit (``"streams"``, ``"signin"``, ``"signin_state"``, ``"supersede"``) was
+        checked by this process alone: Redis did not answer."""
         self._redis_fallbacks.labels(limit=_known(limit, SHARED_LIMITS)).inc()
 
     def render(self) -> tuple[bytes, str]:

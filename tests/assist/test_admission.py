@@ -21,24 +21,26 @@ def _admission(*, per_minute: int = 1, max_streams: int = 1) -> tuple[Admission,
     return Admission(limiter, StreamRegistry(max_streams), metrics), metrics
 
 
-def _open(admission: Admission, owner: str = "u1") -> None:
-    admission.admit(owner=owner, conversation_id="c1", automatic=False)
+async def _open(admission: Admission, owner: str = "u1") -> None:
+    await admission.admit(owner=owner, conversation_id="c1", automatic=False)
 
 
-def test_shutdown_refusals_are_counted_as_shutting_down_not_over_capacity() -> None:
+@pytest.mark.anyio
+async def test_shutdown_refusals_are_counted_as_shutting_down_not_over_capacity() -> None:
     admission, metrics = _admission(max_streams=5)
     admission.streams.shutdown()
     with pytest.raises(ShuttingDown):
-        _open(admission)
+        await _open(admission)
     assert _value(metrics, REJECTED, reason="shutting_down") == 1
     assert _value(metrics, REJECTED, reason="over_capacity") == 0
 
 
-def test_over_capacity_refusals_are_counted_as_over_capacity() -> None:
+@pytest.mark.anyio
+async def test_over_capacity_refusals_are_counted_as_over_capacity() -> None:
     admission, metrics = _admission(max_streams=1)
-    _open(admission)
+    await _open(admission)
     with pytest.raises(OverCapacity):
-        _open(admission, owner="u2")
+        await _open(admission, owner="u2")
     assert _value(metrics, REJECTED, reason="over_capacity") == 1
     assert _value(metrics, REJECTED, reason="shutting_down") == 0
 

@@ -16,7 +16,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +28,7 @@ from httpx_sse import connect_sse
 from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from tests.auth.test_signin import PANEL_PUBLIC, authorize
+from tests.checks import wait_until
 from tests.factories import CLIENT_ID, bearer
 from tests.serve_process import Serve, free_port, running_serve, serve_env
 from tests.servers import listening_socket, serve
@@ -95,15 +95,15 @@ def running_nginx(workdir: Path, site: str, port: int) -> Iterator[None]:
                                text=True)
     try:
         # nginx prints nothing when it is ready: its port accepting is the event.
-        deadline = time.monotonic() + 20
-        while True:
+        def accepting() -> bool:
+            assert process.poll() is None, process.stdout.read() if process.stdout else ""
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
             except OSError:
-                assert process.poll() is None, process.stdout.read() if process.stdout else ""
-                assert time.monotonic() < deadline, "nginx did not start listening"
-                time.sleep(0.05)
+                return False
+            return True
+
+        wait_until(accepting, message="nginx did not start listening")
         yield
     finally:
         process.terminate()

@@ -1,0 +1,124 @@
+"""A newer automatic suggestion ends the older one on any replica (Redis).
+
+Within a process, ``StreamRegistry`` already stops the owner's previous automatic
+stream for the conversation. Across replicas, each automatic stream takes the next
+number of its (owner, conversation) from Redis, which announces it on one channel in
+the same step (a Lua script: the numbers are announced in the order they are given).
+Every replica listens; when it hears a number for a key whose open automatic stream
+holds a lower one, it stops that stream (``done``: ``cancelled``/``superseded``).
+
+A number heard before the stream's own has come back is remembered, so a stream
+that was already outnumbered stops as soon as it learns its number. Redis down: no
+number, the stream is superseded within its process only (counted as a fallback);
+announcements missed while the subscription is down are not replayed. Nothing
+depends on this for correctness: the page drops a superseded card's stream itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+
+import anyio
+from redis.exceptions import RedisError
+
+from server.assist.streams import StreamControl, StreamRegistry
+from server.errors import SharedStoreDown
+from server.shared.link import RETRY_S, RedisLink
+
+log = logging.getLogger("assist_panel.shared")
+
+PREFIX = "assist-panel"
+CHANNEL = f"{PREFIX}:supersede"
+#: How long a key's counter lives after its last automatic stream.
+COUNTER_TTL_S = 3600
+#: Keys whose highest number heard is remembered (the oldest forgotten first).
+REMEMBERED = 10_000
+
+# KEYS[1]: the key's counter. ARGV[1]: the channel; ARGV[2]: the key's digest;
+# ARGV[3]: the counter's time to live, in seconds.
+_NEXT = """
+local number = redis.call('INCR', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('PUBLISH', ARGV[1], ARGV[2] .. ' ' .. number)
+return number
+"""
+
+
+def digest(key: tuple[str, str]) -> str:
+    """The key as Redis sees it: a hash, never the user id or conversation id."""
+    return hashlib.sha256("\x00".join(key).encode("utf-8")).hexdigest()[:32]
+
+
+class SharedSupersede:
+    """Numbers automatic streams across replicas and stops the outnumbered ones."""
+
+    def __init__(self, link: RedisLink, streams: StreamRegistry, *,
+                 on_fallback: Callable[[str], None] | None = None,
+                 on_subscribed: Callable[[], None] | None = None) -> None:
+        """``on_subscribed`` is called each time the subscription is (re)made."""
+        self.link = link
+        self.streams = streams
+        self.on_fallback = on_fallback
+        self.on_subscribed = on_subscribed
+        self._script = link.client.register_script(_NEXT)
+        self._highest: OrderedDict[str, int] = OrderedDict()
+
+    async def announce(self, control: StreamControl) -> None:
+        """Give a new automatic stream its number, and tell every replica."""
+        if control.key is None:
+            return
+        key_digest = digest(control.key)
+        script = self._script
+        try:
+            number = int(await self.link.call(lambda client: script(
+                keys=[f"{CHANNEL}:{key_digest}"], args=[CHANNEL, key_digest, COUNTER_TTL_S],
+                client=client)))
+        except SharedStoreDown:
+            if self.on_fallback is not None:
+                self.on_fallback("supersede")
+            return
+        control.number = number
+        if self._heard(key_digest, number) > number:
+            control.stop("superseded")  # a newer one was announced while we asked
+
+    def on_message(self, data: bytes | str) -> None:
+        """One announcement: ``"<digest> <number>"``."""
+        text = data.decode("ascii", "replace") if isinstance(data, bytes) else data
+        key_digest, _, raw = text.partition(" ")
+        try:
+            number = int(raw)
+        except ValueError:
+            return
+        self._heard(key_digest, number)
+        for key in self.streams.automatic_keys():
+            if digest(key) != key_digest:
+                continue
+            control = self.streams.automatic(key)
+            if control is not None and control.number is not None and control.number < number:
+                control.stop("superseded")
+
+    async def listen(self) -> None:
+        """Follow the announcements until cancelled, subscribing again after a failure."""
+        while True:
+            try:
+                async with self.link.subscriber.pubsub() as pubsub:
+                    await pubsub.subscribe(CHANNEL)
+                    if self.on_subscribed is not None:
+                        self.on_subscribed()
+                    async for message in pubsub.listen():
+                        if message.get("type") == "message":
+                            self.on_message(message["data"])
+            except (RedisError, OSError) as exc:
+                log.warning("supersede announcements unavailable (%s); retrying in %gs",
+                            type(exc).__name__, RETRY_S)
+            await anyio.sleep(RETRY_S)
+
+    def _heard(self, key_digest: str, number: int) -> int:
+        highest = max(number, self._highest.pop(key_digest, 0))
+        self._highest[key_digest] = highest
+        while len(self._highest) > REMEMBERED:
+            self._highest.popitem(last=False)
+        return highest

@@ -1,0 +1,181 @@
+"""Knowledge-base snapshots: published whole or not at all, served read-only, and taken
+up by every replica without a restart."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from click.testing import CliRunner
+
+from server.app import create_app
+from server.cli import main
+from server.errors import SnapshotError
+from server.kb.embedders import WordLlamaEmbedder
+from server.kb.importer import find_files, import_files
+from server.kb.snapshots import CURRENT, current, open_snapshot, publish
+from server.kb.store import KnowledgeBase
+from tests.asgi import TestClient, asgi_client
+from tests.checks import wait_until
+from tests.factories import make_settings
+from tests.serve_process import free_port, running_serve, serve_env
+
+NEW_ARTICLE = """---
+id: billing-paper-bills
+title: Paper bills by post
+url: https://help.brightwave.example/billing/paper-bills
+---
+# Paper bills by post
+
+Paper bills cost $2 a month and arrive by the 5th of each month.
+"""
+
+
+@pytest.fixture
+def source(tmp_path: Path, sample_kb_path: Path, embedder: WordLlamaEmbedder) -> Path:
+    """A store of its own, as the publishing job's ``kb import`` leaves it (its index
+    marked as made by this embedder)."""
+    path = tmp_path / "build" / "kb.db"
+    path.parent.mkdir()
+    with sqlite3.connect(sample_kb_path) as reader, sqlite3.connect(path) as writer:
+        reader.backup(writer)
+    kb = KnowledgeBase(path, embedder)
+    kb.reindex()
+    kb.close()
+    return path
+
+
+def add_article(store: Path, embedder: WordLlamaEmbedder, tmp_path: Path) -> None:
+    article = tmp_path / "paper-bills.md"
+    article.write_text(NEW_ARTICLE)
+    kb = KnowledgeBase(store, embedder)
+    assert not import_files(kb, find_files([article])).errors
+    kb.close()
+
+
+def test_publish_makes_a_whole_snapshot_current(source: Path, tmp_path: Path,
+                                                embedder: WordLlamaEmbedder) -> None:
+    shared = tmp_path / "shared"
+    name = publish(source, shared)
+    assert current(shared) == shared / name
+    assert sorted(p.name for p in shared.iterdir()) == sorted([CURRENT, name])  # no temp left
+    kb = open_snapshot(shared / name, embedder)
+    assert kb.count() == KnowledgeBase(source, embedder).count()
+    assert kb.passages("billing-autopay")
+    kb.close()
+    # Read-only and immutable: reading it leaves no journal or lock files beside it.
+    assert sorted(p.name for p in shared.iterdir()) == sorted([CURRENT, name])
+
+
+def test_a_new_publication_replaces_current_and_old_ones_are_pruned(
+        source: Path, tmp_path: Path, embedder: WordLlamaEmbedder) -> None:
+    shared = tmp_path / "shared"
+    first = publish(source, shared)
+    add_article(source, embedder, tmp_path)
+    second = publish(source, shared, keep=1)
+    assert first != second and current(shared) == shared / second
+    assert not (shared / first).exists()
+    assert open_snapshot(shared / second, embedder).get("billing-paper-bills") is not None
+
+
+def test_what_cannot_be_published_or_served_says_why(tmp_path: Path,
+                                                     embedder: WordLlamaEmbedder) -> None:
+    with pytest.raises(SnapshotError, match="no knowledge-base file"):
+        publish(tmp_path / "missing.db", tmp_path / "shared")
+    other = tmp_path / "other.db"
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.commit()
+    with pytest.raises(SnapshotError, match="not a knowledge-base store"):
+        publish(other, tmp_path / "shared")
+    (tmp_path / "shared").mkdir(exist_ok=True)
+    (tmp_path / "shared" / CURRENT).write_text("../../etc/passwd\n")
+    with pytest.raises(SnapshotError, match="names no snapshot"):
+        current(tmp_path / "shared")
+
+
+def test_a_snapshot_made_with_another_embedder_is_refused(source: Path, tmp_path: Path
+                                                          ) -> None:
+    name = publish(source, tmp_path / "shared")
+    with pytest.raises(SnapshotError, match="indexed with"):
+        open_snapshot(tmp_path / "shared" / name, None)  # a server without vectors
+
+
+def test_kb_publish_command(source: Path, tmp_path: Path) -> None:
+    result = CliRunner().invoke(main, ["kb", "publish", str(tmp_path / "shared"),
+                                       "--db", str(source)])
+    assert result.exit_code == 0, result.output
+    assert current(tmp_path / "shared") is not None
+    assert f"to {tmp_path / 'shared'}" in result.output
+
+
+# Two replicas on one snapshot directory ---------------------------------------------------
+
+@pytest.fixture
+def replicas(source: Path, tmp_path: Path) -> Iterator[tuple[TestClient, TestClient]]:
+    shared = tmp_path / "shared"
+    publish(source, shared)
+    settings = make_settings(kb_path=shared, kb_poll_s=0.05)
+    with asgi_client(create_app(settings)) as a, asgi_client(create_app(settings)) as b:
+        yield a, b
+
+
+def served(panel: TestClient) -> tuple[str, int]:
+    body = panel.get("/readyz").json()
+    return body["knowledgeBase"], body["articles"]
+
+
+def test_every_replica_takes_up_a_new_snapshot_without_a_restart(
+        replicas: tuple[TestClient, TestClient], source: Path, tmp_path: Path,
+        embedder: WordLlamaEmbedder) -> None:
+    a, b = replicas
+    first = served(a)
+    assert served(b) == first and first[0].startswith("kb-")
+    add_article(source, embedder, tmp_path)
+    name = publish(source, tmp_path / "shared")
+    for replica in (a, b):
+        wait_until(lambda replica=replica: served(replica)[0] == name,  # type: ignore[misc]
+                   message="a replica kept the old snapshot")
+        assert served(replica)[1] == first[1] + 1
+
+
+def test_a_snapshot_that_cannot_be_read_is_not_taken(
+        replicas: tuple[TestClient, TestClient], source: Path, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture) -> None:
+    a, _ = replicas
+    before = served(a)
+    shared = tmp_path / "shared"
+    broken = shared / "kb-20990101T000000Z-0123456789ab.db"
+    broken.write_bytes(b"not a database" * 100)
+    (shared / CURRENT).write_text(broken.name + "\n")
+    wait_until(lambda: "snapshot not taken" in caplog.text,
+               message="the broken snapshot was not looked at")
+    assert served(a) == before  # still the last good one
+    shutil.copy(shared / before[0], broken)  # fixed in place: taken at the next look
+    wait_until(lambda: served(a)[0] == broken.name)
+
+
+def test_two_server_processes_take_up_a_new_snapshot(source: Path, tmp_path: Path,
+                                                     embedder: WordLlamaEmbedder) -> None:
+    shared = tmp_path / "shared"
+    first = publish(source, shared)
+    servers = []
+    with contextlib.ExitStack() as stack:
+        for _ in range(2):
+            env = serve_env(free_port(), shared, "http://127.0.0.1:9", 5,
+                            ASSIST_GENERATOR="extractive", ASSIST_KB_POLL_S="0.1")
+            server = stack.enter_context(running_serve([], env))
+            servers.append(server)
+        for server in servers:
+            server.wait_for("Uvicorn running on")
+            assert httpx.get(f"{server.url}/readyz").json()["knowledgeBase"] == first
+        add_article(source, embedder, tmp_path)
+        second = publish(source, shared)
+        for server in servers:
+            wait_until(lambda server=server: httpx.get(  # type: ignore[misc]
+                f"{server.url}/readyz").json()["knowledgeBase"] == second,
+                message="a server process kept the old snapshot")
+            server.wait_for(f"serving knowledge-base snapshot {second}")

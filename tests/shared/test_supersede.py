@@ -1,0 +1,166 @@
+"""Supersede across replicas on a real redis-server: a newer automatic suggestion on one
+replica ends the older one streaming on another, with ``done`` cancelled/superseded."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx
+import pytest
+import redis
+from httpx_sse import connect_sse
+
+from server.app import create_app
+from server.assist.streams import StreamControl, StreamRegistry
+from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.shared.link import RedisLink
+from server.shared.supersede import CHANNEL, SharedSupersede, digest
+from tests.checks import wait_until
+from tests.factories import bearer, make_settings
+from tests.serve_process import free_port
+from tests.servers import serve
+
+KEY = ("user-1", "conversation-1")
+
+
+class Replica:
+    def __init__(self, url: str) -> None:
+        self.fallbacks: list[str] = []
+        self.link = RedisLink(url)
+        self.streams = StreamRegistry(100)
+        self.listening: anyio.Event | None = None
+        self.supersede = SharedSupersede(self.link, self.streams,
+                                         on_fallback=self.fallbacks.append,
+                                         on_subscribed=self._subscribed)
+
+    def _subscribed(self) -> None:
+        if self.listening is not None:
+            self.listening.set()
+
+    async def open(self, key: tuple[str, str] = KEY, *, automatic: bool = True
+                   ) -> tuple[StreamControl, anyio.Event]:
+        control = self.streams.open(owner=key[0], conversation_id=key[1], automatic=automatic)
+        stopped = anyio.Event()
+        control.bind(stopped.set)
+        if automatic:
+            await self.supersede.announce(control)
+        return control, stopped
+
+
+@pytest.fixture
+async def replicas(redis_url: str) -> AsyncIterator[tuple[Replica, Replica]]:
+    a, b = Replica(redis_url), Replica(redis_url)
+    await a.link.client.flushdb()
+    a.listening, b.listening = anyio.Event(), anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(a.supersede.listen)
+        tasks.start_soon(b.supersede.listen)
+        with anyio.fail_after(10):
+            await a.listening.wait()
+            await b.listening.wait()
+        yield a, b
+        tasks.cancel_scope.cancel()
+    await a.link.close()
+    await b.link.close()
+
+
+@pytest.mark.anyio
+async def test_a_newer_automatic_stream_on_b_stops_the_older_one_on_a(
+        replicas: tuple[Replica, Replica]) -> None:
+    a, b = replicas
+    older, older_stopped = await a.open()
+    other, _ = await a.open(("user-1", "conversation-2"))  # another conversation
+    manual, _ = await a.open(automatic=False)  # an agent's own question
+    newer, _ = await b.open()
+    with anyio.fail_after(10):
+        await older_stopped.wait()
+    assert older.reason == "superseded"
+    assert (older.number, newer.number) == (1, 2)
+    assert newer.reason is other.reason is manual.reason is None
+    assert a.fallbacks == b.fallbacks == []
+
+
+@pytest.mark.anyio
+async def test_a_stream_outnumbered_before_it_learns_its_number_stops_then(
+        redis_url: str) -> None:
+    replica = Replica(redis_url)
+    await replica.link.client.flushdb()
+    replica.supersede.on_message(f"{digest(KEY)} 7".encode())  # heard from elsewhere first
+    control, _ = await replica.open()
+    assert control.number == 1 and control.reason == "superseded"
+    await replica.link.close()
+
+
+@pytest.mark.anyio
+async def test_without_redis_supersede_stays_within_the_process() -> None:
+    replica = Replica(f"redis://127.0.0.1:{free_port()}/0")
+    first, _ = await replica.open()
+    second, _ = await replica.open()
+    assert first.reason == "superseded" and second.reason is None  # the process's own
+    assert second.number is None and replica.fallbacks == ["supersede", "supersede"]
+    await replica.link.close()
+
+
+# Two real servers, real streams ---------------------------------------------------------
+
+@pytest.fixture
+def two_servers(sample_kb_path: Path, redis_url: str) -> Iterator[tuple[str, str]]:
+    redis.Redis.from_url(redis_url).flushdb()
+    llm = create_mock_llm_app(MockLLMConfig(fault="endless", tokens_per_second=20))
+    with serve(llm) as llm_url:
+        settings = make_settings(kb_path=sample_kb_path, redis_url=redis_url,
+                                 generator="openai", openai_base_url=f"{llm_url}/v1",
+                                 stream_limit_s=60, stall_timeout_s=60)
+        with serve(create_app(settings)) as a, serve(create_app(settings)) as b:
+            client = redis.Redis.from_url(redis_url)
+            wait_until(lambda: client.pubsub_numsub(CHANNEL)[0][1] >= 2,
+                       message="the replicas did not subscribe")
+            yield a, b
+
+
+class Utterance(threading.Thread):
+    CONVERSATION = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+
+    def __init__(self, base: str, text: str) -> None:
+        super().__init__(daemon=True)
+        self.base, self.text = base, text
+        self.live = threading.Event()
+        self.events: list[tuple[str, dict[str, Any]]] = []
+
+    def run(self) -> None:
+        try:
+            with httpx.Client(timeout=30) as client, connect_sse(
+                    client, "POST", f"{self.base}/api/assist/stream",
+                    headers=bearer(self.CONVERSATION),
+                    json={"conversationId": self.CONVERSATION, "trigger": "utterance",
+                          "utterances": [{"speaker": "customer", "text": self.text}]}
+                    ) as source:
+                for event in source.iter_sse():
+                    self.events.append((event.event, json.loads(event.data)))
+                    if event.event == "delta":
+                        self.live.set()
+        except httpx.HTTPError:
+            pass  # the newest stream is still open when the test stops the servers
+
+
+def test_a_newer_utterance_on_replica_b_ends_the_older_suggestion_on_replica_a(
+        two_servers: tuple[str, str]) -> None:
+    a, b = two_servers
+    older = Utterance(a, "I was charged twice for my bill this month")
+    older.start()
+    assert older.live.wait(timeout=30)
+    newer = Utterance(b, "how long does a refund take")
+    newer.start()
+    assert newer.live.wait(timeout=30)
+    older.join(timeout=30)
+    assert not older.is_alive()
+    names = [name for name, _ in older.events]
+    assert names.count("done") == 1 and names[-1] == "done"
+    assert (older.events[-1][1]["outcome"], older.events[-1][1]["stop_reason"]) == (
+        "cancelled", "superseded")
+    assert newer.is_alive()  # still streaming: the newest one is never superseded
