@@ -1,9 +1,9 @@
 """Per-user rate limit: a token bucket per key, refilled continuously.
 
 ``per_minute`` requests a minute on average, with bursts up to ``per_minute``
-(a full bucket). Buckets live in this process's memory, like every other
-limit here; with several workers each enforces its own share. Pure logic with
-an explicit clock.
+(a full bucket). Buckets live in this process's memory: alone, with several
+workers each enforces its own share; with Redis, ``server/shared/limits.py`` checks
+this bucket first and the shared one after. Pure logic with an explicit clock.
 """
 
 from __future__ import annotations
@@ -40,6 +40,12 @@ class RateLimiter:
         if len(self._buckets) > _PRUNE_AT:
             self._prune(now, rate)
         return None
+
+    def refund(self, key: str) -> None:
+        """Give back the request ``retry_after`` just took (another limit refused it)."""
+        bucket = self._buckets.get(key)
+        if bucket is not None:
+            self._buckets[key] = (min(float(self.per_minute), bucket[0] + 1.0), bucket[1])
 
     def check(self, key: str) -> None:
         """Raise ``RateLimited`` (429 with ``Retry-After``) when ``key`` is over its limit."""

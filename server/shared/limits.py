@@ -90,7 +90,12 @@ class SharedRateLimiter:
                 self.on_fallback(self.scope)
             return None
         wait = float(answer)
-        return wait if wait > 0 else None
+        if wait > 0:
+            # Refused by the shared bucket: this process's own bucket counts only what
+            # was let through, so it never refuses before the shared one would.
+            self.local.refund(key)
+            return wait
+        return None
 
     async def check(self, key: str) -> None:
         """Raise ``RateLimited`` (429 with ``Retry-After``) when ``key`` is over its limit."""

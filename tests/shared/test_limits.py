@@ -116,3 +116,19 @@ async def test_a_limit_of_zero_asks_nothing_of_redis(redis_url: str) -> None:
         await replica.limiter.check("user-1")
     assert [key async for key in replica.link.client.scan_iter("*rate*")] == []
     await replica.link.close()
+
+
+async def test_a_refusal_by_the_shared_bucket_costs_the_process_nothing(redis_url: str) -> None:
+    a, b = Replica(redis_url, 2), Replica(redis_url, 2)
+    await a.link.client.flushdb()
+    await b.limiter.check("user-1")
+    await b.limiter.check("user-1")
+    with pytest.raises(RateLimited):
+        await a.limiter.check("user-1")  # the shared bucket is empty; a's own is not
+    # a's own bucket still holds both requests: had it been charged for the refused
+    # one, it would refuse before the shared bucket did once that refills.
+    assert a.limiter.local.retry_after("user-1") is None
+    assert a.limiter.local.retry_after("user-1") is None
+    assert a.limiter.local.retry_after("user-1") is not None
+    await a.link.close()
+    await b.link.close()
