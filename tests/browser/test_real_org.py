@@ -13,6 +13,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, FrameLocator, Page, expect
 
+from tests.browser.popups import wait_until_closed
 from tests.dev_process import DevMode
 
 WAIT = 30_000
@@ -130,7 +131,7 @@ def test_the_widget_is_ready_on_the_popup_sign_in_path(
     expect(button).to_be_visible()  # still waiting for the agent: ready before sign-in
     with page.expect_popup(timeout=WAIT) as popup_info:
         button.click()
-    popup_info.value.wait_for_event("close", timeout=WAIT)
+    wait_until_closed(popup_info.value, WAIT)  # it hands the answer over and closes
     expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live", timeout=WAIT)
     page.close()
 

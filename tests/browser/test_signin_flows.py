@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from starlette.responses import HTMLResponse
 from starlette.routing import Route as StarletteRoute
 
+from tests.browser.popups import wait_until_closed
 from tests.dev_process import DevMode, run_dev_mode
 from tests.servers import serve
 
@@ -82,7 +83,7 @@ def test_popup_sign_in_when_the_login_host_refuses_frames(browser: Browser,
     with page.expect_popup(timeout=WAIT) as popup_info:
         button.click()
     popup = popup_info.value
-    popup.wait_for_event("close", timeout=WAIT)  # it hands the answer over and closes
+    wait_until_closed(popup, WAIT)  # it hands the answer over and closes
     expect(panel.locator(".ap-signin")).to_be_hidden(timeout=WAIT)
     expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live", timeout=WAIT)
     expect(panel.locator(".ap-card[data-suggestion-id]").first).to_be_visible(timeout=WAIT)
