@@ -11,6 +11,9 @@ docs/performance.md and its figure, docs/images/performance.png.
 ``hostile`` holds slow and never-reading clients by the hundred against the server
 and reports what it keeps open (bench/hostile.py).
 
+``scale`` measures ``serve --workers`` 1, 2 and 4, straight and through nginx, in one
+run and on the whole machine, nothing pinned (bench/scale.py).
+
 ``quality`` is the answer benchmark (docs/quality.md): the labelled cases of
 ``bench/quality/cases.jsonl`` through the real pipeline, in-process. Its per-case
 records go to ``bench/results/quality.json``; ``--verbose`` also prints its misses.
@@ -31,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import capacity, hostile, latency, stall, throughput
+from . import capacity, hostile, latency, scale, stall, throughput
 from .machine import describe
 from .procs import Cpus, raise_fd_limit
 from .report import Row, Section
@@ -41,7 +44,7 @@ RESULTS = ROOT / "bench" / "results"
 DOC = ROOT / "docs" / "performance.md"
 FIGURE = ROOT / "docs" / "images" / "performance.png"
 SECTIONS = ("retrieval", "quality", "latency", "capacity", "throughput", "stall", "hostile",
-            "page")
+            "scale", "page")
 # Sections whose rows are not performance figures: docs/quality.md reports them.
 NOT_PERFORMANCE = frozenset({"quality"})
 
@@ -84,8 +87,13 @@ def _runners(quick: bool, work: Path, kb: Path, cpus: Cpus, verbose: bool = Fals
         "stall": lambda: stall.run(quick, work, kb, cpus),
         "hostile": lambda: hostile.run(quick, work, kb, cpus),
     }
+    def scale_() -> Section:
+        # Workers against workers on the whole machine: nothing pinned (bench/scale.py).
+        return scale.run(quick, work, kb, cpus)
+
     runners: dict[str, Callable[[], Section]] = {"retrieval": retrieval_,
-                                                 "quality": quality_, "page": page_}
+                                                 "quality": quality_, "page": page_,
+                                                 "scale": scale_}
     for name, job in with_server.items():
         # The load client shares the harness core with the mock model, never the server's.
         def pinned(job: Callable[[], Section] = job) -> Section:

@@ -152,11 +152,13 @@ class PanelKeys:
 
 
 def start_panel(workdir: Path, cpus: frozenset[int], kb: Path, *, model_url: str | None,
-                env: dict[str, str] | None = None) -> tuple[Proc, PanelKeys]:
+                env: dict[str, str] | None = None, name: str = "panel"
+                ) -> tuple[Proc, PanelKeys]:
     """``assist-panel serve`` on a free loopback port: the production entry point.
 
     The per-user rate limit is off and the stream cap high (the load comes from one
     machine); everything else is the production default unless ``env`` says otherwise.
+    Its output goes to ``workdir/{name}.log``.
     """
     port = free_port()
     keys = PanelKeys(secrets.token_urlsafe(32))
@@ -172,7 +174,7 @@ def start_panel(workdir: Path, cpus: frozenset[int], kb: Path, *, model_url: str
         values["ASSIST_OPENAI_BASE_URL"] = f"{model_url}/v1"
     values.update(env or {})
     url = f"http://127.0.0.1:{port}"
-    proc = _start("panel", [sys.executable, "-m", "server", "serve"], values, cpus,
+    proc = _start(name, [sys.executable, "-m", "server", "serve"], values, cpus,
                   f"{url}/healthz", url, workdir)
     return proc, keys
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import capacity, hostile, latency, stall, throughput
+from bench import capacity, hostile, latency, scale, stall, throughput
 from bench.__main__ import _replace_block, table
 from bench.load import Trace
 from bench.procs import Cpus
@@ -200,3 +200,30 @@ def test_throughput_steps_relay_tokens_and_profile_the_panel(
         profile = section.data["profile"]
         assert profile["samples"] > 0 and profile["own"]
         assert (tmp_path / profile["file"]).exists()
+
+
+def test_scale_measures_each_worker_count_direct_and_through_nginx(
+        tmp_path: Path, sample_kb_path: Path, cpus: Cpus) -> None:
+    # The mock model unpaced: streams of a few milliseconds, many in the short hold.
+    sizes = scale.Sizes(workers=(1, 2), concurrency=4, warm_s=0.5, hold_s=2,
+                        tokens_per_second=0)
+    section = scale.run(True, tmp_path, sample_kb_path, cpus, sizes)
+    results = section.data["results"]
+    assert [(r["path"], r["workers"]) for r in results] == [
+        ("direct", 1), ("nginx", 1), ("direct", 2), ("nginx", 2)]
+    for result in results:
+        assert result["streams_per_s"] > 0, result
+        assert set(result["outcomes"]) == {"done/completed"}, result
+        assert result["ttfd_ms"]["n"] > 0 and result["ttfd_ms"]["min"] > 0
+        used = result["cores_used"]
+        assert used["panel"] > 0 and used["model"] > 0 and used["load"] > 0
+        assert result["panel_cpu_ms_per_stream"] > 0
+        assert ("nginx" in used) == (result["path"] == "nginx")
+        if result["path"] == "nginx":
+            assert used["nginx"] > 0
+    # Two workers are two processes beside their supervisor, live through the hold.
+    assert all(r["panel_processes"] >= 3 for r in results if r["workers"] == 2)
+    assert all(r["panel_processes"] == 1 for r in results if r["workers"] == 1)
+    assert len(section.rows) == 8
+    notes = [row.note for row in section.rows if row.unit == "streams/s"]
+    assert "x direct" in notes[1] and "x 1 worker" in notes[2]

@@ -8,13 +8,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import re
-import shutil
 import signal
-import socket
 import ssl
-import subprocess
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,16 +20,15 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from bench.nginx import CONF, certificate, running_nginx, site_config
 from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from tests.auth.test_signin import PANEL_PUBLIC, authorize
-from tests.checks import wait_until
 from tests.factories import CLIENT_ID, bearer
 from tests.serve_process import Serve, free_port, running_serve, serve_env
 from tests.servers import listening_socket, serve
 
 ROOT = Path(__file__).resolve().parents[2]
-CONF = ROOT / "deploy" / "nginx" / "assist-panel.conf"
 GRACE_S = 5
 PER_MINUTE = 4
 QUERY = "how long does a refund take"
@@ -48,68 +42,6 @@ class Site:
     genesys: str
 
 
-def _certificate(workdir: Path) -> tuple[Path, Path]:
-    cert, key = workdir / "tls.crt", workdir / "tls.key"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
-
-
-def site_config(ports: list[int], listen: int, cert: Path, key: Path) -> str:
-    """The shipped configuration with only its addresses and certificate paths replaced."""
-    text = CONF.read_text()
-    replacements = [
-        (r"server 10\.0\.0\.11:8000", f"server 127.0.0.1:{ports[0]}"),
-        (r"server 10\.0\.0\.12:8000", f"server 127.0.0.1:{ports[1]}"),
-        (r"listen 443 ssl http2;", f"listen 127.0.0.1:{listen} ssl http2;"),
-        (r"/etc/nginx/tls/assist\.example\.com\.crt", str(cert)),
-        (r"/etc/nginx/tls/assist\.example\.com\.key", str(key)),
-    ]
-    for pattern, value in replacements:
-        text, count = re.subn(pattern, value, text)
-        assert count == 1, pattern
-    return text
-
-
-@contextlib.contextmanager
-def running_nginx(workdir: Path, site: str, port: int) -> Iterator[None]:
-    """Debian's nginx in the foreground with ``site`` in its http block, on ``port``."""
-    binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).exists():
-        pytest.fail("nginx is missing: run scripts/test, which installs Debian's nginx")
-    (workdir / "site.conf").write_text(site)
-    main = "\n".join([
-        "user root;" if os.geteuid() == 0 else "",
-        "daemon off;", "worker_processes 1;", f"pid {workdir}/nginx.pid;",
-        "error_log stderr warn;", "events { worker_connections 512; }",
-        "http {", "  access_log off;",
-        *(f"  {kind}_temp_path {workdir}/{kind};"
-          for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")),
-        f"  include {workdir}/site.conf;", "}", ""])
-    (workdir / "nginx.conf").write_text(main)
-    command = [binary, "-p", str(workdir), "-c", str(workdir / "nginx.conf")]
-    checked = subprocess.run([*command, "-t"], capture_output=True, text=True)
-    assert checked.returncode == 0, checked.stderr
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               text=True)
-    try:
-        # nginx prints nothing when it is ready: its port accepting is the event.
-        def accepting() -> bool:
-            assert process.poll() is None, process.stdout.read() if process.stdout else ""
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            except OSError:
-                return False
-            return True
-
-        wait_until(accepting, message="nginx did not start listening")
-        yield
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
 @pytest.fixture
 def site(tmp_path: Path, redis_url: str, sample_kb_path: Path) -> Iterator[Site]:
     """Mock model, mock Genesys, two replicas on one Redis, nginx with TLS in front."""
@@ -120,7 +52,7 @@ def site(tmp_path: Path, redis_url: str, sample_kb_path: Path) -> Iterator[Site]
     origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
     genesys_app = create_mock_genesys_app(MockGenesysConfig(
         public_origin=origin, panel_url=f"{PANEL_PUBLIC}/panel", client_id=CLIENT_ID))
-    cert, key = _certificate(tmp_path)
+    cert, key = certificate(tmp_path)
     ports, listen = [free_port(), free_port()], free_port()
     with contextlib.ExitStack() as stack:
         llm = stack.enter_context(serve(llm_app))
