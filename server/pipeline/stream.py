@@ -2,7 +2,7 @@
 aggregation -> watchdog.
 
 ``Pipeline.stream`` yields the events of one suggestion stream. The generator
-runs in its own task feeding a queue, so the loop here can wake for whichever
+runs in its own task feeding an inbox, so the loop here can wake for whichever
 comes first: new text, an aggregation flush, a watchdog limit, or a stop from
 outside (supersede, shutdown). Whatever happens, the stream ends with exactly
 one ``done`` (see ARCHITECTURE.md, "The stream lifecycle").
@@ -11,7 +11,6 @@ one ``done`` (see ARCHITECTURE.md, "The stream lifecycle").
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import time
@@ -29,6 +28,7 @@ from server.pipeline.breaker import CircuitBreaker, Permit
 from server.pipeline.context import Trigger, Utterance, build_context
 from server.pipeline.events import Event, FallbackReason, Outcome
 from server.pipeline.generators import Chunk, GenerationRequest, Generator
+from server.pipeline.inbox import Inbox, Room
 from server.pipeline.redaction import redact
 from server.pipeline.retrieval import Retrieval, Retriever, Source
 from server.pipeline.watchdog import Expiry, Watchdog
@@ -127,29 +127,12 @@ INLINE_REDACTION_CHARS = 2000
 _REDACTION_MARGIN = 256
 
 _END = object()
-_WAKE = object()  # put on the queue by StreamControl.stop, to wake the loop
-# Model text the pump may hold ahead of the relay. A real model's tokens fill the
-# queue's 256 places first; a model that floods 16 KiB chunks stops here, so a stream
-# whose client lags holds tens of kilobytes of it, not megabytes.
+_WAKE = object()  # put in the inbox by StreamControl.stop, to wake the loop
+# What the pump may hold ahead of the relay. A real model's tokens fill the 256
+# places first; a model that floods 16 KiB chunks stops at the characters, so a
+# stream whose client lags holds tens of kilobytes of it, not megabytes.
+_AHEAD_ITEMS = 256
 _AHEAD_CHARS = 65_536
-
-
-class _Room:
-    """Characters of model text the pump may queue before the relay takes them."""
-
-    def __init__(self, chars: int) -> None:
-        self.free = chars
-        self._freed = asyncio.Event()
-
-    async def take(self, chars: int) -> None:
-        while self.free <= 0:  # a chunk over the whole budget still goes, alone
-            self._freed.clear()
-            await self._freed.wait()
-        self.free -= chars
-
-    def give(self, chars: int) -> None:
-        self.free += chars
-        self._freed.set()
 
 
 def new_suggestion_id() -> str:
@@ -328,16 +311,10 @@ class Pipeline:
         """Generated text as ``delta`` events until the generator, the watchdog or a stop
         ends it; how it ended is left in ``ending``. Buffered text is always flushed."""
         limits = self.limits
-        queue: asyncio.Queue[object] = asyncio.Queue(maxsize=256)
-        room = _Room(_AHEAD_CHARS)
-        producer = asyncio.create_task(self._pump(generation, queue, room))
-
-        def wake() -> None:
-            # A full queue needs no wake-up: the loop is busy and checks the reason first.
-            with contextlib.suppress(asyncio.QueueFull):
-                queue.put_nowait(_WAKE)
-
-        control.bind(wake)
+        inbox = Inbox()
+        room = Room(items=_AHEAD_ITEMS, chars=_AHEAD_CHARS)
+        producer = asyncio.create_task(self._pump(generation, inbox, room))
+        control.bind(lambda: inbox.put(_WAKE))
         aggregator = Aggregator(limits.flush_s)
         watchdog = Watchdog(started, first_token_s=limits.first_token_s,
                             idle_s=limits.idle_s, hard_s=limits.hard_s)
@@ -348,10 +325,11 @@ class Pipeline:
                     break
                 due = aggregator.deadline()
                 wake_at = watchdog.deadline() if due is None else min(due, watchdog.deadline())
-                try:
-                    item = await asyncio.wait_for(queue.get(), max(0.0, wake_at - self.clock()))
-                except TimeoutError:
-                    now = self.clock()
+                # Everything that has arrived, in one wake: under load a stream's tokens
+                # come several to a read, and the relay handles them as one.
+                items = await inbox.take(wake_at - self.clock())
+                now = self.clock()
+                if not items:
                     if due is not None and now >= due and (text := aggregator.flush(now)):
                         record.chunks += 1
                         yield events.delta(sid, text)
@@ -365,31 +343,39 @@ class Pipeline:
                         ending.fallback = "stalled" if expiry is Expiry.STALLED else "timeout"
                         ending.model_failed = True
                     break
-                now = self.clock()
-                if isinstance(item, Chunk):
-                    room.give(len(item.text))
-                    if item.text:
-                        record.tokens += item.tokens
-                        record.texts += 1
-                        watchdog.progress(now)
-                        if record.ttft_ms is None:
-                            record.ttft_ms = round((now - started) * 1000)
-                        if text := aggregator.push(item.text, now):
-                            record.chunks += 1
-                            yield events.delta(sid, text)
-                    if item.stop_reason:
-                        if item.used_tokens is not None:
-                            record.tokens = item.used_tokens
-                        ending.stop_reason = item.stop_reason
-                        if item.stop_reason == "max_tokens":
-                            ending.outcome = "truncated"
+                finished = False
+                for item in items:
+                    if control.reason is not None:
+                        break  # stopped while a delta waited for the client: end now
+                    if isinstance(item, Chunk):
+                        room.give(len(item.text))
+                        if item.text:
+                            record.tokens += item.tokens
+                            record.texts += 1
+                            watchdog.progress(now)
+                            if record.ttft_ms is None:
+                                record.ttft_ms = round((now - started) * 1000)
+                            # One at a time: the aggregator bounds each delta's size.
+                            if text := aggregator.push(item.text, now):
+                                record.chunks += 1
+                                yield events.delta(sid, text)
+                        if item.stop_reason:
+                            if item.used_tokens is not None:
+                                record.tokens = item.used_tokens
+                            ending.stop_reason = item.stop_reason
+                            if item.stop_reason == "max_tokens":
+                                ending.outcome = "truncated"
+                            finished = True
+                    elif isinstance(item, UpstreamError):
+                        ending.fallback, ending.model_failed = "upstream_error", True
+                        ending.stop_reason = (f"upstream_{item.status}" if item.status
+                                              else "upstream_network")
+                        finished = True
+                    elif item is _END:  # the generator simply ran out, without a stop chunk
+                        finished = True
+                    if finished:
                         break
-                elif isinstance(item, UpstreamError):
-                    ending.fallback, ending.model_failed = "upstream_error", True
-                    ending.stop_reason = (f"upstream_{item.status}" if item.status
-                                          else "upstream_network")
-                    break
-                elif item is _END:  # the generator simply ran out, without a stop chunk
+                if finished:
                     break
             if text := aggregator.flush(self.clock()):
                 record.chunks += 1
@@ -402,19 +388,18 @@ class Pipeline:
             # connection open. wait leaves the producer to close it undisturbed.
             await asyncio.wait([producer])
 
-    async def _pump(self, request: GenerationRequest, queue: asyncio.Queue[object],
-                    room: _Room) -> None:
+    async def _pump(self, request: GenerationRequest, inbox: Inbox, room: Room) -> None:
         try:
             async for chunk in self.generator.stream(request):
                 await room.take(len(chunk.text))
-                await queue.put(chunk)
+                inbox.put(chunk)
         except UpstreamError as exc:
-            await queue.put(exc)
+            inbox.put(exc)
         except Exception as exc:  # a generator bug must still end the stream cleanly
             log.exception("generator %s failed", self.generator.name)
-            await queue.put(UpstreamError(f"generator failed: {type(exc).__name__}"))
+            inbox.put(UpstreamError(f"generator failed: {type(exc).__name__}"))
         else:
-            await queue.put(_END)
+            inbox.put(_END)
 
     def _fallback_article(self, sources: list[Source]) -> dict[str, str]:
         if not sources:

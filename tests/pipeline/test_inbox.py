@@ -1,0 +1,76 @@
+"""The relay's inbox and the room the producer may fill ahead of it (virtual clock)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from server.pipeline.inbox import Inbox, Room
+from tests.clock import anyio_backend  # noqa: F401  (the tests run on a virtual clock)
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_take_returns_everything_put_so_far_in_order_without_waiting() -> None:
+    inbox = Inbox()
+    for item in ("a", "b", "c"):
+        inbox.put(item)
+    loop = asyncio.get_running_loop()
+    before = loop.time()
+    assert await inbox.take(10) == ["a", "b", "c"]
+    assert loop.time() == before and len(inbox) == 0
+
+
+async def test_take_waits_for_the_first_item_and_no_longer() -> None:
+    inbox = Inbox()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.25, inbox.put, "late")
+    started = loop.time()
+    assert await inbox.take(5) == ["late"]
+    assert loop.time() - started == pytest.approx(0.25, abs=1e-5)
+
+
+async def test_take_gives_an_empty_list_when_nothing_comes_in_time() -> None:
+    inbox = Inbox()
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    assert await inbox.take(0.5) == []
+    assert loop.time() - started == pytest.approx(0.5, abs=1e-5)
+    assert await inbox.take(-1) == []  # a deadline already past: no wait at all
+    inbox.put("x")  # nobody waits: kept for the next take
+    assert await inbox.take(0) == ["x"]
+
+
+async def test_a_cancelled_take_leaves_later_items_for_the_next() -> None:
+    inbox = Inbox()
+    waiting = asyncio.ensure_future(inbox.take(60))
+    await asyncio.sleep(0)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    inbox.put("after")  # no waiter to wake, nothing raised
+    assert await inbox.take(0) == ["after"]
+
+
+async def test_room_holds_the_producer_at_its_item_bound_until_the_consumer_takes() -> None:
+    room = Room(items=2, chars=1000)
+    await room.take(1)
+    await room.take(1)
+    third = asyncio.ensure_future(room.take(1))
+    await asyncio.sleep(0.1)
+    assert not third.done()
+    room.give(1)
+    await asyncio.wait_for(third, 1)
+
+
+async def test_room_holds_the_producer_at_its_character_bound_but_lets_one_large_item_by(
+        ) -> None:
+    room = Room(items=100, chars=10)
+    await room.take(50)  # larger than the whole budget: it still goes, alone
+    blocked = asyncio.ensure_future(room.take(1))
+    await asyncio.sleep(0.1)
+    assert not blocked.done()
+    room.give(50)
+    await asyncio.wait_for(blocked, 1)
+    assert room.free_chars == 9 and room.free_items == 99
