@@ -556,3 +556,35 @@ async def test_openai_generator_reports_the_models_own_token_count() -> None:
     assert asked[0]["stream_options"] == {"include_usage": True}
     assert sum(c.tokens for c in chunks if c.text) == 2
     assert chunks[-1].stop_reason == "stop" and chunks[-1].used_tokens == 11
+
+
+def _model_answering(body: str, media_type: str = "text/event-stream") -> Starlette:
+    async def completions(request: Request) -> Response:
+        return Response(body, media_type=media_type)
+
+    return Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+
+
+async def test_openai_generator_hands_over_every_token_of_one_read_as_one_chunk() -> None:
+    # One body, one write: the relay gets one hand-off for the whole read, not one a token.
+    events = [{"choices": [{"index": 0, "delta": {"content": piece}}]}
+              for piece in ("Refunds", " take", " five days. [1]")]
+    events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    body = "".join(f"data: {json.dumps(e)}\r\n\r\n" for e in events) + "data: [DONE]\r\n\r\n"
+    request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
+    with serve(_model_answering(body)) as base:
+        async with httpx.AsyncClient() as client:
+            generator = OpenAIChatGenerator(client, base_url=f"{base}/v1", model="m")
+            chunks = [c async for c in generator.stream(request)]
+    texts = [c for c in chunks if c.text]
+    assert [(c.text, c.tokens) for c in texts] == [("Refunds take five days. [1]", 3)]
+    assert chunks[-1].stop_reason == "stop"
+
+
+async def test_openai_generator_refuses_an_answer_that_is_not_an_event_stream() -> None:
+    request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
+    with serve(_model_answering('{"choices": []}', "application/json")) as base:
+        async with httpx.AsyncClient() as client:
+            generator = OpenAIChatGenerator(client, base_url=f"{base}/v1", model="m")
+            with pytest.raises(UpstreamError, match="did not answer with an event stream"):
+                await _collect(generator.stream(request))

@@ -12,11 +12,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-from httpx_sse import SSEError, aconnect_sse
 
 from server.errors import UpstreamError
 from server.pipeline.generators.base import Chunk, GenerationRequest
 from server.pipeline.generators.citations import CitationFilter
+from server.pipeline.generators.event_stream import EventStreamParser
 from server.pipeline.generators.prompt import build_prompt
 from server.retry_after import retry_after_seconds
 
@@ -67,9 +67,8 @@ class OpenAIChatGenerator:
         used: int | None = None
         held = 0  # deltas whose text the citation filter still holds
         try:
-            async with aconnect_sse(self.client, "POST", self.url, json=body,
-                                    headers=headers) as source:
-                response = source.response
+            async with self.client.stream("POST", self.url, json=body,
+                                          headers=headers) as response:
                 if response.status_code != 200:
                     await response.aread()
                     raise UpstreamError(
@@ -77,29 +76,42 @@ class OpenAIChatGenerator:
                         status=response.status_code,
                         retry_after=retry_after_seconds(response),
                     )
-                async for event in source.aiter_sse():
-                    if event.data.strip() == "[DONE]":
+                kind = response.headers.get("content-type", "").partition(";")[0]
+                if kind.strip().lower() != "text/event-stream":
+                    raise UpstreamError("model service did not answer with an event stream")
+                parser = EventStreamParser()
+                ended = False
+                async for raw in response.aiter_bytes():
+                    # Every token this read brought becomes one chunk: one hand-off.
+                    pieces: list[str] = []
+                    tokens = 0
+                    for data in parser.feed(raw):
+                        if data.strip() == "[DONE]":
+                            ended = True
+                            break
+                        payload = _json(data)
+                        if payload is None:
+                            continue  # a malformed event is skipped, not fatal
+                        used = _completion_tokens(payload, used)
+                        for choice in payload.get("choices") or ():
+                            if not isinstance(choice, dict):
+                                continue
+                            delta = choice.get("delta") or {}
+                            text = delta.get("content") if isinstance(delta, dict) else None
+                            if isinstance(text, str) and text:
+                                held += 1
+                                if kept := citations.feed(text):
+                                    pieces.append(kept)
+                                    tokens += held
+                                    held = 0
+                            if choice.get("finish_reason"):
+                                finish = str(choice["finish_reason"])
+                    if pieces:
+                        yield Chunk(text="".join(pieces), tokens=tokens)
+                    if ended:
                         break
-                    payload = _json(event.data)
-                    if payload is None:
-                        continue  # a malformed line is skipped, not fatal
-                    used = _completion_tokens(payload, used)
-                    for choice in payload.get("choices") or ():
-                        if not isinstance(choice, dict):
-                            continue
-                        delta = choice.get("delta") or {}
-                        text = delta.get("content") if isinstance(delta, dict) else None
-                        if isinstance(text, str) and text:
-                            held += 1
-                            if kept := citations.feed(text):
-                                yield Chunk(text=kept, tokens=held)
-                                held = 0
-                        if choice.get("finish_reason"):
-                            finish = str(choice["finish_reason"])
         except httpx.HTTPError as exc:
             raise UpstreamError(f"model service connection failed: {type(exc).__name__}") from exc
-        except SSEError as exc:
-            raise UpstreamError("model service did not answer with an event stream") from exc
         if finish is None:
             raise UpstreamError("model stream ended without a finish reason")
         if rest := citations.flush():
