@@ -7,18 +7,27 @@ up the ``n``), each opening probe streams one after another and closing each at
 its first ``delta``. For each probe the mock's ``/mock/timings`` says when it received the
 request and when it sent the first token; the panel's share is the rest. The same
 for the peer, and for the ``extractive`` generator (no model: its absolute time).
+
+And the same client calling the mock model directly (``/v1/chat/completions``, one
+stream at a time): what "added" holds that is the harness's own (its HTTP client,
+the loopback, the model server's request parsing before its timer starts). The
+panel's own share is its added latency minus that.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+from httpx_sse import aconnect_sse
 
-from .load import Background, Target, Trace, client, stream
+from .load import QUERIES, Background, Target, Trace, client, stream
 from .procs import Cpus, Proc, running, start_mock, start_panel, start_peer
 from .report import Row, Section
 from .stats import summary
@@ -68,6 +77,48 @@ def model_ttft(model: Proc) -> dict[str, float]:
             for r in records if r["requestId"] and r["firstToken"] is not None}
 
 
+async def _direct_probes(model_url: str, probes: int) -> list[tuple[str, float | None]]:
+    """``probes`` streams straight from the model, one after another, each closed at its
+    first text: (request id, client-side time to that text)."""
+    out: list[tuple[str, float | None]] = []
+    async with client() as http:
+        for n in range(probes):
+            request_id = f"direct-{uuid.uuid4().hex[:16]}"
+            body = {"model": "mock-assist-1", "stream": True,
+                    "messages": [{"role": "user", "content": QUERIES[n % len(QUERIES)]}]}
+            sent = time.monotonic()
+            first: float | None = None
+            async with aconnect_sse(http, "POST", f"{model_url}/v1/chat/completions",
+                                    json=body, headers={"X-Request-Id": request_id}) as source:
+                async for event in source.aiter_sse():
+                    if _has_text(event.data):
+                        first = time.monotonic() - sent
+                        break
+            out.append((request_id, first))
+    return out
+
+
+def _has_text(data: str) -> bool:
+    """Whether a chat-completion event carries text (the first may carry only a role)."""
+    if data.strip() == "[DONE]":
+        return False
+    choices = json.loads(data).get("choices") or [{}]
+    return bool((choices[0].get("delta") or {}).get("content"))
+
+
+def model_direct(model: Proc, probes: int) -> dict[str, Any]:
+    """The harness's share of "added": the client against the model alone."""
+    httpx.delete(f"{model.url}/mock/timings")
+    answered = asyncio.run(_direct_probes(model.url, probes))
+    own = model_ttft(model)
+    samples = [(ttft - own[rid]) * 1000 for rid, ttft in answered
+               if ttft is not None and rid in own]
+    return {"target": "model-direct", "streams": 1, "probes": probes,
+            "answered": sum(1 for _, ttft in answered if ttft is not None),
+            "matched": len(samples), "ms": summary(samples),
+            "samples_ms": [round(v, 3) for v in samples]}
+
+
 def level(target: Target, n: int, sizes: Sizes, *, server: Proc, model: Proc | None,
           loop: bool = False) -> dict[str, Any]:
     """One concurrency level: added (or, without a model, absolute) time to first delta."""
@@ -107,6 +158,7 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
     model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
                        fault="endless")
     with running(model):
+        direct = model_direct(model, sizes.probes)
         panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
                                   env={"ASSIST_STREAM_LIMIT_S": "3600"})
         with running(panel):
@@ -125,14 +177,21 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
         target = Target("extractive", panel.url, keys)
         results += [level(target, n, sizes, server=panel, model=None, loop=True)
                     for n in sizes.levels]
-    return Section("latency", rows(results), {"levels": results,
-                                               "tokens_per_second": TOKENS_PER_SECOND})
+    return Section("latency", rows(results, direct), {
+        "levels": results, "model_direct": direct, "tokens_per_second": TOKENS_PER_SECOND})
 
 
-def rows(results: list[dict[str, Any]]) -> list[Row]:
-    """Table rows, with the peer's figure over the panel's at each level."""
+def rows(results: list[dict[str, Any]], direct: dict[str, Any] | None = None) -> list[Row]:
+    """Table rows, with the peer's figure over the panel's at each level, and the
+    harness's own share (the model called directly) when it was measured."""
     by = {(r["target"], r["streams"]): r for r in results}
     out: list[Row] = []
+    if direct is not None:
+        ms = direct["ms"]
+        out.append(Row("1 latency", "model called directly: the harness's share of added, "
+                       "1 stream", "ms", ms["p50"], ms["p99"],
+                       note=f"{direct['matched']}/{direct['probes']} probes; the panel's own "
+                            "share is its added latency minus this"))
     for r in results:
         n, name = r["streams"], r["target"]
         ms = r["ms"]

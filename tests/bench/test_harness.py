@@ -108,8 +108,14 @@ def test_added_latency_is_measured_against_the_model_own_time(
         # One clock on one host: the client's interval contains the model's, so the
         # server's share can never be negative.
         assert all(v > 0 for v in level["samples_ms"]), level
-    # Two figures a level for the panel (added latency, and request -> suggestion).
-    assert len(section.rows) == 8
+    # The harness's own share, from the client calling the model directly.
+    direct = section.data["model_direct"]
+    assert direct["answered"] == direct["matched"] == 4, direct
+    assert all(v > 0 for v in direct["samples_ms"]), direct
+    # Two figures a level for the panel (added latency, and request -> suggestion), and
+    # the model called directly.
+    assert len(section.rows) == 9
+    assert section.rows[0].case.startswith("model called directly")
     before_model = [r for r in section.rows if "suggestion event" in r.case]
     assert [r.case for r in before_model] == [
         "panel: request -> suggestion event, 1 streams",
