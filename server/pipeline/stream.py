@@ -329,20 +329,25 @@ class Pipeline:
                 # come several to a read, and the relay handles them as one.
                 items = await inbox.take(wake_at - self.clock())
                 now = self.clock()
-                if not items:
+                # The deadlines first, whether or not text is waiting: a model that
+                # floods always has some, and must still meet the hard limit. Text that
+                # arrived after a limit passed is never sent.
+                if not items or now >= wake_at:
                     if due is not None and now >= due and (text := aggregator.flush(now)):
                         record.chunks += 1
                         yield events.delta(sid, text)
                     expiry = watchdog.check(now)
-                    if expiry is None:
+                    if expiry is not None:
+                        ending.stop_reason = expiry.value
+                        if expiry is Expiry.HARD_LIMIT and record.texts:
+                            ending.outcome = "truncated"
+                        else:
+                            ending.fallback = ("stalled" if expiry is Expiry.STALLED
+                                               else "timeout")
+                            ending.model_failed = True
+                        break
+                    if not items:
                         continue
-                    ending.stop_reason = expiry.value
-                    if expiry is Expiry.HARD_LIMIT and record.texts:
-                        ending.outcome = "truncated"
-                    else:
-                        ending.fallback = "stalled" if expiry is Expiry.STALLED else "timeout"
-                        ending.model_failed = True
-                    break
                 finished = False
                 for item in items:
                     if control.reason is not None:

@@ -161,6 +161,29 @@ async def test_hard_limit_truncates_an_endless_answer() -> None:
     assert gen.closed.is_set()
 
 
+async def test_hard_limit_holds_while_text_is_always_waiting() -> None:
+    """Regression: the relay checked its deadlines only when a wait for text timed out.
+    A model that floods always has text waiting, so its stream ran past the hard limit
+    for ever. Here the model never pauses and the pipeline's clock moves a millisecond
+    each time it is read, so the wait for text never times out."""
+
+    class Flood(Scripted):
+        async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+            while True:
+                yield Chunk(text="x", tokens=1)
+
+    ticks = iter(range(10**9))
+    pipeline = Pipeline(clock=lambda: next(ticks) / 1000, retriever=StaticRetriever([SOURCE]),
+                        generator=Flood([]), static_article=STATIC,
+                        limits=Limits(first_token_s=1, idle_s=1, hard_s=0.3, flush_s=0.05))
+    events: list[Event] = []
+    async for event in pipeline.stream(_request()):
+        events.append(event)
+        assert len(events) < 10_000, "the stream ran past its hard limit"
+    assert events[-1].data["outcome"] == "truncated"
+    assert events[-1].data["stop_reason"] == "deadline"
+
+
 async def test_max_tokens_is_truncated_without_fallback() -> None:
     events, _ = await _run(Scripted(["a", "b"], end="max_tokens"))
     assert events[-1].data["outcome"] == "truncated"
