@@ -329,26 +329,9 @@ class Pipeline:
                 # come several to a read, and the relay handles them as one.
                 items = await inbox.take(wake_at - self.clock())
                 now = self.clock()
-                # The deadlines first, whether or not text is waiting: a model that
-                # floods always has some, and must still meet the hard limit. Text that
-                # arrived after a limit passed is never sent.
-                if not items or now >= wake_at:
-                    if due is not None and now >= due and (text := aggregator.flush(now)):
-                        record.chunks += 1
-                        yield events.delta(sid, text)
-                    expiry = watchdog.check(now)
-                    if expiry is not None:
-                        ending.stop_reason = expiry.value
-                        if expiry is Expiry.HARD_LIMIT and record.texts:
-                            ending.outcome = "truncated"
-                        else:
-                            ending.fallback = ("stalled" if expiry is Expiry.STALLED
-                                               else "timeout")
-                            ending.model_failed = True
-                        break
-                    if not items:
-                        continue
                 finished = False
+                # Text in hand first: it came before the loop looked (a wake can be late
+                # on a busy worker), so it is progress, not a stall.
                 for item in items:
                     if control.reason is not None:
                         break  # stopped while a delta waited for the client: end now
@@ -381,6 +364,24 @@ class Pipeline:
                     if finished:
                         break
                 if finished:
+                    break
+                # Then the deadlines, whether or not text came: a model that floods
+                # always has some waiting, and must still meet the hard limit.
+                now = self.clock()
+                if now < wake_at:
+                    continue
+                due = aggregator.deadline()
+                if due is not None and now >= due and (text := aggregator.flush(now)):
+                    record.chunks += 1
+                    yield events.delta(sid, text)
+                expiry = watchdog.check(now)
+                if expiry is not None:
+                    ending.stop_reason = expiry.value
+                    if expiry is Expiry.HARD_LIMIT and record.texts:
+                        ending.outcome = "truncated"
+                    else:
+                        ending.fallback = "stalled" if expiry is Expiry.STALLED else "timeout"
+                        ending.model_failed = True
                     break
             if text := aggregator.flush(self.clock()):
                 record.chunks += 1

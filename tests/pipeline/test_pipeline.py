@@ -184,6 +184,32 @@ async def test_hard_limit_holds_while_text_is_always_waiting() -> None:
     assert events[-1].data["stop_reason"] == "deadline"
 
 
+async def test_text_that_came_before_a_late_wake_is_progress_not_a_stall() -> None:
+    """Regression: once the deadlines were checked before the text waiting, text that
+    came inside the stall timeout but was taken after it (the relay woke late) was
+    dropped and the stream fell back early. A client that takes its time makes the
+    relay late here."""
+
+    class Paced(Scripted):
+        async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+            yield Chunk(text="Refunds", tokens=1)
+            await asyncio.sleep(0.29)  # inside the 0.3 s stall timeout
+            yield Chunk(text=" take 5 days.", tokens=3)
+            await asyncio.Event().wait()  # then silence: a real stall
+
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]), generator=Paced([]),
+                         static_article=STATIC,
+                         limits=Limits(first_token_s=1, idle_s=0.3, hard_s=5, flush_s=0.05))
+    events: list[Event] = []
+    async for event in pipeline.stream(_request()):
+        events.append(event)
+        if event.name == "delta" and len(events) == 2:
+            await asyncio.sleep(0.4)  # the relay waits for the client past the timeout
+    text = "".join(e.data["text"] for e in events if e.name == "delta")
+    assert text == "Refunds take 5 days."
+    assert events[-1].data["stop_reason"] == "stalled"
+
+
 async def test_max_tokens_is_truncated_without_fallback() -> None:
     events, _ = await _run(Scripted(["a", "b"], end="max_tokens"))
     assert events[-1].data["outcome"] == "truncated"
