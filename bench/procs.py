@@ -49,6 +49,18 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def stat_fields(pid: int) -> list[str]:
+    """The fields of ``/proc/PID/stat`` after the command name (``state`` first);
+    OSError once the process is gone."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return stat[stat.rindex(")") + 2 :].split()
+
+
+def cpu_ticks(fields: list[str]) -> int:
+    """User + system CPU time, in clock ticks, from ``stat_fields``."""
+    return int(fields[11]) + int(fields[12])
+
+
 @dataclass
 class Proc:
     """A running server process and what it costs."""
@@ -71,9 +83,7 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time used so far, all threads (``/proc/PID/stat``)."""
-        stat = Path(f"/proc/{self.pid}/stat").read_text()
-        fields = stat[stat.rindex(")") + 2 :].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        return cpu_ticks(stat_fields(self.pid)) / CLOCK_TICKS
 
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/task"))

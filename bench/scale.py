@@ -35,7 +35,17 @@ import httpx
 
 from .load import Target, stream
 from .nginx import certificate, running_nginx, site_config
-from .procs import CLOCK_TICKS, Cpus, Proc, free_port, running, start_mock, start_panel
+from .procs import (
+    CLOCK_TICKS,
+    Cpus,
+    Proc,
+    cpu_ticks,
+    free_port,
+    running,
+    start_mock,
+    start_panel,
+    stat_fields,
+)
 from .report import Row, Section
 from .stats import summary
 
@@ -113,10 +123,9 @@ def _children() -> dict[int, list[int]]:
         if not entry.isdigit():
             continue
         try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
+            parent = int(stat_fields(int(entry))[1])
         except OSError:
             continue  # it has just exited
-        parent = int(stat[stat.rindex(")") + 2 :].split()[1])
         out.setdefault(parent, []).append(int(entry))
     return out
 
@@ -132,11 +141,9 @@ def tree_cpu_seconds(pid: int) -> float:
     total = 0
     for member in _tree(pid, _children()):
         try:
-            stat = Path(f"/proc/{member}/stat").read_text()
+            total += cpu_ticks(stat_fields(member))
         except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        total += int(fields[11]) + int(fields[12])
+            continue  # it has just exited
     return total / CLOCK_TICKS
 
 
