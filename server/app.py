@@ -32,7 +32,7 @@ from server.auth.sessions import SessionCodec
 from server.errors import exception_handlers
 from server.kb.embedders import build_embedder
 from server.kb.snapshots import LiveKnowledge, follow, open_snapshot
-from server.kb.snapshots import current as current_snapshot
+from server.kb.snapshots import check as check_snapshot
 from server.kb.store import KnowledgeBase
 from server.paths import frontend_dir
 from server.pipeline.breaker import CircuitBreaker
@@ -94,6 +94,19 @@ def check_startup(settings: Settings) -> str:
     return secret
 
 
+def check_knowledge_base(settings: Settings) -> None:
+    """Open the configured store, or the current snapshot of a snapshot directory, and
+    close it: ``serve`` calls it first, so an unreadable file ends the command with one
+    line for the operator instead of a failed start-up deep in each worker.
+
+    Raises ``StoreUnreadable`` or ``SnapshotError``.
+    """
+    if settings.kb_path.is_dir():
+        check_snapshot(settings.kb_path)
+    else:
+        KnowledgeBase(settings.kb_path, None).close()
+
+
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotonic
                ) -> Starlette:
     """The panel server for ``settings``: routes, error mapping, and a lifespan that owns
@@ -152,10 +165,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
                 snapshots = settings.kb_path if settings.kb_path.is_dir() else None
                 if snapshots is not None:
                     # A directory of published snapshots (server/kb/snapshots.py).
-                    path = current_snapshot(snapshots)
-                    if path is None:
-                        raise RuntimeError(f"{snapshots}: no knowledge-base snapshot "
-                                           "published yet (assist-panel kb publish)")
+                    path = check_snapshot(snapshots)
                     kb = await anyio.to_thread.run_sync(open_snapshot, path, embedder)
                     knowledge = LiveKnowledge(kb, path.name)
                     log.info("serving knowledge-base snapshot %s", path.name)

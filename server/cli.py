@@ -55,18 +55,20 @@ def serve(workers: int | None) -> None:
     (within ASSIST_SHUTDOWN_GRACE_S). With several workers, each one does.
     """
 
-    from server.app import check_startup, create_app
+    from server.app import check_knowledge_base, check_startup, create_app
     from server.logs import configure_logging
     from server.web.serving import GracefulServer, uvicorn_config
     from server.web.workers import Supervisor
 
     settings = _settings() if workers is None else _settings(workers=workers)
     configure_logging(settings.log_level)
+    try:
+        check_startup(settings)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    # An unreadable store ends the command here, with one line, not in every worker.
+    check_knowledge_base(settings)
     if settings.workers > 1:
-        try:
-            check_startup(settings)
-        except ValueError as exc:
-            raise click.ClickException(str(exc)) from exc
         try:
             code = Supervisor(settings, settings.workers).run()
         except OSError as exc:

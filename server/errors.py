@@ -6,8 +6,8 @@
   and a stable ``code``; the body is always ``{"error": code, "message": ...}``.
 - ``CommandError``: what ends an admin or CLI command, each with the exit code the
   command ends with and a message for the operator (``AdminError``: the Genesys
-  platform API as the admin client; ``SyncError``; ``SnapshotError``; ``ManifestError``;
-  ``DevSessionError``).
+  platform API as the admin client; ``SyncError``; ``SnapshotError``; ``StoreUnreadable``;
+  ``ManifestError``; ``DevSessionError``).
 - Failures the panel translates before anyone sees them: ``UpstreamError`` (the
   model service; the stream falls back), ``EmbeddingError`` (the embedding
   service), ``ArticleError`` (one file of a ``kb import``, reported in its summary),
@@ -255,6 +255,10 @@ class SyncInterrupted(SyncError):
 class SnapshotError(CommandError):
     """A knowledge-base snapshot that cannot be published (``kb publish``) or served
     (the server keeps the one it has)."""
+
+
+class StoreUnreadable(CommandError):
+    """A knowledge-base file SQLite cannot read (not a database, or damaged)."""
 
 
 class ManifestError(CommandError, ValueError):

@@ -82,6 +82,41 @@ def test_serve_refuses_to_start_without_a_session_secret(sample_kb_path: Path) -
         result.stderr)
 
 
+def _not_a_store(tmp_path: Path) -> Path:
+    path = tmp_path / "kb.db"
+    path.write_bytes(b"this file was overwritten by something that is not SQLite " * 20)
+    return path
+
+
+@pytest.mark.parametrize("kind", ["damaged file", "snapshot directory with nothing published"])
+def test_serve_with_an_unreadable_knowledge_base_ends_with_one_line_not_a_traceback(
+        tmp_path: Path, kind: str) -> None:
+    # Regression: a damaged store failed inside uvicorn's start-up, as a traceback.
+    kb_path = _not_a_store(tmp_path) if kind == "damaged file" else tmp_path
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASSIST_")}
+    env.update({"ASSIST_KB_PATH": str(kb_path), "ASSIST_PORT": "0",
+                "ASSIST_SESSION_SECRET": "a-long-enough-test-secret",
+                "ASSIST_ALLOWED_ORGS": "org-1", "ASSIST_OAUTH_CLIENT_ID": "client-1"})
+    result = subprocess.run([sys.executable, "-m", "server", "serve"], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr + result.stdout
+    expected = ("is not a knowledge base SQLite can read" if kind == "damaged file"
+                else "no knowledge-base snapshot published yet")
+    assert expected in result.stderr
+
+
+@pytest.mark.parametrize("command", [["kb", "import", "."], ["kb", "search", "late fee"]])
+def test_kb_commands_on_a_damaged_store_say_so(tmp_path: Path, command: list[str]) -> None:
+    db = _not_a_store(tmp_path)
+    result = CliRunner().invoke(main, [*command, "--db", str(db)])
+    assert result.exit_code == 1
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert f"Error: {db} is not a knowledge base SQLite can read" in result.output
+    # Nothing was written over it.
+    assert db.read_bytes().startswith(b"this file was overwritten")
+
+
 def test_kb_import_then_search_explains_passage_and_both_scores(tmp_path: Path) -> None:
     from server.paths import sample_kb_dir
 

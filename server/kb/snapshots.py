@@ -83,6 +83,25 @@ def current(directory: Path) -> Path | None:
     return directory / name
 
 
+def check(directory: Path) -> Path:
+    """The current snapshot of ``directory``, after making sure SQLite can read it.
+
+    Raises ``SnapshotError`` when nothing is published yet or the file is unreadable.
+    """
+    path = current(directory)
+    if path is None:
+        raise SnapshotError(f"{directory}: no knowledge-base snapshot published yet "
+                            "(assist-panel kb publish)")
+    kb = KnowledgeBase(path, None, snapshot=True)
+    try:
+        kb.count()
+    except sqlite3.Error as exc:
+        raise SnapshotError(f"{path.name}: cannot be read ({exc})") from None
+    finally:
+        kb.close()
+    return path
+
+
 def open_snapshot(path: Path, embedder: Embedder | None) -> KnowledgeBase:
     """A snapshot ready to search (vectors and vocabulary loaded); blocking."""
     kb = KnowledgeBase(path, embedder, snapshot=True)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from server.errors import EmbeddingError
+from server.errors import EmbeddingError, StoreUnreadable
 from server.kb.embedders.base import Embedder, Vectors
 from server.kb.passages import Passage, split_passages
 from server.kb.spelling import Vocabulary
@@ -147,8 +147,14 @@ class KnowledgeBase:
         self._matrix: _Matrix | None = None
         self._vocabulary: Vocabulary | None = None
         if not snapshot:
-            with self._connection() as conn:
-                conn.executescript(_SCHEMA)
+            try:
+                with self._connection() as conn:
+                    conn.executescript(_SCHEMA)
+            except sqlite3.DatabaseError as exc:
+                self.close()
+                raise StoreUnreadable(
+                    f"{self.path} is not a knowledge base SQLite can read ({exc}): restore "
+                    "it from a copy, or move it away and import again") from None
 
     def _connect(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)

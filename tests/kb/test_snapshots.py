@@ -18,7 +18,7 @@ from server.cli import main
 from server.errors import SnapshotError
 from server.kb.embedders import WordLlamaEmbedder
 from server.kb.importer import find_files, import_files
-from server.kb.snapshots import CURRENT, current, open_snapshot, publish
+from server.kb.snapshots import CURRENT, check, current, open_snapshot, publish
 from server.kb.store import KnowledgeBase
 from tests.asgi import TestClient, asgi_client
 from tests.checks import wait_until
@@ -95,6 +95,15 @@ def test_what_cannot_be_published_or_served_says_why(tmp_path: Path,
     (tmp_path / "shared" / CURRENT).write_text("../../etc/passwd\n")
     with pytest.raises(SnapshotError, match="names no snapshot"):
         current(tmp_path / "shared")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(SnapshotError, match="no knowledge-base snapshot published yet"):
+        check(empty)
+    damaged = "kb-20261204T000000Z-0123456789ab.db"
+    (tmp_path / "shared" / damaged).write_bytes(b"not sqlite at all " * 100)
+    (tmp_path / "shared" / CURRENT).write_text(damaged + "\n")
+    with pytest.raises(SnapshotError, match="cannot be read"):
+        check(tmp_path / "shared")
 
 
 def test_a_snapshot_made_with_another_embedder_is_refused(source: Path, tmp_path: Path
