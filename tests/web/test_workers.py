@@ -135,12 +135,13 @@ def test_a_worker_that_dies_is_started_again(sample_kb_path: Path,
         assert running.process.wait(timeout=GRACE_S + 15) == 0
 
 
-def test_a_worker_that_cannot_start_stops_the_supervisor(tmp_path: Path,
-                                                          mock_llm: tuple[str, Any]) -> None:
-    # The settings pass the supervisor's checks; the store cannot be opened in a worker.
-    not_a_store = tmp_path / "kb.db"
-    not_a_store.write_text("not a SQLite database, only text long enough to be read as one\n")
-    env = serve_env(free_port(), not_a_store, mock_llm[0], GRACE_S)
+def test_a_worker_that_cannot_start_stops_the_supervisor(
+        tmp_path: Path, sample_kb_path: Path, mock_llm: tuple[str, Any]) -> None:
+    # The settings and the store pass the supervisor's checks; each worker opens its own
+    # audit log at start-up, and this one's folder does not exist. (A damaged store is
+    # caught before any worker starts: tests/test_cli.py.)
+    env = serve_env(free_port(), sample_kb_path, mock_llm[0], GRACE_S,
+                    ASSIST_AUDIT_LOG=str(tmp_path / "missing" / "audit.jsonl"))
     with running_serve(["--workers", "2"], env) as running:
         code = running.process.wait(timeout=60)
         running.wait_for("exited before it could serve")
