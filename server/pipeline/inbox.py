@@ -10,7 +10,6 @@ producer may put ahead of the relay, so a client that lags holds a bounded amoun
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 
 
 def _release(waiter: asyncio.Future[None]) -> None:
@@ -22,7 +21,9 @@ class Inbox:
     """A one-consumer inbox: ``put`` never waits, ``take`` returns every item so far."""
 
     def __init__(self) -> None:
-        self._items: deque[object] = deque()
+        # A list, not a deque: a deque's first block alone is 600 bytes, and thousands of
+        # idle streams each keep an inbox.
+        self._items: list[object] = []
         self._waiter: asyncio.Future[None] | None = None
 
     def __len__(self) -> int:
@@ -47,8 +48,7 @@ class Inbox:
             finally:
                 timer.cancel()
                 self._waiter = None
-        items = list(self._items)
-        self._items.clear()
+        items, self._items = self._items, []
         return items
 
 
@@ -59,11 +59,13 @@ class Room:
     def __init__(self, *, items: int, chars: int) -> None:
         self.free_items = items
         self.free_chars = chars
-        self._freed = asyncio.Event()
+        self._freed: asyncio.Event | None = None  # made when the producer first waits
 
     async def take(self, chars: int) -> None:
         """Wait until there is room, then hold one item of ``chars`` characters."""
         while self.free_items <= 0 or self.free_chars <= 0:
+            if self._freed is None:
+                self._freed = asyncio.Event()
             self._freed.clear()
             await self._freed.wait()
         self.free_items -= 1
@@ -73,4 +75,5 @@ class Room:
         """The consumer took one item of ``chars`` characters."""
         self.free_items += 1
         self.free_chars += chars
-        self._freed.set()
+        if self._freed is not None:
+            self._freed.set()

@@ -35,6 +35,10 @@ _PASSAGES_PER_SOURCE = 3
 _SECOND_PASSAGE = 0.3
 # Passages the BM25 query's words may hold in all: see HybridSearch._selective.
 _POSTINGS_BUDGET = 2000
+# Worker threads searching at once. A search is CPU work that mostly holds the GIL,
+# so more threads add no speed; each one keeps its own SQLite connection and page
+# cache, which anyio's default 40 threads multiplied under a burst of streams.
+_SEARCH_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -228,12 +232,17 @@ class KnowledgeBaseRetriever:
 
     def __init__(self, kb: KnowledgeBase, tuning: Tuning | None = None) -> None:
         self.search = HybridSearch(kb, tuning)
+        # Made at the first search, on the server's loop (a limiter belongs to one).
+        self._lane: anyio.CapacityLimiter | None = None
 
     async def retrieve(self, query: SearchQuery, limit: int) -> Retrieval:
         if query.small_talk or not query.terms:
             return Retrieval(query=query)
         vector = await self._embed(query)
-        return await anyio.to_thread.run_sync(self.search.search, query, limit, vector)
+        if self._lane is None:
+            self._lane = anyio.CapacityLimiter(_SEARCH_THREADS)
+        return await anyio.to_thread.run_sync(self.search.search, query, limit, vector,
+                                              limiter=self._lane)
 
     async def _embed(self, query: SearchQuery) -> Vectors | None:
         embedder: Embedder | None = self.search.kb.embedder

@@ -588,3 +588,35 @@ async def test_openai_generator_refuses_an_answer_that_is_not_an_event_stream() 
             generator = OpenAIChatGenerator(client, base_url=f"{base}/v1", model="m")
             with pytest.raises(UpstreamError, match="did not answer with an event stream"):
                 await _collect(generator.stream(request))
+
+
+async def test_openai_generator_sends_its_body_whole_with_its_length() -> None:
+    """The body is handed to httpx as a one-shot stream (so a long stream holds no copy
+    of its prompt); given its length it still goes as one JSON body, not chunked, and
+    every attempt builds its own."""
+    seen: list[tuple[dict[str, str], dict[str, object]]] = []
+
+    async def completions(request: Request) -> Response:
+        raw = await request.body()
+        seen.append((dict(request.headers), json.loads(raw)))
+        assert int(request.headers["content-length"]) == len(raw)
+        body = ('data: {"choices":[{"index":0,"delta":{"content":"Five days. [1]"},'
+                '"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+        return Response(body, media_type="text/event-stream")
+
+    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+    request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50,
+                                request_id="rq_1")
+    with serve(app) as base:
+        async with httpx.AsyncClient() as client:
+            generator = OpenAIChatGenerator(client, base_url=f"{base}/v1", model="m")
+            for _ in range(2):
+                chunks = [c async for c in generator.stream(request)]
+                assert chunks[-1].stop_reason == "stop"
+    assert len(seen) == 2
+    for headers, body in seen:
+        assert "transfer-encoding" not in headers
+        assert headers["content-type"] == "application/json"
+        assert headers["x-request-id"] == "rq_1"
+        assert body["model"] == "m" and body["stream"] is True
+        assert "Refunds take five days." in json.dumps(body["messages"])
