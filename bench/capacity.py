@@ -38,7 +38,8 @@ class Sizes:
     hold_s: float
 
 
-FULL = Sizes(idle=(1000, 2000, 4000, 8000), streaming=(50, 100, 150, 200, 300, 400), hold_s=8)
+FULL = Sizes(idle=(1000, 2000, 4000, 8000, 10000, 12000),
+             streaming=(50, 100, 150, 200, 300, 400), hold_s=8)
 QUICK = Sizes(idle=(250, 500), streaming=(50, 100), hold_s=2)
 
 

@@ -181,7 +181,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
                 generator = RetryingGenerator(
                     build_generator(settings, http), max_attempts=settings.retry_max_attempts,
                     on_error=stats.upstream_error, on_retry=stats.upstream_retry)
-                retriever = KnowledgeBaseRetriever(kb, tuning_from(settings))
+                # Only the extractive generator quotes beyond the best passages.
+                retriever = KnowledgeBaseRetriever(
+                    kb, tuning_from(settings), whole_top=settings.generator == "extractive")
                 if snapshots is not None:
                     def switched(new: KnowledgeBase) -> None:
                         retriever.search.kb = new

@@ -2,7 +2,7 @@
 
 Refusals are plain HTTP errors before any stream exists (429 or 503, each with
 ``Retry-After``), counted in the metrics. An admitted stream holds a
-``StreamControl`` until its response ends (see ``sse.SuggestionStream``).
+``StreamControl`` until its response ends (see ``server/web/streamed.py``).
 """
 
 from __future__ import annotations

@@ -15,13 +15,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 
-import anyio
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
-from starlette.types import Message, Receive, Scope, Send
 
 from server.assist.admission import Admission
 from server.assist.routes import check_transcript, new_request_id
@@ -34,7 +32,7 @@ from server.pipeline.stream import AssistRequest, Pipeline
 from server.schemas import MachineStreamRequest
 from server.settings import Settings
 from server.web.bodies import read_model
-from server.web.connections import drop_slow_reader
+from server.web.streamed import OneTaskStream
 
 
 def key_id(key: str) -> str:
@@ -61,7 +59,8 @@ def line(payload: dict[str, object]) -> bytes:
     return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode() + b"\n"
 
 
-async def ndjson(events: AsyncGenerator[Event, None], request_id: str) -> AsyncIterator[bytes]:
+async def ndjson(events: AsyncGenerator[Event, None], request_id: str
+                 ) -> AsyncGenerator[bytes, None]:
     """The pipeline's events as the flat NDJSON lines of the contract."""
     sources: list[object] = []
     fallback: object = None
@@ -84,37 +83,13 @@ async def ndjson(events: AsyncGenerator[Event, None], request_id: str) -> AsyncI
         await events.aclose()
 
 
-class NDJSONStream(StreamingResponse):
-    """A streamed response that gives its slot back however it ends, and drops a client
-    that takes longer than ``send_timeout_s`` to accept a line (it stopped reading)."""
-
-    def __init__(self, content: AsyncIterator[bytes], *, on_close: Callable[[], None],
-                 send_timeout_s: float) -> None:
-        super().__init__(content, media_type="application/x-ndjson", headers=STREAM_HEADERS)
-        self.on_close = on_close
-        self.send_timeout_s = send_timeout_s
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        async def timed_send(message: Message) -> None:
-            with anyio.fail_after(self.send_timeout_s):
-                await send(message)
-
-        async def respond() -> None:
-            await self.stream_response(timed_send)
-            group.cancel_scope.cancel()
-
-        # Always watch for the disconnect (Starlette stops doing so for ASGI spec 2.4
-        # servers, noticing only at the next write): a quiet stream must still end
-        # at once, cancelling its model request.
-        try:
-            async with anyio.create_task_group() as group:
-                group.start_soon(respond)
-                await self.listen_for_disconnect(receive)
-                group.cancel_scope.cancel()
-        except* TimeoutError:
-            drop_slow_reader(scope, self.send_timeout_s)
-        finally:
-            self.on_close()
+def ndjson_stream(content: AsyncGenerator[bytes, None], *, on_close: Callable[[], None],
+                  send_timeout_s: float) -> OneTaskStream:
+    """A streamed NDJSON response that gives its slot back however it ends, and drops a
+    client that takes longer than ``send_timeout_s`` to accept a line (it stopped
+    reading). A client that leaves ends it at once, cancelling its model request."""
+    return OneTaskStream(content, media_type="application/x-ndjson", headers=STREAM_HEADERS,
+                         on_close=on_close, send_timeout_s=send_timeout_s)
 
 
 async def stream_assist(request: Request) -> Response:
@@ -139,9 +114,9 @@ async def stream_assist(request: Request) -> Response:
                            utterances=tuple(utterances), request_id=request_id, user_id=owner)
     control = await admission.admit(owner=owner, conversation_id=body.conversation_id,
                                     automatic=True)
-    return NDJSONStream(ndjson(pipeline.stream(assist, control), request_id),
-                        on_close=lambda: admission.streams.close(control),
-                        send_timeout_s=settings.send_timeout_s)
+    return ndjson_stream(ndjson(pipeline.stream(assist, control), request_id),
+                         on_close=lambda: admission.streams.close(control),
+                         send_timeout_s=settings.send_timeout_s)
 
 
 routes = [Route("/v1/stream-assist", stream_assist, methods=["POST"])]

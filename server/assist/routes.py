@@ -45,8 +45,8 @@ async def stream_response(request: Request, assist: AssistRequest, *, owner: str
     control = await admission.admit(owner=owner, conversation_id=assist.conversation_id,
                                     automatic=assist.trigger == "utterance")
     return event_source(
-        pipeline.stream(assist, control), ping_s=settings.sse_ping_s,
-        send_timeout_s=settings.send_timeout_s, shutdown_grace_s=settings.shutdown_grace_s,
+        pipeline.stream(assist, control, keepalive_s=settings.sse_ping_s),
+        send_timeout_s=settings.send_timeout_s,
         on_close=lambda: admission.streams.close(control))
 
 

@@ -17,6 +17,15 @@ class Event:
     data: dict[str, Any] = field(default_factory=dict)
 
 
+#: The name of a keep-alive: not a public event. The SSE response sends it as a comment
+#: line; it tells a client (and any proxy) that a quiet stream is still open.
+KEEPALIVE = "keepalive"
+
+
+def keepalive(id: str) -> Event:
+    return Event(KEEPALIVE, {"id": id})
+
+
 def suggestion(id: str, trigger: str, query: str, sources: list[dict[str, object]],
                confident: bool = True) -> Event:
     """``confident`` is false when nothing retrieved is relevant enough to answer from:

@@ -95,9 +95,15 @@ class Retriever(Protocol):
 class HybridSearch:
     """BM25 and vector search over one store, fused (blocking: run it off the loop)."""
 
-    def __init__(self, kb: KnowledgeBase, tuning: Tuning | None = None) -> None:
+    def __init__(self, kb: KnowledgeBase, tuning: Tuning | None = None, *,
+                 whole_top: bool = True) -> None:
+        """``whole_top``: the top source also brings its article's other passages
+        (``Source.rest``), which an extractive answer may quote. A model's prompt never
+        gets them: with the ``openai`` generator they are left out, and no stream keeps
+        a copy of them while it waits on the model."""
         self.kb = kb
         self.tuning = tuning or Tuning()
+        self.whole_top = whole_top
 
     def search(self, query: SearchQuery, limit: int, vector: Vectors | None = None
                ) -> Retrieval:
@@ -115,7 +121,7 @@ class HybridSearch:
         hits = kb.hits(scores)
         found = rank(hits, limit, self.tuning, dense_used=vector is not None)
         sources = found.sources
-        if sources:
+        if sources and self.whole_top:
             top = sources[0]
             rest = tuple(text for text in map(_passage_text, kb.passages(top.id))
                          if text not in top.passages)
@@ -230,8 +236,9 @@ class KnowledgeBaseRetriever:
     """Hybrid retrieval over the SQLite store: the query embedded on the loop (or by the
     embedding service), the searches in a worker thread."""
 
-    def __init__(self, kb: KnowledgeBase, tuning: Tuning | None = None) -> None:
-        self.search = HybridSearch(kb, tuning)
+    def __init__(self, kb: KnowledgeBase, tuning: Tuning | None = None, *,
+                 whole_top: bool = True) -> None:
+        self.search = HybridSearch(kb, tuning, whole_top=whole_top)
         # Made at the first search, on the server's loop (a limiter belongs to one).
         self._lane: anyio.CapacityLimiter | None = None
 

@@ -180,12 +180,15 @@ class Pipeline:
         # while it runs, and the event loop waits on every thread that wants it.
         self._redaction_lane: anyio.CapacityLimiter | None = None
 
-    async def stream(self, request: AssistRequest,
-                     control: StreamControl | None = None) -> AsyncGenerator[Event, None]:
+    async def stream(self, request: AssistRequest, control: StreamControl | None = None, *,
+                     keepalive_s: float | None = None) -> AsyncGenerator[Event, None]:
         """The events of one suggestion: ``suggestion``, ``delta``*, ``fallback``?, ``done``.
 
         Transcript text is redacted before anything else sees it. ``control``
-        lets others end the stream early (``cancelled``, with its reason).
+        lets others end the stream early (``cancelled``, with its reason). With
+        ``keepalive_s``, a ``keepalive`` event comes whenever the stream has sent
+        nothing for that long while it waits on the model (the response sends no
+        pings of its own: one task per stream, ``server/web/streamed.py``).
         """
         limits = self.limits
         control = control or StreamControl(None)
@@ -241,7 +244,7 @@ class Pipeline:
                         on_retry=record.count_retry, request_id=request.request_id,
                         search=retrieval.query or context.search)
                     async for event in self._relay(sid, generation, control, started, record,
-                                                   ending):
+                                                   ending, keepalive_s):
                         yield event
             if (not ending.stopped and ending.fallback is None and record.texts == 0
                     and ending.outcome != "abstained"):
@@ -306,11 +309,14 @@ class Pipeline:
         return utterances, (clean[-1] if query else None)
 
     async def _relay(self, sid: str, generation: GenerationRequest, control: StreamControl,
-                     started: float, record: StreamRecord,
-                     ending: _Ending) -> AsyncIterator[Event]:
+                     started: float, record: StreamRecord, ending: _Ending,
+                     keepalive_s: float | None) -> AsyncIterator[Event]:
         """Generated text as ``delta`` events until the generator, the watchdog or a stop
-        ends it; how it ended is left in ``ending``. Buffered text is always flushed."""
+        ends it; how it ended is left in ``ending``. Buffered text is always flushed;
+        ``keepalive`` events fill silences of ``keepalive_s``."""
         limits = self.limits
+        # When the next keep-alive is due: pushed back by every event sent.
+        ping_at = self.clock() + keepalive_s if keepalive_s else float("inf")
         inbox = Inbox()
         room = Room(items=_AHEAD_ITEMS, chars=_AHEAD_CHARS)
         producer = asyncio.create_task(self._pump(generation, inbox, room))
@@ -324,7 +330,7 @@ class Pipeline:
                     ending.stop(control.reason)
                     break
                 due = aggregator.deadline()
-                wake_at = watchdog.deadline() if due is None else min(due, watchdog.deadline())
+                wake_at = min(watchdog.deadline(), ping_at, *(() if due is None else (due,)))
                 # Everything that has arrived, in one wake: under load a stream's tokens
                 # come several to a read, and the relay handles them as one.
                 items = await inbox.take(wake_at - self.clock())
@@ -347,6 +353,8 @@ class Pipeline:
                             if text := aggregator.push(item.text, now):
                                 record.chunks += 1
                                 yield events.delta(sid, text)
+                                if keepalive_s:
+                                    ping_at = self.clock() + keepalive_s
                         if item.stop_reason:
                             if item.used_tokens is not None:
                                 record.tokens = item.used_tokens
@@ -374,6 +382,8 @@ class Pipeline:
                 if due is not None and now >= due and (text := aggregator.flush(now)):
                     record.chunks += 1
                     yield events.delta(sid, text)
+                    if keepalive_s:
+                        ping_at = self.clock() + keepalive_s
                 expiry = watchdog.check(now)
                 if expiry is not None:
                     ending.stop_reason = expiry.value
@@ -383,6 +393,9 @@ class Pipeline:
                         ending.fallback = "stalled" if expiry is Expiry.STALLED else "timeout"
                         ending.model_failed = True
                     break
+                if keepalive_s and now >= ping_at:
+                    yield events.keepalive(sid)
+                    ping_at = self.clock() + keepalive_s
             if text := aggregator.flush(self.clock()):
                 record.chunks += 1
                 yield events.delta(sid, text)

@@ -18,6 +18,10 @@ bytes, and so its socket, until the client reads them. Three guards fill the gap
 - ``drop_connection(scope)``: a response whose client stopped reading (its send
   timed out) resets the connection at once, so nothing stays queued for it.
 
+``watch_disconnect(scope, receive, callback)`` tells a streamed response that its
+client left without a task of its own waiting on ``receive()`` (the protocol calls
+back when the connection is lost; ``server/web/streamed.py``).
+
 See docs/configuration.md (``ASSIST_HEADER_TIMEOUT_S``, ``ASSIST_BODY_TIMEOUT_S``,
 ``ASSIST_SEND_TIMEOUT_S``) and ARCHITECTURE.md.
 """
@@ -30,6 +34,7 @@ import json
 import logging
 import socket
 import struct
+from collections.abc import Callable
 from typing import Any
 
 import anyio
@@ -42,12 +47,17 @@ log = logging.getLogger("assist_panel.connections")
 
 # The scope extension through which a response drops its own connection.
 DROP_EXTENSION = "assist.drop_connection"
+# The scope extension through which a response learns that its client left.
+DISCONNECT_EXTENSION = "assist.watch_disconnect"
 
 
 class _BoundedClose:
     """The connection's transport, except that ``close()`` gives unsent bytes
     ``linger_s`` to go out and then resets the connection (asyncio's own close waits
     for them for ever, and a client that never reads never takes them)."""
+
+    # One per connection, thousands at once: no instance dictionary.
+    __slots__ = ("_gone", "_linger_s", "_loop", "_timer", "_transport", "_watcher")
 
     def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop,
                  linger_s: float) -> None:
@@ -56,6 +66,7 @@ class _BoundedClose:
         self._linger_s = linger_s
         self._timer: asyncio.TimerHandle | None = None
         self._gone = False  # reset, or the connection is lost: nothing left to bound
+        self._watcher: Callable[[], None] | None = None
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
@@ -78,11 +89,28 @@ class _BoundedClose:
         self._transport.abort()
 
     def lost(self) -> None:
-        """The connection is gone: no reset is due any more."""
+        """The connection is gone: no reset is due any more, and its watcher is told."""
         self._gone = True
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if (watcher := self._watcher) is not None:
+            self._watcher = None
+            watcher()
+
+    def watch(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` once when the connection is gone (soon, if it is already);
+        returns the function that stops watching. One watcher at a time."""
+        if self._gone:
+            self._loop.call_soon(callback)
+            return _nothing
+        self._watcher = callback
+
+        def unwatch() -> None:
+            if self._watcher is callback:
+                self._watcher = None
+
+        return unwatch
 
 
 class GuardedHttpProtocol(HttpToolsProtocol):
@@ -106,7 +134,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._arm_headers()
-        self.scope["extensions"] = {DROP_EXTENSION: self.drop}  # type: ignore[dict-item]
+        self.scope["extensions"] = {
+            DROP_EXTENSION: self.drop,  # type: ignore[dict-item]
+            DISCONNECT_EXTENSION: self.watch_disconnect}  # type: ignore[dict-item]
 
     def on_headers_complete(self) -> None:
         self._disarm_headers()
@@ -119,6 +149,12 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             cycle.disconnected = True  # the app's next send is dropped, not logged
             cycle.message_event.set()
         self._bounded.reset()
+
+    def watch_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` once, from the loop, when the connection is lost (at once if
+        it is already); returns the function that stops watching. One watcher at a
+        time: the response being sent."""
+        return self._bounded.watch(callback)
 
     def _arm_headers(self) -> None:
         if self._headers_timer is None and self.header_timeout_s > 0:
@@ -178,6 +214,37 @@ def drop_connection(scope: Scope) -> bool:
         return False
     drop()
     return True
+
+
+def watch_disconnect(scope: Scope, receive: Receive, callback: Callable[[], None]
+                     ) -> Callable[[], None]:
+    """Call ``callback`` once when the client of ``scope`` leaves; returns the function
+    that stops watching (call it when the response ends).
+
+    Our protocol calls back when the connection is lost, at no cost while it is open.
+    Elsewhere (another server, an in-process test transport) a task waits on
+    ``receive()`` for ``http.disconnect``, as Starlette's streaming response does.
+    """
+    watch = scope.get("extensions", {}).get(DISCONNECT_EXTENSION)
+    if watch is not None:
+        stop: Callable[[], None] = watch(callback)
+        return stop
+
+    async def listen() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        callback()
+
+    listener = asyncio.get_running_loop().create_task(listen())
+
+    def unwatch() -> None:
+        listener.cancel()
+
+    return unwatch
+
+
+def _nothing() -> None:
+    pass
 
 
 def drop_slow_reader(scope: Scope, waited_s: float) -> None:

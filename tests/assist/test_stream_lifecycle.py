@@ -3,6 +3,7 @@ the per-user rate limit."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -153,6 +154,62 @@ async def test_a_client_that_leaves_cancels_its_model_request(
         assert tracker.wait_idle(timeout=10)
         await until(lambda: not registry(server, app).active,  # and gives its slot back
                     message="the stream never gave its slot back")
+
+
+async def test_a_quiet_stream_sends_keep_alive_comments_and_still_ends_with_one_done(
+        sample_kb_path: Path, model: tuple[str, Starlette]) -> None:
+    """The response runs no ping task of its own: the pipeline yields keep-alives while it
+    waits on the model, and the SSE layer writes them as comments (no id, no event)."""
+    url, llm = model
+    llm.state.fault_switch.set("stall_first")
+    app = panel_app(sample_kb_path, url, sse_ping_s=0.05)
+    with running(app) as server:
+        async with httpx.AsyncClient(timeout=30) as client, \
+                open_stream(client, server.url, body("manual")) as stream:
+            assert (await stream.next_event())[0] == "suggestion"
+            pings = 0
+            async for line in stream.lines:
+                assert not line.startswith(("event:", "data:")), line  # nothing else came
+                if line == ": ping":
+                    pings += 1
+                    if pings == 3:
+                        break
+
+            async def shut_down() -> None:  # on the server's loop, as SIGTERM would
+                registry(server, app).shutdown()
+
+            server.call(shut_down())
+            events = await stream.rest()
+    names = [name for name, _ in events]
+    assert names.count("done") == 1 and names[-1] == "done"
+    assert events[-1][1]["stop_reason"] == "shutdown"
+    assert all(name in {"suggestion", "delta", "fallback", "done"} for name in names)
+
+
+async def test_an_open_stream_runs_one_task_beside_its_model_request(
+        sample_kb_path: Path, model: tuple[str, Starlette]) -> None:
+    """Regression: each open stream ran six tasks (sse-starlette's task group: the body,
+    pings, the disconnect and shutdown listeners), thousands of idle streams' worth of
+    memory. Now: the request's own task, and the one reading the model."""
+    url, llm = model
+    llm.state.fault_switch.set("stall_first")
+    app = panel_app(sample_kb_path, url, audit_log="")
+
+    async def tasks() -> int:
+        return len(asyncio.all_tasks())
+
+    with running(app) as server:
+        async with httpx.AsyncClient(timeout=30) as client:
+            before = server.call(tasks())
+            async with open_stream(client, server.url, body("manual")) as first, \
+                    open_stream(client, server.url, body("manual", "restocking fee")) as second:
+                for stream in (first, second):
+                    assert (await stream.next_event())[0] == "suggestion"
+                await model_called(llm, times=2)
+                assert server.call(tasks()) - before == 2 * 2
+            await until(lambda: not registry(server, app).active,
+                        message="the streams never gave their slots back")
+            assert server.call(tasks()) == before
 
 
 async def test_the_stream_cap_answers_503_with_retry_after(

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import pytest
 
@@ -41,6 +42,16 @@ async def test_sources_carry_public_fields_and_their_best_passages(
     # The article's other sections ride along for the extractive answer, not for prompts.
     assert top.rest and not set(top.rest) & set(top.passages)
     assert top.lexical > 0 and top.dense > 0
+
+
+async def test_without_whole_top_the_sources_are_the_same_and_carry_no_rest(
+        sample_kb: KnowledgeBase) -> None:
+    # For a server whose model gets only the best passages: a stream holds no more.
+    query = SearchQuery.of("how much is the restocking fee for a phone")
+    whole = await KnowledgeBaseRetriever(sample_kb).retrieve(query, 3)
+    lean = await KnowledgeBaseRetriever(sample_kb, whole_top=False).retrieve(query, 3)
+    assert [replace(s, rest=()) for s in whole.sources] == lean.sources
+    assert whole.sources[0].rest and all(not s.rest for s in lean.sources)
 
 
 async def test_an_earlier_turn_finds_the_topic_of_a_vague_question(

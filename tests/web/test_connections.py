@@ -8,7 +8,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from starlette.routing import Route
 from starlette.types import Message
 
 from server.app import create_app
-from server.assist.machine import NDJSONStream
+from server.assist.machine import ndjson_stream
 from server.assist.sse import event_source
 from server.errors import BodyTimeout
 from server.pipeline.events import Event
@@ -243,19 +243,18 @@ async def _endless_events() -> AsyncIterator[Event]:
 
 def _sse_app(closed: threading.Event) -> Starlette:
     async def stream(request: Request) -> Response:
-        return event_source(_endless_events(), ping_s=60, send_timeout_s=SHORT,
-                            shutdown_grace_s=1, on_close=closed.set)
+        return event_source(_endless_events(), send_timeout_s=SHORT, on_close=closed.set)
     return Starlette(routes=[Route("/stream", stream)])
 
 
 def _ndjson_app(closed: threading.Event) -> Starlette:
-    async def lines() -> AsyncIterator[bytes]:
+    async def lines() -> AsyncGenerator[bytes, None]:
         while True:
             yield b'{"text": "' + b"x" * 65536 + b'"}\n'
             await anyio.lowlevel.checkpoint()
 
     async def stream(request: Request) -> Response:
-        return NDJSONStream(lines(), on_close=closed.set, send_timeout_s=SHORT)
+        return ndjson_stream(lines(), on_close=closed.set, send_timeout_s=SHORT)
     return Starlette(routes=[Route("/stream", stream)])
 
 

@@ -75,9 +75,7 @@ class OpenAIChatGenerator:
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         body, headers, citations = self._request(request)
-        finish: str | None = None
-        used: int | None = None
-        held = 0  # deltas whose text the citation filter still holds
+        reader = _Reader(citations)
         try:
             async with self.client.stream("POST", self.url, content=body,
                                           headers=headers) as response:
@@ -91,44 +89,60 @@ class OpenAIChatGenerator:
                 kind = response.headers.get("content-type", "").partition(";")[0]
                 if kind.strip().lower() != "text/event-stream":
                     raise UpstreamError("model service did not answer with an event stream")
-                parser = EventStreamParser()
-                ended = False
                 async for raw in response.aiter_bytes():
                     # Every token this read brought becomes one chunk: one hand-off.
-                    pieces: list[str] = []
-                    tokens = 0
-                    for data in parser.feed(raw):
-                        if data.strip() == "[DONE]":
-                            ended = True
-                            break
-                        payload = _json(data)
-                        if payload is None:
-                            continue  # a malformed event is skipped, not fatal
-                        used = _completion_tokens(payload, used)
-                        for choice in payload.get("choices") or ():
-                            if not isinstance(choice, dict):
-                                continue
-                            delta = choice.get("delta") or {}
-                            text = delta.get("content") if isinstance(delta, dict) else None
-                            if isinstance(text, str) and text:
-                                held += 1
-                                if kept := citations.feed(text):
-                                    pieces.append(kept)
-                                    tokens += held
-                                    held = 0
-                            if choice.get("finish_reason"):
-                                finish = str(choice["finish_reason"])
-                    if pieces:
-                        yield Chunk(text="".join(pieces), tokens=tokens)
-                    if ended:
+                    if chunk := reader.take(raw):
+                        yield chunk
+                    if reader.ended:
                         break
+                    del raw, chunk  # a quiet stream holds nothing of the last read
         except httpx.HTTPError as exc:
             raise UpstreamError(f"model service connection failed: {type(exc).__name__}") from exc
-        if finish is None:
+        if reader.finish is None:
             raise UpstreamError("model stream ended without a finish reason")
         if rest := citations.flush():
-            yield Chunk(text=rest, tokens=held)
-        yield Chunk(stop_reason=_FINISH.get(finish, finish), used_tokens=used)
+            yield Chunk(text=rest, tokens=reader.held)
+        yield Chunk(stop_reason=_FINISH.get(reader.finish, reader.finish),
+                    used_tokens=reader.used)
+
+
+class _Reader:
+    """What the model's event stream said so far; ``take`` reads one network read."""
+
+    def __init__(self, citations: CitationFilter) -> None:
+        self.citations = citations
+        self.parser = EventStreamParser()
+        self.finish: str | None = None
+        self.used: int | None = None
+        self.held = 0  # deltas whose text the citation filter still holds
+        self.ended = False
+
+    def take(self, raw: bytes) -> Chunk | None:
+        """The text of every token in ``raw`` as one chunk (None when there is none)."""
+        pieces: list[str] = []
+        tokens = 0
+        for data in self.parser.feed(raw):
+            if data.strip() == "[DONE]":
+                self.ended = True
+                break
+            payload = _json(data)
+            if payload is None:
+                continue  # a malformed event is skipped, not fatal
+            self.used = _completion_tokens(payload, self.used)
+            for choice in payload.get("choices") or ():
+                if not isinstance(choice, dict):
+                    continue
+                delta = choice.get("delta") or {}
+                text = delta.get("content") if isinstance(delta, dict) else None
+                if isinstance(text, str) and text:
+                    self.held += 1
+                    if kept := self.citations.feed(text):
+                        pieces.append(kept)
+                        tokens += self.held
+                        self.held = 0
+                if choice.get("finish_reason"):
+                    self.finish = str(choice["finish_reason"])
+        return Chunk(text="".join(pieces), tokens=tokens) if pieces else None
 
 
 class _OneShot:
