@@ -101,6 +101,7 @@ async def stream_assist(request: Request) -> Response:
     settings: Settings = request.state.settings
     pipeline: Pipeline = request.state.pipeline
     admission: Admission = request.state.admission
+    received = pipeline.clock()  # the pre-model path is timed from here
     owner = authenticate(request, settings)
     await admission.check_rate(owner)
     body = await read_model(request, MachineStreamRequest, settings.max_body_bytes)
@@ -111,7 +112,8 @@ async def stream_assist(request: Request) -> Response:
     check_transcript([u.text for u in utterances], settings.max_transcript_chars)
     request_id = body.request_id or new_request_id()
     assist = AssistRequest(conversation_id=body.conversation_id, trigger="utterance", query=None,
-                           utterances=tuple(utterances), request_id=request_id, user_id=owner)
+                           utterances=tuple(utterances), request_id=request_id, user_id=owner,
+                           received=received)
     control = await admission.admit(owner=owner, conversation_id=body.conversation_id,
                                     automatic=True)
     return ndjson_stream(ndjson(pipeline.stream(assist, control), request_id),

@@ -59,6 +59,8 @@ async def assist_stream(request: Request, session: Session) -> Response:
     """
     settings: Settings = request.state.settings
     admission: Admission = request.state.admission
+    pipeline: Pipeline = request.state.pipeline
+    received = pipeline.clock()  # the pre-model path is timed from here
     await admission.check_rate(session.user_id)
     body = await read_model(request, StreamRequest, settings.max_body_bytes)
     session.require_conversation(body.conversation_id)
@@ -71,6 +73,7 @@ async def assist_stream(request: Request, session: Session) -> Response:
         utterances=tuple(Utterance(u.speaker, u.text) for u in body.utterances),
         request_id=body.request_id or new_request_id(),
         user_id=session.user_id,
+        received=received,
     )
     return await stream_response(request, assist, owner=session.user_id)
 

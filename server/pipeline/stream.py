@@ -45,6 +45,10 @@ class AssistRequest:
     utterances: tuple[Utterance, ...]
     request_id: str
     user_id: str = ""
+    # When the request reached its route, on the pipeline's clock (``Pipeline.clock``):
+    # the ``request`` stage (session, body, admission) and the whole pre-model path are
+    # timed from there. None: from the start of the stream.
+    received: float | None = None
 
 
 def _default(setting: str) -> Any:
@@ -81,9 +85,11 @@ class Limits:
         )
 
 
-#: The timed steps of the pre-model path: redaction, context building, retrieval, and
-#: the whole of it, from the request to the ``suggestion`` event.
-STAGES = ("redaction", "context", "retrieval", "suggestion")
+#: The timed steps of the pre-model path: the request (its body read and checked, the
+#: rate limit and the cap: from the route handler's start, the session already
+#: verified, to the stream's), redaction, context building, retrieval, and the whole of
+#: it, from the route handler's start to the ``suggestion`` event.
+STAGES = ("request", "redaction", "context", "retrieval", "suggestion")
 
 
 @dataclass
@@ -205,6 +211,9 @@ class Pipeline:
             self.on_start()
         try:
             stages = record.stages
+            arrived = started if request.received is None else min(request.received, started)
+            if request.received is not None:
+                stages["request"] = started - arrived
             utterances, query = await self._redacted(request)
             step = self.clock()
             stages["redaction"] = step - started
@@ -222,7 +231,7 @@ class Pipeline:
             stages["retrieval"] = self.clock() - step
             sources = retrieval.sources
             record.source_ids = [s.id for s in sources]
-            stages["suggestion"] = self.clock() - started
+            stages["suggestion"] = self.clock() - arrived
             yield events.suggestion(sid, request.trigger, context.query,
                                     [s.public() for s in sources], retrieval.confident)
 

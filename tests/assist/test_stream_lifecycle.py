@@ -234,6 +234,9 @@ async def test_the_stream_cap_answers_503_with_retry_after(
                 assert (await again.rest())[-1][1]["outcome"] == "completed"
             metrics = (await client.get(f"{server.url}/metrics")).text
     assert metric_value(metrics, "assist_requests_rejected_total", reason="over_capacity") == 1
+    # The two admitted streams timed their pre-model path from the route, not the stream.
+    for stage in ("request", "suggestion"):
+        assert metric_value(metrics, "assist_stage_seconds_count", stage=stage) == 2
 
 
 def test_the_per_user_rate_limit_answers_429_with_retry_after(sample_kb_path: Path) -> None:

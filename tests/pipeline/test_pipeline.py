@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -238,6 +239,21 @@ async def test_each_step_before_the_model_is_timed_on_the_pipeline_clock() -> No
     # time to the suggestion event.
     assert stages["redaction"] == stages["context"] == 0
     assert stages["suggestion"] == 0.25
+
+
+async def test_the_pre_model_path_is_timed_from_the_request_when_the_route_says_when(
+        ) -> None:
+    records: list[StreamRecord] = []
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]), generator=Scripted(["ok"]),
+                         limits=LIMITS, static_article=STATIC, on_finish=records.append)
+    received = pipeline.clock() - 0.125  # the body and the admission took an eighth
+    request = dataclasses.replace(_request(), received=received)
+    events = [e async for e in pipeline.stream(request)]
+    assert _names(events)[0] == "suggestion"
+    stages = records[0].stages
+    assert list(stages) == ["request", "redaction", "context", "retrieval", "suggestion"]
+    assert stages["request"] == 0.125
+    assert stages["suggestion"] == 0.125  # the rest took no virtual time
 
 
 async def test_no_sources_and_no_answer_uses_the_static_article() -> None:
