@@ -21,6 +21,10 @@ from server.pipeline.generators.prompt import build_prompt
 from server.retry_after import retry_after_seconds
 
 _FINISH = {"stop": "stop", "length": "max_tokens", "content_filter": "content_filter"}
+# No read timeout on the stream: the pipeline's watchdog already ends a model that goes
+# silent (first token, stall, hard limit) and the stream's end closes the request, and
+# httpcore would otherwise arm a timer around every network read, thousands a second.
+_STREAM_TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=10.0, pool=5.0)
 
 
 class OpenAIChatGenerator:
@@ -77,8 +81,8 @@ class OpenAIChatGenerator:
         body, headers, citations = self._request(request)
         reader = _Reader(citations)
         try:
-            async with self.client.stream("POST", self.url, content=body,
-                                          headers=headers) as response:
+            async with self.client.stream("POST", self.url, content=body, headers=headers,
+                                          timeout=_STREAM_TIMEOUT) as response:
                 if response.status_code != 200:
                     await response.aread()
                     raise UpstreamError(
