@@ -324,8 +324,9 @@ class Pipeline:
         ends it; how it ended is left in ``ending``. Buffered text is always flushed;
         ``keepalive`` events fill silences of ``keepalive_s``."""
         limits = self.limits
-        # When the next keep-alive is due: pushed back by every event sent.
-        ping_at = self.clock() + keepalive_s if keepalive_s else float("inf")
+        # When the next keep-alive is due: pushed back by every delta sent (counted in
+        # ``record.chunks``) and by every keep-alive.
+        ping_at, chunks_then = float("inf"), -1
         inbox = Inbox()
         room = Room(items=_AHEAD_ITEMS, chars=_AHEAD_CHARS)
         producer = asyncio.create_task(self._pump(generation, inbox, room))
@@ -338,6 +339,8 @@ class Pipeline:
                 if control.reason is not None:
                     ending.stop(control.reason)
                     break
+                if keepalive_s and record.chunks != chunks_then:
+                    ping_at, chunks_then = self.clock() + keepalive_s, record.chunks
                 due = aggregator.deadline()
                 wake_at = min(watchdog.deadline(), ping_at, *(() if due is None else (due,)))
                 # Everything that has arrived, in one wake: under load a stream's tokens
@@ -362,8 +365,6 @@ class Pipeline:
                             if text := aggregator.push(item.text, now):
                                 record.chunks += 1
                                 yield events.delta(sid, text)
-                                if keepalive_s:
-                                    ping_at = self.clock() + keepalive_s
                         if item.stop_reason:
                             if item.used_tokens is not None:
                                 record.tokens = item.used_tokens
@@ -391,8 +392,6 @@ class Pipeline:
                 if due is not None and now >= due and (text := aggregator.flush(now)):
                     record.chunks += 1
                     yield events.delta(sid, text)
-                    if keepalive_s:
-                        ping_at = self.clock() + keepalive_s
                 expiry = watchdog.check(now)
                 if expiry is not None:
                     ending.stop_reason = expiry.value
@@ -402,7 +401,7 @@ class Pipeline:
                         ending.fallback = "stalled" if expiry is Expiry.STALLED else "timeout"
                         ending.model_failed = True
                     break
-                if keepalive_s and now >= ping_at:
+                if keepalive_s and now >= ping_at and record.chunks == chunks_then:
                     yield events.keepalive(sid)
                     ping_at = self.clock() + keepalive_s
             if text := aggregator.flush(self.clock()):

@@ -136,7 +136,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._arm_headers()
         self.scope["extensions"] = {
             DROP_EXTENSION: self.drop,  # type: ignore[dict-item]
-            DISCONNECT_EXTENSION: self.watch_disconnect}  # type: ignore[dict-item]
+            DISCONNECT_EXTENSION: self._bounded.watch}  # type: ignore[dict-item]
 
     def on_headers_complete(self) -> None:
         self._disarm_headers()
@@ -149,12 +149,6 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             cycle.disconnected = True  # the app's next send is dropped, not logged
             cycle.message_event.set()
         self._bounded.reset()
-
-    def watch_disconnect(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` once, from the loop, when the connection is lost (at once if
-        it is already); returns the function that stops watching. One watcher at a
-        time: the response being sent."""
-        return self._bounded.watch(callback)
 
     def _arm_headers(self) -> None:
         if self._headers_timer is None and self.header_timeout_s > 0:
