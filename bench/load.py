@@ -93,10 +93,12 @@ _counter = itertools.count()
 async def stream(http: httpx.AsyncClient, target: Target, *,
                  until: Callable[[Trace], bool] | None = None,
                  started: asyncio.Event | None = None,
+                 ready: Callable[[Trace], bool] | None = None,
                  traces: list[Trace] | None = None) -> Trace:
     """Run one stream to ``done``, or until ``until(trace)`` is true after an event.
 
-    ``started`` is set at the first event (or the end); the trace is appended to
+    ``started`` is set at the first event after which ``ready(trace)`` is true (any
+    event without ``ready``), or at the end; the trace is appended to
     ``traces`` as soon as it exists. Cancelling the task closes the connection, like
     a browser tab going away: the trace notes it in ``closed`` and is returned.
     """
@@ -113,8 +115,6 @@ async def stream(http: httpx.AsyncClient, target: Target, *,
                 return trace
             async for event in source.aiter_sse():
                 now = time.monotonic()
-                if started is not None:
-                    started.set()
                 if event.event == "suggestion":
                     trace.suggestion = now
                 elif event.event == "delta":
@@ -127,6 +127,8 @@ async def stream(http: httpx.AsyncClient, target: Target, *,
                 elif event.event == "done":
                     trace.done = json.loads(event.data)
                     break
+                if started is not None and (ready is None or ready(trace)):
+                    started.set()
                 if until is not None and until(trace):
                     break
             if trace.done is None:
@@ -150,19 +152,22 @@ class Background:
         self.traces: list[Trace] = []
         self.tasks: list[asyncio.Task[None]] = []
 
-    async def grow(self, n: int, *, batch: int = 100) -> None:
+    async def grow(self, n: int, *, batch: int = 100,
+                   ready: Callable[[Trace], bool] | None = None) -> None:
         """Open streams until ``n`` are running, ``batch`` at a time, each batch waiting
-        for its streams' first event."""
+        for its streams' first event (the first after which ``ready(trace)`` is true)."""
         while len(self.tasks) < n:
             starts: list[asyncio.Event] = []
             for _ in range(min(batch, n - len(self.tasks))):
                 started = asyncio.Event()
                 starts.append(started)
-                self.tasks.append(asyncio.create_task(self._slot(started)))
+                self.tasks.append(asyncio.create_task(self._slot(started, ready)))
             await asyncio.gather(*(s.wait() for s in starts))
 
-    async def _slot(self, started: asyncio.Event) -> None:
-        trace = await stream(self.http, self.target, started=started, traces=self.traces)
+    async def _slot(self, started: asyncio.Event,
+                    ready: Callable[[Trace], bool] | None) -> None:
+        trace = await stream(self.http, self.target, started=started, ready=ready,
+                             traces=self.traces)
         while self.loop and trace.error is None and trace.closed is None:
             trace = await stream(self.http, self.target, traces=self.traces)
 

@@ -50,10 +50,14 @@ async def _stalls(target: Target, n: int) -> list[Trace]:
 
 
 async def _disconnects(target: Target, n: int) -> list[tuple[Trace, float]]:
-    """Open ``n`` streaming streams, then close them one at a time: (trace, closed at)."""
+    """Open ``n`` streaming streams, then close them one at a time: (trace, closed at).
+
+    Each is closed once its first ``delta`` came: the model has its request then. A
+    stream closed at its ``suggestion`` event may not have reached the model yet, and
+    leaves it nothing to end (a test saw that, on a busy machine)."""
     async with client() as http:
         background = Background(http, target)
-        await background.grow(n)
+        await background.grow(n, ready=lambda trace: trace.first_delta is not None)
         closed: list[tuple[Trace, float]] = []
         for task, trace in zip(background.tasks, background.traces, strict=True):
             await asyncio.sleep(0.01)
