@@ -36,7 +36,7 @@ class Sizes:
     hold_s: float
 
 
-FULL = Sizes(rates=(20, 40, 60, 80, 100, 130, 160, 200), hold_s=6)
+FULL = Sizes(rates=(20, 40, 80, 130, 200, 300, 400, 500, 600, 800, 1000), hold_s=6)
 QUICK = Sizes(rates=(40, 100), hold_s=3)
 
 

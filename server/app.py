@@ -47,6 +47,7 @@ from server.web import health, metrics, panel
 from server.web.connections import BodyDeadline
 from server.web.headers import ResponseHeaders
 from server.web.metrics import Metrics
+from server.web.outbound import Transport
 
 log = logging.getLogger("assist_panel")
 
@@ -160,7 +161,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
         # Streams are capped by ASSIST_MAX_STREAMS, not by the model connection pool.
         pool = httpx.Limits(max_connections=None, max_keepalive_connections=100)
         try:
-            async with httpx.AsyncClient(timeout=timeout, limits=pool) as http:
+            async with httpx.AsyncClient(timeout=timeout, limits=pool,
+                                         transport=Transport(limits=pool)) as http:
                 embedder = build_embedder(settings, http)
                 snapshots = settings.kb_path if settings.kb_path.is_dir() else None
                 if snapshots is not None:

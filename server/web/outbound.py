@@ -1,0 +1,330 @@
+"""The outbound HTTP client's network layer: httpcore over plain asyncio.
+
+httpx sends requests through httpcore, and httpcore's default network backend goes
+through anyio: every socket read enters a cancel scope (a deadline, even when there
+is none), checks for cancellation with an extra turn of the event loop, and maps
+exceptions through a generator-based context manager. A model relaying thousands
+of tokens a second pays that on every read. This backend reads from an
+``asyncio.Protocol`` instead: a read returns what has already arrived without
+waiting, waits on one future when nothing has, and arms a timer only when a
+timeout is given. TLS is the event loop's own (``loop.start_tls``).
+
+``transport()`` builds the httpx transport the app's shared client uses. Proxies
+from the environment still go through httpx's own transports (httpx mounts them
+beside this one), so a deployment behind a proxy works as before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import ssl
+from collections import deque
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, cast
+
+import httpcore
+import httpx
+
+# Read no more than this ahead of the reader: the socket is paused past it, so a
+# model that floods a slow stream fills the kernel's buffers, not the worker's memory.
+_HIGH_WATER = 64 * 1024
+
+
+class _Reading(asyncio.Protocol):
+    """Bytes received and not yet read; pauses the socket when too many wait."""
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.chunks: deque[bytes] = deque()
+        self.buffered = 0
+        self.eof = False
+        self.error: BaseException | None = None
+        self.paused = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._writing_paused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not subclasses of asyncio's, only alike.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        self.chunks.append(data)
+        self.buffered += len(data)
+        if self.buffered > _HIGH_WATER and self.transport is not None and not self.paused:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def eof_received(self) -> bool | None:
+        self.eof = True
+        self._wake()
+        return None  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.eof = True
+        self.error = exc
+        self._wake()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def take(self, max_bytes: int) -> bytes:
+        """Up to ``max_bytes`` of what has arrived (the caller checked there is some)."""
+        first = self.chunks[0]
+        if len(first) <= max_bytes:
+            self.chunks.popleft()
+        else:
+            first, self.chunks[0] = first[:max_bytes], first[max_bytes:]
+        self.buffered -= len(first)
+        if self.paused and self.buffered <= _HIGH_WATER // 4 and self.transport is not None:
+            self.paused = False
+            self.transport.resume_reading()
+        return first
+
+    async def readable(self) -> None:
+        """Until there is data, the end of the stream, or an error."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def drained(self) -> None:
+        """Until the transport's write buffer is below its high-water mark again."""
+        if not self._writing_paused or self.transport is None or self.transport.is_closing():
+            return
+        self._drained = asyncio.get_running_loop().create_future()
+        try:
+            await self._drained
+        finally:
+            self._drained = None
+
+
+# httpcore's names for what a stream can tell, and the transport's.
+_EXTRA = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": "peername",
+          "socket": "socket"}
+
+
+class AsyncioStream(httpcore.AsyncNetworkStream):
+    """One connection, read and written through the event loop's transport."""
+
+    def __init__(self, transport: asyncio.Transport, protocol: _Reading) -> None:
+        self._transport = transport
+        self._protocol = protocol
+
+    async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:  # noqa: ASYNC109
+        protocol = self._protocol
+        if not protocol.chunks:
+            if protocol.eof:
+                return self._ended()
+            try:
+                if timeout is None:
+                    await protocol.readable()
+                else:
+                    async with asyncio.timeout(timeout):
+                        await protocol.readable()
+            except TimeoutError as exc:
+                raise httpcore.ReadTimeout("timed out reading from the server") from exc
+            if not protocol.chunks:
+                return self._ended()
+        return protocol.take(max_bytes)
+
+    def _ended(self) -> bytes:
+        if self._protocol.error is not None:
+            raise httpcore.ReadError(str(self._protocol.error) or "connection lost")
+        return b""
+
+    async def write(self, buffer: bytes, timeout: float | None = None) -> None:  # noqa: ASYNC109
+        if not buffer:
+            return
+        if self._transport.is_closing():
+            raise httpcore.WriteError("the connection is closed")
+        self._transport.write(buffer)
+        try:
+            if timeout is None:
+                await self._protocol.drained()
+            else:
+                async with asyncio.timeout(timeout):
+                    await self._protocol.drained()
+        except TimeoutError as exc:
+            raise httpcore.WriteTimeout("timed out writing to the server") from exc
+        if self._protocol.error is not None:
+            raise httpcore.WriteError(str(self._protocol.error))
+
+    async def aclose(self) -> None:
+        self._transport.close()
+
+    async def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                        timeout: float | None = None,  # noqa: ASYNC109
+                        ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                tls = await loop.start_tls(self._transport, self._protocol, ssl_context,
+                                           server_hostname=server_hostname)
+        except TimeoutError as exc:
+            self._transport.close()
+            raise httpcore.ConnectTimeout("timed out in the TLS handshake") from exc
+        except (OSError, ssl.SSLError) as exc:
+            self._transport.close()
+            raise httpcore.ConnectError(str(exc)) from exc
+        if tls is None:  # pragma: no cover - only for a transport that cannot do TLS
+            raise httpcore.ConnectError("the connection cannot start TLS")
+        self._protocol.transport = tls
+        return AsyncioStream(tls, self._protocol)
+
+    def get_extra_info(self, info: str) -> Any:
+        if info == "is_readable":
+            # An idle keep-alive connection with something to read was closed (or
+            # broken) by the server: the pool then opens a new one.
+            return bool(self._protocol.chunks) or self._protocol.eof
+        name = _EXTRA.get(info)
+        if name is None or self._transport.is_closing():
+            return None  # asyncio's TLS transport has nothing to tell once closed
+        return self._transport.get_extra_info(name)
+
+
+class AsyncioBackend(httpcore.AsyncNetworkBackend):
+    """Connections made by the running event loop (uvloop's, under the server)."""
+
+    async def connect_tcp(self, host: str, port: int,
+                          timeout: float | None = None,  # noqa: ASYNC109
+                          local_address: str | None = None,
+                          socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                          ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        local = (local_address, 0) if local_address else None
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_connection(
+                    _Reading, host, port, local_addr=local)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        _apply(transport, socket_options)
+        return AsyncioStream(transport, protocol)
+
+    async def connect_unix_socket(self, path: str,
+                                  timeout: float | None = None,  # noqa: ASYNC109
+                                  socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+                                  ) -> httpcore.AsyncNetworkStream:
+        loop = asyncio.get_running_loop()
+        try:
+            async with asyncio.timeout(timeout):
+                transport, protocol = await loop.create_unix_connection(_Reading, path)
+        except TimeoutError as exc:
+            raise httpcore.ConnectTimeout(f"timed out connecting to {path}") from exc
+        except OSError as exc:
+            raise httpcore.ConnectError(str(exc)) from exc
+        _apply(transport, socket_options)
+        return AsyncioStream(transport, protocol)
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+def _apply(transport: asyncio.BaseTransport,
+           options: Iterable[httpcore.SOCKET_OPTION] | None) -> None:
+    sock: socket.socket | None = transport.get_extra_info("socket")
+    if sock is None:
+        return
+    for option in options or ():
+        sock.setsockopt(*option)
+
+
+# httpcore's errors as httpx's, so callers catch ``httpx.HTTPError`` as before. The
+# most specific class first.
+_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextlib.contextmanager
+def _translated(request: httpx.Request) -> Any:
+    try:
+        yield
+    except Exception as exc:
+        for theirs, ours in _ERRORS:
+            if isinstance(exc, theirs):
+                raise ours(str(exc), request=request) from exc
+        raise
+
+
+class _Body(httpx.AsyncByteStream):
+    def __init__(self, stream: AsyncIterator[bytes] | Any, request: httpx.Request) -> None:
+        self._stream = stream
+        self._request = request
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        with _translated(self._request):
+            async for part in self._stream:
+                yield part
+
+    async def aclose(self) -> None:
+        if hasattr(self._stream, "aclose"):
+            with _translated(self._request):
+                await self._stream.aclose()
+
+
+class Transport(httpx.AsyncBaseTransport):
+    """httpx's transport over an httpcore pool on :class:`AsyncioBackend` (HTTP/1.1)."""
+
+    def __init__(self, *, limits: httpx.Limits | None = None,
+                 verify: ssl.SSLContext | bool = True) -> None:
+        limits = limits or httpx.Limits()
+        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(
+            verify=verify)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=context,
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=AsyncioBackend(),
+        )
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        assert isinstance(request.stream, httpx.AsyncByteStream)
+        core = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
+                             port=request.url.port, target=request.url.raw_path),
+            headers=request.headers.raw,
+            content=request.stream,
+            extensions=request.extensions,
+        )
+        with _translated(request):
+            response = await self._pool.handle_async_request(core)
+        return httpx.Response(status_code=response.status, headers=response.headers,
+                              stream=_Body(response.stream, request),
+                              extensions=response.extensions)
+
+    async def aclose(self) -> None:
+        await self._pool.aclose()
