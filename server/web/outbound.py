@@ -21,7 +21,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
 from typing import Any, cast
 
 import httpcore
@@ -34,6 +34,10 @@ _HIGH_WATER = 64 * 1024
 
 class _Reading(asyncio.Protocol):
     """Bytes received and not yet read; pauses the socket when too many wait."""
+
+    # One per open model request: thousands at once.
+    __slots__ = ("_drained", "_waiter", "_writing_paused", "buffered", "chunks", "eof",
+                 "error", "paused", "transport")
 
     def __init__(self) -> None:
         self.transport: asyncio.Transport | None = None
@@ -90,9 +94,11 @@ class _Reading(asyncio.Protocol):
         else:
             first, self.chunks[0] = first[:max_bytes], first[max_bytes:]
         self.buffered -= len(first)
-        if self.paused and self.buffered <= _HIGH_WATER // 4 and self.transport is not None:
+        transport = self.transport
+        if self.paused and self.buffered <= _HIGH_WATER // 4 and transport is not None:
             self.paused = False
-            self.transport.resume_reading()
+            if not transport.is_closing():
+                transport.resume_reading()
         return first
 
     async def readable(self) -> None:
@@ -121,6 +127,8 @@ _EXTRA = {"ssl_object": "ssl_object", "client_addr": "sockname", "server_addr": 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
     """One connection, read and written through the event loop's transport."""
+
+    __slots__ = ("_protocol", "_transport")
 
     def __init__(self, transport: asyncio.Transport, protocol: _Reading) -> None:
         self._transport = transport
@@ -268,7 +276,7 @@ _ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
 
 
 @contextlib.contextmanager
-def _translated(request: httpx.Request) -> Any:
+def _translated(request: httpx.Request) -> Iterator[None]:
     try:
         yield
     except Exception as exc:
@@ -279,7 +287,7 @@ def _translated(request: httpx.Request) -> Any:
 
 
 class _Body(httpx.AsyncByteStream):
-    def __init__(self, stream: AsyncIterator[bytes] | Any, request: httpx.Request) -> None:
+    def __init__(self, stream: Any, request: httpx.Request) -> None:
         self._stream = stream
         self._request = request
 

@@ -206,6 +206,9 @@ class _Transport:
     def resume_reading(self) -> None:
         self.paused = False
 
+    def is_closing(self) -> bool:
+        return False
+
 
 def test_reading_pauses_when_the_reader_falls_behind_and_resumes_when_it_catches_up() -> None:
     protocol = network._Reading()
