@@ -21,7 +21,7 @@ import contextlib
 import socket
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, cast
 
 import httpcore
@@ -216,34 +216,36 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
                           ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
         local = (local_address, 0) if local_address else None
-        try:
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_connection(
-                    _Reading, host, port, local_addr=local)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"timed out connecting to {host}:{port}") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        _apply(transport, socket_options)
-        return AsyncioStream(transport, protocol)
+        return await _connect(
+            f"{host}:{port}",
+            lambda: loop.create_connection(_Reading, host, port, local_addr=local),
+            timeout, socket_options)
 
     async def connect_unix_socket(self, path: str,
                                   timeout: float | None = None,  # noqa: ASYNC109
                                   socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
                                   ) -> httpcore.AsyncNetworkStream:
         loop = asyncio.get_running_loop()
-        try:
-            async with asyncio.timeout(timeout):
-                transport, protocol = await loop.create_unix_connection(_Reading, path)
-        except TimeoutError as exc:
-            raise httpcore.ConnectTimeout(f"timed out connecting to {path}") from exc
-        except OSError as exc:
-            raise httpcore.ConnectError(str(exc)) from exc
-        _apply(transport, socket_options)
-        return AsyncioStream(transport, protocol)
+        return await _connect(path, lambda: loop.create_unix_connection(_Reading, path),
+                              timeout, socket_options)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+
+async def _connect(where: str,
+                   connecting: Callable[[], Awaitable[tuple[asyncio.BaseTransport, _Reading]]],
+                   within_s: float | None,
+                   options: Iterable[httpcore.SOCKET_OPTION] | None) -> AsyncioStream:
+    try:
+        async with asyncio.timeout(within_s):
+            transport, protocol = await connecting()
+    except TimeoutError as exc:
+        raise httpcore.ConnectTimeout(f"timed out connecting to {where}") from exc
+    except OSError as exc:
+        raise httpcore.ConnectError(str(exc)) from exc
+    _apply(transport, options)
+    return AsyncioStream(cast(asyncio.Transport, transport), protocol)
 
 
 def _apply(transport: asyncio.BaseTransport,

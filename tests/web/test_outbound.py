@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpcore
@@ -159,6 +160,34 @@ async def test_a_refused_connection_is_httpx_connect_error() -> None:
     async with httpx.AsyncClient(transport=Transport()) as client:
         with pytest.raises(httpx.ConnectError):
             await client.get(f"http://127.0.0.1:{port}/")
+
+
+async def test_a_unix_socket_serves_like_tcp(tmp_path: Path) -> None:
+    path = str(tmp_path / "model.sock")
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"over a unix socket"))
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_unix_server(accept, path)
+    async with listener:
+        stream = await AsyncioBackend().connect_unix_socket(path)
+        try:
+            await stream.write(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+            received = b""
+            while b"over a unix socket" not in received:
+                part = await stream.read(1024)
+                assert part, "the server closed before answering"
+                received += part
+        finally:
+            await stream.aclose()
+
+
+async def test_connecting_to_a_missing_unix_socket_is_a_connect_error(tmp_path: Path) -> None:
+    with pytest.raises(httpcore.ConnectError):
+        await AsyncioBackend().connect_unix_socket(str(tmp_path / "nothing-here.sock"))
 
 
 async def test_a_server_that_drops_the_connection_mid_body_is_a_transport_error() -> None:
