@@ -43,11 +43,10 @@ from server.settings import Settings
 from server.shared.limits import SharedRateLimiter, SharedStates
 from server.shared.link import RedisLink
 from server.shared.supersede import SharedSupersede
-from server.web import health, metrics, panel
+from server.web import health, metrics, outbound, panel
 from server.web.connections import BodyDeadline
 from server.web.headers import ResponseHeaders
 from server.web.metrics import Metrics
-from server.web.outbound import Transport
 
 log = logging.getLogger("assist_panel")
 
@@ -162,7 +161,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
         pool = httpx.Limits(max_connections=None, max_keepalive_connections=100)
         try:
             async with httpx.AsyncClient(timeout=timeout, limits=pool,
-                                         transport=Transport(limits=pool)) as http:
+                                         transport=outbound.transport(pool)) as http:
                 embedder = build_embedder(settings, http)
                 snapshots = settings.kb_path if settings.kb_path.is_dir() else None
                 if snapshots is not None:

@@ -9,9 +9,11 @@ of tokens a second pays that on every read. This backend reads from an
 waiting, waits on one future when nothing has, and arms a timer only when a
 timeout is given. TLS is the event loop's own (``loop.start_tls``).
 
-``transport()`` builds the httpx transport the app's shared client uses. Proxies
-from the environment still go through httpx's own transports (httpx mounts them
-beside this one), so a deployment behind a proxy works as before.
+``transport()`` is what the app's shared client is given: this module's transport,
+unless the environment names a proxy (``HTTP_PROXY``, ``HTTPS_PROXY``,
+``ALL_PROXY``). httpx ignores those variables when it is handed a transport, so
+then it gets none and sets up its own, with the proxies and ``NO_PROXY``, as it
+always did.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import urllib.request
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 from typing import Any, cast
@@ -338,3 +341,12 @@ class Transport(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         await self._pool.aclose()
+
+
+def transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
+    """The shared client's transport: :class:`Transport`, or None (httpx's own) when the
+    environment names a proxy, which only httpx's own transports go through."""
+    proxies = urllib.request.getproxies()  # what httpx reads, too
+    if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
+        return None
+    return Transport(limits=limits)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -266,3 +267,15 @@ async def test_httpcore_errors_come_out_as_httpx_errors(anyio_backend: Any) -> N
                          (httpcore.PoolTimeout, httpx.PoolTimeout)]:
         with pytest.raises(ours), network._translated(request):
             raise theirs("boom")
+
+
+@pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "ALL_PROXY"])
+def test_a_proxy_in_the_environment_leaves_the_client_to_httpx_own_transports(
+        monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    # httpx reads the proxy variables only when it is given no transport.
+    for name in [n for n in os.environ if n.lower().endswith("_proxy")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("NO_PROXY", "internal.example")  # alone, no proxy to go through
+    assert isinstance(network.transport(httpx.Limits()), Transport)
+    monkeypatch.setenv(variable, "http://127.0.0.1:3128")
+    assert network.transport(httpx.Limits()) is None
