@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import gzip
 import json
 import re
 from collections.abc import AsyncIterator
@@ -581,6 +582,22 @@ async def test_openai_generator_hands_over_every_token_of_one_read_as_one_chunk(
     assert chunks[-1].stop_reason == "stop"
 
 
+async def test_openai_generator_decodes_a_stream_compressed_anyway() -> None:
+    body = ('data: {"choices":[{"index":0,"delta":{"content":"Five days. [1]"},'
+            '"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n')
+
+    async def completions(request: Request) -> Response:
+        return Response(gzip.compress(body.encode()), media_type="text/event-stream",
+                        headers={"Content-Encoding": "gzip"})
+
+    app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+    request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
+    with serve(app) as base:
+        async with httpx.AsyncClient() as client:
+            generator = OpenAIChatGenerator(client, base_url=f"{base}/v1", model="m")
+            assert await _collect(generator.stream(request)) == ("Five days. [1]", "stop")
+
+
 async def test_openai_generator_refuses_an_answer_that_is_not_an_event_stream() -> None:
     request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
     with serve(_model_answering('{"choices": []}', "application/json")) as base:
@@ -616,6 +633,7 @@ async def test_openai_generator_sends_its_body_whole_with_its_length() -> None:
     assert len(seen) == 2
     for headers, body in seen:
         assert "transfer-encoding" not in headers
+        assert headers["accept-encoding"] == "identity"  # a token stream is not compressed
         assert headers["content-type"] == "application/json"
         assert headers["x-request-id"] == "rq_1"
         assert body["model"] == "m" and body["stream"] is True

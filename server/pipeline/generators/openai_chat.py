@@ -68,8 +68,10 @@ class OpenAIChatGenerator:
             "temperature": self.temperature,
         }, ensure_ascii=False, separators=(",", ":")).encode()
         # Given its length, httpx sends the one-shot body whole, not chunked.
-        headers = {"Accept": "text/event-stream", "Content-Type": "application/json",
-                   "Content-Length": str(len(body))}
+        # Uncompressed: a compressed token stream waits in the server's compressor (and
+        # then in our decoder) before a token shows, and plain bytes need no decoder.
+        headers = {"Accept": "text/event-stream", "Accept-Encoding": "identity",
+                   "Content-Type": "application/json", "Content-Length": str(len(body))}
         if request.request_id:
             # Gateways (vLLM, LiteLLM and most proxies) log it: one id from panel to model.
             headers["X-Request-Id"] = request.request_id
@@ -93,7 +95,11 @@ class OpenAIChatGenerator:
                 kind = response.headers.get("content-type", "").partition(";")[0]
                 if kind.strip().lower() != "text/event-stream":
                     raise UpstreamError("model service did not answer with an event stream")
-                async for raw in response.aiter_bytes():
+                # A server that compresses anyway is decoded; plain bytes are read as sent.
+                encoding = response.headers.get("content-encoding", "").strip().lower()
+                reads = (response.aiter_raw() if encoding in ("", "identity")
+                         else response.aiter_bytes())
+                async for raw in reads:
                     # Every token this read brought becomes one chunk: one hand-off.
                     if chunk := reader.take(raw):
                         yield chunk
