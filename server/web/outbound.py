@@ -19,12 +19,11 @@ always did.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
 import urllib.request
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, cast
 
 import httpcore
@@ -260,87 +259,25 @@ def _apply(transport: asyncio.BaseTransport,
         sock.setsockopt(*option)
 
 
-# httpcore's errors as httpx's, so callers catch ``httpx.HTTPError`` as before. The
-# most specific class first.
-_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
-    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
-    (httpcore.ReadTimeout, httpx.ReadTimeout),
-    (httpcore.WriteTimeout, httpx.WriteTimeout),
-    (httpcore.PoolTimeout, httpx.PoolTimeout),
-    (httpcore.ConnectError, httpx.ConnectError),
-    (httpcore.ReadError, httpx.ReadError),
-    (httpcore.WriteError, httpx.WriteError),
-    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
-    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
-    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-    (httpcore.ProxyError, httpx.ProxyError),
-    (httpcore.TimeoutException, httpx.TimeoutException),
-    (httpcore.NetworkError, httpx.NetworkError),
-    (httpcore.ProtocolError, httpx.ProtocolError),
-)
+class Transport(httpx.AsyncHTTPTransport):
+    """httpx's own HTTP/1.1 transport, its httpcore pool on :class:`AsyncioBackend`.
 
-
-@contextlib.contextmanager
-def _translated(request: httpx.Request) -> Iterator[None]:
-    try:
-        yield
-    except Exception as exc:
-        for theirs, ours in _ERRORS:
-            if isinstance(exc, theirs):
-                raise ours(str(exc), request=request) from exc
-        raise
-
-
-class _Body(httpx.AsyncByteStream):
-    def __init__(self, stream: Any, request: httpx.Request) -> None:
-        self._stream = stream
-        self._request = request
-
-    async def __aiter__(self) -> AsyncIterator[bytes]:
-        with _translated(self._request):
-            async for part in self._stream:
-                yield part
-
-    async def aclose(self) -> None:
-        if hasattr(self._stream, "aclose"):
-            with _translated(self._request):
-                await self._stream.aclose()
-
-
-class Transport(httpx.AsyncBaseTransport):
-    """httpx's transport over an httpcore pool on :class:`AsyncioBackend` (HTTP/1.1)."""
+    httpx takes no network backend, so the pool it builds is built again on this one;
+    everything else (the request and response mapping, httpcore's errors as httpx's)
+    stays httpx's. A test checks that responses come over :class:`AsyncioStream`.
+    """
 
     def __init__(self, *, limits: httpx.Limits | None = None,
                  verify: ssl.SSLContext | bool = True) -> None:
         limits = limits or httpx.Limits()
-        context = verify if isinstance(verify, ssl.SSLContext) else httpx.create_ssl_context(
-            verify=verify)
+        super().__init__(verify=verify, limits=limits)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=context,
+            ssl_context=httpx.create_ssl_context(verify=verify),
             max_connections=limits.max_connections,
             max_keepalive_connections=limits.max_keepalive_connections,
             keepalive_expiry=limits.keepalive_expiry,
             network_backend=AsyncioBackend(),
         )
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        assert isinstance(request.stream, httpx.AsyncByteStream)
-        core = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host,
-                             port=request.url.port, target=request.url.raw_path),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        with _translated(request):
-            response = await self._pool.handle_async_request(core)
-        return httpx.Response(status_code=response.status, headers=response.headers,
-                              stream=_Body(response.stream, request),
-                              extensions=response.extensions)
-
-    async def aclose(self) -> None:
-        await self._pool.aclose()
 
 
 def transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:

@@ -17,7 +17,7 @@ import pytest
 import trustme
 
 from server.web import outbound as network
-from server.web.outbound import AsyncioBackend, Transport
+from server.web.outbound import AsyncioBackend, AsyncioStream, Transport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 
@@ -259,14 +259,47 @@ def test_reading_pauses_when_the_reader_falls_behind_and_resumes_when_it_catches
     assert taken == block * 4 + b"y"
 
 
-@pytest.mark.parametrize("anyio_backend", [("asyncio", {})], ids=["asyncio"])
-async def test_httpcore_errors_come_out_as_httpx_errors(anyio_backend: Any) -> None:
-    request = httpx.Request("GET", "http://127.0.0.1/")
-    for theirs, ours in [(httpcore.ReadTimeout, httpx.ReadTimeout),
-                         (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
-                         (httpcore.PoolTimeout, httpx.PoolTimeout)]:
-        with pytest.raises(ours), network._translated(request):
-            raise theirs("boom")
+async def test_httpcore_errors_come_out_as_httpx_errors() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"this is not HTTP\r\n\r\n")
+        await writer.drain()
+
+    async with server(handler) as (url, _), httpx.AsyncClient(transport=Transport()) as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.get(url)
+
+
+async def test_a_request_waiting_past_the_pool_timeout_is_httpx_pool_timeout() -> None:
+    held = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        await writer.drain()
+        held.set()
+        await reader.read()  # the one connection stays busy until the client leaves
+
+    one = Transport(limits=httpx.Limits(max_connections=1))
+    timeout = httpx.Timeout(5.0, pool=0.05)
+    async with server(handler) as (url, _), \
+            httpx.AsyncClient(transport=one, timeout=timeout) as client, \
+            client.stream("GET", url):
+        await held.wait()
+        with pytest.raises(httpx.PoolTimeout):
+            await client.get(url)
+
+
+async def test_responses_come_over_this_modules_sockets() -> None:
+    # httpx builds its own pool first; this one must be the pool that serves.
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(answer(b"ok"))
+        await writer.drain()
+
+    async with server(handler) as (url, _), httpx.AsyncClient(transport=Transport()) as client:
+        response = await client.get(url)
+    assert isinstance(response.extensions["network_stream"], AsyncioStream)
 
 
 @pytest.mark.parametrize("variable", ["HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "ALL_PROXY"])
