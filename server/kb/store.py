@@ -25,6 +25,7 @@ from numpy.typing import NDArray
 
 from server.errors import EmbeddingError, StoreUnreadable
 from server.kb.embedders.base import Embedder, Vectors
+from server.kb.lexicon import common_words
 from server.kb.passages import Passage, split_passages
 from server.kb.spelling import Vocabulary
 
@@ -397,6 +398,7 @@ class KnowledgeBase:
                 log.warning("embedder %s not reachable at start: %s", self.embedder.name, exc)
         self._vectors()
         self.vocabulary().correct("warmup")
+        common_words()
 
     def vocabulary(self) -> Vocabulary:
         """The stems the index holds, with how many passages hold each (cached until the

@@ -20,6 +20,7 @@ import numpy as np
 
 from server.errors import EmbeddingError
 from server.kb.embedders.base import Embedder, Vectors
+from server.kb.lexicon import common_words
 from server.kb.store import KnowledgeBase, PassageHit
 from server.pipeline.context import SearchQuery
 from server.pipeline.terms import stem
@@ -154,9 +155,11 @@ class HybridSearch:
     def correct(self, query: SearchQuery, kb: KnowledgeBase | None = None) -> SearchQuery:
         """``query`` with words the index never uses replaced by its nearest ones."""
         vocabulary = (kb or self.kb).vocabulary()
+        # A common word is not a typo: "train" must not become "drain".
+        common = common_words()
         terms: dict[str, float] = {}
         for term, weight in query.terms:
-            fixed = vocabulary.correct(stem(term))
+            fixed = None if term in common else vocabulary.correct(stem(term))
             # A correction is a guess: it counts a little less than the word typed.
             key, value = (fixed, weight * 0.9) if fixed else (term, weight)
             terms[key] = max(terms.get(key, 0.0), value)

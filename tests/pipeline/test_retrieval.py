@@ -64,6 +64,15 @@ async def test_an_earlier_turn_finds_the_topic_of_a_vague_question(
     assert "devices-activate-esim" in [s.id for s in found.sources]
 
 
+async def test_common_words_the_articles_never_use_are_not_corrected_as_typos(
+        sample_kb: KnowledgeBase) -> None:
+    # Regression: "train" was searched as "drain" and "night" as "right".
+    query = HybridSearch(sample_kb).correct(
+        SearchQuery.of("my phone was stollen on the train last night"))
+    assert {"train", "night", "stolen"} <= set(query.words)
+    assert not {"drain", "right", "stollen"} & set(query.words)
+
+
 async def test_small_talk_and_wordless_queries_retrieve_nothing(
         sample_kb: KnowledgeBase) -> None:
     retriever = KnowledgeBaseRetriever(sample_kb)
