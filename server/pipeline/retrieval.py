@@ -204,17 +204,20 @@ def rank(hits: list[PassageHit], limit: int, tuning: Tuning, *, dense_used: bool
         by_article.setdefault(hit.article_id, []).append((fused(hit), hit))
     for scored in by_article.values():
         scored.sort(key=lambda pair: -pair[0])
-    ranked = sorted(by_article.values(), key=lambda scored: -_article_score(scored))
+    ranked = sorted(((_article_score(scored), scored) for scored in by_article.values()),
+                    key=lambda pair: -pair[0])
     sources = []
-    for scored in ranked[:limit]:
-        best_score, best = scored[0]
+    for article_score, scored in ranked[:limit]:
+        best = scored[0][1]
         sources.append(Source(
             id=best.article_id, title=best.title, url=best.url,
-            snippet=_snippet(best), score=round(best_score, 4),
+            # The score the articles are ordered by, so clients see them in its order.
+            snippet=_snippet(best), score=round(min(1.0, article_score), 4),
             passages=tuple(_passage_text(h) for _, h in scored[:_PASSAGES_PER_SOURCE]),
             lexical=round(best.lexical, 4), dense=round(best.dense, 4),
         ))
-    confident = bool(sources) and sources[0].score >= tuning.threshold
+    # Confidence is the best passage's alone: the threshold is calibrated on it.
+    confident = bool(ranked) and ranked[0][1][0][0] >= tuning.threshold
     return Retrieval(sources, confident)
 
 

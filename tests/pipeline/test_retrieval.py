@@ -122,9 +122,34 @@ def test_rank_scores_an_article_by_its_best_passage_and_keeps_its_passages_in_or
                  dense_used=True)
     assert [s.id for s in found.sources] == ["a", "b"]
     assert found.sources[0].passages == ("text 2", "text 1", "text 4")
-    # 0.5 * 12 / (12 + 6) + 0.5 * 0.6
-    assert found.sources[0].score == pytest.approx(0.6333, abs=1e-4)
+    # Best passage 0.5 * 12 / (12 + 6) + 0.5 * 0.6 = 0.6333, and 0.3 of the second
+    # (0.5 * 2 / 8 + 0.5 * 0.1 = 0.175).
+    assert found.sources[0].score == pytest.approx(0.6333 + 0.3 * 0.175, abs=1e-4)
     assert found.confident
+
+
+def test_sources_come_in_the_order_of_their_scores() -> None:
+    """Regression: articles were ordered by their best passage plus a little of their
+    second, but each showed its best passage's score alone, so a client could see
+    0.69, 0.63, 0.65."""
+    hits = [_hit(1, "a", 0.0, 0.70), _hit(2, "b", 0.0, 0.60), _hit(3, "b", 0.0, 0.50),
+            _hit(4, "c", 0.0, 0.64)]
+    found = rank(hits, 3, Tuning(dense_weight=1.0, lexical_weight=0.0, threshold=0.0),
+                 dense_used=True)
+    assert [s.id for s in found.sources] == ["b", "a", "c"]
+    scores = [s.score for s in found.sources]
+    assert scores == sorted(scores, reverse=True)
+    assert scores[0] == pytest.approx(0.60 + 0.3 * 0.50)
+
+
+def test_confidence_is_the_best_passage_s_score_against_the_threshold() -> None:
+    # Two middling passages lift the article's score over the threshold; its best
+    # passage is still under it, and the threshold is calibrated on that.
+    hits = [_hit(1, "a", 0.0, 0.34), _hit(2, "a", 0.0, 0.30)]
+    found = rank(hits, 3, Tuning(dense_weight=1.0, lexical_weight=0.0, threshold=0.35),
+                 dense_used=True)
+    assert found.sources[0].score > 0.35
+    assert not found.confident
 
 
 def test_rank_without_vectors_is_bm25_alone() -> None:
