@@ -34,14 +34,16 @@ class RedisLink:
     """A Redis client from a ``redis://`` URL, with up/down tracking."""
 
     def __init__(self, url: str, *, on_change: Callable[[LinkState], None] | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 timeout_s: float = TIMEOUT_S) -> None:
+        """``timeout_s`` bounds connecting and each command (``TIMEOUT_S`` in the app)."""
         self.client = aioredis.Redis.from_url(
-            url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S,
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
             retry_on_timeout=False, health_check_interval=30)
         # A subscription waits for messages as long as it lives: no read timeout (its
         # health checks find a dead connection).
         self.subscriber = aioredis.Redis.from_url(
-            url, socket_timeout=None, socket_connect_timeout=TIMEOUT_S,
+            url, socket_timeout=None, socket_connect_timeout=timeout_s,
             health_check_interval=30)
         self.on_change = on_change
         self.clock = clock

@@ -31,7 +31,10 @@ KEY = ("user-1", "conversation-1")
 class Replica:
     def __init__(self, url: str) -> None:
         self.fallbacks: list[str] = []
-        self.link = RedisLink(url)
+        # Regression: the app's 0.25 s bound on each Redis command was sometimes missed
+        # on a machine busy with the whole suite; the link went down and the supersede
+        # message was never sent. What is tested here is not that bound.
+        self.link = RedisLink(url, timeout_s=10.0)
         self.streams = StreamRegistry(100)
         self.listening: anyio.Event | None = None
         self.supersede = SharedSupersede(self.link, self.streams,
