@@ -43,7 +43,7 @@ from server.settings import Settings
 from server.shared.limits import SharedRateLimiter, SharedStates
 from server.shared.link import RedisLink
 from server.shared.supersede import SharedSupersede
-from server.web import health, metrics, outbound, panel
+from server.web import health, metrics, outbound, panel, upstream
 from server.web.connections import BodyDeadline
 from server.web.headers import ResponseHeaders
 from server.web.metrics import Metrics
@@ -162,6 +162,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
         try:
             async with httpx.AsyncClient(timeout=timeout, limits=pool,
                                          transport=outbound.transport(pool)) as http:
+                # The model's streams go through the lean client, unless through a proxy.
+                model_streams = None if outbound.proxied() else upstream.StreamClient()
                 embedder = build_embedder(settings, http)
                 snapshots = settings.kb_path if settings.kb_path.is_dir() else None
                 if snapshots is not None:
@@ -180,7 +182,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
                     await anyio.to_thread.run_sync(kb.warm)
                     knowledge = LiveKnowledge(kb, settings.kb_path.name)
                 generator = RetryingGenerator(
-                    build_generator(settings, http), max_attempts=settings.retry_max_attempts,
+                    build_generator(settings, http, model_streams),
+                    max_attempts=settings.retry_max_attempts,
                     on_error=stats.upstream_error, on_retry=stats.upstream_retry)
                 # Only the extractive generator quotes beyond the best passages.
                 retriever = KnowledgeBaseRetriever(
@@ -215,6 +218,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
                        "redis": redis,
                        "genesys": GenesysClient(http, settings.genesys_timeout_s)}
                 streams.shutdown()  # normally done already by serving.GracefulServer
+                if model_streams is not None:
+                    await model_streams.aclose()
         finally:
             stack.close()
             audit.close()

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-import httpx
+from collections.abc import Mapping
+from typing import Protocol
 
 
-def retry_after_seconds(response: httpx.Response) -> float | None:
+class _Answer(Protocol):
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
+def retry_after_seconds(response: _Answer) -> float | None:
     """``Retry-After`` in seconds (the delta form, as Genesys and model services send
     it), never negative; None when absent or not a number."""
     value = response.headers.get("retry-after", "").strip()

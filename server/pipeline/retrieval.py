@@ -40,6 +40,8 @@ _POSTINGS_BUDGET = 2000
 # so more threads add no speed; each one keeps its own SQLite connection and page
 # cache, which anyio's default 40 threads multiplied under a burst of streams.
 _SEARCH_THREADS = 4
+# Distinct texts (passages, snippets, titles, URLs) kept to be shared between streams.
+_SHARED_TEXTS = 4096
 
 
 @dataclass(frozen=True)
@@ -105,6 +107,7 @@ class HybridSearch:
         self.kb = kb
         self.tuning = tuning or Tuning()
         self.whole_top = whole_top
+        self._texts: dict[str, str] = {}
 
     def search(self, query: SearchQuery, limit: int, vector: Vectors | None = None
                ) -> Retrieval:
@@ -127,7 +130,24 @@ class HybridSearch:
             rest = tuple(text for text in map(_passage_text, kb.passages(top.id))
                          if text not in top.passages)
             sources = [replace(top, rest=rest), *sources[1:]]
-        return Retrieval(sources, found.confident, query)
+        return Retrieval([self._shared(source) for source in sources], found.confident, query)
+
+    def _shared(self, source: Source) -> Source:
+        """``source`` made of one copy of each text for every stream that holds it.
+
+        Each search reads its texts afresh from SQLite, and every open stream keeps its
+        sources to the end (a few KB); the streams open at once mostly hold the same
+        popular passages, so one copy serves them all.
+        """
+        texts = self._texts
+        if len(texts) > _SHARED_TEXTS:
+            texts.clear()  # a bound, not a policy: the next searches fill it again
+        one = texts.setdefault
+        return replace(source, title=one(source.title, source.title),
+                       url=one(source.url, source.url),
+                       snippet=one(source.snippet, source.snippet),
+                       passages=tuple(one(text, text) for text in source.passages),
+                       rest=tuple(one(text, text) for text in source.rest))
 
     def _selective(self, words: list[str], kb: KnowledgeBase) -> list[str]:
         """``words`` without those that would cost FTS5 the most and tell it the least.

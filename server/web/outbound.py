@@ -280,10 +280,14 @@ class Transport(httpx.AsyncHTTPTransport):
         )
 
 
-def transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
-    """The shared client's transport: :class:`Transport`, or None (httpx's own) when the
-    environment names a proxy, which only httpx's own transports go through."""
+def proxied() -> bool:
+    """Whether the environment names a proxy (``HTTP_PROXY``, ``HTTPS_PROXY``,
+    ``ALL_PROXY``), which only httpx's own transports go through."""
     proxies = urllib.request.getproxies()  # what httpx reads, too
-    if any(proxies.get(scheme) for scheme in ("http", "https", "all")):
-        return None
-    return Transport(limits=limits)
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+
+
+def transport(limits: httpx.Limits) -> httpx.AsyncBaseTransport | None:
+    """The shared client's transport: :class:`Transport`, or None (httpx's own) when
+    :func:`proxied`."""
+    return None if proxied() else Transport(limits=limits)

@@ -156,3 +156,16 @@ def test_rank_without_vectors_is_bm25_alone() -> None:
     found = rank([_hit(1, "a", 6.0, 0.9), _hit(2, "b", 7.0, 0.0)], 3, Tuning(),
                  dense_used=False)
     assert [s.id for s in found.sources] == ["b", "a"]
+
+
+async def test_streams_that_find_the_same_passages_share_one_copy_of_their_text(
+        sample_kb: KnowledgeBase) -> None:
+    # Each open stream keeps its sources: thousands of copies of the same passages.
+    retriever = KnowledgeBaseRetriever(sample_kb)
+    query = SearchQuery.of("how much is the restocking fee for a phone")
+    first, second = [await retriever.retrieve(query, 3) for _ in range(2)]
+    assert first.sources == second.sources
+    for a, b in zip(first.sources, second.sources, strict=True):
+        assert a.title is b.title and a.snippet is b.snippet
+        assert all(x is y for x, y in zip(a.passages + a.rest, b.passages + b.rest,
+                                          strict=True))

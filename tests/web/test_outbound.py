@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import os
 import ssl
-from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,7 @@ import trustme
 
 from server.web import outbound as network
 from server.web.outbound import AsyncioBackend, AsyncioStream, Transport
-
-Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+from tests.web.rawhttp import answer, read_request, server
 
 
 @pytest.fixture(params=[pytest.param(("asyncio", {}), id="asyncio"),
@@ -29,39 +27,6 @@ def anyio_backend(request: pytest.FixtureRequest) -> Any:
 
 
 pytestmark = pytest.mark.anyio
-
-
-@contextlib.asynccontextmanager
-async def server(handler: Handler, *, tls: ssl.SSLContext | None = None
-                 ) -> AsyncIterator[tuple[str, list[int]]]:
-    """A raw HTTP server on a loopback port: its URL, and one entry per connection."""
-    connections: list[int] = []
-
-    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        connections.append(1)
-        try:
-            await handler(reader, writer)
-        finally:
-            writer.close()
-
-    listener = await asyncio.start_server(accept, "127.0.0.1", 0, ssl=tls)
-    port = listener.sockets[0].getsockname()[1]
-    scheme = "https" if tls else "http"
-    async with listener:
-        yield f"{scheme}://localhost:{port}" if tls else f"{scheme}://127.0.0.1:{port}", connections
-
-
-async def read_request(reader: asyncio.StreamReader) -> bytes:
-    head = await reader.readuntil(b"\r\n\r\n")
-    for line in head.split(b"\r\n"):
-        if line.lower().startswith(b"content-length:"):
-            await reader.readexactly(int(line.split(b":")[1]))
-    return head
-
-
-def answer(body: bytes, *extra: bytes) -> bytes:
-    return (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
-            + str(len(body)).encode() + b"\r\n" + b"".join(extra) + b"\r\n" + body)
 
 
 async def test_a_streamed_body_arrives_read_by_read_as_the_server_sends_it() -> None:
@@ -310,5 +275,7 @@ def test_a_proxy_in_the_environment_leaves_the_client_to_httpx_own_transports(
         monkeypatch.delenv(name)
     monkeypatch.setenv("NO_PROXY", "internal.example")  # alone, no proxy to go through
     assert isinstance(network.transport(httpx.Limits()), Transport)
+    assert not network.proxied()  # the model's streams take the lean client
     monkeypatch.setenv(variable, "http://127.0.0.1:3128")
     assert network.transport(httpx.Limits()) is None
+    assert network.proxied()  # ...and go through httpx and its proxy

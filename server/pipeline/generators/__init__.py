@@ -9,13 +9,16 @@ from server.pipeline.generators.extractive import ExtractiveGenerator
 from server.pipeline.generators.openai_chat import OpenAIChatGenerator
 from server.pipeline.generators.retrying import RetryingGenerator
 from server.settings import Settings
+from server.web.upstream import StreamClient
 
 __all__ = ["Chunk", "ExtractiveGenerator", "GenerationRequest", "Generator",
            "OpenAIChatGenerator", "RetryingGenerator", "build_generator"]
 
 
-def build_generator(settings: Settings, client: httpx.AsyncClient) -> Generator:
-    """The generator the settings select."""
+def build_generator(settings: Settings, client: httpx.AsyncClient,
+                    streams: StreamClient | None = None) -> Generator:
+    """The generator the settings select; ``streams`` carries the model's streams when
+    given (else ``client`` does)."""
     if settings.generator == "openai":
         key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else None
         return OpenAIChatGenerator(
@@ -24,6 +27,7 @@ def build_generator(settings: Settings, client: httpx.AsyncClient) -> Generator:
             model=settings.openai_model,
             api_key=key,
             context_tokens=settings.model_context_tokens,
+            streams=streams,
         )
     return ExtractiveGenerator(
         token_delay_s=settings.extractive_token_delay_ms / 1000,

@@ -1,15 +1,18 @@
 """The ``openai`` generator: any OpenAI-compatible streaming chat-completions endpoint.
 
 Works with OpenAI, vLLM, Ollama, llama.cpp, LiteLLM and other servers that speak
-``POST {base}/chat/completions`` with ``stream: true``. httpx errors and bad
-statuses are translated into ``UpstreamError`` here, at the boundary.
+``POST {base}/chat/completions`` with ``stream: true``. The request goes through the
+app's lean stream client (server/web/upstream.py) when it has one, else through the
+shared ``httpx.AsyncClient`` (when the environment names a proxy). Both raise httpx's
+errors; they and bad statuses are translated into ``UpstreamError`` here, at the
+boundary.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Protocol
 
 import httpx
 
@@ -19,6 +22,7 @@ from server.pipeline.generators.citations import CitationFilter
 from server.pipeline.generators.event_stream import EventStreamParser
 from server.pipeline.generators.prompt import build_prompt
 from server.retry_after import retry_after_seconds
+from server.web.upstream import Origin, StreamClient
 
 _FINISH = {"stop": "stop", "length": "max_tokens", "content_filter": "content_filter"}
 # No read timeout on the stream: the pipeline's watchdog already ends a model that goes
@@ -27,8 +31,28 @@ _FINISH = {"stop": "stop", "length": "max_tokens", "content_filter": "content_fi
 _STREAM_TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=10.0, pool=5.0)
 
 
+class _Response(Protocol):
+    """What the generator reads of a response: an ``httpx.Response`` or a
+    :class:`~server.web.upstream.StreamResponse`."""
+
+    @property
+    def status_code(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def aiter_raw(self) -> AsyncIterator[bytes]: ...
+
+    def aiter_bytes(self) -> AsyncIterator[bytes]: ...
+
+    async def aread(self) -> bytes: ...
+
+    async def aclose(self) -> None: ...
+
+
 class OpenAIChatGenerator:
-    """Streams a chat completion through the app's shared ``httpx.AsyncClient``."""
+    """Streams a chat completion through ``streams`` (the app's lean stream client) or,
+    without one, the shared ``httpx.AsyncClient``."""
 
     name = "openai"
 
@@ -41,9 +65,12 @@ class OpenAIChatGenerator:
         api_key: str | None = None,
         context_tokens: int = 8192,
         temperature: float = 0.2,
+        streams: StreamClient | None = None,
     ) -> None:
         self.client = client
+        self.streams = streams
         self.url = base_url.rstrip("/") + "/chat/completions"
+        self._origin = Origin(self.url) if streams is not None else None
         self.model = model
         self._api_key = api_key
         self.context_tokens = context_tokens
@@ -79,12 +106,19 @@ class OpenAIChatGenerator:
             headers["Authorization"] = f"Bearer {self._api_key}"
         return _OneShot(body), headers, CitationFilter(articles)
 
+    async def _send(self, body: _OneShot, headers: dict[str, str]) -> _Response:
+        if self.streams is not None and self._origin is not None:
+            return await self.streams.post(self._origin, body.take(), headers)
+        request = self.client.build_request("POST", self.url, content=body, headers=headers,
+                                            timeout=_STREAM_TIMEOUT)
+        return await self.client.send(request, stream=True)
+
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         body, headers, citations = self._request(request)
         reader = _Reader(citations)
         try:
-            async with self.client.stream("POST", self.url, content=body, headers=headers,
-                                          timeout=_STREAM_TIMEOUT) as response:
+            response = await self._send(body, headers)
+            try:
                 if response.status_code != 200:
                     await response.aread()
                     raise UpstreamError(
@@ -106,6 +140,8 @@ class OpenAIChatGenerator:
                     if reader.ended:
                         break
                     del raw, chunk  # a quiet stream holds nothing of the last read
+            finally:
+                await response.aclose()
         except httpx.HTTPError as exc:
             raise UpstreamError(f"model service connection failed: {type(exc).__name__}") from exc
         if reader.finish is None:
@@ -160,6 +196,11 @@ class _OneShot:
 
     def __init__(self, data: bytes) -> None:
         self._data: bytes | None = data
+
+    def take(self) -> bytes:
+        """The bytes, let go of here (for a client that takes them whole)."""
+        data, self._data = self._data or b"", None
+        return data
 
     def __aiter__(self) -> _OneShot:
         return self

@@ -1,0 +1,446 @@
+"""A lean HTTP/1.1 client for the model's event stream.
+
+httpx serves every kind of request; a model stream is one kind: a POST whose answer
+comes a few bytes at a time for up to a minute, thousands at once. Through httpx,
+each read of it passes httpx's response iterators, httpcore's connection and h11's
+parser, and each open stream holds their objects, about 15 KB. Here the response is
+parsed as it arrives, in the connection's ``data_received``, by httptools (llhttp,
+the parser uvicorn reads requests with), and its body waits in a list until the
+generator takes all of it in one read.
+
+What it keeps of httpx: connections kept alive and reused per origin (the last one
+released first, at most ``max_idle`` idle per origin, closed after
+``keepalive_expiry`` idle); a reused connection that turns out closed before any of
+the response came is retried once on a new one; TLS with httpx's default context;
+the socket paused while 64 KiB of body wait unread; httpx's exception types and the
+response's ``status_code``, ``headers``, ``aiter_raw``, ``aiter_bytes``, ``aread``
+and ``aclose``, so a caller handles both clients alike. What it leaves out: proxies
+(the app uses httpx when the environment names one), redirects, cookies, HTTP/2 and
+compressions other than gzip and deflate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+import time
+import zlib
+from collections.abc import AsyncIterator, Mapping
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+import httpx
+
+# The socket is paused when this much body waits unread, and resumed once it is read.
+_HIGH_WATER = 64 * 1024
+# At most this much body is handed over at once, as by one socket read.
+_READ = 64 * 1024
+# An error body (a 4xx or 5xx) is read up to this much.
+_ERROR_BODY = 64 * 1024
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+class Origin:
+    """Where requests to one URL go, and the first lines of each request to it."""
+
+    __slots__ = ("head", "host", "key", "port", "tls")
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
+            raise ValueError(f"not an http or https URL: {url!r}")
+        self.tls = parts.scheme == "https"
+        self.host = parts.hostname
+        self.port = parts.port or _DEFAULT_PORTS[parts.scheme]
+        self.key = (parts.scheme, self.host, self.port)
+        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        authority = parts.netloc.rpartition("@")[2]
+        self.head = f"POST {target} HTTP/1.1\r\nHost: {authority}\r\n".encode("ascii")
+
+
+class _Connection(asyncio.Protocol):
+    """One connection, and the response it is reading (httptools calls back here)."""
+
+    # Thousands open at once: no per-instance dict.
+    __slots__ = ("_drained", "_waiter", "_writing_paused", "body", "buffered", "closed",
+                 "complete", "error", "framed", "headers", "headers_done", "idle_since",
+                 "keep_alive", "parser", "paused", "received", "status", "transport")
+
+    def __init__(self) -> None:
+        self.transport: asyncio.Transport | None = None
+        self.parser: httptools.HttpResponseParser | None = None
+        self.status = 0
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers_done = False
+        self.keep_alive = False  # the server keeps the connection open after this response
+        self.framed = False  # the body's end is marked (a length, or chunked)
+        self.body: list[bytes] = []
+        self.buffered = 0
+        self.complete = False
+        self.received = False  # any byte of this response
+        self.closed = False
+        self.error: BaseException | None = None
+        self.paused = False
+        self.idle_since = 0.0
+        self._waiter: asyncio.Future[None] | None = None
+        self._drained: asyncio.Future[None] | None = None
+        self._writing_paused = False
+
+    def begin(self) -> None:
+        """Ready to read a new response."""
+        self.parser = httptools.HttpResponseParser(self)
+        self.status = 0
+        self.headers = []
+        self.headers_done = self.keep_alive = self.framed = False
+        self.complete = self.received = False
+
+    # asyncio's side
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # uvloop's transports are not subclasses of asyncio's, only alike.
+        self.transport = cast(asyncio.Transport, transport)
+
+    def data_received(self, data: bytes) -> None:
+        parser = self.parser
+        if parser is None or self.complete:
+            # Bytes on an idle connection: the server is closing it, or is confused.
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+            return
+        self.received = True
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            self.error = httpx.RemoteProtocolError(f"malformed response from the server: {exc}")
+            self.closed = True
+            if self.transport is not None:
+                self.transport.close()
+            self._wake()
+
+    def eof_received(self) -> bool | None:
+        self.closed = True
+        self._wake()
+        return None  # the transport closes itself
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        if exc is not None and self.error is None:
+            self.error = exc
+        self._wake()
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        if self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    # httptools' side
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name in (b"content-length", b"transfer-encoding"):
+            self.framed = True
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        assert self.parser is not None
+        self.status = self.parser.get_status_code()
+        # Asked now: the parser forgets it once the message is complete.
+        self.keep_alive = self.parser.should_keep_alive()
+        self.headers_done = True
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+        self.buffered += len(body)
+        if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
+            self.paused = True
+            self.transport.pause_reading()
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        self.complete = True
+        self._wake()
+
+    # the client's side
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def changed(self) -> None:
+        """Until something arrives, or the connection ends."""
+        self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await self._waiter
+        finally:
+            self._waiter = None
+
+    async def drained(self) -> None:
+        if not self._writing_paused or self.transport is None or self.transport.is_closing():
+            return
+        self._drained = asyncio.get_running_loop().create_future()
+        try:
+            await self._drained
+        finally:
+            self._drained = None
+
+    def take(self) -> bytes:
+        """What has arrived, up to ``_READ`` bytes (the caller checked there is some).
+
+        Bounded like a socket read: a model that floods a stream the client does not
+        read hands the pipeline at most this much text at once.
+        """
+        body = self.body
+        if len(body) == 1 and len(body[0]) <= _READ:
+            data = body.pop()
+        else:
+            parts: list[bytes] = []
+            size = 0
+            while body and size < _READ:
+                part = body.pop(0)
+                if size + len(part) > _READ:
+                    part, rest = part[:_READ - size], part[_READ - size:]
+                    body.insert(0, rest)
+                parts.append(part)
+                size += len(part)
+            data = b"".join(parts)
+        self.buffered -= len(data)
+        transport = self.transport
+        if (self.paused and self.buffered <= _HIGH_WATER // 4 and transport is not None
+                and not transport.is_closing()):
+            self.paused = False
+            transport.resume_reading()
+        return data
+
+    def reusable(self) -> bool:
+        return (self.complete and self.keep_alive and not self.closed and self.error is None
+                and self.transport is not None and not self.transport.is_closing())
+
+    def close(self) -> None:
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+
+
+class StreamResponse:
+    """A response whose body is read as it arrives; ``aclose`` hands the connection back."""
+
+    __slots__ = ("_client", "_conn", "_key", "headers", "status_code")
+
+    def __init__(self, client: StreamClient, key: tuple[str, str, int],
+                 conn: _Connection) -> None:
+        self._client = client
+        self._key = key
+        self._conn: _Connection | None = conn
+        self.status_code = conn.status
+        headers: dict[str, str] = {}
+        for name, value in conn.headers:
+            text = name.decode("latin-1")
+            headers[text] = (f"{headers[text]}, " if text in headers else "") + value.decode(
+                "latin-1")
+        conn.headers = []
+        self.headers: Mapping[str, str] = headers  # names lowercased
+
+    async def aiter_raw(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, every read's worth at once, as sent (not decoded)."""
+        conn = self._conn
+        if conn is None:
+            return
+        while True:
+            if conn.body:
+                yield conn.take()
+            elif conn.complete:
+                return
+            elif conn.closed:
+                if conn.error is not None:
+                    raise httpx.ReadError(str(conn.error) or "connection lost") from conn.error
+                if conn.framed:
+                    raise httpx.RemoteProtocolError(
+                        "the server closed the connection before the response ended")
+                return  # a body that ends when the connection does
+            else:
+                await conn.changed()
+
+    async def aiter_bytes(self) -> AsyncIterator[bytes]:
+        """The body decoded from its ``Content-Encoding`` (gzip or deflate)."""
+        encoding = self.headers.get("content-encoding", "").strip().lower()
+        if encoding in ("", "identity"):
+            async for data in self.aiter_raw():
+                yield data
+            return
+        if encoding not in ("gzip", "x-gzip", "deflate"):
+            raise httpx.DecodingError(f"unsupported content encoding {encoding!r}")
+        # gzip's header, or zlib's for deflate (which some servers send raw: wbits < 0).
+        decoder = zlib.decompressobj(31 if "gzip" in encoding else 15)
+        first = True
+        try:
+            async for data in self.aiter_raw():
+                if first and encoding == "deflate" and data[:1] != b"\x78":
+                    decoder = zlib.decompressobj(-15)
+                first = False
+                if out := decoder.decompress(data):
+                    yield out
+            if out := decoder.flush():
+                yield out
+        except zlib.error as exc:
+            raise httpx.DecodingError(f"the {encoding} body does not decode: {exc}") from exc
+
+    async def aread(self) -> bytes:
+        """The whole body (an error's, usually), up to 64 KiB of it."""
+        parts: list[bytes] = []
+        size = 0
+        async for data in self.aiter_bytes():
+            parts.append(data)
+            size += len(data)
+            if size >= _ERROR_BODY:
+                break
+        return b"".join(parts)[:_ERROR_BODY]
+
+    async def aclose(self) -> None:
+        """Done with the response: its connection goes back to the pool when the
+        response was read to its end and the server keeps it open, else it is closed."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            self._client._release(self._key, conn)
+
+
+class StreamClient:
+    """POSTs whose responses are streamed; connections kept alive per origin."""
+
+    def __init__(self, *, verify: ssl.SSLContext | bool = True, max_idle: int = 100,
+                 keepalive_expiry: float = 5.0, connect_timeout: float = 5.0,
+                 write_timeout: float = 10.0) -> None:
+        self._ssl: ssl.SSLContext | None = None
+        self._verify = verify
+        self.max_idle = max_idle
+        self.keepalive_expiry = keepalive_expiry
+        self.connect_timeout = connect_timeout
+        self.write_timeout = write_timeout
+        self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._closed = False
+
+    async def post(self, origin: Origin, body: bytes,
+                   headers: Mapping[str, str]) -> StreamResponse:
+        """Sends ``body`` and returns once the response's headers have come. The caller
+        must ``aclose`` the response. Errors are httpx's (``ConnectError``,
+        ``ConnectTimeout``, ``WriteTimeout``, ``ReadError``, ``RemoteProtocolError``)."""
+        if self._closed:
+            raise RuntimeError("the client is closed")
+        message = _message(origin, body, headers)
+        del body
+        conn, reused = self._pooled(origin.key), True
+        if conn is None:
+            conn, reused = await self._connect(origin), False
+        try:
+            while True:
+                conn.begin()
+                await self._write(conn, message)
+                while not conn.headers_done and not conn.closed:
+                    await conn.changed()
+                if conn.headers_done:
+                    return StreamResponse(self, origin.key, conn)
+                if reused and not conn.received:
+                    # Kept alive, but the server had closed it: once more, on a new one.
+                    conn, reused = await self._connect(origin), False
+                    continue
+                if conn.error is not None and not isinstance(conn.error, httpx.HTTPError):
+                    raise httpx.ReadError(str(conn.error) or "connection lost") from conn.error
+                raise conn.error or httpx.RemoteProtocolError(
+                    "the server closed the connection without a response")
+        except BaseException:
+            conn.close()  # half a request or half a response: the connection is spent
+            raise
+
+    async def aclose(self) -> None:
+        """Closes the idle connections; responses still open close theirs."""
+        self._closed = True
+        for connections in self._idle.values():
+            for conn in connections:
+                conn.close()
+        self._idle.clear()
+
+    def _pooled(self, key: tuple[str, str, int]) -> _Connection | None:
+        connections = self._idle.get(key)
+        now = time.monotonic()
+        while connections:
+            conn = connections.pop()
+            if conn.closed or conn.transport is None or conn.transport.is_closing():
+                continue
+            if now - conn.idle_since > self.keepalive_expiry:
+                conn.close()
+                continue
+            return conn
+        return None
+
+    def _release(self, key: tuple[str, str, int], conn: _Connection) -> None:
+        reusable = conn.reusable()
+        conn.parser = None
+        conn.body.clear()
+        conn.buffered = 0
+        if conn.paused and conn.transport is not None and not conn.transport.is_closing():
+            conn.paused = False
+            conn.transport.resume_reading()
+        idle = self._idle.setdefault(key, [])
+        if not reusable or self._closed or len(idle) >= self.max_idle:
+            conn.close()
+            return
+        conn.idle_since = time.monotonic()
+        # Connections the server has since closed are dropped as the list is walked.
+        idle[:] = [c for c in idle if not c.closed]
+        idle.append(conn)
+
+    async def _connect(self, origin: Origin) -> _Connection:
+        loop = asyncio.get_running_loop()
+        where = f"{origin.host}:{origin.port}"
+        context = self._context() if origin.tls else None
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                _, conn = await loop.create_connection(
+                    _Connection, origin.host, origin.port, ssl=context,
+                    server_hostname=origin.host if context else None)
+        except TimeoutError as exc:
+            raise httpx.ConnectTimeout(f"timed out connecting to {where}") from exc
+        except (OSError, ssl.SSLError) as exc:
+            raise httpx.ConnectError(f"{where}: {exc}") from exc
+        return conn
+
+    def _context(self) -> ssl.SSLContext:
+        if self._ssl is None:
+            verify = self._verify
+            self._ssl = verify if isinstance(verify, ssl.SSLContext) else (
+                httpx.create_ssl_context(verify=verify))
+        return self._ssl
+
+    async def _write(self, conn: _Connection, message: bytes) -> None:
+        transport = conn.transport
+        if transport is None or transport.is_closing():
+            conn.closed = True
+            return  # read as a closed connection: retried when it was a kept-alive one
+        transport.write(message)
+        try:
+            async with asyncio.timeout(self.write_timeout):
+                await conn.drained()
+        except TimeoutError as exc:
+            raise httpx.WriteTimeout("timed out writing to the server") from exc
+
+
+def _message(origin: Origin, body: bytes, headers: Mapping[str, str]) -> bytes:
+    lines = [origin.head]
+    for name, value in headers.items():
+        if any(c in name for c in ":\r\n") or "\r" in value or "\n" in value:
+            raise httpx.LocalProtocolError(f"invalid header {name!r}")
+        if name.lower() not in ("content-length", "host"):
+            try:
+                lines.append(f"{name}: {value}\r\n".encode("latin-1"))
+            except UnicodeEncodeError as exc:
+                raise httpx.LocalProtocolError(f"header {name!r} is not Latin-1") from exc
+    lines.append(f"Content-Length: {len(body)}\r\n\r\n".encode("ascii"))
+    lines.append(body)
+    return b"".join(lines)
