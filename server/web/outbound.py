@@ -29,32 +29,26 @@ from typing import Any, cast
 import httpcore
 import httpx
 
+from server.web.waking import WakingProtocol
+
 # Read no more than this ahead of the reader: the socket is paused past it, so a
 # model that floods a slow stream fills the kernel's buffers, not the worker's memory.
 _HIGH_WATER = 64 * 1024
 
 
-class _Reading(asyncio.Protocol):
+class _Reading(WakingProtocol):
     """Bytes received and not yet read; pauses the socket when too many wait."""
 
-    # One per open model request: thousands at once.
-    __slots__ = ("_drained", "_waiter", "_writing_paused", "buffered", "chunks", "eof",
-                 "error", "paused", "transport")
+    # One per open connection: thousands at once.
+    __slots__ = ("buffered", "chunks", "eof", "error", "paused")
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+        super().__init__()
         self.chunks: deque[bytes] = deque()
         self.buffered = 0
         self.eof = False
         self.error: BaseException | None = None
         self.paused = False
-        self._waiter: asyncio.Future[None] | None = None
-        self._drained: asyncio.Future[None] | None = None
-        self._writing_paused = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not subclasses of asyncio's, only alike.
-        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
@@ -72,21 +66,7 @@ class _Reading(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
         self.error = exc
-        self._wake()
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
+        super().connection_lost(exc)
 
     def take(self, max_bytes: int) -> bytes:
         """Up to ``max_bytes`` of what has arrived (the caller checked there is some)."""
@@ -102,24 +82,6 @@ class _Reading(asyncio.Protocol):
             if not transport.is_closing():
                 transport.resume_reading()
         return first
-
-    async def readable(self) -> None:
-        """Until there is data, the end of the stream, or an error."""
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-    async def drained(self) -> None:
-        """Until the transport's write buffer is below its high-water mark again."""
-        if not self._writing_paused or self.transport is None or self.transport.is_closing():
-            return
-        self._drained = asyncio.get_running_loop().create_future()
-        try:
-            await self._drained
-        finally:
-            self._drained = None
 
 
 # httpcore's names for what a stream can tell, and the transport's.
@@ -143,10 +105,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
                 return self._ended()
             try:
                 if timeout is None:
-                    await protocol.readable()
+                    await protocol.changed()
                 else:
                     async with asyncio.timeout(timeout):
-                        await protocol.readable()
+                        await protocol.changed()
             except TimeoutError as exc:
                 raise httpcore.ReadTimeout("timed out reading from the server") from exc
             if not protocol.chunks:

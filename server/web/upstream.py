@@ -26,11 +26,12 @@ import ssl
 import time
 import zlib
 from collections.abc import AsyncIterator, Mapping
-from typing import cast
 from urllib.parse import urlsplit
 
 import httptools
 import httpx
+
+from server.web.waking import WakingProtocol
 
 # The socket is paused when this much body waits unread, and resumed once it is read.
 _HIGH_WATER = 64 * 1024
@@ -59,16 +60,16 @@ class Origin:
         self.head = f"POST {target} HTTP/1.1\r\nHost: {authority}\r\n".encode("ascii")
 
 
-class _Connection(asyncio.Protocol):
+class _Connection(WakingProtocol):
     """One connection, and the response it is reading (httptools calls back here)."""
 
     # Thousands open at once: no per-instance dict.
-    __slots__ = ("_drained", "_waiter", "_writing_paused", "body", "buffered", "closed",
-                 "complete", "error", "framed", "headers", "headers_done", "idle_since",
-                 "keep_alive", "parser", "paused", "received", "status", "transport")
+    __slots__ = ("body", "buffered", "closed", "complete", "error", "framed", "headers",
+                 "headers_done", "idle_since", "keep_alive", "parser", "paused", "received",
+                 "status")
 
     def __init__(self) -> None:
-        self.transport: asyncio.Transport | None = None
+        super().__init__()
         self.parser: httptools.HttpResponseParser | None = None
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -83,9 +84,6 @@ class _Connection(asyncio.Protocol):
         self.error: BaseException | None = None
         self.paused = False
         self.idle_since = 0.0
-        self._waiter: asyncio.Future[None] | None = None
-        self._drained: asyncio.Future[None] | None = None
-        self._writing_paused = False
 
     def begin(self) -> None:
         """Ready to read a new response."""
@@ -96,10 +94,6 @@ class _Connection(asyncio.Protocol):
         self.complete = self.received = False
 
     # asyncio's side
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not subclasses of asyncio's, only alike.
-        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         parser = self.parser
@@ -128,17 +122,7 @@ class _Connection(asyncio.Protocol):
         self.closed = True
         if exc is not None and self.error is None:
             self.error = exc
-        self._wake()
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
-
-    def pause_writing(self) -> None:
-        self._writing_paused = True
-
-    def resume_writing(self) -> None:
-        self._writing_paused = False
-        if self._drained is not None and not self._drained.done():
-            self._drained.set_result(None)
+        super().connection_lost(exc)
 
     # httptools' side
 
@@ -169,27 +153,6 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     # the client's side
-
-    def _wake(self) -> None:
-        if self._waiter is not None and not self._waiter.done():
-            self._waiter.set_result(None)
-
-    async def changed(self) -> None:
-        """Until something arrives, or the connection ends."""
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-    async def drained(self) -> None:
-        if not self._writing_paused or self.transport is None or self.transport.is_closing():
-            return
-        self._drained = asyncio.get_running_loop().create_future()
-        try:
-            await self._drained
-        finally:
-            self._drained = None
 
     def take(self) -> bytes:
         """What has arrived, up to ``_READ`` bytes (the caller checked there is some).

@@ -8,7 +8,6 @@ import contextlib
 import os
 import ssl
 from pathlib import Path
-from typing import Any
 
 import httpcore
 import httpx
@@ -17,14 +16,12 @@ import trustme
 
 from server.web import outbound as network
 from server.web.outbound import AsyncioBackend, AsyncioStream, Transport
-from tests.web.rawhttp import answer, read_request, server
-
-
-@pytest.fixture(params=[pytest.param(("asyncio", {}), id="asyncio"),
-                        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")])
-def anyio_backend(request: pytest.FixtureRequest) -> Any:
-    return request.param
-
+from tests.web.rawhttp import (
+    answer,
+    anyio_backend,  # noqa: F401  (both event loops)
+    read_request,
+    server,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -8,25 +8,27 @@ import contextlib
 import gzip
 import ssl
 import zlib
-from typing import Any
 
 import httpx
 import pytest
 import trustme
 
 from server.web.upstream import Origin, StreamClient, StreamResponse
-from tests.web.rawhttp import answer, read_request, server
-
-
-@pytest.fixture(params=[pytest.param(("asyncio", {}), id="asyncio"),
-                        pytest.param(("asyncio", {"use_uvloop": True}), id="uvloop")])
-def anyio_backend(request: pytest.FixtureRequest) -> Any:
-    return request.param
-
+from tests.web.rawhttp import (
+    answer,
+    anyio_backend,  # noqa: F401  (both event loops)
+    read_request,
+    server,
+)
 
 pytestmark = pytest.mark.anyio
 
 HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream"}
+
+
+async def ask(client: StreamClient, url: str) -> bytes:
+    """The body of a POST to ``url``, read to its end."""
+    return await body_of(await client.post(Origin(url), b"{}", HEADERS))
 
 
 async def body_of(response: StreamResponse) -> bytes:
@@ -80,7 +82,7 @@ async def test_a_connection_read_to_the_end_is_used_again() -> None:
     client = StreamClient()
     async with server(handler) as (url, connections):
         for _ in range(3):
-            assert await body_of(await client.post(Origin(url), b"{}", HEADERS)) == b"ok"
+            assert await ask(client, url) == b"ok"
     await client.aclose()
     assert len(connections) == 1
 
@@ -116,8 +118,8 @@ async def test_a_kept_alive_connection_the_server_closed_is_retried_on_a_new_one
 
     client = StreamClient()
     async with server(handler) as (url, connections):
-        assert await body_of(await client.post(Origin(url), b"{}", HEADERS)) == b"first"
-        assert await body_of(await client.post(Origin(url), b"{}", HEADERS)) == b"first"
+        assert await ask(client, url) == b"first"
+        assert await ask(client, url) == b"first"
     await client.aclose()
     assert len(connections) == 2
 
@@ -131,7 +133,7 @@ async def test_idle_connections_the_server_closed_are_not_used_again() -> None:
     client = StreamClient()
     async with server(handler) as (url, connections):
         for _ in range(3):
-            assert await body_of(await client.post(Origin(url), b"{}", HEADERS)) == b"ok"
+            assert await ask(client, url) == b"ok"
     await client.aclose()
     assert len(connections) == 3
 
@@ -153,13 +155,13 @@ async def test_connection_close_and_expired_idle_connections_are_not_used_again(
     expiring = StreamClient(keepalive_expiry=0.0)
     async with server(handler) as (url, connections):
         for _ in range(2):
-            assert await body_of(await expiring.post(Origin(url), b"{}", HEADERS)) == b"ok"
+            assert await ask(expiring, url) == b"ok"
     await expiring.aclose()
     assert len(connections) == 2
     client = StreamClient()
     async with server(close_handler) as (url, connections):
         for _ in range(2):
-            assert await body_of(await client.post(Origin(url), b"{}", HEADERS)) == b"ok"
+            assert await ask(client, url) == b"ok"
     await client.aclose()
     assert len(connections) == 2
 
@@ -172,7 +174,7 @@ async def test_a_body_without_length_ends_when_the_connection_does() -> None:
 
     client = StreamClient()
     async with server(handler) as (url, _):
-        assert await body_of(await client.post(Origin(url), b"{}", HEADERS)) == b"all of it"
+        assert await ask(client, url) == b"all of it"
     await client.aclose()
 
 
@@ -251,7 +253,7 @@ async def test_https_with_a_trusted_certificate_and_refused_without() -> None:
 
     async with server(handler, tls=served) as (url, _):
         client = StreamClient(verify=trusted)
-        assert await body_of(await client.post(Origin(url), b"{}", HEADERS)) == b"secret"
+        assert await ask(client, url) == b"secret"
         await client.aclose()
         with pytest.raises(httpx.ConnectError):
             await StreamClient().post(Origin(url), b"{}", HEADERS)
@@ -374,7 +376,7 @@ async def test_a_closed_client_closes_its_idle_connections_and_takes_no_more() -
 
     client = StreamClient()
     async with server(handler) as (url, _):
-        assert await body_of(await client.post(Origin(url), b"{}", HEADERS)) == b"ok"
+        assert await ask(client, url) == b"ok"
         await client.aclose()
         await closed.wait()
         with pytest.raises(RuntimeError, match="closed"):
