@@ -144,6 +144,10 @@ async def stream(http: httpx.AsyncClient, target: Target, *,
     return trace
 
 
+#: How long a batch of new streams waits for their first events before the ramp goes on.
+START_WITHIN_S = 60.0
+
+
 class Background:
     """Streams kept open until ``close``; with ``loop``, each re-opened when it ends."""
 
@@ -153,16 +157,21 @@ class Background:
         self.tasks: list[asyncio.Task[None]] = []
 
     async def grow(self, n: int, *, batch: int = 100,
-                   ready: Callable[[Trace], bool] | None = None) -> None:
+                   ready: Callable[[Trace], bool] | None = None,
+                   start_within_s: float = START_WITHIN_S) -> None:
         """Open streams until ``n`` are running, ``batch`` at a time, each batch waiting
-        for its streams' first event (the first after which ``ready(trace)`` is true)."""
+        for its streams' first event (the first after which ``ready(trace)`` is true),
+        at most ``start_within_s``: a server out of files can take a connection and
+        never answer it, and the ramp goes on (the stream is then not counted open)."""
         while len(self.tasks) < n:
-            starts: list[asyncio.Event] = []
+            waits: list[asyncio.Task[bool]] = []
             for _ in range(min(batch, n - len(self.tasks))):
                 started = asyncio.Event()
-                starts.append(started)
+                waits.append(asyncio.create_task(started.wait()))
                 self.tasks.append(asyncio.create_task(self._slot(started, ready)))
-            await asyncio.gather(*(s.wait() for s in starts))
+            _, late = await asyncio.wait(waits, timeout=start_within_s)
+            for wait in late:
+                wait.cancel()
 
     async def _slot(self, started: asyncio.Event,
                     ready: Callable[[Trace], bool] | None) -> None:

@@ -8,6 +8,7 @@ only that every measurement measured what it says and that impossible values
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -15,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from bench import capacity, hostile, latency, scale, stall, throughput
+from bench import capacity, hostile, latency, load, scale, stall, throughput
 from bench.__main__ import _replace_block, table
-from bench.load import Trace
+from bench.load import Background, Target, Trace
 from bench.procs import Cpus
 from bench.report import Row
 from bench.stats import percentile, summary
+from tests.web.rawhttp import read_request, server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -233,3 +235,29 @@ def test_scale_measures_each_worker_count_direct_and_through_nginx(
     assert len(section.rows) == 8
     notes = [row.note for row in section.rows if row.unit == "streams/s"]
     assert "x direct" in notes[1] and "x 1 worker" in notes[2]
+
+
+@pytest.mark.anyio
+async def test_a_ramp_goes_on_past_streams_the_server_never_answers() -> None:
+    """Regression: a capacity run waited an hour (its client's read timeout) on the
+    peer, which out of files had taken connections and never answered them."""
+    answered = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal answered
+        await read_request(reader)
+        if answered < 2:  # two streams get their first event; the rest wait forever
+            answered += 1
+            event = b"event: delta\ndata: {}\n\n"
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n"
+                         + f"{len(event):x}\r\n".encode() + event + b"\r\n")
+            await writer.drain()
+        await reader.read()  # held until the client goes
+
+    async with server(handler) as (url, _), load.client() as http:
+        background = Background(http, Target("peer", url))
+        await background.grow(4, batch=4, start_within_s=0.5)
+        assert len(background.tasks) == 4
+        assert background.open_count() == 2
+        await background.close()
