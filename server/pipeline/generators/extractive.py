@@ -11,7 +11,8 @@ each word weighted by how rare it is among the candidate sentences; a question f
 quantity ("how long", "how much", "max") prefers sentences that hold one of its
 kind, a how-to question the numbered steps, and any other question (a problem told
 in the customer's words) also gets the article's way to act on it: an app path or
-its steps. The whole top article is quotable, not only the passages that matched.
+its steps. The whole top article is quotable, not only the passages that matched,
+and an item of a list of short items can be quoted alone, as a list line.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Unit:
     position: int
     lines: tuple[str, ...]  # one line, or one per step
     heading: str = ""  # its section's heading: says what the sentence is about
+    item: int = 0  # an item quoted alone: its place in its list (from 1)
 
     @property
     def text(self) -> str:
@@ -220,6 +222,10 @@ def compose(request: GenerationRequest) -> list[Unit]:
             for unit in units_of(passage, index, rank)]
     if not pool:
         return []
+    # A list of short items is quoted whole, but each item may also be quoted alone:
+    # "Express shipping: $15..." answers a question about express shipping when the
+    # whole list of options does not fit beside the best sentence.
+    pool += [item for unit in pool for item in _items(unit)]
     weights = _idf(pool, _weights(request))
     # The anchor: the best unit of the best source's top passages, the first preferred.
     first = [u for u in pool if u.source == 1] or pool
@@ -229,10 +235,10 @@ def compose(request: GenerationRequest) -> list[Unit]:
                        or request.query)
     anchor = max(first, key=lambda u: (
         _score(u, weights, intent) * (1.0 if u.passage == 0 else 0.85), -u.passage,
-        -u.position))
+        -u.position, -len(u.lines)))
     anchor = _fit(anchor)
     chosen = [anchor]
-    said = {_key(anchor.text)}
+    said = _said(anchor)
     words = anchor.words
     # A problem ("it says delivered but nothing's here") is answered with what to do
     # about it: the article's app path or steps go next to the best sentence. A
@@ -240,14 +246,14 @@ def compose(request: GenerationRequest) -> list[Unit]:
     if intent.quantity is None and not _is_action(anchor) and (
             action := _action(pool, anchor, weights, intent)):
         chosen.append(action)
-        said.add(_key(action.text))
+        said |= _said(action)
         words += action.words
     # A second topic ("return the phone, and cancel the extra line"): a query word that
     # weighs much, that the best source's passage never says, and that another source
     # answers, gets that source's best sentence, before the room is filled.
     if second := _second_topic(pool, anchor, weights, intent):
         chosen.append(second)
-        said.add(_key(second.text))
+        said |= _said(second)
         words += second.words
     # Neighbours in the best passage by relevance, then the source's other passages.
     neighbours = sorted(
@@ -259,10 +265,10 @@ def compose(request: GenerationRequest) -> list[Unit]:
             break
         if unit.passage != anchor.passage and _score(unit, weights, intent) <= 0:
             continue
-        if _key(unit.text) in said or words + unit.words > MAX_WORDS:
+        if _said(unit) & said or words + unit.words > MAX_WORDS:
             continue
         chosen.append(unit)
-        said.add(_key(unit.text))
+        said |= _said(unit)
         words += unit.words
     # Other sources: only a sentence that matches and brings a fact not yet said.
     facts = set(_facts(" ".join(u.text for u in chosen)))
@@ -272,16 +278,16 @@ def compose(request: GenerationRequest) -> list[Unit]:
         if words >= TARGET_WORDS or _score(unit, weights, intent) < floor:
             break
         new = set(_facts(unit.text)) - facts
-        if not new or _key(unit.text) in said or words + unit.words > MAX_WORDS:
+        if not new or _said(unit) & said or words + unit.words > MAX_WORDS:
             continue
         chosen.append(unit)
-        said.add(_key(unit.text))
+        said |= _said(unit)
         facts |= new
         words += unit.words
     own = [u for u in chosen if u.source == 1]
     others = [u for u in chosen if u.source > 1]
     # The anchor's passage first, in reading order, then the source's other passages.
-    own.sort(key=lambda u: (u.passage != anchor.passage, u.passage, u.position))
+    own.sort(key=lambda u: (u.passage != anchor.passage, u.passage, u.position, u.item))
     return own + others
 
 
@@ -332,6 +338,21 @@ def _fit(unit: Unit) -> Unit:
     return replace(unit, lines=tuple(kept))
 
 
+def _items(unit: Unit) -> list[Unit]:
+    """The items of a list of short items quoted whole, each as a unit of its own."""
+    if len(unit.lines) < 2 or not is_list_item(unit.lines[-1]) or _ORDERED.match(unit.lines[-1]):
+        return []
+    # Kept as a list line: one unit, one citation, however many sentences it holds.
+    return [replace(unit, lines=(line,), item=index)
+            for index, line in enumerate(unit.lines, start=1)
+            if is_list_item(line) and len(line.split()) > _MIN_WORDS]
+
+
+def _said(unit: Unit) -> set[str]:
+    """What saying ``unit`` says: its lines, so an item and its list are not both said."""
+    return {_key(line) for line in unit.lines if not line.endswith(":")}
+
+
 def _key(text: str) -> str:
     return " ".join(re.findall(r"\w+", text.lower()))
 
@@ -345,9 +366,12 @@ def render(units: list[Unit]) -> str:
     """The answer's text: each sentence or step followed by its ``[n]``."""
     parts: list[str] = []
     for unit in units:
-        if len(unit.lines) > 1 and is_list_item(unit.lines[-1]):
-            lines = [f"{line} [{unit.source}]" for line in unit.lines]
-            parts.append("\n" + "\n".join(lines) + "\n")
+        if is_list_item(unit.lines[-1]):
+            lines = "\n".join(f"{line} [{unit.source}]" for line in unit.lines) + "\n"
+            if parts and parts[-1].endswith("\n"):
+                parts[-1] += lines  # items of one list quoted one by one: one list
+            else:
+                parts.append("\n" + lines)
         else:
             # A sentence and the one that leans on it: each cited.
             parts.append(" ".join(line if line.endswith(":") else f"{line} [{unit.source}]"
