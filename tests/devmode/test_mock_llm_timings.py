@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from starlette.types import Message, Receive, Scope, Send
 
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from tests.servers import serve
@@ -88,3 +89,32 @@ def test_requests_without_an_id_are_kept_too(model: str) -> None:
     records = httpx.get(f"{model}/mock/timings").json()["timings"]
     assert [r["requestId"] for r in records] == [None]
     assert records[0]["tokens"] == 1  # the whole answer in one body
+
+
+@pytest.mark.anyio
+async def test_a_token_is_timed_before_it_is_handed_to_the_server() -> None:
+    """Regression: the time was read after the send returned, by which time the client
+    could already have the bytes; the harness then measured less than nothing."""
+    app = create_mock_llm_app(MockLLMConfig(tokens_per_second=0))
+    handed: list[float] = []
+
+    async def timed(scope: Scope, receive: Receive, send: Send) -> None:
+        async def send_timed(message: Message) -> None:
+            body = message.get("body", b"").decode()
+            if not handed and any(json.loads(line[6:])["choices"][0]["delta"].get("content")
+                                  for line in body.splitlines()
+                                  if line.startswith("data: {") and '"choices":[{' in line):
+                handed.append(time.monotonic())
+            await send(message)
+
+        await app(scope, receive, send_timed)
+
+    transport = httpx.ASGITransport(app=timed)
+    async with httpx.AsyncClient(transport=transport, base_url="http://mock") as client:
+        answer = await client.post("/v1/chat/completions", json=BODY,
+                                   headers={"X-Request-Id": "handed-1"})
+        assert answer.status_code == 200
+        record = (await client.get("/mock/timings",
+                                   params={"requestId": "handed-1"})).json()["timings"][0]
+    assert record["firstToken"] is not None and handed
+    assert record["firstToken"] <= handed[0]

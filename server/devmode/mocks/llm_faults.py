@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -280,9 +281,10 @@ class CompletionResponse(Response):
         timing = self.timing
 
         async def emit(data: bytes, *, content: bool = False) -> None:
+            handed = time.monotonic()
             await send({"type": "http.response.body", "body": data, "more_body": True})
             if timing is not None:
-                timing.sent(content=content)
+                timing.sent(content=content, at=handed)
 
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
         await emit(sse(plan.chunk({"role": "assistant", "content": "", "refusal": None})))
@@ -313,9 +315,10 @@ class CompletionResponse(Response):
         if plan.include_usage:
             await emit(sse(plan.usage_chunk()))
         self._last_sent = True
+        handed = time.monotonic()
         await send({"type": "http.response.body", "body": b"data: [DONE]\n\n", "more_body": False})
         if timing is not None:
-            timing.sent(content=False)
+            timing.sent(content=False, at=handed)
         return False
 
     def _broken_line(self, n: int) -> bytes:
@@ -348,9 +351,10 @@ class CompletionResponse(Response):
             )
             return True
         self._last_sent = True
+        handed = time.monotonic()
         await send({"type": "http.response.body", "body": body, "more_body": False})
         if self.timing is not None:
-            self.timing.sent(content=True)
+            self.timing.sent(content=True, at=handed)
         return False
 
 

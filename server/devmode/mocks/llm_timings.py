@@ -41,9 +41,11 @@ class CompletionTiming:
     tokens: int = 0
     client_left: bool = False
 
-    def sent(self, *, content: bool) -> None:
-        """Note bytes just handed to the server (`content`: a chunk carrying text)."""
-        now = time.monotonic()
+    def sent(self, *, content: bool, at: float | None = None) -> None:
+        """Note bytes handed to the server (`content`: a chunk carrying text) at `at`,
+        read just before the send: the server may deliver them before the send returns,
+        and a later reading could then fall after the client has them."""
+        now = time.monotonic() if at is None else at
         self.last_byte = now
         if content:
             self.tokens += 1
