@@ -18,6 +18,7 @@ from server.pipeline.generators import (
 )
 from server.pipeline.generators.extractive import (
     MAX_WORDS,
+    Intent,
     compose,
     render,
     split_sentences,
@@ -459,3 +460,15 @@ def test_an_item_of_a_short_list_can_answer_alone_and_items_keep_their_order() -
     assert all(line.startswith("- ") and line.endswith("[1]") for line in lines)
     # In the article's order, with no blank line between them.
     assert lines == sorted(lines, key=lambda line: options.index(line[2:8]))
+
+
+def test_a_question_for_a_deadline_is_answered_by_a_calendar_date() -> None:
+    # "holiday return deadline" was answered with "within 3 business days" because a
+    # date like "January 8" was not read as a time.
+    passages = ("## Holiday returns\n\nDevices bought between November 15 and December 31 "
+                "can be returned until January 8.",
+                "## How long it takes\n\nThe Returns Center processes returns within "
+                "3 business days of receiving them.")
+    units = compose(_by_hand("holiday return deadline", passages))
+    assert units[0].text.endswith("until January 8."), units[0].text
+    assert Intent.of("when is the deadline").quantity == "time"

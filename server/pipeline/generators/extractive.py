@@ -187,7 +187,11 @@ _ASKS = (
 )
 _ASKS_STEPS = re.compile(r"\bhow (do|can|to|would|should)\b|\b(steps|setup|set up)\b")
 _HAS = {
-    "time": re.compile(r"\d\s*(?:[-\u2013]\s*\d+\s*)?(?:business\s+|calendar\s+)?"
+    # "3 business days", "by 5 p.m.", "the 22nd", "until January 8".
+    "time": re.compile(r"\b(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|"
+                       r"aug(?:ust)?|sep(?:t(?:ember)?)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
+                       r"\.?\s+\d{1,2}\b|"
+                       r"\d\s*(?:[-\u2013]\s*\d+\s*)?(?:business\s+|calendar\s+)?"
                        r"(?:days?|hours?|minutes?|weeks?|months?|years?)\b|\b\d{1,2}(?::\d\d)?\s*[ap]\.m\.|"
                        r"\b\d+(?:st|nd|rd|th)\b", re.IGNORECASE),
     "money": re.compile(r"\$\d|\bno (?:extra )?(?:fee|charge|cost)\b|\bfree\b", re.IGNORECASE),
