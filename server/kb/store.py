@@ -2,7 +2,8 @@
 the passages (BM25) and, with an embedder, each passage's vector in the same file.
 
 One file, stdlib ``sqlite3``. Reads open one connection per thread so the store can be
-searched from a worker thread pool while an import writes. The vectors are float32
+searched from a worker thread pool while an import writes. BM25 is FTS5's, scored in
+memory from the index's own postings (``bm25``). The vectors are float32
 BLOBs; searches multiply them, loaded once into one numpy matrix, by the query's
 vector (reloaded when a write bumps the store's generation). Ranking the two kinds of
 hits together is ``retrieval``'s job.
@@ -19,11 +20,13 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
 
 from server.errors import EmbeddingError, StoreUnreadable
+from server.kb.bm25 import Bm25Index, attach
 from server.kb.embedders.base import Embedder, Vectors
 from server.kb.lexicon import common_words
 from server.kb.passages import Passage, split_passages
@@ -69,6 +72,8 @@ PASSAGES_VERSION = "1"
 # BM25 column weights: a match in the title or the section heading counts more.
 _TITLE_WEIGHT, _HEADING_WEIGHT, _TEXT_WEIGHT = 4.0, 2.0, 1.0
 _EMBED_BATCH = 256
+# Passages kept in memory for ``hits`` (rowid -> its row), per write generation.
+_ROWS_KEPT = 4096
 
 
 @dataclass(frozen=True)
@@ -90,12 +95,11 @@ class Article:
         return digest.hexdigest()
 
 
-@dataclass(frozen=True)
-class PassageHit:
+class PassageHit(NamedTuple):
     """A passage found by a search, with both of its scores (0 where a search missed it).
 
     ``lexical`` is FTS5's BM25 (higher is better); ``dense`` the cosine similarity of
-    the passage's vector with the query's.
+    the passage's vector with the query's. A tuple: a search makes dozens of them.
     """
 
     rowid: int
@@ -147,6 +151,8 @@ class KnowledgeBase:
         self._matrix_lock = threading.Lock()
         self._matrix: _Matrix | None = None
         self._vocabulary: Vocabulary | None = None
+        self._bm25_index: Bm25Index | None = None
+        self._rows: tuple[str, dict[int, tuple[int, str, str, str, int, str, str]]] = ("", {})
         if not snapshot:
             try:
                 with self._connection() as conn:
@@ -169,6 +175,7 @@ class KnowledgeBase:
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
             self._local.conn = conn
+            attach(conn)
         return conn
 
     @contextmanager
@@ -353,10 +360,15 @@ class KnowledgeBase:
 
     def lexical(self, terms: Iterable[str], limit: int) -> dict[int, float]:
         """The ``limit`` passages that best match ``terms`` by BM25: rowid -> score."""
+        terms = list(terms)
         match = fts_query(terms)
         if match is None:
             return {}
+        index = self._bm25()
         with self._connection() as conn:
+            found = index.search(conn, terms, limit)
+            if found is not None:
+                return found
             rows = conn.execute(
                 "SELECT rowid, bm25(passages_fts, ?, ?, ?) AS rank FROM passages_fts"
                 " WHERE passages_fts MATCH ? ORDER BY rank LIMIT ?",
@@ -381,12 +393,19 @@ class KnowledgeBase:
         """The passages of ``scores`` (rowid -> (lexical, dense)) with their articles."""
         if not scores:
             return []
-        marks = ",".join("?" * len(scores))
-        with self._connection() as conn:
-            rows = conn.execute(f"{_HIT_SELECT} WHERE p.rowid IN ({marks})",
-                                tuple(scores)).fetchall()
-        return [PassageHit(row[0], row[1], row[2], row[3], row[4], row[5], row[6],
-                           lexical=scores[row[0]][0], dense=scores[row[0]][1]) for row in rows]
+        generation = self._generation()
+        if self._rows[0] != generation or len(self._rows[1]) > _ROWS_KEPT:
+            self._rows = (generation, {})  # a bound, not a policy
+        rows = self._rows[1]
+        # Popular passages are read from SQLite once, not on every search.
+        missing = [rowid for rowid in scores if rowid not in rows]
+        if missing:
+            marks = ",".join("?" * len(missing))
+            with self._connection() as conn:
+                for row in conn.execute(f"{_HIT_SELECT} WHERE p.rowid IN ({marks})", missing):
+                    rows[row[0]] = row
+        return [PassageHit(*rows[rowid], lexical=scores[rowid][0], dense=scores[rowid][1])
+                for rowid in sorted(scores) if rowid in rows]
 
     def warm(self) -> None:
         """Load what searches need (the embedding model, the vector matrix, the
@@ -397,6 +416,7 @@ class KnowledgeBase:
             except EmbeddingError as exc:  # a service down now may be up by the first query
                 log.warning("embedder %s not reachable at start: %s", self.embedder.name, exc)
         self._vectors()
+        self._bm25()
         self.vocabulary().correct("warmup")
         common_words()
 
@@ -417,6 +437,18 @@ class KnowledgeBase:
         with self._connection() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return str(row[0]) if row else "0"
+
+    def _bm25(self) -> Bm25Index:
+        generation = self._generation()
+        index = self._bm25_index
+        if index is not None and index.generation == generation:
+            return index
+        with self._matrix_lock:
+            if self._bm25_index is None or self._bm25_index.generation != generation:
+                with self._connection() as conn:
+                    self._bm25_index = Bm25Index.load(
+                        conn, generation, (_TITLE_WEIGHT, _HEADING_WEIGHT, _TEXT_WEIGHT))
+            return self._bm25_index
 
     def _vectors(self) -> _Matrix | None:
         if self.embedder is None:

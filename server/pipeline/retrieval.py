@@ -152,9 +152,10 @@ class HybridSearch:
     def _selective(self, words: list[str], kb: KnowledgeBase) -> list[str]:
         """``words`` without those that would cost FTS5 the most and tell it the least.
 
-        FTS5 scores every passage that holds any query word before it can sort them, so
-        its time grows with the passages the words are in, and a word in much of the
-        index adds next to nothing to BM25 (its idf is near zero). Rarest first, words
+        BM25 sums a score for every passage that holds any query word before it can sort
+        them (and keeps each word's postings in memory), so its time grows with the
+        passages the words are in, and a word in much of the index adds next to nothing
+        to BM25 (its idf is near zero). Rarest first, words
         are kept while their passages add up to ``_POSTINGS_BUDGET``; a small store keeps
         every word. The vectors still see the whole query.
         """
