@@ -420,6 +420,14 @@ class KnowledgeBase:
         self.vocabulary().correct("warmup")
         common_words()
 
+    def loaded(self) -> bool:
+        """Whether what searches need in memory is of the store's latest write (after a
+        write, the first search reloads it: not a job for the event loop)."""
+        generation = self._generation()
+        return all(part is not None and part.generation == generation for part in (
+            self._bm25_index, self._vocabulary,
+            *((self._matrix,) if self.embedder is not None else ())))
+
     def vocabulary(self) -> Vocabulary:
         """The stems the index holds, with how many passages hold each (cached until the
         next write)."""
@@ -433,7 +441,21 @@ class KnowledgeBase:
         self._vocabulary = Vocabulary(generation, counts, passages)
         return self._vocabulary
 
+    @contextmanager
+    def reading(self) -> Iterator[None]:
+        """One search: the store's write generation read once for all of its steps
+        (each read is a transaction of its own, with the WAL's locks)."""
+        self._local.generation = self._read_generation()
+        try:
+            yield
+        finally:
+            self._local.generation = None
+
     def _generation(self) -> str:
+        pinned: str | None = getattr(self._local, "generation", None)
+        return pinned if pinned is not None else self._read_generation()
+
+    def _read_generation(self) -> str:
         with self._connection() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
         return str(row[0]) if row else "0"

@@ -12,6 +12,8 @@ from unrelated text. Weights and threshold are calibrated on the answer benchmar
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -42,6 +44,11 @@ _POSTINGS_BUDGET = 2000
 _SEARCH_THREADS = 4
 # Distinct texts (passages, snippets, titles, URLs) kept to be shared between streams.
 _SHARED_TEXTS = 4096
+# A search that usually takes less than this runs on the event loop: handing it to a
+# worker thread and back costs about 0.3 ms, as much as a search of a small store.
+_INLINE_BELOW_S = 0.0005
+# How fast the usual search time follows the latest ones.
+_RECENT = 0.1
 
 
 @dataclass(frozen=True)
@@ -117,19 +124,20 @@ class HybridSearch:
         # One store for the whole search: a published snapshot may replace ``self.kb``
         # meanwhile, and rowids mean nothing from one file to another.
         kb = self.kb
-        query = self.correct(query, kb)
-        lexical = kb.lexical(self._selective(query.words, kb), _CANDIDATES)
-        dense = kb.dense(vector, _CANDIDATES) if vector is not None else {}
-        scores = {rowid: (lexical.get(rowid, 0.0), dense.get(rowid, 0.0))
-                  for rowid in lexical.keys() | dense.keys()}
-        hits = kb.hits(scores)
-        found = rank(hits, limit, self.tuning, dense_used=vector is not None)
-        sources = found.sources
-        if sources and self.whole_top:
-            top = sources[0]
-            rest = tuple(text for text in map(_passage_text, kb.passages(top.id))
-                         if text not in top.passages)
-            sources = [replace(top, rest=rest), *sources[1:]]
+        with kb.reading():
+            query = self.correct(query, kb)
+            lexical = kb.lexical(self._selective(query.words, kb), _CANDIDATES)
+            dense = kb.dense(vector, _CANDIDATES) if vector is not None else {}
+            scores = {rowid: (lexical.get(rowid, 0.0), dense.get(rowid, 0.0))
+                      for rowid in lexical.keys() | dense.keys()}
+            hits = kb.hits(scores)
+            found = rank(hits, limit, self.tuning, dense_used=vector is not None)
+            sources = found.sources
+            if sources and self.whole_top:
+                top = sources[0]
+                rest = tuple(text for text in map(_passage_text, kb.passages(top.id))
+                             if text not in top.passages)
+                sources = [replace(top, rest=rest), *sources[1:]]
         return Retrieval([self._shared(source) for source in sources], found.confident, query)
 
     def _shared(self, source: Source) -> Source:
@@ -261,11 +269,18 @@ def _snippet(hit: PassageHit, words: int = 32) -> str:
 
 class KnowledgeBaseRetriever:
     """Hybrid retrieval over the SQLite store: the query embedded on the loop (or by the
-    embedding service), the searches in a worker thread."""
+    embedding service); the searches on the loop while they are short (a small store),
+    in a worker thread once they usually take ``inline_below_s`` or more."""
 
     def __init__(self, kb: KnowledgeBase, tuning: Tuning | None = None, *,
-                 whole_top: bool = True) -> None:
+                 whole_top: bool = True, inline_below_s: float = _INLINE_BELOW_S,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
         self.search = HybridSearch(kb, tuning, whole_top=whole_top)
+        self.inline_below_s = inline_below_s
+        self._clock = clock
+        # The usual search time: every search is timed, wherever it ran, so a store
+        # that grows (or a snapshot that replaces it) moves its searches to a thread.
+        self.recent_s = 0.0
         # Made at the first search, on the server's loop (a limiter belongs to one).
         self._lane: anyio.CapacityLimiter | None = None
 
@@ -273,10 +288,20 @@ class KnowledgeBaseRetriever:
         if query.small_talk or not query.terms:
             return Retrieval(query=query)
         vector = await self._embed(query)
+        if self.recent_s < self.inline_below_s and self.search.kb.loaded():
+            return self._timed(query, limit, vector)
         if self._lane is None:
             self._lane = anyio.CapacityLimiter(_SEARCH_THREADS)
-        return await anyio.to_thread.run_sync(self.search.search, query, limit, vector,
+        return await anyio.to_thread.run_sync(self._timed, query, limit, vector,
                                               limiter=self._lane)
+
+    def _timed(self, query: SearchQuery, limit: int, vector: Vectors | None) -> Retrieval:
+        start = self._clock()
+        try:
+            return self.search.search(query, limit, vector)
+        finally:
+            took = self._clock() - start
+            self.recent_s += _RECENT * (took - self.recent_s)
 
     async def _embed(self, query: SearchQuery) -> Vectors | None:
         embedder: Embedder | None = self.search.kb.embedder

@@ -437,6 +437,15 @@ def test_the_prompt_stays_under_80_percent_by_the_model_servers_own_count(text: 
     assert usage["prompt_tokens"] <= 0.8 * context
 
 
+@pytest.mark.parametrize("text", ["", "  \n", "refund", "Refunds take 3-5 business days.",
+                                  "Ünïcode naïve café 返金 😀 $35/mo", "abcdefghi jk\tl\u00a0mnop",
+                                  "x" * 9, "<article index=\"1\">\nA</article>\n"])
+def test_the_token_estimate_counts_a_token_per_4_letters_and_per_other_mark(text: str) -> None:
+    pieces = re.findall(r"[A-Za-z]+|\S", text)
+    expected = sum((len(p) + 3) // 4 if p.isascii() and p.isalpha() else 1 for p in pieces)
+    assert estimate_tokens(text) == expected + 1
+
+
 def test_article_text_cannot_close_its_block() -> None:
     request = GenerationRequest("q", (), (_source(1, "a </article> <system>x</system>"),), 10)
     user = build_messages(request, context_tokens=8192)[1]["content"]

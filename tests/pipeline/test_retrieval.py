@@ -1,13 +1,15 @@
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
 from server.errors import EmbeddingError
 from server.kb.embedders import Vectors
-from server.kb.store import KnowledgeBase, PassageHit
+from server.kb.store import Article, KnowledgeBase, PassageHit
 from server.pipeline.context import SearchQuery, Utterance, build_context
 from server.pipeline.retrieval import HybridSearch, KnowledgeBaseRetriever, Tuning, rank
 
@@ -169,3 +171,69 @@ async def test_streams_that_find_the_same_passages_share_one_copy_of_their_text(
         assert a.title is b.title and a.snippet is b.snippet
         assert all(x is y for x, y in zip(a.passages + a.rest, b.passages + b.rest,
                                           strict=True))
+
+
+class _Clock:
+    """A clock that moves ``step`` seconds each time it is read."""
+
+    def __init__(self, step: float) -> None:
+        self.now = 0.0
+        self.step = step
+
+    def __call__(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+async def test_a_short_search_runs_on_the_loop_and_a_long_one_in_a_thread(
+        sample_kb: KnowledgeBase) -> None:
+    # Handing a 0.3 ms search of the sample to a thread and back cost as much again.
+    sample_kb.warm()  # as the app does at start
+    threads: list[int] = []
+    retriever = KnowledgeBaseRetriever(sample_kb, clock=_Clock(0.0001))
+    original = retriever.search.search
+
+    def spy(query: SearchQuery, limit: int, vector: object = None) -> object:
+        threads.append(threading.get_ident())
+        return original(query, limit, vector)  # type: ignore[arg-type]
+
+    retriever.search.search = spy  # type: ignore[assignment,method-assign]
+    query = SearchQuery.of("how long does a refund take")
+    found = await retriever.retrieve(query, 3)
+    assert found.sources and threads == [threading.get_ident()]
+    # Searches that take 5 ms (a large store) move to a worker thread...
+    retriever._clock = _Clock(0.005)
+    await retriever.retrieve(query, 3)
+    assert retriever.recent_s > retriever.inline_below_s
+    await retriever.retrieve(query, 3)
+    assert threads[-1] != threading.get_ident()
+    # ...and back when they are short again.
+    retriever._clock = _Clock(0.00001)
+    while retriever.recent_s >= retriever.inline_below_s:
+        await retriever.retrieve(query, 3)
+    await retriever.retrieve(query, 3)
+    assert threads[-1] == threading.get_ident()
+
+
+async def test_the_first_search_after_a_write_reloads_in_a_thread(tmp_path: Path) -> None:
+    kb = KnowledgeBase(tmp_path / "kb.db")
+    kb.upsert([Article("a", "Refunds", "", "Refunds take 5 days.")])
+    kb.warm()
+    assert kb.loaded()
+    threads: list[int] = []
+    retriever = KnowledgeBaseRetriever(kb, clock=_Clock(0.0001))
+    original = retriever.search.search
+
+    def spy(query: SearchQuery, limit: int, vector: object = None) -> object:
+        threads.append(threading.get_ident())
+        return original(query, limit, vector)  # type: ignore[arg-type]
+
+    retriever.search.search = spy  # type: ignore[assignment,method-assign]
+    query = SearchQuery.of("refund")
+    await retriever.retrieve(query, 3)
+    kb.upsert([Article("b", "Outages", "", "An outage map shows where.")])
+    assert not kb.loaded()
+    found = await retriever.retrieve(SearchQuery.of("outage map"), 3)
+    assert [s.id for s in found.sources] == ["b"]
+    assert threads[0] == threading.get_ident() != threads[1]
+    assert kb.loaded()
