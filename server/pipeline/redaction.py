@@ -51,6 +51,7 @@ _RUN = re.compile(
     r"(?:\+ ?)?(?:\(\d{1,4}\)|\d+)(?:[ .\-]?\(\d{1,4}\)|(?:[ .\-]|(?<=\)))\d+)*", re.ASCII
 )
 _ATOM = re.compile(r"\+|\(\d+\)|\d+|[ .\-]", re.ASCII)
+_DIGIT = re.compile(r"\d")  # any script's digits, as _IBAN's \d
 _WORD = re.compile(r"\[[a-z]+\]|([A-Za-z]+)")  # placeholders are not words
 
 # The closest of these words in the few before a number decides what it is.
@@ -113,13 +114,19 @@ class _Words:
     """
 
     def __init__(self, text: str) -> None:
-        text = _EMAIL.sub(lambda m: " " * len(m[0]), text)
-        found = [(m.end(), m[1].lower()) for m in _WORD.finditer(text) if m[1]]
-        self.ends = [end for end, _ in found]
-        self.words = [word for _, word in found]
+        self.text = text
+        self.ends: list[int] = []
+        self.words: list[str] = []
+        self._read = False
 
     def closest(self, pos: int, vocab: set[str]) -> str | None:
         """The nearest of the five words before ``pos`` that is in ``vocab``."""
+        if not self._read:  # read at the first number that needs it, most texts never
+            text = _EMAIL.sub(lambda m: " " * len(m[0]), self.text)
+            found = [(m.end(), m[1].lower()) for m in _WORD.finditer(text) if m[1]]
+            self.ends = [end for end, _ in found]
+            self.words = [word for _, word in found]
+            self._read = True
         k = bisect.bisect_right(self.ends, pos)
         return next((w for w in reversed(self.words[max(0, k - 5) : k]) if w in vocab), None)
 
@@ -252,6 +259,10 @@ def find_pii(text: str) -> list[Match]:
     SSN over a phone, then the earlier, then the longer; digits inside an IBAN
     are none of them.
     """
+    # Every kind holds a digit but an email, which holds an "@": most utterances have
+    # neither, and are done here.
+    if "@" not in text and not _DIGIT.search(text):
+        return []
     found: list[tuple[int, int, int, Kind | None]] = []  # priority, start, end, kind
     for m in _IBAN.finditer(text):
         if m.group(1) in _IBAN_COUNTRIES:

@@ -143,3 +143,14 @@ def test_truncated_vectors_are_the_full_vectors_first_dimensions_renormalised() 
     assert full.shape == (256,) and short.shape == (128,)
     prefix = full[:128] / np.linalg.norm(full[:128])
     assert np.allclose(short, prefix, atol=1e-5)
+
+
+def test_a_few_texts_embed_as_a_batch_of_many_does(embedder: WordLlamaEmbedder) -> None:
+    # A query's few turns are averaged here, not through WordLlama's padded batch: the
+    # vectors must be the ones the passages were embedded with.
+    texts = ["How long does a refund take to reach my card?", "", "eSIM",
+             "Somebody grabbed my phone right out of my bag on the train " * 12,
+             "返金 😀 café", "   ", "1-800-555-0142", "ok"]
+    few = embedder.embed(texts)
+    many = embedder.embed([*texts, *texts])  # over the few: WordLlama's own path
+    np.testing.assert_allclose(few, many[: len(texts)], rtol=1e-6, atol=1e-7)
