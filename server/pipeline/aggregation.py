@@ -31,6 +31,10 @@ class Aggregator:
             return self.flush(now)
         return None
 
+    def ready_at(self) -> float | None:
+        """When text pushed now would be sent (None: at once)."""
+        return None if self._last_flush is None else self._last_flush + self.interval_s
+
     def deadline(self) -> float | None:
         """When the buffered text is due, or None if nothing is buffered."""
         if not self._buffer or self._last_flush is None:

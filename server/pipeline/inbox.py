@@ -5,11 +5,19 @@ With an ``asyncio.Queue`` the relay woke once per model token and waited through
 a task of its own. Here the relay takes everything that has arrived in one wake,
 and a wait costs one future and one timer handle. ``Room`` bounds what the
 producer may put ahead of the relay, so a client that lags holds a bounded amount.
+
+The relay cannot send text before its aggregation window ends, so while the window
+runs an ordinary item (``urgent=False``) does not wake it: the first one sets a
+wake for the window's end. At 20 tokens a second and a 100 ms window that halves
+the relay's wakes; the time the last such item came is kept (``last_at``) so the
+watchdog counts progress from when text arrived, not from when it was looked at.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 
 
 def _release(waiter: asyncio.Future[None]) -> None:
@@ -20,34 +28,54 @@ def _release(waiter: asyncio.Future[None]) -> None:
 class Inbox:
     """A one-consumer inbox: ``put`` never waits, ``take`` returns every item so far."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         # A list, not a deque: a deque's first block alone is 600 bytes, and thousands of
         # idle streams each keep an inbox.
         self._items: list[object] = []
         self._waiter: asyncio.Future[None] | None = None
+        self._clock = clock
+        self._hold_until: float | None = None  # loop time; set by a waiting take
+        self._held: asyncio.TimerHandle | None = None
+        self.last_at: float | None = None  # when the last ordinary item came (clock)
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: object) -> None:
-        """Add ``item`` and wake the consumer if it waits."""
+    def put(self, item: object, *, urgent: bool = True) -> None:
+        """Add ``item`` and wake the consumer if it waits; an item that is not
+        ``urgent`` wakes it no earlier than the ``hold_s`` its take gave."""
         self._items.append(item)
-        if self._waiter is not None:
-            _release(self._waiter)
+        if not urgent:
+            self.last_at = self._clock()
+        waiter = self._waiter
+        if waiter is None:
+            return
+        if not urgent and self._hold_until is not None:
+            if self._held is None:
+                self._held = asyncio.get_running_loop().call_at(
+                    self._hold_until, _release, waiter)
+            return
+        _release(waiter)
 
-    async def take(self, within_s: float) -> list[object]:
+    async def take(self, within_s: float, *, hold_s: float = 0.0) -> list[object]:
         """Every item put so far, oldest first; when there is none yet, the ones put
-        within ``within_s`` seconds (an empty list if none came)."""
+        within ``within_s`` seconds (an empty list if none came). Ordinary items put in
+        the first ``hold_s`` seconds are returned at its end, with what came since."""
         if not self._items:
             loop = asyncio.get_running_loop()
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiter = waiter
+            if hold_s > 0:
+                self._hold_until = loop.time() + hold_s
             timer = loop.call_later(max(0.0, within_s), _release, waiter)
             try:
                 await waiter
             finally:
                 timer.cancel()
-                self._waiter = None
+                if self._held is not None:
+                    self._held.cancel()
+                    self._held = None
+                self._waiter = self._hold_until = None
         items, self._items = self._items, []
         return items
 

@@ -327,7 +327,7 @@ class Pipeline:
         # When the next keep-alive is due: pushed back by every delta sent (counted in
         # ``record.chunks``) and by every keep-alive.
         ping_at, chunks_then = float("inf"), -1
-        inbox = Inbox()
+        inbox = Inbox(self.clock)
         room = Room(items=_AHEAD_ITEMS, chars=_AHEAD_CHARS)
         producer = asyncio.create_task(self._pump(generation, inbox, room))
         control.bind(lambda: inbox.put(_WAKE))
@@ -344,8 +344,12 @@ class Pipeline:
                 due = aggregator.deadline()
                 wake_at = min(watchdog.deadline(), ping_at, *(() if due is None else (due,)))
                 # Everything that has arrived, in one wake: under load a stream's tokens
-                # come several to a read, and the relay handles them as one.
-                items = await inbox.take(wake_at - self.clock())
+                # come several to a read, and the relay handles them as one. Text that
+                # cannot be sent before the window ends does not wake it sooner.
+                now = self.clock()
+                ready = aggregator.ready_at()
+                items = await inbox.take(wake_at - now,
+                                         hold_s=0.0 if ready is None else ready - now)
                 now = self.clock()
                 finished = False
                 # Text in hand first: it came before the loop looked (a wake can be late
@@ -358,7 +362,9 @@ class Pipeline:
                         if item.text:
                             record.tokens += item.tokens
                             record.texts += 1
-                            watchdog.progress(now)
+                            # From when the text came: it may have waited for the window.
+                            came = inbox.last_at
+                            watchdog.progress(now if came is None else min(now, came))
                             if record.ttft_ms is None:
                                 record.ttft_ms = round((now - started) * 1000)
                             # One at a time: the aggregator bounds each delta's size.
@@ -419,7 +425,8 @@ class Pipeline:
         try:
             async for chunk in self.generator.stream(request):
                 await room.take(len(chunk.text))
-                inbox.put(chunk)
+                # Text alone can wait for the aggregation window; an end cannot.
+                inbox.put(chunk, urgent=bool(chunk.stop_reason) or not chunk.text)
         except UpstreamError as exc:
             inbox.put(exc)
         except Exception as exc:  # a generator bug must still end the stream cleanly

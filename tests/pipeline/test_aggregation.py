@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import pytest
+
 from server.pipeline.aggregation import Aggregator
 
 
@@ -42,3 +44,12 @@ def test_a_flood_is_sent_in_bounded_deltas_before_the_interval() -> None:
     assert agg.push("ghijk", 0.02) == "bcdefghijk"  # 10 buffered: out before 0.1 s
     assert agg.push("l", 0.03) is None
     assert agg.flush(0.2) == "l"
+
+
+def test_ready_at_is_when_text_pushed_now_would_go() -> None:
+    agg = Aggregator(0.1)
+    assert agg.ready_at() is None  # the first text goes at once
+    assert agg.push("a", 1.0) == "a"
+    assert agg.ready_at() == pytest.approx(1.1)
+    assert agg.push("b", 1.05) is None
+    assert agg.ready_at() == agg.deadline() == pytest.approx(1.1)

@@ -74,3 +74,36 @@ async def test_room_holds_the_producer_at_its_character_bound_but_lets_one_large
     room.give(50)
     await asyncio.wait_for(blocked, 1)
     assert room.free_chars == 9 and room.free_items == 99
+
+
+async def test_an_ordinary_item_in_the_hold_wakes_the_consumer_at_its_end() -> None:
+    inbox = Inbox(clock=asyncio.get_running_loop().time)
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.02, lambda: inbox.put("a", urgent=False))
+    loop.call_later(0.05, lambda: inbox.put("b", urgent=False))
+    started = loop.time()
+    assert await inbox.take(5, hold_s=0.1) == ["a", "b"]
+    assert loop.time() - started == pytest.approx(0.1, abs=1e-5)
+    assert inbox.last_at == pytest.approx(started + 0.05, abs=1e-5)  # when "b" came
+
+
+async def test_an_urgent_item_wakes_the_consumer_through_a_hold() -> None:
+    inbox = Inbox()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.02, lambda: inbox.put("text", urgent=False))
+    loop.call_later(0.03, inbox.put, "end")
+    started = loop.time()
+    assert await inbox.take(5, hold_s=0.1) == ["text", "end"]
+    assert loop.time() - started == pytest.approx(0.03, abs=1e-5)
+
+
+async def test_a_hold_never_outlasts_the_deadline_and_ends_with_its_take() -> None:
+    inbox = Inbox()
+    loop = asyncio.get_running_loop()
+    loop.call_later(0.01, lambda: inbox.put("a", urgent=False))
+    started = loop.time()
+    assert await inbox.take(0.04, hold_s=0.1) == ["a"]  # the deadline came first
+    assert loop.time() - started == pytest.approx(0.04, abs=1e-5)
+    loop.call_later(0.01, lambda: inbox.put("b", urgent=False))
+    assert await inbox.take(5) == ["b"]  # no hold now: at once
+    assert loop.time() - started == pytest.approx(0.05, abs=1e-5)

@@ -9,10 +9,12 @@ import pytest
 
 from server.assist.streams import StreamRegistry
 from server.errors import UpstreamError
+from server.pipeline import stream as stream_module
 from server.pipeline.breaker import CircuitBreaker
 from server.pipeline.context import SearchQuery, Utterance
 from server.pipeline.events import Event
 from server.pipeline.generators import Chunk, GenerationRequest
+from server.pipeline.inbox import Inbox
 from server.pipeline.retrieval import Retrieval, Source
 from server.pipeline.stream import AssistRequest, Limits, Pipeline, StreamRecord
 from tests.clock import anyio_backend  # noqa: F401  (the tests run on a virtual clock)
@@ -526,3 +528,57 @@ def test_limits_default_to_the_settings_defaults_and_follow_settings() -> None:
     tuned = make_settings(stall_timeout_s=2.5, flush_interval_ms=40, max_tokens=64)
     limits = Limits.from_settings(tuned)
     assert (limits.idle_s, limits.flush_s, limits.max_tokens) == (2.5, 0.04, 64)
+
+
+class _Ticking(Scripted):
+    """A token every 50 ms, then silence."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__([])
+        self.count = count
+        self.arrived: list[float] = []
+
+    async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+        for n in range(self.count):
+            self.arrived.append(asyncio.get_running_loop().time())
+            yield Chunk(text=f" t{n}", tokens=1)
+            await asyncio.sleep(0.05)
+        await asyncio.Event().wait()
+
+
+async def test_text_that_waits_for_the_window_wakes_the_relay_once_a_window(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """At 20 tokens a second and a 100 ms window, the relay woke for every token though
+    it could send only once a window; text now waits in the inbox for the window's end,
+    and the deltas are the same."""
+    takes: list[float] = []
+
+    class Counting(Inbox):
+        async def take(self, within_s: float, *, hold_s: float = 0.0) -> list[object]:
+            takes.append(asyncio.get_running_loop().time())
+            return await super().take(within_s, hold_s=hold_s)
+
+    monkeypatch.setattr(stream_module, "Inbox", Counting)
+    generator = _Ticking(40)  # two seconds of text
+    events, _ = await _run(generator, limits=Limits(first_token_s=1, idle_s=0.3, hard_s=10,
+                                                    flush_s=0.1))
+    deltas = [e for e in events if e.name == "delta"]
+    assert "".join(e.data["text"] for e in deltas) == "".join(f" t{n}" for n in range(40))
+    assert 19 <= len(deltas) <= 22  # the first at once, then one a window
+    assert len(takes) <= len(deltas) + 4, len(takes)  # not one a token (40)
+
+
+async def test_a_stall_counts_from_when_the_last_text_came_not_when_it_was_sent() -> None:
+    generator = _Ticking(4)
+    loop = asyncio.get_running_loop()
+    events: list[tuple[float, Event]] = []
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]), generator=generator,
+                         static_article=STATIC,
+                         limits=Limits(first_token_s=1, idle_s=0.3, hard_s=5, flush_s=0.1))
+    async for event in pipeline.stream(_request()):
+        events.append((loop.time(), event))
+    fallback_at, fallback = events[-2]
+    assert fallback.name == "fallback" and fallback.data["reason"] == "stalled"
+    # The last token came at 0.15 s and waited for the window; the stall is 0.3 s
+    # from its arrival, not from when the window sent it.
+    assert fallback_at == pytest.approx(generator.arrived[-1] + 0.3, abs=2e-3)
