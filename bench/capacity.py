@@ -21,7 +21,8 @@ from typing import Any
 
 import httpx
 
-from .load import Background, Target, Trace, client
+from .background import Background
+from .load import Target, Trace, client
 from .procs import Cpus, Proc, running, start_mock, start_panel, start_peer
 from .report import Row, Section
 from .stats import percentile
@@ -71,8 +72,8 @@ async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, 
     """Add streams step by step; measure each step until one is not held."""
     results: list[dict[str, Any]] = []
     baseline = server.rss_bytes()
-    async with client() as http, client() as probe:
-        background = Background(http, target)
+    async with client() as probe:
+        background = Background(target)
         for n in steps:
             grown = time.monotonic()
             await background.grow(n)

@@ -27,7 +27,8 @@ from typing import Any
 import httpx
 from httpx_sse import aconnect_sse
 
-from .load import QUERIES, Background, Target, Trace, client, stream
+from .background import Background
+from .load import QUERIES, Target, Trace, client, stream
 from .procs import Cpus, Proc, running, start_mock, start_panel, start_peer
 from .report import Row, Section
 from .stats import summary
@@ -53,7 +54,7 @@ async def probe(target: Target, n: int, probes: int, *, loop: bool) -> dict[str,
     """``probes`` streams, each to its first delta, while ``n`` streams are open in all."""
     workers = probers(n)
     async with client() as http:
-        background = Background(http, target, loop=loop)
+        background = Background(target, loop=loop)
         await background.grow(n - workers)
         traces: list[Trace] = []
 

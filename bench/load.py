@@ -90,6 +90,16 @@ def client(timeout: float = 3600) -> httpx.AsyncClient:
 _counter = itertools.count()
 
 
+def next_stream() -> int:
+    """The number of the next stream this process opens (its user, its question)."""
+    return next(_counter)
+
+
+def count_words(text: str) -> int:
+    """The tokens a delta's text holds, as the harness counts them: its words."""
+    return len(_WORD.findall(text))
+
+
 async def stream(http: httpx.AsyncClient, target: Target, *,
                  until: Callable[[Trace], bool] | None = None,
                  started: asyncio.Event | None = None,
@@ -102,7 +112,7 @@ async def stream(http: httpx.AsyncClient, target: Target, *,
     ``traces`` as soon as it exists. Cancelling the task closes the connection, like
     a browser tab going away: the trace notes it in ``closed`` and is returned.
     """
-    headers, body, request_id = target.request(next(_counter))
+    headers, body, request_id = target.request(next_stream())
     trace = Trace(request_id, time.monotonic())
     if traces is not None:
         traces.append(trace)
@@ -121,7 +131,7 @@ async def stream(http: httpx.AsyncClient, target: Target, *,
                     if trace.first_delta is None:
                         trace.first_delta = now
                     trace.deltas.append(now)
-                    trace.words.append(len(_WORD.findall(json.loads(event.data)["text"])))
+                    trace.words.append(count_words(json.loads(event.data)["text"]))
                 elif event.event == "fallback":
                     trace.fallback = now
                 elif event.event == "done":
@@ -142,57 +152,6 @@ async def stream(http: httpx.AsyncClient, target: Target, *,
         if started is not None:
             started.set()
     return trace
-
-
-#: How long a batch of new streams waits for their first events before the ramp goes on.
-START_WITHIN_S = 60.0
-
-
-class Background:
-    """Streams kept open until ``close``; with ``loop``, each re-opened when it ends."""
-
-    def __init__(self, http: httpx.AsyncClient, target: Target, *, loop: bool = False) -> None:
-        self.http, self.target, self.loop = http, target, loop
-        self.traces: list[Trace] = []
-        self.tasks: list[asyncio.Task[None]] = []
-
-    async def grow(self, n: int, *, batch: int = 100,
-                   ready: Callable[[Trace], bool] | None = None,
-                   start_within_s: float = START_WITHIN_S) -> None:
-        """Open streams until ``n`` are running, ``batch`` at a time, each batch waiting
-        for its streams' first event (the first after which ``ready(trace)`` is true),
-        at most ``start_within_s``: a server out of files can take a connection and
-        never answer it, and the ramp goes on (the stream is then not counted open)."""
-        while len(self.tasks) < n:
-            waits: list[asyncio.Task[bool]] = []
-            for _ in range(min(batch, n - len(self.tasks))):
-                started = asyncio.Event()
-                waits.append(asyncio.create_task(started.wait()))
-                self.tasks.append(asyncio.create_task(self._slot(started, ready)))
-            _, late = await asyncio.wait(waits, timeout=start_within_s)
-            for wait in late:
-                wait.cancel()
-
-    async def _slot(self, started: asyncio.Event,
-                    ready: Callable[[Trace], bool] | None) -> None:
-        trace = await stream(self.http, self.target, started=started, ready=ready,
-                             traces=self.traces)
-        while self.loop and trace.error is None and trace.closed is None:
-            trace = await stream(self.http, self.target, traces=self.traces)
-
-    def open_count(self) -> int:
-        """Streams open now (answered, not ended)."""
-        return sum(1 for trace in self.traces if trace.open)
-
-    def failed(self) -> list[Trace]:
-        """Streams that ended other than by a ``done`` or our own close."""
-        return [t for t in self.traces if t.error is not None or t.status not in (None, 200)]
-
-    async def close(self) -> None:
-        """Close every stream (the client goes away) and wait until they are closed."""
-        for task in self.tasks:
-            task.cancel()
-        await asyncio.gather(*self.tasks, return_exceptions=True)
 
 
 async def gather_bounded(jobs: Iterable[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:

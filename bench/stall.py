@@ -17,7 +17,8 @@ from typing import Any
 
 import httpx
 
-from .load import Background, Target, Trace, client, stream
+from .background import Background
+from .load import Target, Trace, client, stream
 from .procs import Cpus, running, start_mock, start_panel
 from .report import Row, Section
 from .stats import summary
@@ -55,17 +56,16 @@ async def _disconnects(target: Target, n: int) -> list[tuple[Trace, float]]:
     Each is closed once its first ``delta`` came: the model has its request then. A
     stream closed at its ``suggestion`` event may not have reached the model yet, and
     leaves it nothing to end (a test saw that, on a busy machine)."""
-    async with client() as http:
-        background = Background(http, target)
-        await background.grow(n, ready=lambda trace: trace.first_delta is not None)
-        closed: list[tuple[Trace, float]] = []
-        for task, trace in zip(background.tasks, background.traces, strict=True):
-            await asyncio.sleep(0.01)
-            at = time.monotonic()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            closed.append((trace, at))
-        return closed
+    background = Background(target)
+    await background.grow(n, ready=lambda trace: trace.first_delta is not None)
+    closed: list[tuple[Trace, float]] = []
+    for task, trace in zip(background.tasks, background.traces, strict=True):
+        await asyncio.sleep(0.01)
+        at = time.monotonic()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        closed.append((trace, at))
+    return closed
 
 
 def _wait_ended(url: str, ids: set[str], timeout: float = 30) -> dict[str, dict[str, Any]]:

@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .background import Background
 from .capacity import WINDOW_MS, gaps_ms
-from .load import Background, Target, client
+from .load import Target
 from .procs import Cpus, Proc, free_port, running, start_mock, start_panel
 from .report import Row, Section
 from .stats import percentile
@@ -48,32 +49,31 @@ def py_spy() -> str | None:
 
 async def step(target: Target, panel: Proc, hold_s: float, profile: Path | None,
                cpus: frozenset[int]) -> dict[str, Any]:
-    async with client() as http:
-        background = Background(http, target)
-        await background.grow(STREAMS)
-        await asyncio.sleep(0.5)  # past the first tokens: the steady state is measured
-        spy = None
-        if profile is not None and (exe := py_spy()):
-            spy = await asyncio.create_subprocess_exec(
-                exe, "record", "--pid", str(panel.pid), "--duration", str(int(hold_s)),
-                "--rate", "200", "--format", "raw", "--nonblocking", "-o", str(profile),
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                preexec_fn=lambda: os.sched_setaffinity(0, cpus))
-        panel.mark()
-        start = time.monotonic()
-        await asyncio.sleep(hold_s)
-        end = time.monotonic()
-        cpu = panel.cpu_share()
-        if spy is not None:
-            await spy.wait()
-        gaps = gaps_ms(background.traces, start, end)
-        tokens = sum(w for t in background.traces
-                     for at, w in zip(t.deltas, t.words, strict=False) if start <= at <= end)
-        open_now = background.open_count()
-        # Why a stream is not open any more, for the record (an error, or its done).
-        ended = [{"status": t.status, "error": t.error, "done": t.done}
-                 for t in background.traces if not t.open][:5]
-        await background.close()
+    background = Background(target)
+    await background.grow(STREAMS)
+    await asyncio.sleep(0.5)  # past the first tokens: the steady state is measured
+    spy = None
+    if profile is not None and (exe := py_spy()):
+        spy = await asyncio.create_subprocess_exec(
+            exe, "record", "--pid", str(panel.pid), "--duration", str(int(hold_s)),
+            "--rate", "200", "--format", "raw", "--nonblocking", "-o", str(profile),
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus))
+    panel.mark()
+    start = time.monotonic()
+    await asyncio.sleep(hold_s)
+    end = time.monotonic()
+    cpu = panel.cpu_share()
+    if spy is not None:
+        await spy.wait()
+    gaps = gaps_ms(background.traces, start, end)
+    tokens = sum(w for t in background.traces
+                 for at, w in zip(t.deltas, t.words, strict=False) if start <= at <= end)
+    open_now = background.open_count()
+    # Why a stream is not open any more, for the record (an error, or its done).
+    ended = [{"status": t.status, "error": t.error, "done": t.done}
+             for t in background.traces if not t.open][:5]
+    await background.close()
     p99 = percentile(gaps, 99)
     return {"relayed_tokens_per_s": round(tokens / (end - start), 1), "open": open_now,
             "ended": ended,

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from bench import capacity, hostile, latency, load, scale, stall, throughput
+from bench import capacity, hostile, latency, scale, stall, throughput
 from bench.__main__ import _replace_block, table
-from bench.load import Background, Target, Trace
+from bench.background import Background
+from bench.load import Target, Trace
 from bench.procs import Cpus
 from bench.report import Row
 from bench.stats import percentile, summary
@@ -248,15 +249,15 @@ async def test_a_ramp_goes_on_past_streams_the_server_never_answers() -> None:
         await read_request(reader)
         if answered < 2:  # two streams get their first event; the rest wait forever
             answered += 1
-            event = b"event: delta\ndata: {}\n\n"
+            event = b'event: delta\ndata: {"text": "Refunds"}\n\n'
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                          b"Transfer-Encoding: chunked\r\n\r\n"
                          + f"{len(event):x}\r\n".encode() + event + b"\r\n")
             await writer.drain()
         await reader.read()  # held until the client goes
 
-    async with server(handler) as (url, _), load.client() as http:
-        background = Background(http, Target("peer", url))
+    async with server(handler) as (url, _):
+        background = Background(Target("peer", url))
         await background.grow(4, batch=4, start_within_s=0.5)
         assert len(background.tasks) == 4
         assert background.open_count() == 2

@@ -1,0 +1,214 @@
+"""The load's background streams, held open by a lean reader: the events noted in the
+socket's callbacks, with no task woken per event.
+
+Reading hundreds of streams through httpx and httpx-sse cost the harness about 90 us
+of its core an event (its client read 600 streams at 20 tokens a second at 0.56 of a
+core, beside the mock model at 0.40), so past about 600 streams the gaps a capacity
+ramp measured were the harness's own. Here httptools (the parser uvicorn reads
+requests with) parses each response as it arrives, the events are split and noted in
+``data_received``, and the stream's coroutine waits on one future until the
+response ends. The probes whose timing is the figure (bench/latency.py) still read
+through httpx, as the model-direct row does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import httptools
+
+from .load import Target, Trace, count_words, next_stream
+
+
+class _Reader(asyncio.Protocol):
+    """One stream's response, its events noted in ``trace`` as they come."""
+
+    def __init__(self, trace: Trace, request: bytes, finished: asyncio.Future[None],
+                 started: asyncio.Event | None, ready: Callable[[Trace], bool] | None
+                 ) -> None:
+        self.trace = trace
+        self.request = request
+        self.finished = finished
+        self.started = started
+        self.ready = ready
+        self.parser = httptools.HttpResponseParser(self)
+        self.pending = b""  # the start of an event whose end has not come
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:  # pragma: no cover - never asked for
+            self._end(error="upgrade")
+        except httptools.HttpParserError as exc:
+            self._end(error=type(exc).__name__)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        # A response without a length ends with its connection.
+        if self.trace.status == 200 and self.trace.done is None and exc is None:
+            self._end(closed=True)
+        else:
+            self._end(error=type(exc).__name__ if exc is not None else "closed")
+
+    # httptools' callbacks
+
+    def on_headers_complete(self) -> None:
+        self.trace.status = status = self.parser.get_status_code()
+        if status != 200:
+            self._end(error=f"HTTP {status}")
+
+    def on_body(self, body: bytes) -> None:
+        data = (self.pending + body).replace(b"\r\n", b"\n")
+        if data.endswith(b"\r"):  # half of a CRLF: wait for the rest
+            data, self.pending = data[:-1], b"\r"
+        else:
+            self.pending = b""
+        *events, rest = data.split(b"\n\n")
+        self.pending = rest + self.pending
+        for raw in events:
+            if self.finished.done():
+                return
+            self._event(raw)
+
+    def on_message_complete(self) -> None:
+        self._end(closed=self.trace.done is None)
+
+    # ----
+
+    def _event(self, raw: bytes) -> None:
+        name, lines = "message", []
+        for line in raw.split(b"\n"):
+            field, _, value = line.partition(b":")
+            value = value[1:] if value.startswith(b" ") else value
+            if field == b"event":
+                name = value.decode()
+            elif field == b"data":
+                lines.append(value)
+        if not lines and name == "message":
+            return  # a comment (keep-alive) or an empty block
+        now = time.monotonic()
+        trace = self.trace
+        data = b"\n".join(lines)
+        if name == "suggestion":
+            trace.suggestion = now
+        elif name == "delta":
+            if trace.first_delta is None:
+                trace.first_delta = now
+            trace.deltas.append(now)
+            trace.words.append(count_words(json.loads(data)["text"]))
+        elif name == "fallback":
+            trace.fallback = now
+        elif name == "done":
+            trace.done = json.loads(data)
+            self._end()
+            return
+        if self.started is not None and (self.ready is None or self.ready(trace)):
+            self.started.set()
+
+    def _end(self, *, error: str | None = None, closed: bool = False) -> None:
+        if self.finished.done():
+            return
+        if error is not None and self.trace.error is None and self.trace.done is None:
+            self.trace.error = error
+        elif closed:
+            self.trace.closed = time.monotonic()
+        self.finished.set_result(None)
+        if self.transport is not None:
+            self.transport.close()
+
+
+async def read_stream(target: Target, *, started: asyncio.Event | None = None,
+                      ready: Callable[[Trace], bool] | None = None,
+                      traces: list[Trace] | None = None) -> Trace:
+    """One stream read to ``done``, as ``load.stream`` reads it (the same ``Trace``),
+    on a connection of its own. Cancelling it closes the connection: ``closed``."""
+    headers, body, request_id = target.request(next_stream())
+    trace = Trace(request_id, time.monotonic())
+    if traces is not None:
+        traces.append(trace)
+    url = urlsplit(f"{target.url}{target.path}")
+    payload = json.dumps(body).encode()
+    head = [f"POST {url.path} HTTP/1.1", f"Host: {url.netloc}",
+            "Content-Type: application/json", "Accept: text/event-stream",
+            f"Content-Length: {len(payload)}", *(f"{k}: {v}" for k, v in headers.items())]
+    request = ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+    loop = asyncio.get_running_loop()
+    finished: asyncio.Future[None] = loop.create_future()
+    transport: asyncio.BaseTransport | None = None
+    try:
+        transport, _ = await loop.create_connection(
+            lambda: _Reader(trace, request, finished, started, ready),
+            url.hostname or "127.0.0.1", url.port or 80)
+        await finished
+    except asyncio.CancelledError:
+        # Our own harness cancelled it (see Background.close): the client went away.
+        if trace.done is None and trace.error is None:
+            trace.closed = time.monotonic()
+    except OSError as exc:
+        trace.error = type(exc).__name__
+    finally:
+        if transport is not None:
+            transport.close()
+        if started is not None:
+            started.set()
+    return trace
+
+
+#: How long a batch of new streams waits for their first events before the ramp goes on.
+START_WITHIN_S = 60.0
+
+
+class Background:
+    """Streams kept open until ``close``; with ``loop``, each re-opened when it ends."""
+
+    def __init__(self, target: Target, *, loop: bool = False) -> None:
+        self.target, self.loop = target, loop
+        self.traces: list[Trace] = []
+        self.tasks: list[asyncio.Task[None]] = []
+
+    async def grow(self, n: int, *, batch: int = 100,
+                   ready: Callable[[Trace], bool] | None = None,
+                   start_within_s: float = START_WITHIN_S) -> None:
+        """Open streams until ``n`` are running, ``batch`` at a time, each batch waiting
+        for its streams' first event (the first after which ``ready(trace)`` is true),
+        at most ``start_within_s``: a server out of files can take a connection and
+        never answer it, and the ramp goes on (the stream is then not counted open)."""
+        while len(self.tasks) < n:
+            waits: list[asyncio.Task[bool]] = []
+            for _ in range(min(batch, n - len(self.tasks))):
+                started = asyncio.Event()
+                waits.append(asyncio.create_task(started.wait()))
+                self.tasks.append(asyncio.create_task(self._slot(started, ready)))
+            _, late = await asyncio.wait(waits, timeout=start_within_s)
+            for wait in late:
+                wait.cancel()
+
+    async def _slot(self, started: asyncio.Event,
+                    ready: Callable[[Trace], bool] | None) -> None:
+        trace = await read_stream(self.target, started=started, ready=ready,
+                                  traces=self.traces)
+        while self.loop and trace.error is None and trace.closed is None:
+            trace = await read_stream(self.target, traces=self.traces)
+
+    def open_count(self) -> int:
+        """Streams open now (answered, not ended)."""
+        return sum(1 for trace in self.traces if trace.open)
+
+    def failed(self) -> list[Trace]:
+        """Streams that ended other than by a ``done`` or our own close."""
+        return [t for t in self.traces if t.error is not None or t.status not in (None, 200)]
+
+    async def close(self) -> None:
+        """Close every stream (the client goes away) and wait until they are closed."""
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)

@@ -1,0 +1,123 @@
+"""The load's lean stream reader against raw servers on loopback: what it notes of each
+event, however the bytes are cut, and how a stream ends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from bench.background import Background, read_stream
+from bench.load import Target
+from tests.web.rawhttp import read_request, server
+
+pytestmark = pytest.mark.anyio
+
+EVENTS = (b": ping\r\n\r\n"
+          b"event: suggestion\r\ndata: {\"sources\": []}\r\nid: 1\r\n\r\n"
+          b"event: delta\r\ndata: {\"text\": \"Refunds take five\"}\r\n\r\n"
+          b"event: delta\r\ndata: {\"text\": \" days.\"}\r\n\r\n"
+          b"event: done\r\ndata: {\"outcome\": \"completed\"}\r\n\r\n")
+
+
+def _chunked(body: bytes, size: int) -> bytes:
+    """``body`` in chunks of ``size`` bytes: events and CRLFs cut anywhere."""
+    out = b""
+    for start in range(0, len(body), size):
+        piece = body[start:start + size]
+        out += f"{len(piece):x}\r\n".encode() + piece + b"\r\n"
+    return out + b"0\r\n\r\n"
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.parametrize("size", [1, 7, 4096])
+async def test_every_event_is_noted_however_the_bytes_are_cut(size: int) -> None:
+    seen: list[bytes] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n")
+        for start in range(0, len(body := _chunked(EVENTS, size)), 5):
+            writer.write(body[start:start + 5])  # the chunks' own heads cut too
+            await writer.drain()
+
+    async with server(handler) as (url, _):
+        trace = await read_stream(Target("peer", url))
+    assert trace.status == 200 and trace.error is None and trace.closed is None
+    assert trace.suggestion is not None and trace.first_delta == trace.deltas[0]
+    assert trace.words == [3, 1]
+    assert trace.done == {"outcome": "completed"}
+    assert seen[0].startswith(b"POST /api/assist/stream HTTP/1.1\r\n")
+    assert b"Content-Type: application/json" in seen[0]
+
+
+async def test_the_request_carries_the_targets_body_and_headers() -> None:
+    bodies: list[dict[str, object]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                      if line.lower().startswith(b"content-length:"))
+        bodies.append(json.loads(await reader.readexactly(length)))
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+
+    async with server(handler) as (url, _):
+        trace = await read_stream(Target("peer", url))
+    assert trace.status == 503 and trace.error == "HTTP 503" and not trace.open
+    assert bodies[0]["trigger"] == "manual" and bodies[0]["requestId"] == trace.request_id
+
+
+async def test_a_response_that_ends_without_done_is_closed_not_failed() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        # HTTP/1.0 style: no length, the body ends with the connection.
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Connection: close\r\n\r\nevent: delta\ndata: {\"text\": \"Hi\"}\n\n")
+        await writer.drain()
+
+    async with server(handler) as (url, _):
+        trace = await read_stream(Target("peer", url))
+    assert trace.deltas and trace.done is None and trace.error is None
+    assert trace.closed is not None
+
+
+async def test_closing_the_background_closes_each_connection() -> None:
+    gone = asyncio.Event()
+    closed_by_client = 0
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal closed_by_client
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n"
+                     + _chunked(b"event: delta\ndata: {\"text\": \"a b\"}\n\n", 4096)[:-5])
+        await writer.drain()
+        if await reader.read() == b"":  # end of file: the client went away
+            closed_by_client += 1
+            if closed_by_client == 3:
+                gone.set()
+
+    async with server(handler) as (url, _):
+        background = Background(Target("peer", url))
+        await background.grow(3, batch=3)
+        assert background.open_count() == 3 and not background.failed()
+        await background.close()
+        await gone.wait()
+    assert all(t.closed is not None and t.error is None for t in background.traces)
+
+
+async def test_a_refused_connection_is_an_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        pass
+
+    async with server(handler) as (url, _):
+        pass  # closed: nothing listens there now
+    trace = await read_stream(Target("peer", url))
+    assert trace.error == "ConnectionRefusedError" and not trace.open
