@@ -547,9 +547,13 @@ def test_failed_message_fetches_are_retried_and_order_is_kept(
     failed: list[str] = []
 
     def flaky(route: Route) -> None:
+        # Single fetches fail until a bulk one has been tried, and the first bulk one
+        # fails too. Failing only the first single fetch left a bulk fetch to chance:
+        # a retry that came before the next message fetched one text alone again.
         method = route.request.method
-        if method in ("GET", "POST") and method not in failed:
-            failed.append(method)  # the first single fetch and the first bulk fetch fail
+        if (method == "GET" and "POST" not in failed) or (method == "POST"
+                                                          and "POST" not in failed):
+            failed.append(method)
             route.fulfill(status=503, headers={"Access-Control-Allow-Origin": harness_origin},
                           content_type="application/json", body='{"status": 503}')
         else:
@@ -560,7 +564,7 @@ def test_failed_message_fetches_are_retried_and_order_is_kept(
     expect(harness.items).to_have_count(len(SHORT_CHAT["lines"]), timeout=WAIT_MS)
     assert [u["text"] for u in harness.utterances()] == [
         line["text"] for line in SHORT_CHAT["lines"]]
-    assert failed == ["GET", "POST"]
+    assert failed[0] == "GET" and failed[-1] == "POST" and failed.count("POST") == 1
     assert harness.statuses() == ["connecting", "live"]
 
 
