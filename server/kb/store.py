@@ -4,9 +4,9 @@ the passages (BM25) and, with an embedder, each passage's vector in the same fil
 One file, stdlib ``sqlite3``. Reads open one connection per thread so the store can be
 searched from a worker thread pool while an import writes. BM25 is FTS5's, scored in
 memory from the index's own postings (``bm25``). The vectors are float32
-BLOBs; searches multiply them, loaded once into one numpy matrix, by the query's
-vector (reloaded when a write bumps the store's generation). Ranking the two kinds of
-hits together is ``retrieval``'s job.
+BLOBs, searched as one numpy matrix (``vectors``). Both are loaded once per write
+generation (reloaded when a write bumps it). Ranking the two kinds of hits together
+is ``retrieval``'s job.
 """
 
 from __future__ import annotations
@@ -20,10 +20,9 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, Protocol, TypeVar
 
 import numpy as np
-from numpy.typing import NDArray
 
 from server.errors import EmbeddingError, StoreUnreadable
 from server.kb.bm25 import Bm25Index, attach
@@ -31,6 +30,7 @@ from server.kb.embedders.base import Embedder, Vectors
 from server.kb.lexicon import common_words
 from server.kb.passages import Passage, split_passages
 from server.kb.spelling import Vocabulary
+from server.kb.vectors import VectorMatrix
 
 log = logging.getLogger("assist_panel.knowledge")
 
@@ -72,6 +72,14 @@ PASSAGES_VERSION = "1"
 # BM25 column weights: a match in the title or the section heading counts more.
 _TITLE_WEIGHT, _HEADING_WEIGHT, _TEXT_WEIGHT = 4.0, 2.0, 1.0
 _EMBED_BATCH = 256
+
+
+class _Generational(Protocol):
+    @property
+    def generation(self) -> str: ...
+
+
+_Part = TypeVar("_Part", bound=_Generational)
 # Passages kept in memory for ``hits`` (rowid -> its row), per write generation.
 _ROWS_KEPT = 4096
 
@@ -148,8 +156,8 @@ class KnowledgeBase:
         self.snapshot = snapshot
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._matrix_lock = threading.Lock()
-        self._matrix: _Matrix | None = None
+        self._load_lock = threading.Lock()
+        self._matrix: VectorMatrix | None = None
         self._vocabulary: Vocabulary | None = None
         self._bm25_index: Bm25Index | None = None
         self._rows: tuple[str, dict[int, tuple[int, str, str, str, int, str, str]]] = ("", {})
@@ -380,14 +388,7 @@ class KnowledgeBase:
     def dense(self, vector: Vectors, limit: int) -> dict[int, float]:
         """The ``limit`` passages nearest ``vector`` by cosine: rowid -> similarity."""
         matrix = self._vectors()
-        if matrix is None or not len(matrix.rowids) or vector.shape[-1] != matrix.dim:
-            return {}
-        scores = matrix.vectors @ vector.reshape(-1)
-        if len(scores) > limit:
-            top = np.argpartition(-scores, limit - 1)[:limit]
-        else:
-            top = np.arange(len(scores))
-        return {int(matrix.rowids[i]): float(scores[i]) for i in top}
+        return {} if matrix is None else matrix.nearest(vector, limit)
 
     def hits(self, scores: dict[int, tuple[float, float]]) -> list[PassageHit]:
         """The passages of ``scores`` (rowid -> (lexical, dense)) with their articles."""
@@ -461,40 +462,29 @@ class KnowledgeBase:
         return str(row[0]) if row else "0"
 
     def _bm25(self) -> Bm25Index:
-        generation = self._generation()
-        index = self._bm25_index
-        if index is not None and index.generation == generation:
-            return index
-        with self._matrix_lock:
-            if self._bm25_index is None or self._bm25_index.generation != generation:
-                with self._connection() as conn:
-                    self._bm25_index = Bm25Index.load(
-                        conn, generation, (_TITLE_WEIGHT, _HEADING_WEIGHT, _TEXT_WEIGHT))
-            return self._bm25_index
+        return self._current("_bm25_index", lambda conn, generation: Bm25Index.load(
+            conn, generation, (_TITLE_WEIGHT, _HEADING_WEIGHT, _TEXT_WEIGHT)))
 
-    def _vectors(self) -> _Matrix | None:
+    def _vectors(self) -> VectorMatrix | None:
         if self.embedder is None:
             return None
-        generation = self._generation()
-        matrix = self._matrix
-        if matrix is not None and matrix.generation == generation:
-            return matrix
-        with self._matrix_lock:
-            if self._matrix is None or self._matrix.generation != generation:
-                self._matrix = self._load_matrix(generation)
-            return self._matrix
+        return self._current("_matrix", VectorMatrix.load)
 
-    def _load_matrix(self, generation: str) -> _Matrix:
-        with self._connection() as conn:
-            rows = conn.execute(
-                "SELECT rowid, vector FROM passages WHERE vector IS NOT NULL").fetchall()
-        if not rows:
-            return _Matrix(generation, np.zeros(0, np.int64), np.zeros((0, 0), np.float32), 0)
-        dim = len(rows[0][1]) // 4
-        rows = [r for r in rows if len(r[1]) == dim * 4]
-        vectors = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.float32)
-        return _Matrix(generation, np.array([r[0] for r in rows], dtype=np.int64),
-                       vectors.reshape(len(rows), dim), dim)
+    def _current(self, attribute: str, load: Callable[[sqlite3.Connection, str], _Part]
+                 ) -> _Part:
+        """The in-memory part kept in ``attribute``, reloaded once (under a lock) when a
+        write has bumped the store's generation since it was loaded."""
+        generation = self._generation()
+        part: _Part | None = getattr(self, attribute)
+        if part is not None and part.generation == generation:
+            return part
+        with self._load_lock:
+            part = getattr(self, attribute)
+            if part is None or part.generation != generation:
+                with self._connection() as conn:
+                    part = load(conn, generation)
+                setattr(self, attribute, part)
+            return part
 
 
 _HIT_SELECT = (
@@ -506,13 +496,3 @@ _HIT_SELECT = (
 def passage_document(title: str, passage: Passage) -> str:
     """The text a passage is embedded from: its article's title, heading and text."""
     return "\n".join(part for part in (title, passage.heading, passage.text) if part)
-
-
-@dataclass(frozen=True)
-class _Matrix:
-    """Every passage vector of the store, loaded once per write generation."""
-
-    generation: str
-    rowids: NDArray[np.int64]
-    vectors: Vectors
-    dim: int
