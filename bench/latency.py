@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,7 @@ import httpx
 from httpx_sse import aconnect_sse
 
 from .background import Background
-from .load import QUERIES, Target, Trace, client, stream
+from .load import QUERIES, Target, Trace, client, new_request_id, stream
 from .procs import Cpus, Proc, running, start_mock, start_panel, start_peer
 from .report import Row, Section
 from .stats import summary
@@ -84,7 +83,7 @@ async def _direct_probes(model_url: str, probes: int) -> list[tuple[str, float |
     out: list[tuple[str, float | None]] = []
     async with client() as http:
         for n in range(probes):
-            request_id = f"direct-{uuid.uuid4().hex[:16]}"
+            request_id = new_request_id("direct")
             body = {"model": "mock-assist-1", "stream": True,
                     "messages": [{"role": "user", "content": QUERIES[n % len(QUERIES)]}]}
             sent = time.monotonic()

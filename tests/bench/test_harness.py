@@ -19,10 +19,11 @@ import pytest
 from bench import capacity, hostile, latency, scale, stall, throughput
 from bench.__main__ import _replace_block, table
 from bench.background import Background
-from bench.load import Target, Trace
+from bench.load import Target, Trace, new_request_id
 from bench.procs import Cpus
 from bench.report import Row
 from bench.stats import percentile, summary
+from server.schemas import StreamRequest
 from tests.web.rawhttp import read_request, server
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -89,6 +90,21 @@ def test_the_command_refuses_an_unknown_section() -> None:
                             capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert result.returncode == 2
     assert "unknown section(s) nonsense" in result.stderr
+
+
+def _as_the_panel_keeps(request_id: str) -> str | None:
+    body = {"conversationId": "5b1c2a3e-0f4d-4c6b-8a9e-1d2c3b4a5f60", "trigger": "manual",
+            "query": "q", "requestId": request_id}
+    return StreamRequest.model_validate(body).request_id
+
+
+def test_probe_ids_reach_the_model_unmasked_so_every_probe_finds_its_timing() -> None:
+    # Seen in CI: a random hex id held a Luhn-valid run of 16 digits, the panel masked it
+    # before sending it upstream, and that probe matched no record of the mock model.
+    assert _as_the_panel_keeps("bench-4539578763621486") == "bench-" + "#" * 16
+    ids = {new_request_id("bench") for _ in range(2000)}
+    assert len(ids) == 2000
+    assert all(_as_the_panel_keeps(i) == i for i in ids)
 
 
 @pytest.fixture
