@@ -11,6 +11,12 @@ runs an ordinary item (``urgent=False``) does not wake it: the first one sets a
 wake for the window's end. At 20 tokens a second and a 100 ms window that halves
 the relay's wakes; the time the last such item came is kept (``last_at``) so the
 watchdog counts progress from when text arrived, not from when it was looked at.
+
+The producer waits too (``held``): once its item waits for the window's end it reads
+the model no further until the relay has taken it, so the tokens that come meanwhile
+stay in the connection's buffer and the next read takes them all, one wake of the
+producer a window instead of one a token. The text it then puts says how long it had
+waited unread (``waited_s``), so ``last_at`` is still when it came.
 """
 
 from __future__ import annotations
@@ -37,16 +43,18 @@ class Inbox:
         self._hold_until: float | None = None  # loop time; set by a waiting take
         self._held: asyncio.TimerHandle | None = None
         self.last_at: float | None = None  # when the last ordinary item came (clock)
+        self._taken: asyncio.Future[None] | None = None  # the producer waits for a take
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def put(self, item: object, *, urgent: bool = True) -> None:
+    def put(self, item: object, *, urgent: bool = True, waited_s: float = 0.0) -> None:
         """Add ``item`` and wake the consumer if it waits; an item that is not
-        ``urgent`` wakes it no earlier than the ``hold_s`` its take gave."""
+        ``urgent`` wakes it no earlier than the ``hold_s`` its take gave. ``waited_s``:
+        how long before now the item came (``last_at`` is then)."""
         self._items.append(item)
         if not urgent:
-            self.last_at = self._clock()
+            self.last_at = self._clock() - waited_s
         waiter = self._waiter
         if waiter is None:
             return
@@ -77,7 +85,19 @@ class Inbox:
                     self._held = None
                 self._waiter = self._hold_until = None
         items, self._items = self._items, []
+        if (taken := self._taken) is not None:
+            self._taken = None
+            _release(taken)
         return items
+
+    async def held(self) -> None:
+        """Returns once the consumer has taken what waits for its window's end, at once
+        when nothing does: a producer that then reads takes all that came meanwhile."""
+        if self._held is None:
+            return
+        if self._taken is None:
+            self._taken = asyncio.get_running_loop().create_future()
+        await self._taken
 
 
 class Room:

@@ -426,7 +426,12 @@ class Pipeline:
             async for chunk in self.generator.stream(request):
                 await room.take(len(chunk.text))
                 # Text alone can wait for the aggregation window; an end cannot.
-                inbox.put(chunk, urgent=bool(chunk.stop_reason) or not chunk.text)
+                urgent = bool(chunk.stop_reason) or not chunk.text
+                inbox.put(chunk, urgent=urgent, waited_s=chunk.waited_s)
+                if not urgent:
+                    # The relay sends nothing before its window ends: read on only
+                    # then, and that read takes every token that came meanwhile.
+                    await inbox.held()
         except UpstreamError as exc:
             inbox.put(exc)
         except Exception as exc:  # a generator bug must still end the stream cleanly

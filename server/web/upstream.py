@@ -25,7 +25,7 @@ import asyncio
 import ssl
 import time
 import zlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from urllib.parse import urlsplit
 
 import httptools
@@ -64,12 +64,14 @@ class _Connection(WakingProtocol):
     """One connection, and the response it is reading (httptools calls back here)."""
 
     # Thousands open at once: no per-instance dict.
-    __slots__ = ("body", "buffered", "closed", "complete", "error", "framed", "headers",
-                 "headers_done", "idle_since", "keep_alive", "parser", "paused", "received",
-                 "status")
+    __slots__ = ("arrived", "body", "buffered", "clock", "closed", "complete", "error",
+                 "framed", "headers", "headers_done", "idle_since", "keep_alive", "parser",
+                 "paused", "received", "status")
 
-    def __init__(self) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
+        self.clock = clock
+        self.arrived = 0.0  # when the newest bytes came (clock)
         self.parser: httptools.HttpResponseParser | None = None
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -104,6 +106,7 @@ class _Connection(WakingProtocol):
                 self.transport.close()
             return
         self.received = True
+        self.arrived = self.clock()
         try:
             parser.feed_data(data)
         except httptools.HttpParserError as exc:
@@ -266,6 +269,12 @@ class StreamResponse:
                 break
         return b"".join(parts)[:_ERROR_BODY]
 
+    def waited(self) -> float:
+        """Seconds since the newest bytes of the body came (0 once closed): how long
+        what the last read returned may have waited unread."""
+        conn = self._conn
+        return 0.0 if conn is None else max(0.0, conn.clock() - conn.arrived)
+
     async def aclose(self) -> None:
         """Done with the response: its connection goes back to the pool when the
         response was read to its end and the server keeps it open, else it is closed."""
@@ -279,7 +288,9 @@ class StreamClient:
 
     def __init__(self, *, verify: ssl.SSLContext | bool = True, max_idle: int = 100,
                  keepalive_expiry: float = 5.0, connect_timeout: float = 5.0,
-                 write_timeout: float = 10.0) -> None:
+                 write_timeout: float = 10.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
         self._ssl: ssl.SSLContext | None = None
         self._verify = verify
         self.max_idle = max_idle
@@ -331,7 +342,7 @@ class StreamClient:
 
     def _pooled(self, key: tuple[str, str, int]) -> _Connection | None:
         connections = self._idle.get(key)
-        now = time.monotonic()
+        now = self._clock()
         while connections:
             conn = connections.pop()
             if conn.closed or conn.transport is None or conn.transport.is_closing():
@@ -354,7 +365,7 @@ class StreamClient:
         if not reusable or self._closed or len(idle) >= self.max_idle:
             conn.close()
             return
-        conn.idle_since = time.monotonic()
+        conn.idle_since = self._clock()
         # Connections the server has since closed are dropped as the list is walked.
         idle[:] = [c for c in idle if not c.closed]
         idle.append(conn)
@@ -366,7 +377,7 @@ class StreamClient:
         try:
             async with asyncio.timeout(self.connect_timeout):
                 _, conn = await loop.create_connection(
-                    _Connection, origin.host, origin.port, ssl=context,
+                    lambda: _Connection(self._clock), origin.host, origin.port, ssl=context,
                     server_hostname=origin.host if context else None)
         except TimeoutError as exc:
             raise httpx.ConnectTimeout(f"timed out connecting to {where}") from exc

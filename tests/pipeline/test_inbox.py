@@ -107,3 +107,39 @@ async def test_a_hold_never_outlasts_the_deadline_and_ends_with_its_take() -> No
     loop.call_later(0.01, lambda: inbox.put("b", urgent=False))
     assert await inbox.take(5) == ["b"]  # no hold now: at once
     assert loop.time() - started == pytest.approx(0.05, abs=1e-5)
+
+
+async def test_the_producer_waits_while_its_item_is_held_and_goes_on_once_taken() -> None:
+    inbox = Inbox(clock=asyncio.get_running_loop().time)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    resumed: list[float] = []
+
+    async def producer() -> None:
+        await asyncio.sleep(0.02)
+        inbox.put("a", urgent=False, waited_s=0.015)  # it had come at 0.005
+        await inbox.held()
+        resumed.append(loop.time())
+        inbox.put("b", urgent=False)
+        await inbox.held()  # the consumer does not wait now: nothing is held
+        resumed.append(loop.time())
+
+    task = asyncio.create_task(producer())
+    assert await inbox.take(5, hold_s=0.1) == ["a"]
+    assert inbox.last_at == pytest.approx(started + 0.005, abs=1e-5)
+    await task
+    # It read on only once its item was taken at the hold's end, then went on at once.
+    assert resumed == [pytest.approx(started + 0.1, abs=1e-5)] * 2
+    assert await inbox.take(5) == ["b"]
+
+
+async def test_nothing_held_lets_the_producer_go_on_at_once() -> None:
+    inbox = Inbox()
+    inbox.put("a", urgent=False)  # the consumer is not waiting: no hold
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await inbox.held()
+    assert loop.time() == started
+    waiting = asyncio.create_task(inbox.take(5))  # no hold_s: an item wakes it at once
+    await asyncio.sleep(0)
+    assert waiting.done() and waiting.result() == ["a"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import itertools
 import json
 import re
 from collections.abc import AsyncIterator
@@ -156,6 +157,28 @@ async def test_openai_generator_hands_over_every_token_of_one_read_as_one_chunk(
             chunks = [c async for c in generator.stream(request)]
     texts = [c for c in chunks if c.text]
     assert [(c.text, c.tokens) for c in texts] == [("Refunds take five days. [1]", 3)]
+    assert chunks[-1].stop_reason == "stop"
+
+
+async def test_text_says_how_long_it_waited_unread_so_the_watchdog_counts_from_its_arrival(
+        ) -> None:
+    """The relay lets the generator read only once a window: text that came meanwhile
+    carries how long it waited unread, by the stream client's clock."""
+    ticks = itertools.count()  # a clock that moves on 0.1 s each time it is read
+    body = ('data: {"choices":[{"index":0,"delta":{"content":"Refunds take five days. [1]"}}]}'
+            '\n\ndata: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+            "data: [DONE]\n\n")
+    request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
+    with serve(_model_answering(body)) as base:
+        async with httpx.AsyncClient() as client:
+            streams = StreamClient(clock=lambda: 50.0 + next(ticks) * 0.1)
+            generator = OpenAIChatGenerator(client, base_url=f"{base}/v1", model="m",
+                                            streams=streams)
+            chunks = [c async for c in generator.stream(request)]
+            await streams.aclose()
+    # Read right after its bytes came: one tick of the clock between the two readings.
+    assert chunks[0].text == "Refunds take five days. [1]"
+    assert chunks[0].waited_s == pytest.approx(0.1)
     assert chunks[-1].stop_reason == "stop"
 
 

@@ -531,18 +531,28 @@ def test_limits_default_to_the_settings_defaults_and_follow_settings() -> None:
 
 
 class _Ticking(Scripted):
-    """A token every 50 ms, then silence."""
+    """A token every 50 ms, then silence. Like a model behind a network buffer: the
+    tokens come on their schedule whether or not anyone reads, and a read takes every
+    one that has come, saying how long the newest had waited."""
 
     def __init__(self, count: int) -> None:
         super().__init__([])
         self.count = count
         self.arrived: list[float] = []
+        self.reads = 0
 
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
-        for n in range(self.count):
-            self.arrived.append(asyncio.get_running_loop().time())
-            yield Chunk(text=f" t{n}", tokens=1)
-            await asyncio.sleep(0.05)
+        loop = asyncio.get_running_loop()
+        start, n = loop.time(), 0
+        while n < self.count:
+            await asyncio.sleep(max(0.0, start + n * 0.05 - loop.time()))
+            now = loop.time()
+            came = min(self.count, int((now - start) / 0.05 + 1e-6) + 1)
+            self.arrived += [start + k * 0.05 for k in range(n, came)]
+            self.reads += 1
+            yield Chunk(text="".join(f" t{k}" for k in range(n, came)), tokens=came - n,
+                        waited_s=now - self.arrived[-1])
+            n = came
         await asyncio.Event().wait()
 
 
@@ -566,6 +576,9 @@ async def test_text_that_waits_for_the_window_wakes_the_relay_once_a_window(
     assert "".join(e.data["text"] for e in deltas) == "".join(f" t{n}" for n in range(40))
     assert 19 <= len(deltas) <= 22  # the first at once, then one a window
     assert len(takes) <= len(deltas) + 4, len(takes)  # not one a token (40)
+    # Nor does the producer read the model once a token: while its text waits for the
+    # window it reads no further, and its next read takes what came meanwhile.
+    assert generator.reads <= len(deltas) + 4, generator.reads
 
 
 async def test_a_stall_counts_from_when_the_last_text_came_not_when_it_was_sent() -> None:

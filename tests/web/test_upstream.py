@@ -72,6 +72,34 @@ async def test_a_chunked_body_arrives_read_by_read_as_the_server_sends_it() -> N
     assert "Content-Length: 7\r\n" in head and "Accept: text/event-stream\r\n" in head
 
 
+async def test_a_response_says_how_long_what_it_read_had_waited_unread() -> None:
+    now = [100.0]
+    sent = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Content-Length: 18\r\n\r\ndata: 0\n\n")
+        await writer.drain()
+        await sent.wait()
+        writer.write(b"data: 1\n\n")
+        await writer.drain()
+
+    client = StreamClient(clock=lambda: now[0])
+    async with server(handler) as (url, _):
+        response = await client.post(Origin(url), b"{}", HEADERS)
+        parts = response.aiter_raw()
+        assert await anext(parts) == b"data: 0\n\n"
+        now[0] = 100.25  # read a quarter of a second after it came
+        assert response.waited() == 0.25
+        sent.set()
+        assert await anext(parts) == b"data: 1\n\n"  # came at 100.25: read at once
+        assert response.waited() == 0.0
+        await response.aclose()
+    assert response.waited() == 0.0  # closed: nothing waits
+    await client.aclose()
+
+
 async def test_a_connection_read_to_the_end_is_used_again() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         for _ in range(3):

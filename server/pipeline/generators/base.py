@@ -36,12 +36,15 @@ class Chunk:
     model, one word of the extractive generator). The end may carry ``used_tokens``:
     the model's own count of the tokens it generated (an OpenAI-compatible
     ``usage.completion_tokens``), which then replaces the sum of the pieces'.
+    ``waited_s`` is how long the text had already waited, arrived but unread, when the
+    generator took it: the watchdog counts the model's progress from its arrival.
     """
 
     text: str = ""
     stop_reason: str | None = None
     tokens: int = 0
     used_tokens: int | None = None
+    waited_s: float = 0.0
 
 
 class Generator(Protocol):

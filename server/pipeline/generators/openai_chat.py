@@ -22,7 +22,7 @@ from server.pipeline.generators.citations import CitationFilter
 from server.pipeline.generators.event_stream import EventStreamParser
 from server.pipeline.generators.prompt import build_prompt
 from server.retry_after import retry_after_seconds
-from server.web.upstream import Origin, StreamClient
+from server.web.upstream import Origin, StreamClient, StreamResponse
 
 _FINISH = {"stop": "stop", "length": "max_tokens", "content_filter": "content_filter"}
 # No read timeout on the stream: the pipeline's watchdog already ends a model that goes
@@ -133,9 +133,10 @@ class OpenAIChatGenerator:
                 encoding = response.headers.get("content-encoding", "").strip().lower()
                 reads = (response.aiter_raw() if encoding in ("", "identity")
                          else response.aiter_bytes())
+                waited = response.waited if isinstance(response, StreamResponse) else None
                 async for raw in reads:
                     # Every token this read brought becomes one chunk: one hand-off.
-                    if chunk := reader.take(raw):
+                    if chunk := reader.take(raw, 0.0 if waited is None else waited()):
                         yield chunk
                     if reader.ended:
                         break
@@ -163,8 +164,9 @@ class _Reader:
         self.held = 0  # deltas whose text the citation filter still holds
         self.ended = False
 
-    def take(self, raw: bytes) -> Chunk | None:
-        """The text of every token in ``raw`` as one chunk (None when there is none)."""
+    def take(self, raw: bytes, waited_s: float = 0.0) -> Chunk | None:
+        """The text of every token in ``raw`` as one chunk (None when there is none);
+        ``waited_s``: how long the newest of those bytes had waited unread."""
         pieces: list[str] = []
         tokens = 0
         for data in self.parser.feed(raw):
@@ -188,7 +190,7 @@ class _Reader:
                         self.held = 0
                 if choice.get("finish_reason"):
                     self.finish = str(choice["finish_reason"])
-        return Chunk(text="".join(pieces), tokens=tokens) if pieces else None
+        return Chunk(text="".join(pieces), tokens=tokens, waited_s=waited_s) if pieces else None
 
 
 class _OneShot:
