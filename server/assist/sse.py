@@ -1,8 +1,9 @@
 """Serialising pipeline events as Server-Sent Events, each with an ``id``.
 
-The wire format is sse-starlette's (``ServerSentEvent.encode``); the response that
-sends it is ours (``server/web/streamed.py``): one task per stream, not the task group
-of ``EventSourceResponse`` (see docs/performance.md, "Per-stream memory").
+The wire format is sse-starlette's (``ServerSentEvent.encode``, written out for the
+pipeline's events in ``encode``); the response that sends it is ours
+(``server/web/streamed.py``): one task per stream, not the task group of
+``EventSourceResponse`` (see docs/performance.md, "Per-stream memory").
 """
 
 from __future__ import annotations
@@ -24,6 +25,14 @@ MEDIA_TYPE = "text/event-stream"
 PING = ServerSentEvent(comment="ping").encode()
 
 
+def encode(name: str, event_id: str, data: str) -> bytes:
+    """One SSE message: the bytes ``ServerSentEvent(data, event=name, id=event_id)``
+    encodes, without its per-line regular expressions and buffer (a few microseconds,
+    ten thousand events a second). That holds because none of the three has a line
+    break: the name and id are the pipeline's own, and JSON escapes CR and LF."""
+    return f"id: {event_id}\r\nevent: {name}\r\ndata: {data}\r\n\r\n".encode()
+
+
 async def as_sse(stream: AsyncIterator[Event]) -> AsyncGenerator[bytes, None]:
     """Each event as an encoded SSE message whose id is ``<suggestion id>.<sequence>``;
     a keep-alive as a comment."""
@@ -34,11 +43,8 @@ async def as_sse(stream: AsyncIterator[Event]) -> AsyncGenerator[bytes, None]:
                 yield PING
                 continue
             sequence += 1
-            yield ServerSentEvent(
-                data=json.dumps(event.data, ensure_ascii=False, separators=(",", ":")),
-                event=event.name,
-                id=f"{event.data['id']}.{sequence}",
-            ).encode()
+            yield encode(event.name, f"{event.data['id']}.{sequence}",
+                         json.dumps(event.data, ensure_ascii=False, separators=(",", ":")))
     finally:
         # Closing here (not at garbage collection) runs the pipeline's cleanup at once.
         aclose = getattr(stream, "aclose", None)

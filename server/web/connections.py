@@ -20,7 +20,8 @@ bytes, and so its socket, until the client reads them. Three guards fill the gap
 
 ``watch_disconnect(scope, receive, callback)`` tells a streamed response that its
 client left without a task of its own waiting on ``receive()`` (the protocol calls
-back when the connection is lost; ``server/web/streamed.py``).
+back when the connection is lost; ``server/web/streamed.py``), and
+``writable(scope)`` whether its next send would go out without waiting.
 
 See docs/configuration.md (``ASSIST_HEADER_TIMEOUT_S``, ``ASSIST_BODY_TIMEOUT_S``,
 ``ASSIST_SEND_TIMEOUT_S``) and ARCHITECTURE.md.
@@ -49,6 +50,8 @@ log = logging.getLogger("assist_panel.connections")
 DROP_EXTENSION = "assist.drop_connection"
 # The scope extension through which a response learns that its client left.
 DISCONNECT_EXTENSION = "assist.watch_disconnect"
+# The scope extension that tells whether a send now would go out without waiting.
+WRITABLE_EXTENSION = "assist.writable"
 
 
 class _BoundedClose:
@@ -136,11 +139,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._arm_headers()
         self.scope["extensions"] = {
             DROP_EXTENSION: self.drop,  # type: ignore[dict-item]
-            DISCONNECT_EXTENSION: self._bounded.watch}  # type: ignore[dict-item]
+            DISCONNECT_EXTENSION: self._bounded.watch,  # type: ignore[dict-item]
+            WRITABLE_EXTENSION: self.writable}  # type: ignore[dict-item]
 
     def on_headers_complete(self) -> None:
         self._disarm_headers()
         super().on_headers_complete()
+
+    def writable(self) -> bool:
+        """Whether a send now goes straight to the socket's buffer: uvicorn's send
+        waits only while writing is paused (the client has that much unread)."""
+        return not self.flow.write_paused
 
     def drop(self) -> None:
         """Reset the connection at once; the request in progress sees a disconnect."""
@@ -239,6 +248,13 @@ def watch_disconnect(scope: Scope, receive: Receive, callback: Callable[[], None
 
 def _nothing() -> None:
     pass
+
+
+def writable(scope: Scope) -> Callable[[], bool] | None:
+    """The function telling whether a send on ``scope`` would go out now without
+    waiting (our protocol offers it: true unless writing is paused); None elsewhere."""
+    check: Callable[[], bool] | None = scope.get("extensions", {}).get(WRITABLE_EXTENSION)
+    return check
 
 
 def drop_slow_reader(scope: Scope, waited_s: float) -> None:

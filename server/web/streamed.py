@@ -14,7 +14,8 @@ sending task:
   cleanup runs (the model request is closed), and the cancellation ends here. On a
   server without that extension a small task waits on ``receive()`` instead.
 - **Slow readers.** Each send must complete within ``send_timeout_s`` (a timer
-  handle, no task); then the connection is reset (``drop_slow_reader``).
+  handle, no task); then the connection is reset (``drop_slow_reader``). A send
+  that cannot wait (writing is not paused) goes without the timer: most of them.
 - **Keep-alive and shutdown** are the body's own: the suggestion pipeline yields
   pings while it waits (``Pipeline.stream(keepalive_s=...)``), and stops on SIGTERM
   through ``StreamRegistry``, sending its last events itself.
@@ -28,7 +29,7 @@ from collections.abc import AsyncGenerator, Callable, Mapping
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from server.web.connections import drop_slow_reader, watch_disconnect
+from server.web.connections import drop_slow_reader, watch_disconnect, writable
 
 
 class OneTaskStream(Response):
@@ -62,6 +63,7 @@ class OneTaskStream(Response):
                 task.cancel()
 
         unwatch = watch_disconnect(scope, receive, client_left)
+        self._writable = writable(scope)
         try:
             await self._send(send, {"type": "http.response.start", "status": self.status_code,
                                     "headers": self.raw_headers})
@@ -85,6 +87,9 @@ class OneTaskStream(Response):
                 self.on_close()
 
     async def _send(self, send: Send, message: dict[str, object]) -> None:
+        if self._writable is not None and self._writable():
+            await send(message)  # into the socket's buffer at once: nothing to bound
+            return
         try:
             async with asyncio.timeout(self.send_timeout_s):
                 await send(message)

@@ -14,19 +14,21 @@ from pathlib import Path
 
 import anyio
 import anyio.lowlevel
+import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from server.app import create_app
 from server.assist.machine import ndjson_stream
 from server.assist.sse import event_source
 from server.errors import BodyTimeout
 from server.pipeline.events import Event
-from server.web.connections import BodyDeadline, _BoundedClose, guarded_protocol
+from server.web.connections import BodyDeadline, _BoundedClose, guarded_protocol, writable
 from tests.factories import make_settings
 from tests.servers import Running, running
 
@@ -276,6 +278,23 @@ def test_a_client_that_never_reads_is_reset_with_one_log_line(make_app: object) 
         assert [m for m in logs.at(logging.WARNING)] == [
             f"client stopped reading for {SHORT:g}s: stream ended, connection reset"]
         assert not logs.tracebacks()
+
+
+def test_a_response_learns_whether_a_send_would_wait_only_from_our_protocol() -> None:
+    # Streamed responses arm their send timeout only when a send could wait.
+    seen: list[bool | None] = []
+
+    async def probe(request: Request) -> Response:
+        check = writable(request.scope)
+        seen.append(None if check is None else check())
+        return Response("ok")
+
+    app = Starlette(routes=[Route("/probe", probe)])
+    with running(app) as server:
+        assert httpx.get(f"{server.url}/probe").status_code == 200
+    with running(app, protocol=HttpToolsProtocol) as server:  # uvicorn's own
+        assert httpx.get(f"{server.url}/probe").status_code == 200
+    assert seen == [True, None]
 
 
 def test_a_finished_response_the_client_never_reads_is_reset_after_the_linger() -> None:
