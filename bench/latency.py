@@ -2,7 +2,7 @@
 model's own time to first token, while 0, 99 or 499 other streams are open.
 
 Method: background streams stream endlessly at 20 tokens/s (the mock's
-``endless`` fault) beside a few probers (one per 50 streams, at most 10; they make
+``endless`` fault; probing starts once each has its first delta) beside a few probers (one per 50 streams, at most 10; they make
 up the ``n``), each opening probe streams one after another and closing each at
 its first ``delta``. For each probe the mock's ``/mock/timings`` says when it received the
 request and when it sent the first token; the panel's share is the rest. The same
@@ -54,7 +54,10 @@ async def probe(target: Target, n: int, probes: int, *, loop: bool) -> dict[str,
     workers = probers(n)
     async with client() as http:
         background = Background(target, loop=loop)
-        await background.grow(n - workers)
+        # Probed once every background stream streams: not while the burst of their
+        # starts (retrieval, a model call each) is still being served.
+        await background.grow(n - workers, ready=lambda t: t.first_delta is not None)
+        streaming = sum(1 for t in background.traces if t.first_delta is not None)
         traces: list[Trace] = []
 
         async def prober(count: int) -> None:
@@ -67,7 +70,8 @@ async def probe(target: Target, n: int, probes: int, *, loop: bool) -> dict[str,
         open_after = background.open_count()
         failed = len(background.failed())
         await background.close()
-    return {"traces": traces, "open_after": open_after, "background_failed": failed}
+    return {"traces": traces, "open_after": open_after, "background_failed": failed,
+            "background_streaming": streaming}
 
 
 def model_ttft(model: Proc) -> dict[str, float]:
@@ -143,6 +147,7 @@ def level(target: Target, n: int, sizes: Sizes, *, server: Proc, model: Proc | N
                                  if t.suggestion is not None),
         "model_ttft_ms": summary(own[t.request_id] * 1000 for t in answered
                                  if t.request_id in own),
+        "background_streaming": result["background_streaming"],  # when probing began
         "background_open_after": result["open_after"],
         "background_failed": result["background_failed"],
         "server_cpu": round(cpu, 3), "server_rss_mb": round(server.rss_bytes() / 2**20, 1),

@@ -124,6 +124,8 @@ def test_added_latency_is_measured_against_the_model_own_time(
         # Every probe was answered and, against the model, matched to its timing record.
         assert level["answered"] == level["matched"] == 4, level
         assert level["background_failed"] == 0
+        # Probing began once every background stream streamed (n minus the prober).
+        assert level["background_streaming"] == level["streams"] - 1
         # One clock on one host: the client's interval contains the model's, so the
         # server's share can never be negative.
         assert all(v > 0 for v in level["samples_ms"]), level
