@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.pipeline.generators.event_stream import EventStreamParser
 
@@ -50,3 +54,36 @@ def test_a_leading_byte_order_mark_is_dropped_and_bad_bytes_replaced() -> None:
 def test_an_event_cut_off_by_the_end_of_the_stream_is_never_returned() -> None:
     parser = EventStreamParser()
     assert parser.feed(b"data: complete\n\ndata: cut") == ["complete"]
+
+
+def _reference(stream: bytes) -> list[str]:
+    """The WHATWG rules written plainly, for the whole stream at once."""
+    text = stream.decode("utf-8", errors="replace").removeprefix("\ufeff")
+    events: list[str] = []
+    data: list[str] | None = None
+    *lines, _unfinished = re.split(r"\r\n|\r|\n", text)
+    for line in lines:
+        if not line:
+            if data is not None:
+                events.append("\n".join(data))
+            data = None
+        elif line.startswith("data"):
+            field, _, value = line.partition(":")
+            if field == "data":
+                data = (data or []) + [value[1:] if value.startswith(" ") else value]
+    return events
+
+
+@given(parts=st.lists(st.sampled_from(
+    ["data", "data:", " ", "x", "é", "\u2028", ":", "\r", "\n", "\r\n", "event: e"]),
+    max_size=60), cuts=st.lists(st.integers(min_value=0, max_value=400), max_size=6))
+def test_any_stream_cut_into_any_reads_gives_the_events_of_the_whole(
+        parts: list[str], cuts: list[int]) -> None:
+    stream = "".join(parts).encode()
+    parser = EventStreamParser()
+    got: list[str] = []
+    start = 0
+    for cut in [*sorted(min(c, len(stream)) for c in cuts), len(stream)]:
+        got += parser.feed(stream[start:cut])
+        start = cut
+    assert got == _reference(stream)

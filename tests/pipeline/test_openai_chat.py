@@ -22,6 +22,8 @@ from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from server.errors import UpstreamError
 from server.kb.store import KnowledgeBase
 from server.pipeline.generators import GenerationRequest, OpenAIChatGenerator, build_generator
+from server.pipeline.generators.citations import CitationFilter
+from server.pipeline.generators.openai_chat import _Reader
 from server.web.upstream import StreamClient
 from tests.factories import make_settings
 from tests.pipeline.generation import collect as _collect
@@ -245,3 +247,16 @@ async def test_the_settings_generator_takes_the_stream_client_it_is_given() -> N
         plain = build_generator(settings, client)
     assert isinstance(lean, OpenAIChatGenerator) and lean.streams is streams
     assert isinstance(plain, OpenAIChatGenerator) and plain.streams is None
+
+
+def test_events_orjson_refuses_are_still_read_as_json_reads_them() -> None:
+    # NaN, a lone surrogate's escape and a huge integer: valid to Python's json, not to
+    # orjson, which parses the ordinary events.
+    reader = _Reader(CitationFilter(1))
+    raw = (b'data: {"choices":[{"index":0,"delta":{"content":"Refunds"}}]}\n\n'
+           b'data: {"choices":[{"index":0,"delta":{"content":" take \\ud800"}}],"x":NaN}\n\n'
+           b'data: {"choices":[{"index":0,"delta":{"content":" days"}}],"n":1' + b"0" * 30
+           + b'}\n\ndata: {"choices":[{"index":0,"delta":{"content":" [1]"}}]\n\n')
+    chunk = reader.take(raw)
+    assert chunk is not None and chunk.text == "Refunds take \ud800 days"  # last: malformed
+    assert chunk.tokens == 3
