@@ -2,11 +2,12 @@
 model's own time to first token, while 0, 99 or 499 other streams are open.
 
 Method: background streams stream endlessly at 20 tokens/s (the mock's
-``endless`` fault; probing starts once each has its first delta) beside a few probers (one per 50 streams, at most 10; they make
-up the ``n``), each opening probe streams one after another and closing each at
-its first ``delta``. For each probe the mock's ``/mock/timings`` says when it received the
-request and when it sent the first token; the panel's share is the rest. The same
-for the peer, and for the ``extractive`` generator (no model: its absolute time).
+``endless`` fault; probing starts once each has its first delta) beside a few
+probers (one per 50 streams, at most 10; they make up the ``n``), each opening
+probe streams one after another and closing each at its first ``delta``. For each
+probe the mock's ``/mock/timings`` says when it received the request and when it
+sent the first token; the panel's share is the rest. The same for the peer, and for
+the ``extractive`` generator (no model: its absolute time).
 
 And the same client calling the mock model directly (``/v1/chat/completions``, one
 stream at a time): what "added" holds that is the harness's own (its HTTP client,

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 PACKAGES = ("starlette", "uvicorn", "uvloop", "httptools", "httpx", "httpx-sse",
-            "sse-starlette", "flask", "werkzeug", "requests", "playwright")
+            "sse-starlette", "orjson", "flask", "werkzeug", "requests", "playwright")
 
 
 def _cpu_model() -> str:
