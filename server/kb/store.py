@@ -445,7 +445,10 @@ class KnowledgeBase:
     @contextmanager
     def reading(self) -> Iterator[None]:
         """One search: the store's write generation read once for all of its steps
-        (each read is a transaction of its own, with the WAL's locks)."""
+        (each read is a transaction with the WAL's locks); nested, the outer holds."""
+        if getattr(self._local, "generation", None) is not None:
+            yield
+            return
         self._local.generation = self._read_generation()
         try:
             yield

@@ -291,8 +291,11 @@ class KnowledgeBaseRetriever:
         if query.small_talk or not query.terms:
             return Retrieval(query=query)
         vector = await self._embed(query)
-        if self.recent_s < self.inline_below_s and self.search.kb.loaded():
-            return self._timed(query, limit, vector)
+        if self.recent_s < self.inline_below_s:
+            kb = self.search.kb
+            with kb.reading():  # one read of the store's generation for both
+                if kb.loaded():
+                    return self._timed(query, limit, vector)
         if self._lane is None:
             self._lane = anyio.CapacityLimiter(_SEARCH_THREADS)
         return await anyio.to_thread.run_sync(self._timed, query, limit, vector,

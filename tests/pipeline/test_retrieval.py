@@ -235,3 +235,21 @@ async def test_the_first_search_after_a_write_reloads_in_a_thread(tmp_path: Path
     assert [s.id for s in found.sources] == ["b"]
     assert threads[0] == threading.get_ident() != threads[1]
     assert kb.loaded()
+
+
+async def test_a_search_on_the_loop_reads_the_store_s_generation_once(
+        sample_kb: KnowledgeBase, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Each read is a transaction with the WAL's locks: the check that the store is
+    # loaded and the search under it share one.
+    sample_kb.warm()
+    retriever = KnowledgeBaseRetriever(sample_kb)
+    reads: list[str] = []
+    original = sample_kb._read_generation
+
+    def counted() -> str:
+        reads.append(original())
+        return reads[-1]
+
+    monkeypatch.setattr(sample_kb, "_read_generation", counted)
+    found = await retriever.retrieve(SearchQuery.of("how long does a refund take"), 3)
+    assert found.sources and len(reads) == 1
