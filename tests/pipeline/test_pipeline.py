@@ -13,7 +13,7 @@ from server.pipeline import stream as stream_module
 from server.pipeline.breaker import CircuitBreaker
 from server.pipeline.context import SearchQuery, Utterance
 from server.pipeline.events import Event
-from server.pipeline.generators import Chunk, GenerationRequest
+from server.pipeline.generators import Chunk, ExtractiveGenerator, GenerationRequest
 from server.pipeline.inbox import Inbox
 from server.pipeline.retrieval import Retrieval, Source
 from server.pipeline.stream import AssistRequest, Limits, Pipeline, StreamRecord
@@ -595,3 +595,21 @@ async def test_a_stall_counts_from_when_the_last_text_came_not_when_it_was_sent(
     # The last token came at 0.15 s and waited for the window; the stall is 0.3 s
     # from its arrival, not from when the window sent it.
     assert fallback_at == pytest.approx(generator.arrived[-1] + 0.3, abs=2e-3)
+
+
+async def test_the_paced_extractive_generator_keeps_its_pace_through_the_window() -> None:
+    """Broke in dev mode: the relay reads on once a window, and the extractive generator,
+    which slept between words, then gave one word a read: ten a second instead of its
+    pace, so the first card of a call was still streaming when the next utterance came.
+    Its words are due on a schedule now, and a late read takes every word due."""
+    words = " ".join(f"w{n}" for n in range(60))
+    source = Source("kb-1", "Words", "https://e.example/1", words, 2.0, (words + ".",))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    generator: Any = ExtractiveGenerator(token_delay_s=0.02)
+    events, _ = await _run(generator, sources=[source],
+                           limits=Limits(first_token_s=1, idle_s=1, hard_s=30, flush_s=0.1))
+    text = "".join(e.data["text"] for e in events if e.name == "delta")
+    assert text.count(" w") >= 59 and events[-1].data["outcome"] == "completed"
+    # 60 words or so at 20 ms: about 1.2 s, and a window more at most (6 s at 1 a window).
+    assert loop.time() - started <= 0.02 * (len(text.split()) + 1) + 0.1

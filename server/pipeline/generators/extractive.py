@@ -395,12 +395,19 @@ class ExtractiveGenerator:
     async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
         answer = render(compose(request))
         tokens = re.findall(r"\s*\S+", answer)
-        for count, token in enumerate(tokens, start=1):
-            if count > request.max_tokens:
-                yield Chunk(stop_reason="max_tokens")
-                return
-            yield Chunk(text=token, tokens=1)
-            # Paces the stream like a model would, so the page shows it growing.
-            if self.token_delay_s:
-                await asyncio.sleep(self.token_delay_s)
-        yield Chunk(stop_reason="stop")
+        allowed = min(len(tokens), request.max_tokens)
+        # Paced like a model, so the page shows it growing: word k is due k delays after
+        # the first, on a schedule, and a read takes every word due by then. A reader
+        # that comes late (the relay reads on once a window) gets what a model would
+        # have sent meanwhile, not one word a read.
+        loop = asyncio.get_running_loop()
+        start, sent = loop.time(), 0
+        while sent < allowed:
+            delay = self.token_delay_s
+            due = allowed if not delay else min(
+                allowed, max(sent + 1, int((loop.time() - start) / delay) + 1))
+            yield Chunk(text="".join(tokens[sent:due]), tokens=due - sent)
+            sent = due
+            if delay and sent < allowed:
+                await asyncio.sleep(max(0.0, start + sent * delay - loop.time()))
+        yield Chunk(stop_reason="max_tokens" if len(tokens) > allowed else "stop")
