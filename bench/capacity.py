@@ -40,7 +40,7 @@ class Sizes:
 
 
 FULL = Sizes(idle=(1000, 2000, 4000, 8000, 10000, 12000),
-             streaming=(50, 100, 200, 300, 400, 500, 600, 800, 1000), hold_s=8)
+             streaming=(50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500), hold_s=8)
 QUICK = Sizes(idle=(250, 500), streaming=(50, 100), hold_s=2)
 
 
