@@ -164,7 +164,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
             async with httpx.AsyncClient(timeout=timeout, limits=pool,
                                          transport=outbound.transport(pool)) as http:
                 # The model's streams go through the lean client, unless through a proxy.
-                model_streams = None if outbound.proxied() else upstream.StreamClient()
+                # A superseded answer spends its connection; a few spares keep the next
+                # request from waiting on a connect.
+                model_streams = None if outbound.proxied() else upstream.StreamClient(spares=4)
                 embedder = build_embedder(settings, http)
                 snapshots = settings.kb_path if settings.kb_path.is_dir() else None
                 if snapshots is not None:

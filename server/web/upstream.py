@@ -9,12 +9,16 @@ the parser uvicorn reads requests with), and its body waits in a list until the
 generator takes all of it in one read.
 
 What it keeps of httpx: connections kept alive and reused per origin (the last one
-released first, at most ``max_idle`` idle per origin, closed after
-``keepalive_expiry`` idle); a reused connection that turns out closed before any of
-the response came is retried once on a new one; TLS with httpx's default context;
-the socket paused while 64 KiB of body wait unread; httpx's exception types and the
-response's ``status_code``, ``headers``, ``aiter_raw``, ``aiter_bytes``, ``aread``
-and ``aclose``, so a caller handles both clients alike. What it leaves out: proxies
+released first, at most ``max_idle`` idle per origin, closed once ``keepalive_expiry``
+idle, by a timer: a spare nobody takes is not left open); a reused connection that
+turns out closed before any of the response came is retried once on a new one; TLS
+with httpx's default context; the socket paused while 64 KiB of body wait unread;
+httpx's exception types and the response's ``status_code``, ``headers``,
+``aiter_raw``, ``aiter_bytes``, ``aread`` and ``aclose``, so a caller handles both
+clients alike. What it adds: a connection spent by a response left before its end
+(a superseded or abandoned answer) is replaced by a new one connected in the
+background, up to ``spares`` idle or connecting per origin, so that the next request
+does not wait for a connect (and over TLS, a handshake). What it leaves out: proxies
 (the app uses httpx when the environment names one), redirects, cookies, HTTP/2 and
 compressions other than gzip and deflate.
 """
@@ -65,7 +69,8 @@ class _Connection(WakingProtocol):
 
     # Thousands open at once: no per-instance dict.
     __slots__ = ("arrived", "body", "buffered", "clock", "closed", "complete", "error",
-                 "framed", "headers", "headers_done", "idle_since", "keep_alive", "parser",
+                 "expiry", "framed", "headers", "headers_done", "idle_since", "keep_alive",
+                 "parser",
                  "paused", "received", "status")
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
@@ -86,6 +91,7 @@ class _Connection(WakingProtocol):
         self.error: BaseException | None = None
         self.paused = False
         self.idle_since = 0.0
+        self.expiry: asyncio.TimerHandle | None = None  # closes it once idle too long
 
     def begin(self) -> None:
         """Ready to read a new response."""
@@ -284,11 +290,12 @@ class StreamResponse:
 
 
 class StreamClient:
-    """POSTs whose responses are streamed; connections kept alive per origin."""
+    """POSTs whose responses are streamed; connections kept alive per origin, and up to
+    ``spares`` made in the background for those that responses left early spent."""
 
     def __init__(self, *, verify: ssl.SSLContext | bool = True, max_idle: int = 100,
                  keepalive_expiry: float = 5.0, connect_timeout: float = 5.0,
-                 write_timeout: float = 10.0,
+                 write_timeout: float = 10.0, spares: int = 0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._ssl: ssl.SSLContext | None = None
@@ -297,7 +304,11 @@ class StreamClient:
         self.keepalive_expiry = keepalive_expiry
         self.connect_timeout = connect_timeout
         self.write_timeout = write_timeout
+        self.spares = min(spares, max_idle)
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
+        self._origins: dict[tuple[str, str, int], Origin] = {}
+        self._connecting: dict[tuple[str, str, int], int] = {}
+        self._spare_tasks: set[asyncio.Task[None]] = set()
         self._closed = False
 
     async def post(self, origin: Origin, body: bytes,
@@ -309,6 +320,7 @@ class StreamClient:
             raise RuntimeError("the client is closed")
         message = _message(origin, body, headers)
         del body
+        self._origins[origin.key] = origin
         conn, reused = self._pooled(origin.key), True
         if conn is None:
             conn, reused = await self._connect(origin), False
@@ -335,16 +347,33 @@ class StreamClient:
     async def aclose(self) -> None:
         """Closes the idle connections; responses still open close theirs."""
         self._closed = True
+        for task in self._spare_tasks:
+            task.cancel()
+        await self.spares_made()
         for connections in self._idle.values():
             for conn in connections:
+                if conn.expiry is not None:
+                    conn.expiry.cancel()
                 conn.close()
         self._idle.clear()
+
+    def idle(self, origin: Origin) -> int:
+        """How many connections to ``origin`` are kept open, waiting for a request."""
+        return sum(not c.closed for c in self._idle.get(origin.key, ()))
+
+    async def spares_made(self) -> None:
+        """Returns once the spare connections being made are made, or have failed."""
+        while self._spare_tasks:
+            await asyncio.gather(*self._spare_tasks, return_exceptions=True)
 
     def _pooled(self, key: tuple[str, str, int]) -> _Connection | None:
         connections = self._idle.get(key)
         now = self._clock()
         while connections:
             conn = connections.pop()
+            if conn.expiry is not None:
+                conn.expiry.cancel()
+                conn.expiry = None
             if conn.closed or conn.transport is None or conn.transport.is_closing():
                 continue
             if now - conn.idle_since > self.keepalive_expiry:
@@ -364,11 +393,51 @@ class StreamClient:
         idle = self._idle.setdefault(key, [])
         if not reusable or self._closed or len(idle) >= self.max_idle:
             conn.close()
+            if not reusable:
+                self._replace(key)
             return
-        conn.idle_since = self._clock()
         # Connections the server has since closed are dropped as the list is walked.
         idle[:] = [c for c in idle if not c.closed]
-        idle.append(conn)
+        self._keep(key, conn)
+
+    def _keep(self, key: tuple[str, str, int], conn: _Connection) -> None:
+        """``conn`` waits for a request, and is closed once idle ``keepalive_expiry``: a
+        server need not close a connection that never carried a request (uvicorn
+        does not), and a spare nobody took would otherwise stay open for good."""
+        conn.idle_since = self._clock()
+        conn.expiry = asyncio.get_running_loop().call_later(
+            self.keepalive_expiry, self._expire, key, conn)
+        self._idle.setdefault(key, []).append(conn)
+
+    def _expire(self, key: tuple[str, str, int], conn: _Connection) -> None:
+        conn.expiry = None
+        idle = self._idle.get(key, [])
+        if conn in idle:
+            idle.remove(conn)
+        conn.close()
+
+    def _replace(self, key: tuple[str, str, int]) -> None:
+        """A spare connection for one just spent, connected in the background."""
+        origin = self._origins.get(key)
+        connecting = self._connecting.get(key, 0)
+        if origin is None or self._closed or self.idle(origin) + connecting >= self.spares:
+            return
+        self._connecting[key] = connecting + 1
+        task = asyncio.get_running_loop().create_task(self._spare(origin))
+        self._spare_tasks.add(task)
+        task.add_done_callback(self._spare_tasks.discard)
+
+    async def _spare(self, origin: Origin) -> None:
+        try:
+            conn = await self._connect(origin)
+        except (httpx.ConnectError, httpx.ConnectTimeout):
+            return  # the next request connects itself, and its caller hears why not
+        finally:
+            self._connecting[origin.key] -= 1
+        if self._closed:
+            conn.close()
+            return
+        self._keep(origin.key, conn)
 
     async def _connect(self, origin: Origin) -> _Connection:
         loop = asyncio.get_running_loop()

@@ -134,6 +134,105 @@ async def test_a_response_left_before_its_end_closes_its_connection() -> None:
     assert len(connections) == 2
 
 
+async def test_a_connection_spent_by_a_response_left_before_its_end_is_replaced_by_a_spare(
+) -> None:
+    # Which connection each request came on, and how many there were by then.
+    seen: list[tuple[int, int]] = []
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        number = len(connections)
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            await read_request(reader)
+            seen.append((number, len(connections)))
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+            await writer.drain()
+            await reader.read()  # until the client goes
+
+    client = StreamClient(spares=1)
+    async with server(handler) as (url, connections):
+        for _ in range(2):
+            response = await client.post(Origin(url), b"{}", HEADERS)
+            async for part in response.aiter_raw():
+                assert part == b"abc"
+                break
+            await response.aclose()
+            await client.spares_made()
+            assert client.idle(Origin(url)) == 1
+    await client.aclose()
+    # The second request went on the spare made when the first was left, not on a new one.
+    assert seen == [(1, 1), (2, 2)]
+
+
+async def test_spares_are_bounded() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            while True:
+                await read_request(reader)
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                             b"3\r\nabc\r\n")
+                await writer.drain()
+
+    client = StreamClient(spares=1)
+    async with server(handler) as (url, connections):
+        # Two responses left at once spend two connections; one spare replaces them.
+        responses = [await client.post(Origin(url), b"{}", HEADERS) for _ in range(2)]
+        for response in responses:
+            await response.aclose()
+        await client.spares_made()
+        assert client.idle(Origin(url)) == 1
+        response = await client.post(Origin(url), b"{}", HEADERS)
+        assert client.idle(Origin(url)) == 0
+        await response.aclose()
+        await client.aclose()
+    assert len(connections) in (3, 4)  # the last spare may be cancelled before it connects
+
+
+async def test_a_closed_client_closes_the_spare_it_was_making() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            await read_request(reader)
+            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            await writer.drain()
+            await reader.read()
+
+    client = StreamClient(spares=1)
+    async with server(handler) as (url, _):
+        response = await client.post(Origin(url), b"{}", HEADERS)
+        await response.aclose()  # a spare is being made
+        await client.aclose()
+        assert client.idle(Origin(url)) == 0
+
+
+async def test_idle_connections_and_spares_nobody_takes_are_closed_once_expired() -> None:
+    # uvicorn never closes a connection that has carried no request: the client must.
+    ended: asyncio.Queue[int] = asyncio.Queue()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        number = len(connections)
+        with contextlib.suppress(asyncio.IncompleteReadError):
+            await read_request(reader)
+            if number == 1:  # read to its end: kept alive
+                writer.write(answer(b"ok"))
+            else:  # left before its end: spent, and a spare made
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            await writer.drain()
+        await reader.read()  # until the client closes its side
+        ended.put_nowait(number)
+
+    client = StreamClient(spares=1, keepalive_expiry=0.01)
+    # A bound on a hang (the failure), not a timing: each close is due in 10 ms.
+    async with server(handler) as (url, connections), asyncio.timeout(30):
+        assert await ask(client, url) == b"ok"
+        assert await ended.get() == 1  # closed idle, with no request after it
+        response = await client.post(Origin(url), b"{}", HEADERS)
+        await response.aclose()
+        assert await ended.get() == 2  # spent
+        await client.spares_made()
+        assert await ended.get() == 3  # the spare, never taken
+        assert client.idle(Origin(url)) == 0
+    await client.aclose()
+
+
 async def test_a_kept_alive_connection_the_server_closed_is_retried_on_a_new_one() -> None:
     # The first connection answers once, then takes the next request and closes: the
     # client finds out only after sending, with nothing of a response come.
