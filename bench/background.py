@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from .load import Target, Trace, count_words, next_stream
+from .load import Target, Trace, next_stream, note_event
 
 
 class _Reader(asyncio.Protocol):
@@ -95,20 +95,8 @@ class _Reader(asyncio.Protocol):
                 lines.append(value)
         if not lines and name == "message":
             return  # a comment (keep-alive) or an empty block
-        now = time.monotonic()
         trace = self.trace
-        data = b"\n".join(lines)
-        if name == "suggestion":
-            trace.suggestion = now
-        elif name == "delta":
-            if trace.first_delta is None:
-                trace.first_delta = now
-            trace.deltas.append(now)
-            trace.words.append(count_words(json.loads(data)["text"]))
-        elif name == "fallback":
-            trace.fallback = now
-        elif name == "done":
-            trace.done = json.loads(data)
+        if note_event(trace, name, b"\n".join(lines).decode(), time.monotonic()):
             self._end()
             return
         if self.started is not None and (self.ready is None or self.ready(trace)):

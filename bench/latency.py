@@ -18,17 +18,14 @@ panel's own share is its added latency minus that.
 from __future__ import annotations
 
 import asyncio
-import json
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-from httpx_sse import aconnect_sse
 
 from .background import Background
-from .load import QUERIES, Target, Trace, client, new_request_id, stream
+from .load import Target, Trace, client, stream
 from .procs import Cpus, Proc, running, start_mock, start_panel, start_peer
 from .report import Row, Section
 from .stats import summary
@@ -42,7 +39,7 @@ class Sizes:
     probes: int
 
 
-FULL = Sizes(levels=(1, 100, 500), probes=200)
+FULL = Sizes(levels=(1, 100, 500), probes=600)  # a p99 from 600 samples: the 6th largest
 QUICK = Sizes(levels=(1, 100), probes=30)  # within the two minutes of --quick
 
 
@@ -80,48 +77,6 @@ def model_ttft(model: Proc) -> dict[str, float]:
     records = httpx.get(f"{model.url}/mock/timings", timeout=60).json()["timings"]
     return {r["requestId"]: r["firstToken"] - r["received"]
             for r in records if r["requestId"] and r["firstToken"] is not None}
-
-
-async def _direct_probes(model_url: str, probes: int) -> list[tuple[str, float | None]]:
-    """``probes`` streams straight from the model, one after another, each closed at its
-    first text: (request id, client-side time to that text)."""
-    out: list[tuple[str, float | None]] = []
-    async with client() as http:
-        for n in range(probes):
-            request_id = new_request_id("direct")
-            body = {"model": "mock-assist-1", "stream": True,
-                    "messages": [{"role": "user", "content": QUERIES[n % len(QUERIES)]}]}
-            sent = time.monotonic()
-            first: float | None = None
-            async with aconnect_sse(http, "POST", f"{model_url}/v1/chat/completions",
-                                    json=body, headers={"X-Request-Id": request_id}) as source:
-                async for event in source.aiter_sse():
-                    if _has_text(event.data):
-                        first = time.monotonic() - sent
-                        break
-            out.append((request_id, first))
-    return out
-
-
-def _has_text(data: str) -> bool:
-    """Whether a chat-completion event carries text (the first may carry only a role)."""
-    if data.strip() == "[DONE]":
-        return False
-    choices = json.loads(data).get("choices") or [{}]
-    return bool((choices[0].get("delta") or {}).get("content"))
-
-
-def model_direct(model: Proc, probes: int) -> dict[str, Any]:
-    """The harness's share of "added": the client against the model alone."""
-    httpx.delete(f"{model.url}/mock/timings")
-    answered = asyncio.run(_direct_probes(model.url, probes))
-    own = model_ttft(model)
-    samples = [(ttft - own[rid]) * 1000 for rid, ttft in answered
-               if ttft is not None and rid in own]
-    return {"target": "model-direct", "streams": 1, "probes": probes,
-            "answered": sum(1 for _, ttft in answered if ttft is not None),
-            "matched": len(samples), "ms": summary(samples),
-            "samples_ms": [round(v, 3) for v in samples]}
 
 
 def level(target: Target, n: int, sizes: Sizes, *, server: Proc, model: Proc | None,
@@ -164,7 +119,9 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
     model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
                        fault="endless")
     with running(model):
-        direct = model_direct(model, sizes.probes)
+        # The harness alone at each load: its client and the model, no server between.
+        results += [level(Target.model(model.url), n, sizes, server=model, model=model)
+                    for n in sizes.levels]
         panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
                                   env={"ASSIST_STREAM_LIMIT_S": "3600"})
         with running(panel):
@@ -183,31 +140,40 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
         target = Target("extractive", panel.url, keys)
         results += [level(target, n, sizes, server=panel, model=None, loop=True)
                     for n in sizes.levels]
-    return Section("latency", rows(results, direct), {
-        "levels": results, "model_direct": direct, "tokens_per_second": TOKENS_PER_SECOND})
+    return Section("latency", rows(results), {
+        "levels": results, "tokens_per_second": TOKENS_PER_SECOND})
 
 
-def rows(results: list[dict[str, Any]], direct: dict[str, Any] | None = None) -> list[Row]:
-    """Table rows, with the peer's figure over the panel's at each level, and the
-    harness's own share (the model called directly) when it was measured."""
+def rows(results: list[dict[str, Any]]) -> list[Row]:
+    """Table rows: the harness alone at each load, then each server's figure, the
+    panel's also net of the harness at the same load, and the peer's over the panel's
+    (gross, and net of the harness)."""
     by = {(r["target"], r["streams"]): r for r in results}
     out: list[Row] = []
-    if direct is not None:
-        ms = direct["ms"]
-        out.append(Row("1 latency", "model called directly: the harness's share of added, "
-                       "1 stream", "ms", ms["p50"], ms["p99"],
-                       note=f"{direct['matched']}/{direct['probes']} probes; the panel's own "
-                            "share is its added latency minus this"))
     for r in results:
         n, name = r["streams"], r["target"]
         ms = r["ms"]
-        ratio = None
-        if name == "peer" and ("panel", n) in by and by[("panel", n)]["ms"]["p99"]:
-            ratio = _ratio(ms["p99"], by[("panel", n)]["ms"]["p99"])
-        what = "time to first delta" if name == "extractive" else "added latency"
         note = f"{r['matched']}/{r['probes']} probes"
         if r["background_failed"]:
             note += f", {r['background_failed']} background streams failed"
+        if name == "model-direct":
+            out.append(Row("1 latency", f"model called directly: the harness's share of added, "
+                           f"{n} streams", "ms", ms["p50"], ms["p99"],
+                           note=note + "; a server's own share is its added latency minus this"))
+            continue
+        harness = by.get(("model-direct", n))
+        ratio = None
+        if name == "peer" and ("panel", n) in by and by[("panel", n)]["ms"]["p99"]:
+            panel = by[("panel", n)]["ms"]
+            ratio = _ratio(ms["p99"], panel["p99"])
+            if harness is not None:
+                net = _ratio(_less(ms["p99"], harness), _less(panel["p99"], harness))
+                note += ("; net of the harness, p99 " + (f"{net}x the panel's" if net else
+                         "not measurable (the harness's own p99 is the larger)"))
+        elif name == "panel" and harness is not None:
+            note += (f"; net of the harness {_fmt(_less(ms['p50'], harness, 'p50'))} / "
+                     f"{_fmt(_less(ms['p99'], harness))} ms")
+        what = "time to first delta" if name == "extractive" else "added latency"
         out.append(Row("1 latency", f"{name}: {what}, {n} streams", "ms", ms["p50"], ms["p99"],
                        ratio=ratio, note=note))
         if name == "panel" and r.get("suggestion_ms", {}).get("p50") is not None:
@@ -216,6 +182,20 @@ def rows(results: list[dict[str, Any]], direct: dict[str, Any] | None = None) ->
                            before["p50"], before["p99"],
                            note="absolute; the pre-model path: context, retrieval, sources"))
     return out
+
+
+def _less(value: float | None, harness: dict[str, Any], key: str = "p99") -> float | None:
+    """``value`` less the harness's own figure at the same percentile (an estimate: the
+    percentiles of a difference are not the differences of percentiles); None when the
+    harness's own is the larger, where the figure is the harness's, not the server's."""
+    own: float | None = harness["ms"][key]
+    if value is None or own is None or value <= own:
+        return None
+    return value - own
+
+
+def _fmt(value: float | None) -> str:
+    return "harness-bound" if value is None else f"{value:.2f}"
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

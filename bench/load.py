@@ -30,6 +30,7 @@ QUERIES = (
     "Why was I charged twice on my bill this month?",
 )
 _WORD = re.compile(r"\S+")
+MODEL_PATH = "/v1/chat/completions"
 
 
 @dataclass
@@ -68,8 +69,20 @@ class Target:
     keys: PanelKeys | None = None
     path: str = "/api/assist/stream"
 
+    @classmethod
+    def model(cls, url: str) -> Target:
+        """The mock model itself: chat completions, whose unnamed events the readers
+        count as deltas (the harness's own share of "added")."""
+        return cls("model-direct", url, path=MODEL_PATH)
+
     def request(self, n: int) -> tuple[dict[str, str], dict[str, Any], str]:
         """Headers, body and request id of stream number ``n`` (its own conversation)."""
+        if self.path == MODEL_PATH:
+            request_id = new_request_id("direct")
+            return {"X-Request-Id": request_id}, {
+                "model": "mock-assist-1", "stream": True,
+                "messages": [{"role": "user", "content": QUERIES[n % len(QUERIES)]}],
+            }, request_id
         conversation = str(uuid.uuid4())
         request_id = new_request_id("bench")
         body = {"conversationId": conversation, "trigger": "manual",
@@ -135,18 +148,7 @@ async def stream(http: httpx.AsyncClient, target: Target, *,
                 trace.error = f"HTTP {trace.status}"
                 return trace
             async for event in source.aiter_sse():
-                now = time.monotonic()
-                if event.event == "suggestion":
-                    trace.suggestion = now
-                elif event.event == "delta":
-                    if trace.first_delta is None:
-                        trace.first_delta = now
-                    trace.deltas.append(now)
-                    trace.words.append(count_words(json.loads(event.data)["text"]))
-                elif event.event == "fallback":
-                    trace.fallback = now
-                elif event.event == "done":
-                    trace.done = json.loads(event.data)
+                if note_event(trace, event.event, event.data, time.monotonic()):
                     break
                 if started is not None and (ready is None or ready(trace)):
                     started.set()
@@ -163,6 +165,36 @@ async def stream(http: httpx.AsyncClient, target: Target, *,
         if started is not None:
             started.set()
     return trace
+
+
+def note_event(trace: Trace, name: str, data: str, now: float) -> bool:
+    """Notes one event in ``trace``; true at the stream's end (``done``, or the model's
+    ``[DONE]``). An unnamed event with data is the model's own chunk (``Target.model``):
+    a delta when it carries text."""
+    if name == "suggestion":
+        trace.suggestion = now
+    elif name == "delta":
+        _delta(trace, json.loads(data)["text"], now)
+    elif name == "fallback":
+        trace.fallback = now
+    elif name == "done":
+        trace.done = json.loads(data)
+        return True
+    elif name == "message" and data:
+        if data.strip() == "[DONE]":
+            trace.done = {}
+            return True
+        choices = json.loads(data).get("choices") or [{}]
+        if text := (choices[0].get("delta") or {}).get("content"):
+            _delta(trace, text, now)
+    return False
+
+
+def _delta(trace: Trace, text: str, now: float) -> None:
+    if trace.first_delta is None:
+        trace.first_delta = now
+    trace.deltas.append(now)
+    trace.words.append(count_words(text))
 
 
 async def gather_bounded(jobs: Iterable[Callable[[], Awaitable[Any]]], limit: int) -> list[Any]:

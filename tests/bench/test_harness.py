@@ -9,6 +9,7 @@ only that every measurement measured what it says and that impossible values
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -19,7 +20,7 @@ import pytest
 from bench import capacity, hostile, latency, scale, stall, throughput
 from bench.__main__ import _replace_block, table
 from bench.background import Background
-from bench.load import Target, Trace, new_request_id
+from bench.load import Target, Trace, new_request_id, note_event
 from bench.procs import Cpus
 from bench.report import Row
 from bench.stats import percentile, summary
@@ -118,25 +119,24 @@ def test_added_latency_is_measured_against_the_model_own_time(
     section = latency.run(True, tmp_path, sample_kb_path, cpus, sizes)
     levels = section.data["levels"]
     assert [(r["target"], r["streams"]) for r in levels] == [
-        ("panel", 1), ("panel", 3), ("peer", 1), ("peer", 3),
-        ("extractive", 1), ("extractive", 3)]
+        ("model-direct", 1), ("model-direct", 3), ("panel", 1), ("panel", 3),
+        ("peer", 1), ("peer", 3), ("extractive", 1), ("extractive", 3)]
     for level in levels:
         # Every probe was answered and, against the model, matched to its timing record.
         assert level["answered"] == level["matched"] == 4, level
         assert level["background_failed"] == 0
-        # Probing began once every background stream streamed (n minus the prober).
+        # Probing began once every background stream streamed (n minus the prober),
+        # the model's own streams as well (its unnamed chunks read as deltas).
         assert level["background_streaming"] == level["streams"] - 1
         # One clock on one host: the client's interval contains the model's, so the
-        # server's share can never be negative.
+        # server's (or the harness's) share can never be negative.
         assert all(v > 0 for v in level["samples_ms"]), level
-    # The harness's own share, from the client calling the model directly.
-    direct = section.data["model_direct"]
-    assert direct["answered"] == direct["matched"] == 4, direct
-    assert all(v > 0 for v in direct["samples_ms"]), direct
-    # Two figures a level for the panel (added latency, and request -> suggestion), and
-    # the model called directly.
-    assert len(section.rows) == 9
-    assert section.rows[0].case.startswith("model called directly")
+    # Per level: the harness alone, the panel's added latency (with its figure net of
+    # the harness) and request -> suggestion, the peer's, the extractive generator's.
+    assert len(section.rows) == 10
+    assert [r.case for r in section.rows[:2]] == [
+        "model called directly: the harness's share of added, 1 streams",
+        "model called directly: the harness's share of added, 3 streams"]
     before_model = [r for r in section.rows if "suggestion event" in r.case]
     assert [r.case for r in before_model] == [
         "panel: request -> suggestion event, 1 streams",
@@ -144,8 +144,41 @@ def test_added_latency_is_measured_against_the_model_own_time(
     for level in levels:
         if level["target"] == "panel":
             assert level["suggestion_ms"]["n"] == 4
+    panel_rows = [r for r in section.rows if r.case.startswith("panel: added")]
+    assert all("net of the harness" in r.note for r in panel_rows)
     peer_rows = [r for r in section.rows if r.case.startswith("peer")]
-    assert all(r.ratio is not None for r in peer_rows)
+    assert all(r.ratio is not None and "net of the harness" in r.note for r in peer_rows)
+
+
+def _level(target: str, n: int, p50: float, p99: float) -> dict[str, object]:
+    return {"target": target, "streams": n, "probes": 10, "matched": 10,
+            "background_failed": 0, "ms": {"p50": p50, "p99": p99}}
+
+
+def test_net_figures_subtract_the_harness_at_the_same_load_unless_it_is_the_larger() -> None:
+    rows = latency.rows([
+        _level("model-direct", 1, 2.0, 3.0), _level("model-direct", 500, 5.0, 60.0),
+        _level("panel", 1, 4.0, 5.0), _level("panel", 500, 8.0, 50.0),
+        _level("peer", 1, 6.0, 9.0), _level("peer", 500, 40.0, 120.0)])
+    notes = {r.case: r.note for r in rows}
+    assert notes["panel: added latency, 1 streams"].endswith("net of the harness 2.00 / 2.00 ms")
+    assert notes["peer: added latency, 1 streams"].endswith("p99 3.0x the panel's")
+    # At 500 the harness alone was slower at p99 than through the panel: no net p99.
+    assert notes["panel: added latency, 500 streams"].endswith("3.00 / harness-bound ms")
+    assert "not measurable" in notes["peer: added latency, 500 streams"]
+    assert [r.ratio for r in rows if r.case.startswith("peer")] == [1.8, 2.4]
+
+
+def test_the_readers_count_the_model_own_chunks_as_deltas_and_its_done_as_the_end() -> None:
+    trace = Trace("direct-x", 0.0)
+    role = json.dumps({"choices": [{"delta": {"role": "assistant"}}]})
+    text = json.dumps({"choices": [{"delta": {"content": "Refunds take"}}]})
+    assert not note_event(trace, "message", role, 1.0)
+    assert trace.deltas == []
+    assert not note_event(trace, "message", text, 2.0)
+    assert (trace.deltas, trace.words, trace.ttft) == ([2.0], [2], 2.0)
+    assert note_event(trace, "message", "[DONE]", 3.0)
+    assert trace.done == {}
 
 
 def test_stalls_fall_back_after_the_timeout_and_disconnects_cancel(
