@@ -258,5 +258,16 @@ def test_events_orjson_refuses_are_still_read_as_json_reads_them() -> None:
            b'data: {"choices":[{"index":0,"delta":{"content":" days"}}],"n":1' + b"0" * 30
            + b'}\n\ndata: {"choices":[{"index":0,"delta":{"content":" [1]"}}]\n\n')
     chunk = reader.take(raw)
-    assert chunk is not None and chunk.text == "Refunds take \ud800 days"  # last: malformed
+    # The lone surrogate, which no encoder writes out, is U+FFFD; the last is malformed.
+    assert chunk is not None and chunk.text == "Refunds take \ufffd days"
     assert chunk.tokens == 3
+    chunk.text.encode()
+
+
+def test_a_lone_surrogate_is_replaced_wherever_it_sits_and_a_pair_is_kept() -> None:
+    reader = _Reader(CitationFilter(1))
+    raw = (b'data: {"choices":[{"index":0,"delta":{"content":"a \\ud83d\\ude00 b \\udfff"},'
+           b'"x":[{"y":"\\ud800"}]}],"n":NaN}\n\n'
+           b'data: ' + b"[" * 100_000 + b"\n\n")  # deeper than json goes: skipped
+    chunk = reader.take(raw)
+    assert chunk is not None and chunk.text == "a \U0001f600 b \ufffd"

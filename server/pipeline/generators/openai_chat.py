@@ -11,6 +11,7 @@ boundary.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
 
@@ -223,9 +224,34 @@ def _json(data: str) -> dict[str, Any] | None:
     except orjson.JSONDecodeError:
         try:
             payload = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than json goes
             return None
+        return _without_lone_surrogates(payload) if isinstance(payload, dict) else None
     return payload if isinstance(payload, dict) else None
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_lone_surrogates(payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` (in place) with each lone UTF-16 surrogate in its strings made U+FFFD.
+
+    JSON's ``"\\ud800"`` escape decodes to a string no encoder can write out again: the
+    event carrying it to the client would fail to encode, mid-stream. json joins an
+    escaped pair into one character, so any surrogate left is a lone one.
+    """
+    pending: list[Any] = [payload]
+    while pending:
+        node = pending.pop()
+        items: list[tuple[Any, Any]] = list(
+            node.items() if isinstance(node, dict) else enumerate(node))
+        for key, value in items:
+            if isinstance(value, str):
+                if _LONE_SURROGATE.search(value):
+                    node[key] = _LONE_SURROGATE.sub("\ufffd", value)
+            elif isinstance(value, dict | list):
+                pending.append(value)
+    return payload
 
 
 def _completion_tokens(payload: dict[str, Any], known: int | None) -> int | None:
