@@ -16,26 +16,38 @@ class CitationFilter:
 
     def feed(self, text: str) -> str:
         """The part of ``text`` (with what was held back) that is safe to send now."""
+        pending = self._pending
+        if not pending and "[" not in text:
+            return text  # most tokens: nothing to hold back, nothing to look at
+        # From one "[" to the next: the text between passes as it is (a flooding model's
+        # 16 KiB chunks were a Python step a character, 2.5 ms a 64 KiB read).
         out: list[str] = []
-        for char in text:
-            if self._pending:
-                if char.isdigit() and len(self._pending) <= _MAX_DIGITS:
-                    self._pending += char
+        at, end = 0, len(text)
+        while at < end:
+            if pending:
+                char = text[at]
+                # isdecimal, not isdigit: "²" is a digit that int() refuses.
+                if char.isdecimal() and len(pending) <= _MAX_DIGITS:
+                    pending += char
+                    at += 1
                     continue
-                if char == "]" and len(self._pending) > 1:
-                    number = int(self._pending[1:])
-                    if 1 <= number <= self.articles:
-                        out.append(self._pending + char)
+                if char == "]" and len(pending) > 1:
+                    if 1 <= int(pending[1:]) <= self.articles:
+                        out.append(pending + char)
                     else:
                         self.dropped += 1
-                    self._pending = ""
+                    pending = ""
+                    at += 1
                     continue
-                out.append(self._pending)
-                self._pending = ""
-            if char == "[":
-                self._pending = char
-            else:
-                out.append(char)
+                out.append(pending)  # not a citation after all
+                pending = ""
+            bracket = text.find("[", at)
+            if bracket < 0:
+                out.append(text[at:])
+                break
+            out.append(text[at:bracket])
+            pending, at = "[", bracket + 1
+        self._pending = pending
         return "".join(out)
 
     def flush(self) -> str:
