@@ -99,6 +99,16 @@ def test_the_wheel_carries_the_page_the_sample_and_the_manifest(clean_install: P
     assert not list(Path(shipped[0]).rglob("node_modules"))
 
 
+def test_the_wheel_ships_the_server_not_the_benchmarks_or_the_tests(clean_install: Path
+                                                                    ) -> None:
+    python = str(clean_install / "bin" / "python")
+    for package in ("bench", "tests"):
+        found = subprocess.run([python, "-c", f"import {package}"], capture_output=True,
+                               text=True, cwd="/")
+        assert found.returncode != 0 and "No module named" in found.stderr, package
+    assert subprocess.run([python, "-c", "import server.app"], cwd="/").returncode == 0
+
+
 def test_the_image_build_step_and_entry_command_serve_the_panel(clean_install: Path,
                                                                 tmp_path: Path) -> None:
     home = tmp_path / "var" / "lib" / "assist-panel"
