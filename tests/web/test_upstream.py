@@ -31,6 +31,19 @@ async def ask(client: StreamClient, url: str) -> bytes:
     return await body_of(await client.post(Origin(url), b"{}", HEADERS))
 
 
+async def leave_early(client: StreamClient, url: str) -> None:
+    """A POST whose response is left after its first part, ``abc``."""
+    response = await client.post(Origin(url), b"{}", HEADERS)
+    async for part in response.aiter_raw():
+        assert part == b"abc"
+        break
+    await response.aclose()
+
+
+# A response that has begun and may never end.
+CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
 async def body_of(response: StreamResponse) -> bytes:
     try:
         return b"".join([part async for part in response.aiter_raw()])
@@ -118,18 +131,14 @@ async def test_a_connection_read_to_the_end_is_used_again() -> None:
 async def test_a_response_left_before_its_end_closes_its_connection() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+        writer.write(CHUNKED + b"3\r\nabc\r\n")
         await writer.drain()
         await reader.read()  # until the client goes
 
     client = StreamClient()
     async with server(handler) as (url, connections):
         for _ in range(2):
-            response = await client.post(Origin(url), b"{}", HEADERS)
-            async for part in response.aiter_raw():
-                assert part == b"abc"
-                break
-            await response.aclose()
+            await leave_early(client, url)
     await client.aclose()
     assert len(connections) == 2
 
@@ -144,18 +153,14 @@ async def test_a_connection_spent_by_a_response_left_before_its_end_is_replaced_
         with contextlib.suppress(asyncio.IncompleteReadError):
             await read_request(reader)
             seen.append((number, len(connections)))
-            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n")
+            writer.write(CHUNKED + b"3\r\nabc\r\n")
             await writer.drain()
             await reader.read()  # until the client goes
 
     client = StreamClient(spares=1)
     async with server(handler) as (url, connections):
         for _ in range(2):
-            response = await client.post(Origin(url), b"{}", HEADERS)
-            async for part in response.aiter_raw():
-                assert part == b"abc"
-                break
-            await response.aclose()
+            await leave_early(client, url)
             await client.spares_made()
             assert client.idle(Origin(url)) == 1
     await client.aclose()
@@ -168,8 +173,7 @@ async def test_spares_are_bounded() -> None:
         with contextlib.suppress(asyncio.IncompleteReadError):
             while True:
                 await read_request(reader)
-                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
-                             b"3\r\nabc\r\n")
+                writer.write(CHUNKED + b"3\r\nabc\r\n")
                 await writer.drain()
 
     client = StreamClient(spares=1)
@@ -191,7 +195,7 @@ async def test_a_closed_client_closes_the_spare_it_was_making() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         with contextlib.suppress(asyncio.IncompleteReadError):
             await read_request(reader)
-            writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+            writer.write(CHUNKED)
             await writer.drain()
             await reader.read()
 
@@ -214,7 +218,7 @@ async def test_idle_connections_and_spares_nobody_takes_are_closed_once_expired(
             if number == 1:  # read to its end: kept alive
                 writer.write(answer(b"ok"))
             else:  # left before its end: spent, and a spare made
-                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                writer.write(CHUNKED)
             await writer.drain()
         await reader.read()  # until the client closes its side
         ended.put_nowait(number)
