@@ -117,9 +117,11 @@ async def test_openai_generator_reports_the_models_own_token_count(via: str) -> 
     usage (``stream_options.include_usage``) and passes the model's own
     ``completion_tokens`` on with the end; each piece of text counts the deltas in it."""
     asked: list[dict[str, object]] = []
+    raw: list[bytes] = []
 
     async def completions(request: Request) -> Response:
-        asked.append(json.loads(await request.body()))
+        raw.append(await request.body())
+        asked.append(json.loads(raw[-1]))
         events = [
             {"choices": [{"index": 0, "delta": {"content": "Refunds take"}}]},
             {"choices": [{"index": 0, "delta": {"content": " five days. [1]"}}]},
@@ -136,6 +138,8 @@ async def test_openai_generator_reports_the_models_own_token_count(via: str) -> 
         async with _generator(via, base) as generator:
             chunks = [c async for c in generator.stream(request)]
     assert asked[0]["stream_options"] == {"include_usage": True}
+    # Compact UTF-8 JSON, as json.dumps writes it with these options.
+    assert raw[0] == json.dumps(asked[0], ensure_ascii=False, separators=(",", ":")).encode()
     assert sum(c.tokens for c in chunks if c.text) == 2
     assert chunks[-1].stop_reason == "stop" and chunks[-1].used_tokens == 11
 

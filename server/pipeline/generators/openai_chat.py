@@ -87,7 +87,9 @@ class OpenAIChatGenerator:
         prompt: neither its messages, nor the encoded body, nor httpx's copy of it.
         """
         messages, articles = build_prompt(request, context_tokens=self.context_tokens)
-        body = json.dumps({
+        # orjson: compact UTF-8 JSON, as json.dumps(ensure_ascii=False, separators=(",",
+        # ":")) writes it, in a fraction of its time (the prompt is a few KB).
+        body = orjson.dumps({
             "model": self.model,
             "messages": messages,
             "stream": True,
@@ -95,7 +97,7 @@ class OpenAIChatGenerator:
             "stream_options": {"include_usage": True},
             "max_tokens": request.max_tokens,
             "temperature": self.temperature,
-        }, ensure_ascii=False, separators=(",", ":")).encode()
+        })
         # Given its length, httpx sends the one-shot body whole, not chunked.
         # Uncompressed: a compressed token stream waits in the server's compressor (and
         # then in our decoder) before a token shows, and plain bytes need no decoder.
