@@ -39,7 +39,7 @@ class Sizes:
     hold_s: float
 
 
-FULL = Sizes(idle=(1000, 2000, 4000, 8000, 10000, 12000),
+FULL = Sizes(idle=(1000, 2000, 4000, 8000, 10000, 12000, 16000),
              streaming=(50, 100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1500), hold_s=8)
 QUICK = Sizes(idle=(250, 500), streaming=(50, 100), hold_s=2)
 
@@ -99,6 +99,7 @@ async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, 
                 "rss_mb": round(rss / 2**20, 1),
                 "rss_per_stream_kb": round((rss - baseline) / n / 1024, 1),
                 "server_cpu": round(server.cpu_share(), 3), "server_threads": server.threads(),
+                "server_open_files": server.open_files(),
             })
             if not held:
                 break
@@ -118,9 +119,22 @@ def _measure(kind: str, target: Target, server: Proc, health_url: str, sizes: Si
             "ceiling": len(held) == len(steps)}
 
 
+def _panel(kind: str, workdir: Path, kb: Path, cpus: Cpus, model_url: str, sizes: Sizes, *,
+           streaming: bool, env: dict[str, str] | None = None) -> dict[str, Any]:
+    # Idle streams wait for a first token that never comes: limits far away.
+    panel, keys = start_panel(workdir, cpus.server, kb, model_url=model_url, name=kind, env={
+        "ASSIST_FIRST_TOKEN_TIMEOUT_S": "3600", "ASSIST_STALL_TIMEOUT_S": "3600",
+        "ASSIST_STREAM_LIMIT_S": "3600", "ASSIST_SSE_PING_S": "5",
+        "ASSIST_FLUSH_INTERVAL_MS": str(WINDOW_MS), **(env or {})})
+    with running(panel):
+        return _measure(kind, Target("panel", panel.url, keys), panel, f"{panel.url}/healthz",
+                        sizes, streaming=streaming)
+
+
 def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
         sizes: Sizes | None = None) -> Section:
-    """Idle and streaming ramps for the panel and the peer."""
+    """Idle and streaming ramps for the panel and the peer; idle, the panel again with
+    the model's streams over HTTP/2."""
     sizes = sizes or (QUICK if quick else FULL)
     results: list[dict[str, Any]] = []
     for streaming in (False, True):
@@ -128,18 +142,20 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
         model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
                            fault=fault)
         with running(model):
-            # Idle streams wait for a first token that never comes: limits far away.
-            panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url, env={
-                "ASSIST_FIRST_TOKEN_TIMEOUT_S": "3600", "ASSIST_STALL_TIMEOUT_S": "3600",
-                "ASSIST_STREAM_LIMIT_S": "3600", "ASSIST_SSE_PING_S": "5",
-                "ASSIST_FLUSH_INTERVAL_MS": str(WINDOW_MS)})
-            with running(panel):
-                results.append(_measure("panel", Target("panel", panel.url, keys), panel,
-                                        f"{panel.url}/healthz", sizes, streaming=streaming))
+            results.append(_panel("panel", workdir, kb, cpus, model.url, sizes,
+                                  streaming=streaming))
             peer = start_peer(workdir, cpus.server, kb, model_url=model.url)
             with running(peer):
                 results.append(_measure("peer", Target("peer", peer.url), peer,
                                         f"{peer.url}/health-probe", sizes, streaming=streaming))
+        if not streaming:
+            # Over HTTP/2 the idle streams share a few connections to the model: one
+            # open file a stream where HTTP/1.1 takes two.
+            model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
+                               fault=fault, http2=True)
+            with running(model):
+                results.append(_panel("panel-http2", workdir, kb, cpus, model.url, sizes,
+                                      streaming=False, env={"ASSIST_MODEL_HTTP2": "true"}))
     return Section("capacity", rows(results), {
         "window_ms": WINDOW_MS, "tokens_per_second": TOKENS_PER_SECOND,
         "hold_s": sizes.hold_s, "results": results})

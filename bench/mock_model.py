@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
+import signal
 
 import uvicorn
+from starlette.applications import Starlette
 
 from server.devmode.mocks.llm import FAULTS, MockLLMConfig, create_mock_llm_app
 
@@ -17,12 +20,35 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", choices=FAULTS, default=None)
     parser.add_argument("--stall-after-tokens", type=int, default=3)
     parser.add_argument("--first-token-delay", type=float, default=0.0)
+    parser.add_argument("--http2", action="store_true",
+                        help="serve with hypercorn: HTTP/2 (h2c with prior knowledge, up to "
+                             "100 streams a connection) and HTTP/1.1 on the same port")
     args = parser.parse_args(argv)
     config = MockLLMConfig(tokens_per_second=args.tokens_per_second, fault=args.fault,
                            stall_after_tokens=args.stall_after_tokens,
                            first_token_delay_s=args.first_token_delay)
-    uvicorn.run(create_mock_llm_app(config), host=args.host, port=args.port,
+    app = create_mock_llm_app(config)
+    if args.http2:
+        asyncio.run(_hypercorn(app, args.host, args.port))
+        return
+    uvicorn.run(app, host=args.host, port=args.port,
                 log_level="warning", access_log=False, backlog=4096)
+
+
+async def _hypercorn(app: Starlette, host: str, port: int) -> None:
+    from hypercorn.asyncio import serve
+    from hypercorn.config import Config
+
+    config = Config()
+    config.bind = [f"{host}:{port}"]
+    config.backlog = 4096
+    config.accesslog = None
+    config.loglevel = "WARNING"
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
 
 
 if __name__ == "__main__":

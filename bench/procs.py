@@ -88,6 +88,10 @@ class Proc:
     def threads(self) -> int:
         return len(os.listdir(f"/proc/{self.pid}/task"))
 
+    def open_files(self) -> int:
+        """Files (sockets included) the process holds open now (``/proc/PID/fd``)."""
+        return len(os.listdir(f"/proc/{self.pid}/fd"))
+
     def mark(self) -> None:
         """Start a CPU-use measurement window (see ``cpu_share``)."""
         self._cpu_mark, self._wall_mark = self.cpu_seconds(), time.monotonic()
@@ -136,8 +140,10 @@ def _start(name: str, argv: list[str], env: dict[str, str], cpus: frozenset[int]
 
 def start_mock(workdir: Path, cpus: frozenset[int], *, tokens_per_second: float,
                fault: str | None = None, stall_after_tokens: int = 3,
-               first_token_delay_s: float = 0.0, port: int | None = None) -> Proc:
-    """The mock model server (``bench.mock_model``); ``port`` to restart one in place."""
+               first_token_delay_s: float = 0.0, port: int | None = None,
+               http2: bool = False) -> Proc:
+    """The mock model server (``bench.mock_model``); ``port`` to restart one in place;
+    ``http2`` to serve HTTP/2 as well (hypercorn)."""
     port = port or free_port()
     argv = [sys.executable, "-m", "bench.mock_model", "--port", str(port),
             "--tokens-per-second", str(tokens_per_second),
@@ -145,6 +151,8 @@ def start_mock(workdir: Path, cpus: frozenset[int], *, tokens_per_second: float,
             "--first-token-delay", str(first_token_delay_s)]
     if fault:
         argv += ["--fault", fault]
+    if http2:
+        argv.append("--http2")
     url = f"http://127.0.0.1:{port}"
     return _start("mock-model", argv, {}, cpus, f"{url}/mock/fault", url, workdir)
 

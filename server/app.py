@@ -44,10 +44,11 @@ from server.settings import Settings
 from server.shared.limits import SharedRateLimiter, SharedStates
 from server.shared.link import RedisLink
 from server.shared.supersede import SharedSupersede
-from server.web import health, metrics, outbound, panel, upstream
+from server.web import health, metrics, outbound, panel, upstream, upstream_h2
 from server.web.connections import BodyDeadline
 from server.web.headers import ResponseHeaders
 from server.web.metrics import Metrics
+from server.web.upstream_body import ModelStreams
 
 log = logging.getLogger("assist_panel")
 
@@ -163,10 +164,13 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
         try:
             async with httpx.AsyncClient(timeout=timeout, limits=pool,
                                          transport=outbound.transport(pool)) as http:
-                # The model's streams go through the lean client, unless through a proxy.
-                # A superseded answer spends its connection; a few spares keep the next
-                # request from waiting on a connect.
-                model_streams = None if outbound.proxied() else upstream.StreamClient(spares=4)
+                # The model's streams go through a lean client, unless through a proxy
+                # (then httpx's). Over HTTP/1.1, a superseded answer spends its
+                # connection; a few spares keep the next request from waiting on a connect.
+                model_streams: ModelStreams | None = None
+                if not outbound.proxied():
+                    model_streams = (upstream_h2.H2StreamClient() if settings.model_http2
+                                     else upstream.StreamClient(spares=4))
                 embedder = build_embedder(settings, http)
                 snapshots = settings.kb_path if settings.kb_path.is_dir() else None
                 if snapshots is not None:

@@ -100,3 +100,42 @@ def serve(app: ASGIApp, host: str = "127.0.0.1",
     afterwards."""
     with running(app, host, sock) as server:
         yield server.url
+
+
+@contextlib.contextmanager
+def serve_http2(app: ASGIApp, *, max_streams: int = 100, certfile: str | None = None,
+                keyfile: str | None = None, alpn: tuple[str, ...] = ("h2", "http/1.1"),
+                ) -> Iterator[str]:
+    """Run ``app`` with hypercorn on a free loopback port: HTTP/2 (h2c with prior
+    knowledge, or over TLS with ``certfile`` and ``keyfile``, ALPN offering ``alpn``) and
+    HTTP/1.1. Yields its base URL; stops it afterwards."""
+    from hypercorn.asyncio import serve as hypercorn_serve
+    from hypercorn.config import Config
+
+    sock = listening_socket()
+    sock.listen(128)  # listening before the server starts: connections wait, not fail
+    port = sock.getsockname()[1]
+    config = Config()
+    config.bind = [f"fd://{sock.detach()}"]  # hypercorn's to close
+    config.accesslog = None
+    config.loglevel = "WARNING"
+    config.h2_max_concurrent_streams = max_streams
+    config.graceful_timeout = 1
+    if certfile is not None:
+        config.certfile, config.keyfile = certfile, keyfile
+        config.alpn_protocols = list(alpn)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    def run() -> None:
+        loop.run_until_complete(hypercorn_serve(app, config,  # type: ignore[arg-type]
+                                                shutdown_trigger=stop.wait))
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield f"{'https' if certfile else 'http'}://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=30)
+        loop.close()

@@ -19,8 +19,8 @@ clients alike. What it adds: a connection spent by a response left before its en
 (a superseded or abandoned answer) is replaced by a new one connected in the
 background, up to ``spares`` idle or connecting per origin, so that the next request
 does not wait for a connect (and over TLS, a handshake). What it leaves out: proxies
-(the app uses httpx when the environment names one), redirects, cookies, HTTP/2 and
-compressions other than gzip and deflate.
+(the app uses httpx when the environment names one), redirects, cookies, HTTP/2
+(upstream_h2.py's) and compressions other than gzip and deflate.
 """
 
 from __future__ import annotations
@@ -28,40 +28,20 @@ from __future__ import annotations
 import asyncio
 import ssl
 import time
-import zlib
 from collections.abc import AsyncIterator, Callable, Mapping
-from urllib.parse import urlsplit
 
 import httptools
 import httpx
 
+from server.web.upstream_body import Origin, UpstreamResponse
 from server.web.waking import WakingProtocol
+
+__all__ = ["Origin", "StreamClient", "StreamResponse"]
 
 # The socket is paused when this much body waits unread, and resumed once it is read.
 _HIGH_WATER = 64 * 1024
 # At most this much body is handed over at once, as by one socket read.
 _READ = 64 * 1024
-# An error body (a 4xx or 5xx) is read up to this much.
-_ERROR_BODY = 64 * 1024
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-
-
-class Origin:
-    """Where requests to one URL go, and the first lines of each request to it."""
-
-    __slots__ = ("head", "host", "key", "port", "tls")
-
-    def __init__(self, url: str) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
-            raise ValueError(f"not an http or https URL: {url!r}")
-        self.tls = parts.scheme == "https"
-        self.host = parts.hostname
-        self.port = parts.port or _DEFAULT_PORTS[parts.scheme]
-        self.key = (parts.scheme, self.host, self.port)
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        authority = parts.netloc.rpartition("@")[2]
-        self.head = f"POST {target} HTTP/1.1\r\nHost: {authority}\r\n".encode("ascii")
 
 
 class _Connection(WakingProtocol):
@@ -201,24 +181,18 @@ class _Connection(WakingProtocol):
             self.transport.close()
 
 
-class StreamResponse:
+class StreamResponse(UpstreamResponse):
     """A response whose body is read as it arrives; ``aclose`` hands the connection back."""
 
-    __slots__ = ("_client", "_conn", "_key", "headers", "status_code")
+    __slots__ = ("_client", "_conn", "_key")
 
     def __init__(self, client: StreamClient, key: tuple[str, str, int],
                  conn: _Connection) -> None:
         self._client = client
         self._key = key
         self._conn: _Connection | None = conn
-        self.status_code = conn.status
-        headers: dict[str, str] = {}
-        for name, value in conn.headers:
-            text = name.decode("latin-1")
-            headers[text] = (f"{headers[text]}, " if text in headers else "") + value.decode(
-                "latin-1")
+        super().__init__(conn.status, conn.headers)
         conn.headers = []
-        self.headers: Mapping[str, str] = headers  # names lowercased
 
     async def aiter_raw(self) -> AsyncIterator[bytes]:
         """The body as it arrives, every read's worth at once, as sent (not decoded)."""
@@ -239,41 +213,6 @@ class StreamResponse:
                 return  # a body that ends when the connection does
             else:
                 await conn.changed()
-
-    async def aiter_bytes(self) -> AsyncIterator[bytes]:
-        """The body decoded from its ``Content-Encoding`` (gzip or deflate)."""
-        encoding = self.headers.get("content-encoding", "").strip().lower()
-        if encoding in ("", "identity"):
-            async for data in self.aiter_raw():
-                yield data
-            return
-        if encoding not in ("gzip", "x-gzip", "deflate"):
-            raise httpx.DecodingError(f"unsupported content encoding {encoding!r}")
-        # gzip's header, or zlib's for deflate (which some servers send raw: wbits < 0).
-        decoder = zlib.decompressobj(31 if "gzip" in encoding else 15)
-        first = True
-        try:
-            async for data in self.aiter_raw():
-                if first and encoding == "deflate" and data[:1] != b"\x78":
-                    decoder = zlib.decompressobj(-15)
-                first = False
-                if out := decoder.decompress(data):
-                    yield out
-            if out := decoder.flush():
-                yield out
-        except zlib.error as exc:
-            raise httpx.DecodingError(f"the {encoding} body does not decode: {exc}") from exc
-
-    async def aread(self) -> bytes:
-        """The whole body (an error's, usually), up to 64 KiB of it."""
-        parts: list[bytes] = []
-        size = 0
-        async for data in self.aiter_bytes():
-            parts.append(data)
-            size += len(data)
-            if size >= _ERROR_BODY:
-                break
-        return b"".join(parts)[:_ERROR_BODY]
 
     def waited(self) -> float:
         """Seconds since the newest bytes of the body came (0 once closed): how long

@@ -10,13 +10,14 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import connect_sse
+from starlette.types import Receive, Scope, Send
 
 from server.app import create_app
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from server.settings import Settings
 from tests.checks import check_stream_contract
 from tests.factories import bearer, make_settings
-from tests.servers import serve
+from tests.servers import serve, serve_http2
 
 CONVERSATION = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
 
@@ -131,15 +132,27 @@ def test_stalled_model_ends_with_fallback_carrying_the_top_article(
     assert events[-1][2]["outcome"] == "fallback"
 
 
-def test_openai_generator_streams_through_the_endpoint(sample_kb_path: Path) -> None:
-    with serve(create_mock_llm_app(MockLLMConfig(tokens_per_second=0))) as llm:
-        settings = _settings(sample_kb_path, generator="openai", openai_base_url=f"{llm}/v1")
+@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "http2"])
+def test_openai_generator_streams_through_the_endpoint(sample_kb_path: Path,
+                                                       http2: bool) -> None:
+    # ASSIST_MODEL_HTTP2: the model's streams over HTTP/2, to a server that speaks it.
+    mock = create_mock_llm_app(MockLLMConfig(tokens_per_second=0))
+    versions: list[str] = []
+
+    async def model(scope: Scope, receive: Receive, send: Send) -> None:
+        versions.append(scope.get("http_version", ""))
+        await mock(scope, receive, send)
+
+    with serve_http2(model) if http2 else serve(model) as llm:
+        settings = _settings(sample_kb_path, generator="openai", openai_base_url=f"{llm}/v1",
+                             model_http2=http2)
         with serve(create_app(settings)) as base:
             events = _stream(base, {"conversationId": CONVERSATION, "trigger": "manual",
                                     "query": "how long does a refund take"})
     _check_contract(events)
     assert events[-1][2]["outcome"] == "completed"
     assert "refund" in "".join(d["text"] for n, _, d in events if n == "delta").lower()
+    assert "2" in versions if http2 else "2" not in versions
 
 
 @pytest.mark.parametrize("body, code", [

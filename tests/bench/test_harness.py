@@ -237,7 +237,8 @@ def test_capacity_steps_hold_open_streams_and_count_their_memory(
     section = capacity.run(True, tmp_path, sample_kb_path, cpus, sizes)
     results = section.data["results"]
     assert [(r["target"], r["mode"]) for r in results] == [
-        ("panel", "idle"), ("peer", "idle"), ("panel", "streaming"), ("peer", "streaming")]
+        ("panel", "idle"), ("peer", "idle"), ("panel-http2", "idle"), ("panel", "streaming"),
+        ("peer", "streaming")]
     for result in results:
         [step] = result["steps"]
         assert step["open"] == 4 and step["failed"] == 0, result
@@ -246,6 +247,10 @@ def test_capacity_steps_hold_open_streams_and_count_their_memory(
             assert step["gaps"] > 0 and step["relayed_tokens_per_s"] > 0
         else:
             assert step["gaps"] == 0
+    # Over HTTP/2 the 4 model requests share one connection: 3 open files fewer.
+    files = {r["target"]: r["steps"][0]["server_open_files"] for r in results
+             if r["mode"] == "idle"}
+    assert files["panel"] - files["panel-http2"] == 3
 
 
 @pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="no /proc here")
@@ -256,6 +261,10 @@ def test_throughput_steps_relay_tokens_and_profile_the_panel(
     [step] = section.data["steps"]
     assert step["open"] == throughput.STREAMS, step["ended"]
     assert step["relayed_tokens_per_s"] > 0
+    [over_http2] = section.data["http2_steps"]  # the same, the model's streams over HTTP/2
+    assert over_http2["open"] == throughput.STREAMS, over_http2["ended"]
+    assert over_http2["relayed_tokens_per_s"] > 0
+    assert "HTTP/2" in section.rows[-1].case
     if step["held"]:  # the profile is kept for a step that held
         profile = section.data["profile"]
         assert profile["samples"] > 0 and profile["own"]

@@ -1,5 +1,6 @@
 """The ``openai`` generator against model servers over real HTTP: every test runs through
-the lean stream client (server/web/upstream.py) and through httpx (the path taken when
+the lean stream client (server/web/upstream.py), through the HTTP/2 one
+(server/web/upstream_h2.py, against hypercorn) and through httpx (the path taken when
 the environment names a proxy)."""
 
 from __future__ import annotations
@@ -25,25 +26,33 @@ from server.pipeline.generators import GenerationRequest, OpenAIChatGenerator, b
 from server.pipeline.generators.citations import CitationFilter
 from server.pipeline.generators.openai_chat import _Reader
 from server.web.upstream import StreamClient
+from server.web.upstream_body import ModelStreams
+from server.web.upstream_h2 import H2StreamClient
 from tests.factories import make_settings
 from tests.pipeline.generation import collect as _collect
 from tests.pipeline.generation import request as _request
 from tests.pipeline.generation import source as _source
-from tests.servers import serve
+from tests.servers import serve, serve_http2
 
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture(params=["lean", "httpx"])
+@pytest.fixture(params=["lean", "http2", "httpx"])
 def via(request: pytest.FixtureRequest) -> str:
     return str(request.param)
+
+
+def _serve(via: str, app: Starlette) -> contextlib.AbstractContextManager[str]:
+    """``app`` on a loopback port, served as ``via`` speaks to it."""
+    return serve_http2(app) if via == "http2" else serve(app)
 
 
 @contextlib.asynccontextmanager
 async def _generator(via: str, base: str, *, api_key: str | None = None
                      ) -> AsyncIterator[OpenAIChatGenerator]:
     async with httpx.AsyncClient() as client:
-        streams = StreamClient() if via == "lean" else None
+        streams: ModelStreams | None = (StreamClient() if via == "lean" else H2StreamClient()
+                                        if via == "http2" else None)
         try:
             yield OpenAIChatGenerator(client, base_url=f"{base}/v1", model="m",
                                       api_key=api_key, streams=streams)
@@ -55,7 +64,7 @@ async def _generator(via: str, base: str, *, api_key: str | None = None
 async def _generate(via: str, config: MockLLMConfig, request: GenerationRequest,
                     api_key: str | None = None) -> tuple[str, str | None]:
     """``request`` through the openai generator against a mock model server over HTTP."""
-    with serve(create_mock_llm_app(config)) as base:
+    with _serve(via, create_mock_llm_app(config)) as base:
         async with _generator(via, base, api_key=api_key) as generator:
             return await _collect(generator.stream(request))
 
@@ -134,7 +143,7 @@ async def test_openai_generator_reports_the_models_own_token_count(via: str) -> 
 
     app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
     request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
-    with serve(app) as base:
+    with _serve(via, app) as base:
         async with _generator(via, base) as generator:
             chunks = [c async for c in generator.stream(request)]
     assert asked[0]["stream_options"] == {"include_usage": True}
@@ -158,7 +167,7 @@ async def test_openai_generator_hands_over_every_token_of_one_read_as_one_chunk(
     events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     body = "".join(f"data: {json.dumps(e)}\r\n\r\n" for e in events) + "data: [DONE]\r\n\r\n"
     request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
-    with serve(_model_answering(body)) as base:
+    with _serve(via, _model_answering(body)) as base:
         async with _generator(via, base) as generator:
             chunks = [c async for c in generator.stream(request)]
     texts = [c for c in chunks if c.text]
@@ -198,14 +207,14 @@ async def test_openai_generator_decodes_a_stream_compressed_anyway(via: str) -> 
 
     app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
     request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
-    with serve(app) as base:
+    with _serve(via, app) as base:
         async with _generator(via, base) as generator:
             assert await _collect(generator.stream(request)) == ("Five days. [1]", "stop")
 
 
 async def test_openai_generator_refuses_an_answer_that_is_not_an_event_stream(via: str) -> None:
     request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
-    with serve(_model_answering('{"choices": []}', "application/json")) as base:
+    with _serve(via, _model_answering('{"choices": []}', "application/json")) as base:
         async with _generator(via, base) as generator:
             with pytest.raises(UpstreamError, match="did not answer with an event stream"):
                 await _collect(generator.stream(request))
@@ -228,7 +237,7 @@ async def test_openai_generator_sends_its_body_whole_with_its_length(via: str) -
     app = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
     request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50,
                                 request_id="rq_1")
-    with serve(app) as base:
+    with _serve(via, app) as base:
         async with _generator(via, base) as generator:
             for _ in range(2):
                 chunks = [c async for c in generator.stream(request)]

@@ -9,14 +9,14 @@ from server.pipeline.generators.extractive import ExtractiveGenerator
 from server.pipeline.generators.openai_chat import OpenAIChatGenerator
 from server.pipeline.generators.retrying import RetryingGenerator
 from server.settings import Settings
-from server.web.upstream import StreamClient
+from server.web.upstream_body import ModelStreams
 
 __all__ = ["Chunk", "ExtractiveGenerator", "GenerationRequest", "Generator",
            "OpenAIChatGenerator", "RetryingGenerator", "build_generator"]
 
 
 def build_generator(settings: Settings, client: httpx.AsyncClient,
-                    streams: StreamClient | None = None) -> Generator:
+                    streams: ModelStreams | None = None) -> Generator:
     """The generator the settings select; ``streams`` carries the model's streams when
     given (else ``client`` does)."""
     if settings.generator == "openai":

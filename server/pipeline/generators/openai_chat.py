@@ -2,8 +2,9 @@
 
 Works with OpenAI, vLLM, Ollama, llama.cpp, LiteLLM and other servers that speak
 ``POST {base}/chat/completions`` with ``stream: true``. The request goes through the
-app's lean stream client (server/web/upstream.py) when it has one, else through the
-shared ``httpx.AsyncClient`` (when the environment names a proxy). Both raise httpx's
+app's lean stream client (server/web/upstream.py, or upstream_h2.py over HTTP/2) when
+it has one, else through the shared ``httpx.AsyncClient`` (when the environment names
+a proxy). Both raise httpx's
 errors; they and bad statuses are translated into ``UpstreamError`` here, at the
 boundary.
 """
@@ -24,7 +25,7 @@ from server.pipeline.generators.citations import CitationFilter
 from server.pipeline.generators.event_stream import EventStreamParser
 from server.pipeline.generators.prompt import build_prompt
 from server.retry_after import retry_after_seconds
-from server.web.upstream import Origin, StreamClient, StreamResponse
+from server.web.upstream_body import ModelStreams, Origin, UpstreamResponse
 
 _FINISH = {"stop": "stop", "length": "max_tokens", "content_filter": "content_filter"}
 # No read timeout on the stream: the pipeline's watchdog already ends a model that goes
@@ -35,7 +36,7 @@ _STREAM_TIMEOUT = httpx.Timeout(connect=5.0, read=None, write=10.0, pool=5.0)
 
 class _Response(Protocol):
     """What the generator reads of a response: an ``httpx.Response`` or a
-    :class:`~server.web.upstream.StreamResponse`."""
+    :class:`~server.web.upstream_body.UpstreamResponse`."""
 
     @property
     def status_code(self) -> int: ...
@@ -67,7 +68,7 @@ class OpenAIChatGenerator:
         api_key: str | None = None,
         context_tokens: int = 8192,
         temperature: float = 0.2,
-        streams: StreamClient | None = None,
+        streams: ModelStreams | None = None,
     ) -> None:
         self.client = client
         self.streams = streams
@@ -137,7 +138,7 @@ class OpenAIChatGenerator:
                 encoding = response.headers.get("content-encoding", "").strip().lower()
                 reads = (response.aiter_raw() if encoding in ("", "identity")
                          else response.aiter_bytes())
-                waited = response.waited if isinstance(response, StreamResponse) else None
+                waited = response.waited if isinstance(response, UpstreamResponse) else None
                 async for raw in reads:
                     # Every token this read brought becomes one chunk: one hand-off.
                     if chunk := reader.take(raw, 0.0 if waited is None else waited()):
