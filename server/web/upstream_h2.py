@@ -33,6 +33,7 @@ import h2.connection
 import h2.errors
 import h2.events
 import h2.exceptions
+import h2.settings
 import httpx
 
 from server.web.upstream_body import Origin, UpstreamResponse
@@ -40,6 +41,8 @@ from server.web.waking import WakingProtocol
 
 _LARGEST_WINDOW = 2**31 - 1
 _DEFAULT_WINDOW = 65_535
+# A response's headers, decoded, at most.
+_MAX_HEADERS = 64 * 1024
 # At most this much body is handed over at once, as by one socket read.
 _READ = 64 * 1024
 # Request headers HTTP/2 forbids (connection-specific) or sets itself.
@@ -104,6 +107,11 @@ class _Connection(WakingProtocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         super().connection_made(transport)
+        # No server push (nothing here would read it), and the bound h2's decoder puts
+        # on a response's headers told to the server.
+        self.h2.local_settings = h2.settings.Settings(client=True, initial_values={
+            h2.settings.SettingCodes.ENABLE_PUSH: 0,
+            h2.settings.SettingCodes.MAX_HEADER_LIST_SIZE: _MAX_HEADERS})
         self.h2.initiate_connection()
         self.h2.increment_flow_control_window(_LARGEST_WINDOW - _DEFAULT_WINDOW)
         self.flush()

@@ -13,6 +13,7 @@ from typing import Any
 
 import h2.errors
 import h2.events
+import h2.settings
 import httpx
 import pytest
 import trustme
@@ -208,9 +209,12 @@ async def test_a_refused_stream_is_sent_once_more_and_a_going_away_connection_le
 
 
 async def test_a_stream_reset_by_the_server_is_an_error_and_not_sent_again() -> None:
+    settings: list[h2.settings.Settings] = []
+
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         peer = Peer(reader, writer)
         while (request := await peer.request()) is not None:
+            settings.append(peer.h2.remote_settings)
             assert request.stream_id is not None
             peer.h2.reset_stream(request.stream_id, h2.errors.ErrorCodes.INTERNAL_ERROR)
             peer.flush()
@@ -221,6 +225,9 @@ async def test_a_stream_reset_by_the_server_is_an_error_and_not_sent_again() -> 
             await client.post(Origin(url), b"{}", HEADERS)
         assert len(connections) == 1
     await client.aclose()
+    # The client's settings: no server push, a response's headers bounded.
+    assert settings[0].enable_push == 0
+    assert settings[0].max_header_list_size == 64 * 1024
 
 
 async def test_a_connection_unused_for_its_expiry_is_closed() -> None:
@@ -296,3 +303,18 @@ async def test_a_closed_client_refuses_and_its_open_streams_end() -> None:
         await response.aclose()
         with pytest.raises(RuntimeError, match="closed"):
             await client.post(Origin(url), b"{}", HEADERS)
+
+
+async def test_a_response_whose_headers_pass_the_bound_is_a_protocol_error() -> None:
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        peer = Peer(reader, writer)
+        request = await peer.request()
+        assert request is not None and request.stream_id is not None
+        peer.respond(request.stream_id, body=b"ok", headers=((b"x-big", b"a" * 100_000),))
+        await peer.event()
+
+    client = H2StreamClient()
+    async with server(handler) as (url, _):
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(Origin(url), b"{}", HEADERS)
+    await client.aclose()
