@@ -83,7 +83,7 @@ class Bm25Index:
             top = np.argpartition(-totals, limit - 1)[:limit]
         else:
             top = np.arange(len(totals))
-        return {int(unique[i]): float(totals[i]) for i in top}
+        return dict(zip(unique[top].tolist(), totals[top].tolist(), strict=True))
 
     def _postings_of(self, conn: sqlite3.Connection, token: str
                      ) -> tuple[NDArray[np.int64], NDArray[np.float64]]:

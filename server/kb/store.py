@@ -405,8 +405,8 @@ class KnowledgeBase:
             with self._connection() as conn:
                 for row in conn.execute(f"{_HIT_SELECT} WHERE p.rowid IN ({marks})", missing):
                     rows[row[0]] = row
-        return [PassageHit(*rows[rowid], lexical=scores[rowid][0], dense=scores[rowid][1])
-                for rowid in sorted(scores) if rowid in rows]
+        return [PassageHit(*rows[rowid], *scores[rowid]) for rowid in sorted(scores)
+                if rowid in rows]
 
     def warm(self) -> None:
         """Load what searches need (the embedding model, the vector matrix, the

@@ -47,4 +47,5 @@ class VectorMatrix:
             top = np.argpartition(-scores, limit - 1)[:limit]
         else:
             top = np.arange(len(scores))
-        return {int(self.rowids[i]): float(scores[i]) for i in top}
+        # tolist: Python ints and floats at once, not a numpy scalar an element.
+        return dict(zip(self.rowids[top].tolist(), scores[top].tolist(), strict=True))

@@ -6,12 +6,20 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from server.errors import EmbeddingError
 from server.kb.embedders import Vectors
 from server.kb.store import Article, KnowledgeBase, PassageHit
 from server.pipeline.context import SearchQuery, Utterance, build_context
-from server.pipeline.retrieval import HybridSearch, KnowledgeBaseRetriever, Tuning, rank
+from server.pipeline.retrieval import (
+    HybridSearch,
+    KnowledgeBaseRetriever,
+    Tuning,
+    _snippet,
+    rank,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -253,3 +261,13 @@ async def test_a_search_on_the_loop_reads_the_store_s_generation_once(
     monkeypatch.setattr(sample_kb, "_read_generation", counted)
     found = await retriever.retrieve(SearchQuery.of("how long does a refund take"), 3)
     assert found.sources and len(reads) == 1
+
+
+@given(st.text(st.sampled_from("ab \n\t*\u00a0\u2003"), max_size=150), st.integers(1, 40))
+def test_a_snippet_is_the_first_words_of_the_passage_without_bold_marks(text: str,
+                                                                          words: int) -> None:
+    # The snippet splits no further than it needs: the same as splitting the whole text.
+    whole = " ".join(text.replace("**", "").split()).split()
+    expected = " ".join(whole[:words]) + ("…" if len(whole) > words else "")
+    hit = PassageHit(1, "a", "Title", "https://kb.example/a", 0, "", text)
+    assert _snippet(hit, words) == expected
