@@ -284,3 +284,27 @@ def test_a_lone_surrogate_is_replaced_wherever_it_sits_and_a_pair_is_kept() -> N
            b'data: ' + b"[" * 100_000 + b"\n\n")  # deeper than json goes: skipped
     chunk = reader.take(raw)
     assert chunk is not None and chunk.text == "a \U0001f600 b \ufffd"
+
+
+async def test_a_model_server_that_does_not_speak_http2_is_logged_with_why(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """With ASSIST_MODEL_HTTP2 and a server speaking HTTP/1.1 only, every stream falls
+    back: the log says why (the fallback's reason alone says only "network")."""
+    request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
+    with serve(create_mock_llm_app(MockLLMConfig(tokens_per_second=0))) as base:
+        async with _generator("http2", base) as generator:
+            with pytest.raises(UpstreamError) as caught:
+                await _collect(generator.stream(request))
+    assert caught.value.status is None
+    [line] = [r.getMessage() for r in caplog.records if r.name == "assist_panel.model"]
+    assert line.startswith("model service connection failed: ConnectError")
+    assert "did not answer as an HTTP/2 server" in line
+
+
+async def test_a_models_error_status_is_logged_without_its_body(
+        caplog: pytest.LogCaptureFixture) -> None:
+    request = GenerationRequest("refund", (), (_source(1, "Refunds take five days."),), 50)
+    with pytest.raises(UpstreamError):
+        await _generate("lean", MockLLMConfig(fault="http_400"), request)
+    [line] = [r.getMessage() for r in caplog.records if r.name == "assist_panel.model"]
+    assert line == "model service answered 400"

@@ -12,6 +12,7 @@ boundary.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Mapping
 from typing import Any, Protocol
@@ -27,6 +28,7 @@ from server.pipeline.generators.prompt import build_prompt
 from server.retry_after import retry_after_seconds
 from server.web.upstream_body import ModelStreams, Origin, UpstreamResponse
 
+log = logging.getLogger("assist_panel.model")
 _FINISH = {"stop": "stop", "length": "max_tokens", "content_filter": "content_filter"}
 # No read timeout on the stream: the pipeline's watchdog already ends a model that goes
 # silent (first token, stall, hard limit) and the stream's end closes the request, and
@@ -126,6 +128,8 @@ class OpenAIChatGenerator:
             try:
                 if response.status_code != 200:
                     await response.aread()
+                    # Its body is not logged: a model's error may quote the prompt.
+                    log.warning("model service answered %d", response.status_code)
                     raise UpstreamError(
                         f"model service answered {response.status_code}",
                         status=response.status_code,
@@ -149,6 +153,9 @@ class OpenAIChatGenerator:
             finally:
                 await response.aclose()
         except httpx.HTTPError as exc:
+            # Why, for whoever runs the panel: a refused connect, a server that does not
+            # speak HTTP/2, a reset. The messages name hosts and protocols, never text.
+            log.warning("model service connection failed: %s: %s", type(exc).__name__, exc)
             raise UpstreamError(f"model service connection failed: {type(exc).__name__}") from exc
         if reader.finish is None:
             raise UpstreamError("model stream ended without a finish reason")
