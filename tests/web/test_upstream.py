@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
 import ssl
-import zlib
 
 import httpx
 import pytest
@@ -435,43 +433,6 @@ async def test_an_error_body_is_read_whole_and_its_status_kept() -> None:
     await client.aclose()
 
 
-@pytest.mark.parametrize("encoding, packed", [
-    ("gzip", gzip.compress(b"data: tokens\n\n", mtime=0)),
-    ("deflate", zlib.compress(b"data: tokens\n\n")),
-    ("deflate", zlib.compress(b"data: tokens\n\n")[2:-4]),  # raw deflate, as some send it
-], ids=["gzip", "zlib-deflate", "raw-deflate"])
-async def test_a_compressed_body_is_decoded_by_aiter_bytes(encoding: str, packed: bytes) -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(answer(packed, f"Content-Encoding: {encoding}\r\n".encode()))
-        await writer.drain()
-
-    client = StreamClient()
-    async with server(handler) as (url, _):
-        response = await client.post(Origin(url), b"{}", HEADERS)
-        assert b"".join([p async for p in response.aiter_bytes()]) == b"data: tokens\n\n"
-        await response.aclose()
-    await client.aclose()
-
-
-async def test_an_unknown_or_broken_encoding_is_a_decoding_error() -> None:
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(asyncio.IncompleteReadError):
-            for encoding in (b"br", b"gzip"):
-                await read_request(reader)
-                writer.write(answer(b"not packed", b"Content-Encoding: " + encoding + b"\r\n"))
-                await writer.drain()
-
-    client = StreamClient()
-    async with server(handler) as (url, _):
-        for _ in range(2):
-            response = await client.post(Origin(url), b"{}", HEADERS)
-            with pytest.raises(httpx.DecodingError):
-                [p async for p in response.aiter_bytes()]
-            await response.aclose()
-    await client.aclose()
-
-
 @pytest.mark.parametrize("headers", [{"X-Evil": "a\r\nHost: b"}, {"Bad:Name": "x"},
                                      {"Authorization": "Bearer \u20ac"}])
 async def test_a_header_that_would_break_the_request_is_refused_before_sending(
@@ -479,20 +440,6 @@ async def test_a_header_that_would_break_the_request_is_refused_before_sending(
     client = StreamClient()
     with pytest.raises(httpx.LocalProtocolError):
         await client.post(Origin("http://127.0.0.1:9"), b"{}", headers)
-
-
-@pytest.mark.parametrize("url", ["ftp://example.test/x", "http:///nohost", "not a url"])
-def test_an_origin_must_be_an_http_url(url: str) -> None:
-    with pytest.raises(ValueError, match="not an http or https URL"):
-        Origin(url)
-
-
-def test_an_origin_keeps_its_path_query_and_authority() -> None:
-    origin = Origin("https://user@[::1]:8443/v1/chat/completions?api-version=2")
-    assert (origin.host, origin.port, origin.tls) == ("::1", 8443, True)
-    assert origin.head == (b"POST /v1/chat/completions?api-version=2 HTTP/1.1\r\n"
-                           b"Host: [::1]:8443\r\n")
-    assert Origin("http://model.test").head.startswith(b"POST / HTTP/1.1\r\nHost: model.test")
 
 
 async def test_a_closed_client_closes_its_idle_connections_and_takes_no_more() -> None:
