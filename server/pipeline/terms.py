@@ -74,7 +74,11 @@ def query_terms(text: str) -> list[str]:
 
 @lru_cache(maxsize=65_536)
 def stem(word: str) -> str:
-    """The Porter stem of a lowercased word."""
+    """The Porter stem of a lowercased word, as FTS5's porter tokenizer makes it: a
+    word under 3 characters or over 64 is its own stem ("us" stays "us", where
+    Snowball makes "u", and would miss the index's term)."""
+    if len(word) < 3 or len(word) > 64:
+        return word
     return str(_stemmer.stemWord(word))
 
 

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 
 from server.pipeline.terms import FILLER, STOPWORDS, is_small_talk, query_terms, stem, stems, words
@@ -84,3 +86,17 @@ def test_small_talk(text: str) -> None:
 ])
 def test_not_small_talk(text: str) -> None:
     assert not is_small_talk(text)
+
+
+def test_stems_are_the_terms_fts5s_porter_tokenizer_indexes() -> None:
+    """Regression: Snowball stems two-letter words ("us" -> "u", "as" -> "a") where
+    FTS5's porter tokenizer leaves words under 3 characters (and over 64) alone, so a
+    query's "us" looked for a term the index never holds."""
+    words = ["us", "as", "is", "tv", "id", "ok", "was", "gas", "ties", "eyes", "refunds",
+             "charging", "x" * 64 + "ing", "activation"]
+    with sqlite3.connect(":memory:") as conn:
+        conn.execute("CREATE VIRTUAL TABLE t USING fts5(x, tokenize='porter unicode61')")
+        conn.executemany("INSERT INTO t VALUES (?)", [(w,) for w in words])
+        conn.execute("CREATE VIRTUAL TABLE v USING fts5vocab(t, 'row')")
+        indexed = {row[0] for row in conn.execute("SELECT term FROM v")}
+    assert {stem(w) for w in words} == indexed
