@@ -290,6 +290,11 @@ class EmbeddingError(PanelError):
     """The embedding service failed or answered something unusable."""
 
 
+class RetrievalError(PanelError):
+    """The knowledge base could not be read (a full disk, no file descriptors left):
+    the environment's failure, not a bug; the stream goes on without sources."""
+
+
 class ArticleError(PanelError, ValueError):
     """A file, or an article in it, that cannot be imported; says which and why."""
 

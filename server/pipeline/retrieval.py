@@ -12,6 +12,7 @@ from unrelated text. Weights and threshold are calibrated on the answer benchmar
 from __future__ import annotations
 
 import logging
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -21,7 +22,7 @@ from typing import Protocol
 import anyio.to_thread
 import numpy as np
 
-from server.errors import EmbeddingError
+from server.errors import EmbeddingError, RetrievalError
 from server.kb.embedders.base import Embedder, Vectors
 from server.kb.lexicon import common_words
 from server.kb.store import KnowledgeBase, PassageHit
@@ -298,6 +299,15 @@ class KnowledgeBaseRetriever:
         self._lane: anyio.CapacityLimiter | None = None
 
     async def retrieve(self, query: SearchQuery, limit: int) -> Retrieval:
+        """The best ``limit`` sources for ``query``; ``RetrievalError`` when the store
+        cannot be read."""
+        try:
+            return await self._retrieve(query, limit)
+        except (sqlite3.Error, OSError) as exc:
+            raise RetrievalError(
+                f"the knowledge base could not be read: {type(exc).__name__}: {exc}") from exc
+
+    async def _retrieve(self, query: SearchQuery, limit: int) -> Retrieval:
         if query.small_talk or not query.terms:
             return Retrieval(query=query)
         vector = await self._embed(query)

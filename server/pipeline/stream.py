@@ -21,7 +21,7 @@ from typing import Any
 import anyio.to_thread
 
 from server.assist.streams import StreamControl
-from server.errors import UpstreamError
+from server.errors import RetrievalError, UpstreamError
 from server.pipeline import events
 from server.pipeline.aggregation import Aggregator
 from server.pipeline.breaker import CircuitBreaker, Permit
@@ -223,9 +223,13 @@ class Pipeline:
             )
             now = self.clock()
             stages["context"], step = now - step, now
+            # A broken store must not break the stream: the static fallback article.
             try:
                 retrieval = await self.retriever.retrieve(context.search, limits.top_k)
-            except Exception:  # a broken store must not break the stream: static fallback
+            except RetrievalError as exc:  # the environment's: what, without a traceback
+                log.error("retrieval failed: %s", exc)
+                retrieval = Retrieval(confident=True)
+            except Exception:  # a bug
                 log.exception("retrieval failed")
                 retrieval = Retrieval(confident=True)
             stages["retrieval"] = self.clock() - step

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from server.assist.streams import StreamRegistry
-from server.errors import UpstreamError
+from server.errors import RetrievalError, UpstreamError
 from server.pipeline import stream as stream_module
 from server.pipeline.breaker import CircuitBreaker
 from server.pipeline.context import SearchQuery, Utterance
@@ -265,10 +265,25 @@ async def test_no_sources_and_no_answer_uses_the_static_article() -> None:
                               "article": STATIC}
 
 
-async def test_broken_retrieval_still_ends_with_done() -> None:
+async def test_broken_retrieval_still_ends_with_done(caplog: pytest.LogCaptureFixture) -> None:
     events, _ = await _run(Scripted([]), retriever=BrokenRetriever())
     assert _names(events) == ["suggestion", "fallback", "done"]
     assert events[0].data["sources"] == []
+    [record] = [r for r in caplog.records if r.getMessage() == "retrieval failed"]
+    assert record.exc_info is not None  # a bug: its traceback
+
+
+async def test_a_store_that_cannot_be_read_is_logged_in_one_line(
+        caplog: pytest.LogCaptureFixture) -> None:
+    class Unreadable:
+        async def retrieve(self, query: SearchQuery, limit: int) -> Retrieval:
+            raise RetrievalError("the knowledge base could not be read: OperationalError: "
+                                 "unable to open database file")
+
+    events, _ = await _run(Scripted([]), retriever=Unreadable())
+    assert _names(events) == ["suggestion", "fallback", "done"]
+    [record] = [r for r in caplog.records if r.getMessage().startswith("retrieval failed")]
+    assert record.exc_info is None and "unable to open database file" in record.getMessage()
 
 
 async def test_consumer_leaving_cancels_the_generator_and_records_cancelled() -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from server.errors import EmbeddingError
+from server.errors import EmbeddingError, RetrievalError
 from server.kb.embedders import Vectors
 from server.kb.store import Article, KnowledgeBase, PassageHit
 from server.pipeline.context import SearchQuery, Utterance, build_context
@@ -271,3 +271,15 @@ def test_a_snippet_is_the_first_words_of_the_passage_without_bold_marks(text: st
     expected = " ".join(whole[:words]) + ("…" if len(whole) > words else "")
     hit = PassageHit(1, "a", "Title", "https://kb.example/a", 0, "", text)
     assert _snippet(hit, words) == expected
+
+
+async def test_a_store_that_cannot_be_read_is_a_retrieval_error(tmp_path: Path) -> None:
+    """Regression: at the open-file limit SQLite cannot open the store, and the stream
+    logged a traceback; the environment's failure is now a ``RetrievalError`` that says
+    what failed."""
+    kb = KnowledgeBase(tmp_path / "kb.db")
+    kb.upsert([Article("a", "Refunds", "", "Refunds take 5 days.")])
+    (tmp_path / "kb.db").unlink()  # the file gone: a new connection finds no table
+    kb.close()
+    with pytest.raises(RetrievalError, match=r"could not be read: \w+Error"):
+        await KnowledgeBaseRetriever(kb).retrieve(SearchQuery.of("refund"), 3)
