@@ -9,9 +9,11 @@ holds a lower one, it stops that stream (``done``: ``cancelled``/``superseded``)
 
 A number heard before the stream's own has come back is remembered, so a stream
 that was already outnumbered stops as soon as it learns its number. Redis down: no
-number, the stream is superseded within its process only (counted as a fallback);
-announcements missed while the subscription is down are not replayed. Nothing
-depends on this for correctness: the page drops a superseded card's stream itself.
+number, the stream is superseded within its process only (counted as a fallback).
+Announcements missed while the subscription was down are caught up once it is made
+again: each open numbered stream's counter is read, and the newest number it holds
+is as good as hearing it. Nothing depends on this for correctness: the page drops a
+superseded card's stream itself.
 """
 
 from __future__ import annotations
@@ -106,6 +108,9 @@ class SharedSupersede:
             try:
                 async with self.link.subscriber.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
+                    # Subscribed first: what is announced from now on waits in the
+                    # subscription while what was missed is read.
+                    await self.catch_up()
                     if self.on_subscribed is not None:
                         self.on_subscribed()
                     async for message in pubsub.listen():
@@ -115,6 +120,23 @@ class SharedSupersede:
                 log.warning("supersede announcements unavailable (%s); retrying in %gs",
                             type(exc).__name__, RETRY_S)
             await anyio.sleep(RETRY_S)
+
+    async def catch_up(self) -> None:
+        """Stop the open automatic streams a number was given past while nobody here
+        listened: their counters hold the newest numbers."""
+        numbered = [(key, control) for key in self.streams.automatic_keys()
+                    if (control := self.streams.automatic(key)) is not None
+                    and control.number is not None]
+        if not numbered:
+            return
+        names = [f"{CHANNEL}:{digest(key)}" for key, _ in numbered]
+        try:
+            values = await self.link.call(lambda client: client.mget(names))
+        except SharedStoreDown:
+            return  # the next subscription catches up
+        for (key, _), value in zip(numbered, values, strict=True):
+            if value is not None:
+                self.on_message(f"{digest(key)} {int(value)}")
 
     def _heard(self, key_digest: str, number: int) -> int:
         highest = max(number, self._highest.pop(key_digest, 0))

@@ -100,6 +100,30 @@ async def test_a_stream_outnumbered_before_it_learns_its_number_stops_then(
 
 
 @pytest.mark.anyio
+async def test_announcements_missed_while_not_subscribed_are_caught_up(
+        redis_url: str) -> None:
+    """Regression: a number announced while a replica's subscription was down (Redis
+    restarted, a network cut) never reached it, and its older stream streamed on; the
+    replica now reads the counters of its open streams once subscribed again."""
+    a, b = Replica(redis_url), Replica(redis_url)
+    await a.link.client.flushdb()
+    older, older_stopped = await a.open()
+    other, _ = await a.open(("user-1", "conversation-2"))
+    newer, _ = await b.open()  # announced while nobody on a listens
+    assert (older.number, newer.number) == (1, 2) and older.reason is None
+    a.listening = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(a.supersede.listen)
+        with anyio.fail_after(10):
+            await a.listening.wait()
+        tasks.cancel_scope.cancel()
+    assert older_stopped.is_set() and older.reason == "superseded"
+    assert other.reason is None and newer.reason is None
+    await a.link.close()
+    await b.link.close()
+
+
+@pytest.mark.anyio
 async def test_without_redis_supersede_stays_within_the_process() -> None:
     replica = Replica(f"redis://127.0.0.1:{free_port()}/0")
     first, _ = await replica.open()
