@@ -9,6 +9,7 @@ import signal
 import uvicorn
 from starlette.applications import Starlette
 
+from server.devmode.http2 import Http2Server
 from server.devmode.mocks.llm import FAULTS, MockLLMConfig, create_mock_llm_app
 
 
@@ -36,19 +37,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 async def _hypercorn(app: Starlette, host: str, port: int) -> None:
-    from hypercorn.asyncio import serve
-    from hypercorn.config import Config
-
-    config = Config()
-    config.bind = [f"{host}:{port}"]
-    config.backlog = 4096
-    config.accesslog = None
-    config.loglevel = "WARNING"
-    stop = asyncio.Event()
+    server = Http2Server(app, f"{host}:{port}")
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, stop.set)
-    await serve(app, config, shutdown_trigger=stop.wait)  # type: ignore[arg-type]
+        loop.add_signal_handler(signum, setattr, server, "should_exit", True)
+    await server.serve()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import uvicorn
 from starlette.types import ASGIApp
 
+from server.devmode.http2 import Http2Server
 from server.web.connections import guarded_protocol
 
 T = TypeVar("T")
@@ -109,33 +110,21 @@ def serve_http2(app: ASGIApp, *, max_streams: int = 100, certfile: str | None = 
     """Run ``app`` with hypercorn on a free loopback port: HTTP/2 (h2c with prior
     knowledge, or over TLS with ``certfile`` and ``keyfile``, ALPN offering ``alpn``) and
     HTTP/1.1. Yields its base URL; stops it afterwards."""
-    from hypercorn.asyncio import serve as hypercorn_serve
-    from hypercorn.config import Config
-
     sock = listening_socket()
     sock.listen(128)  # listening before the server starts: connections wait, not fail
     port = sock.getsockname()[1]
-    config = Config()
-    config.bind = [f"fd://{sock.detach()}"]  # hypercorn's to close
-    config.accesslog = None
-    config.loglevel = "WARNING"
-    config.h2_max_concurrent_streams = max_streams
-    config.graceful_timeout = 1
+    server = Http2Server(app, f"fd://{sock.detach()}")  # hypercorn's to close
+    server.config.h2_max_concurrent_streams = max_streams
     if certfile is not None:
-        config.certfile, config.keyfile = certfile, keyfile
-        config.alpn_protocols = list(alpn)
+        server.config.certfile, server.config.keyfile = certfile, keyfile
+        server.config.alpn_protocols = list(alpn)
     loop = asyncio.new_event_loop()
-    stop = asyncio.Event()
-
-    def run() -> None:
-        loop.run_until_complete(hypercorn_serve(app, config,  # type: ignore[arg-type]
-                                                shutdown_trigger=stop.wait))
-
-    thread = threading.Thread(target=run, daemon=True)
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),),
+                              daemon=True)
     thread.start()
     try:
         yield f"{'https' if certfile else 'http'}://127.0.0.1:{port}"
     finally:
-        loop.call_soon_threadsafe(stop.set)
+        loop.call_soon_threadsafe(setattr, server, "should_exit", True)
         thread.join(timeout=30)
         loop.close()

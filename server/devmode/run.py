@@ -22,6 +22,7 @@ import uvicorn
 from starlette.applications import Starlette
 
 from server.app import create_app
+from server.devmode.http2 import Http2Server
 from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
 from server.devmode.mocks.llm import FAULTS, MockLLMConfig, create_mock_llm_app
 from server.kb.embedders import build_embedder
@@ -65,7 +66,7 @@ def _free_port(host: str) -> int:
         return int(sock.getsockname()[1])
 
 
-async def _start(server: uvicorn.Server) -> asyncio.Task[None]:
+async def _start(server: uvicorn.Server | Http2Server) -> asyncio.Task[None]:
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -85,7 +86,7 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
     public_host = "localhost" if loopback else options.host
     mock_host = "127.0.0.1" if public_host == "localhost" else options.host
     tasks: list[asyncio.Task[None]] = []
-    servers: list[uvicorn.Server] = []
+    servers: list[uvicorn.Server | Http2Server] = []
     with tempfile.TemporaryDirectory(prefix="assist-panel-dev-") as tmp:
         try:
             llm_port = options.llm_port or _free_port(options.host)
@@ -111,9 +112,14 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
                 overrides.update(generator="openai", openai_model="mock-assist-1",
                                  openai_base_url=f"http://127.0.0.1:{llm_port}/v1",
                                  openai_api_key=DEV_MODEL_KEY)
-                llm_config = MockLLMConfig(api_key=DEV_MODEL_KEY, fault=options.llm_fault)
-                servers.append(_server(create_mock_llm_app(llm_config), options.host, llm_port))
             settings = make_settings(**overrides)
+            if options.llm == "mock":
+                llm_config = MockLLMConfig(api_key=DEV_MODEL_KEY, fault=options.llm_fault)
+                llm_app = create_mock_llm_app(llm_config)
+                # ASSIST_MODEL_HTTP2: the panel speaks HTTP/2 to the model, so the mock must.
+                servers.append(Http2Server(llm_app, f"{options.host}:{llm_port}")
+                               if settings.model_http2
+                               else _server(llm_app, options.host, llm_port))
             store = KnowledgeBase(settings.kb_path, build_embedder(settings))
             store.reindex()
             summary = import_files(store, find_files([sample_kb_dir()]))
@@ -129,7 +135,9 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
 
             click.echo(f"Assist Panel dev mode: {summary.added} sample articles, "
                        f"generator {settings.generator}"
-                       + (f" (mock model, fault {options.llm_fault})" if options.llm_fault else ""))
+                       + (f" (mock model, fault {options.llm_fault})" if options.llm_fault else "")
+                       + (" (the model over HTTP/2)" if options.llm == "mock"
+                          and settings.model_http2 else ""))
             click.echo(f"Panel server:  {panel_origin}")
             click.echo(f"Mock Genesys:  {genesys_origin}")
             click.echo(f"Open the mock Agent Desktop: {genesys_origin}/")

@@ -70,3 +70,18 @@ def test_dev_session_refuses_a_production_panel(sample_kb_path: Path) -> None:
     assert result.returncode == 1
     assert "works only against 'assist-panel dev'" in result.stderr
     assert "https://login.mypurecloud.com" in result.stderr
+
+
+def test_dev_mode_serves_the_mock_model_over_http2_when_the_panel_speaks_it() -> None:
+    # ASSIST_MODEL_HTTP2 in dev mode: the mock model is served by hypercorn, which speaks
+    # HTTP/2 (uvicorn would refuse the panel's connection preface).
+    with run_dev_mode("--llm", "mock", "--llm-port", "0",
+                      env={"ASSIST_MODEL_HTTP2": "true"}) as running:
+        assert any("(the model over HTTP/2)" in line for line in running.output)
+        result = dev_session("--panel", running.panel)
+        assert result.returncode == 0, result.stderr
+        printed = json.loads(result.stdout)
+        response = ask(running.panel, printed["conversationId"], printed["session"])
+    assert response.status_code == 200
+    assert "event: delta" in response.text
+    assert '"outcome":"completed"' in response.text.replace(" ", "")
