@@ -56,11 +56,11 @@ class _Reading(WakingProtocol):
         if self.buffered > _HIGH_WATER and self.transport is not None and not self.paused:
             self.paused = True
             self.transport.pause_reading()
-        self._wake()
+        self.wake()
 
     def eof_received(self) -> bool | None:
         self.eof = True
-        self._wake()
+        self.wake()
         return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:

@@ -100,11 +100,11 @@ class _Connection(WakingProtocol):
             self.closed = True
             if self.transport is not None:
                 self.transport.close()
-            self._wake()
+            self.wake()
 
     def eof_received(self) -> bool | None:
         self.closed = True
-        self._wake()
+        self.wake()
         return None  # the transport closes itself
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -127,7 +127,7 @@ class _Connection(WakingProtocol):
         # Asked now: the parser forgets it once the message is complete.
         self.keep_alive = self.parser.should_keep_alive()
         self.headers_done = True
-        self._wake()
+        self.wake()
 
     def on_body(self, body: bytes) -> None:
         self.body.append(body)
@@ -135,11 +135,11 @@ class _Connection(WakingProtocol):
         if self.buffered > _HIGH_WATER and not self.paused and self.transport is not None:
             self.paused = True
             self.transport.pause_reading()
-        self._wake()
+        self.wake()
 
     def on_message_complete(self) -> None:
         self.complete = True
-        self._wake()
+        self.wake()
 
     # the client's side
 

@@ -37,7 +37,7 @@ import h2.settings
 import httpx
 
 from server.web.upstream_body import Origin, UpstreamResponse
-from server.web.waking import WakingProtocol
+from server.web.waking import Waitable, WakingProtocol
 
 _LARGEST_WINDOW = 2**31 - 1
 _DEFAULT_WINDOW = 65_535
@@ -50,14 +50,14 @@ _DROPPED = frozenset({"host", "connection", "keep-alive", "proxy-connection",
                       "transfer-encoding", "upgrade", "te"})
 
 
-class _Stream:
+class _Stream(Waitable):
     """One request and its response on a shared connection."""
 
-    # Thousands open at once: no per-instance dict.
     __slots__ = ("arrived", "body", "complete", "error", "headers", "headers_done", "id",
-                 "refused", "sending", "status", "unacked", "waiter")
+                 "refused", "sending", "status", "unacked")
 
     def __init__(self, stream_id: int) -> None:
+        super().__init__()
         self.id = stream_id
         self.status = 0
         self.headers: list[tuple[bytes, bytes]] = []
@@ -69,19 +69,6 @@ class _Stream:
         self.refused = False  # the server did not process it: safe to send again
         self.sending = False  # its request body waits for window
         self.arrived = 0.0
-        self.waiter: asyncio.Future[None] | None = None
-
-    def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
-
-    async def changed(self) -> None:
-        """Until something happens to the stream: headers, data, its end, an error."""
-        self.waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self.waiter
-        finally:
-            self.waiter = None
 
 
 class _Connection(WakingProtocol):
