@@ -15,8 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import time
 from collections.abc import Callable
+from functools import partial
 from urllib.parse import urlsplit
 
 import httptools
@@ -158,10 +160,14 @@ START_WITHIN_S = 60.0
 class Background:
     """Streams kept open until ``close``; with ``loop``, each re-opened when it ends."""
 
-    def __init__(self, target: Target, *, loop: bool = False) -> None:
+    def __init__(self, target: Target, *, loop: bool = False,
+                 spread: Callable[[float], float] | None = None) -> None:
+        """``spread``: given a slot's first stream's length, how long it waits before
+        its second (default: a random part of it, the same every run)."""
         self.target, self.loop = target, loop
         self.traces: list[Trace] = []
         self.tasks: list[asyncio.Task[None]] = []
+        self._spread = spread or partial(random.Random(19).uniform, 0.0)
 
     async def grow(self, n: int, *, batch: int = 100,
                    ready: Callable[[Trace], bool] | None = None,
@@ -184,6 +190,12 @@ class Background:
                     ready: Callable[[Trace], bool] | None) -> None:
         trace = await read_stream(self.target, started=started, ready=ready,
                                   traces=self.traces)
+        if self.loop and trace.error is None and trace.closed is None:
+            # Streams opened together end together, and would start again together, a
+            # wave of new requests each time: once, each waits a random part of its
+            # first stream's length, and after that they start again spread out, as
+            # independent agents' questions come.
+            await asyncio.sleep(self._spread(time.monotonic() - trace.sent))
         while self.loop and trace.error is None and trace.closed is None:
             trace = await read_stream(self.target, traces=self.traces)
 

@@ -121,3 +121,39 @@ async def test_a_refused_connection_is_an_error() -> None:
         pass  # closed: nothing listens there now
     trace = await read_stream(Target("peer", url))
     assert trace.error == "ConnectionRefusedError" and not trace.open
+
+
+async def test_looped_streams_start_again_once_spread_then_as_they_end() -> None:
+    """Regression: looped streams opened together started again together, a wave of
+    new requests each time (the extractive 500-stream level's p99); each slot now waits
+    once, a part of its first stream's length, before its second."""
+    requests = 0
+    enough = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal requests
+        while True:
+            try:
+                await read_request(reader)
+            except asyncio.IncompleteReadError:
+                return
+            requests += 1
+            if requests == 9:
+                enough.set()
+            body = _chunked(EVENTS, 4096)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                         b"Transfer-Encoding: chunked\r\n\r\n" + body)
+            await writer.drain()
+
+    lengths: list[float] = []
+
+    def spread(length: float) -> float:
+        lengths.append(length)
+        return 0.0
+
+    async with server(handler) as (url, _):
+        background = Background(Target("peer", url), loop=True, spread=spread)
+        await background.grow(3, batch=3)
+        await enough.wait()  # three streams a slot at least
+        await background.close()
+    assert len(lengths) == 3 and all(length >= 0 for length in lengths)  # once a slot
