@@ -6,6 +6,7 @@ import json
 import time
 from collections.abc import Iterator
 
+import anyio
 import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
@@ -118,3 +119,29 @@ async def test_a_token_is_timed_before_it_is_handed_to_the_server() -> None:
                                    params={"requestId": "handed-1"})).json()["timings"][0]
     assert record["firstToken"] is not None and handed
     assert record["firstToken"] <= handed[0]
+
+
+@pytest.mark.anyio
+async def test_a_token_is_never_sent_before_it_is_due_on_the_monotonic_clock(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the mock paced on the event loop's clock, which under uvloop is
+    libuv's (whole milliseconds, read once a turn), and its timers may fire before the
+    monotonic clock the timings are noted on reaches their time: a first token came
+    49.8 ms after a 50 ms delay. A sleep that wakes 2 ms early stands in for that."""
+    from server.devmode.mocks import llm_faults
+
+    real_sleep = anyio.sleep
+
+    async def early(seconds: float) -> None:
+        await real_sleep(max(0.0, seconds - 0.002))
+
+    monkeypatch.setattr(anyio, "sleep", early)
+    plan = llm_faults.CompletionPlan(
+        completion_id="c", created=0, model="m", system_fingerprint="f", tokens=("a",),
+        finish_reason="stop", prompt_tokens=1, include_usage=False, fault=None,
+        token_interval_s=0.0, first_token_delay_s=0.05, fault_after_tokens=0)
+    response = llm_faults.CompletionResponse(plan, llm_faults.StreamTracker(), stream=True,
+                                             headers={})
+    start = time.monotonic()
+    await response._pace(start, 0)
+    assert time.monotonic() - start >= 0.05

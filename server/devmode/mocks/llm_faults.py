@@ -268,11 +268,20 @@ class CompletionResponse(Response):
         scope.cancel()
 
     async def _pace(self, start: float, index: int) -> None:
-        """Sleep until token `index` is due (a schedule, so pacing does not drift)."""
+        """Sleep until token `index` is due (a schedule, so pacing does not drift).
+
+        On the clock the timings are noted on (``time.monotonic``), not the loop's:
+        uvloop's is libuv's, kept in whole milliseconds and read once a loop turn, and
+        its timers may fire before the monotonic clock has reached their time. A token
+        is never sent early: the configured delays are the least the client sees.
+        """
         plan = self.plan
         due = start + plan.first_token_delay_s + (index + 1) * plan.token_interval_s
         # sleep(0) still yields, so the disconnect watcher runs even unpaced.
-        await anyio.sleep(max(0.0, due - anyio.current_time()))
+        await anyio.sleep(max(0.0, due - time.monotonic()))
+        # Woken early: what is left. A wait on a clock, not on another task's event.
+        while (left := due - time.monotonic()) > 0:  # noqa: ASYNC110
+            await anyio.sleep(left)
 
     async def _send_stream(self, send: Send) -> bool:
         """Stream chunks; returns True when the connection must be dropped."""
@@ -294,7 +303,7 @@ class CompletionResponse(Response):
         tokens: Iterator[str] = (_endless(plan.tokens) if fault == "endless"
                                  else _flood(plan.tokens) if fault == "flood"
                                  else iter(plan.tokens))
-        start = anyio.current_time()
+        start = time.monotonic()
         for index, token in enumerate(tokens):
             if index == plan.fault_after_tokens:
                 if fault == "stall_mid":
@@ -336,7 +345,7 @@ class CompletionResponse(Response):
         if fault in ("stall_first", "stall_mid", "endless", "flood"):
             await anyio.sleep_forever()  # never answers; ended by the disconnect watcher
         # A non-streamed answer arrives when the whole generation would have finished.
-        start = anyio.current_time()
+        start = time.monotonic()
         await self._pace(start, len(plan.tokens) - 1)
         body = dumps(plan.completion())
         if fault == "malformed":
