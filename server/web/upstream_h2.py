@@ -129,8 +129,8 @@ class _Connection(WakingProtocol):
             stream = self.streams.get(event.stream_id or 0)
             size = event.flow_controlled_length or 0
             if stream is None:
-                # A stream already let go of: its bytes go back to the connection.
-                self.h2.acknowledge_received_data(size, event.stream_id or 0)
+                if event.stream_id:  # let go of already: its bytes go back to the connection
+                    self.h2.acknowledge_received_data(size, event.stream_id)
                 return
             if event.data:
                 stream.body.append(event.data)
