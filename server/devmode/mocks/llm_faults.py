@@ -268,18 +268,13 @@ class CompletionResponse(Response):
         scope.cancel()
 
     async def _pace(self, start: float, index: int) -> None:
-        """Sleep until token `index` is due (a schedule, so pacing does not drift).
-
-        On the clock the timings are noted on (``time.monotonic``), not the loop's:
-        uvloop's is libuv's, kept in whole milliseconds and read once a loop turn, and
-        its timers may fire before the monotonic clock has reached their time. A token
-        is never sent early: the configured delays are the least the client sees.
-        """
+        """Sleep until token `index` is due (a schedule, so pacing does not drift), on
+        the timings' monotonic clock: uvloop's timers (libuv, whole milliseconds) may
+        fire early by it, and a token is never sent before it is due."""
         plan = self.plan
         due = start + plan.first_token_delay_s + (index + 1) * plan.token_interval_s
         # sleep(0) still yields, so the disconnect watcher runs even unpaced.
         await anyio.sleep(max(0.0, due - time.monotonic()))
-        # Woken early: what is left. A wait on a clock, not on another task's event.
         while (left := due - time.monotonic()) > 0:  # noqa: ASYNC110
             await anyio.sleep(left)
 
