@@ -72,6 +72,9 @@ class State(TypedDict):
     redis: RedisLink | None
 
 
+#: Seconds an idle outbound connection is kept (Genesys, the embedder, a proxied model).
+KEEPALIVE_EXPIRY_S = 4.0
+
 def tuning_from(settings: Settings) -> Tuning:
     """Retrieval's fusion weights and confidence threshold, from settings."""
     return Tuning(dense_weight=settings.retrieval_dense_weight,
@@ -160,7 +163,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
         # Stalls are the watchdog's job; these limits only stop a socket hanging forever.
         timeout = httpx.Timeout(connect=5.0, read=settings.stream_limit_s, write=10.0, pool=5.0)
         # Streams are capped by ASSIST_MAX_STREAMS, not by the model connection pool.
-        pool = httpx.Limits(max_connections=None, max_keepalive_connections=100)
+        # Idle connections are let go before 5 s, the keep-alive of uvicorn (the dev
+        # mocks) and of many servers: at exactly their timeout a request written on the
+        # connection the server is closing was reset (a sign-in's token exchange failed).
+        pool = httpx.Limits(max_connections=None, max_keepalive_connections=100,
+                            keepalive_expiry=KEEPALIVE_EXPIRY_S)
         try:
             async with httpx.AsyncClient(timeout=timeout, limits=pool,
                                          transport=outbound.transport(pool)) as http:
