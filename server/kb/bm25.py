@@ -15,12 +15,13 @@ it folds, a quote that makes a phrase) sends the whole query to FTS5, as before.
 
 from __future__ import annotations
 
+import heapq
 import math
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 import numpy as np
 import Stemmer
@@ -33,7 +34,8 @@ _MIN_IDF = 1e-6
 # Postings kept across queries, counted in passages (16 bytes each); past it the
 # cache starts again. The sample's whole index is about 12,000.
 _POSTINGS_KEPT = 500_000
-_PLAIN = re.compile(r"[a-z0-9]+")
+# Up to this many postings in all, a query's scores are summed in Python (``_summed``).
+_SUMMED_IN_PYTHON = 512
 _STEMMED = (3, 64)
 
 _INSTANCES = "passages_instances"
@@ -68,12 +70,15 @@ class Bm25Index:
         """The ``limit`` best passages for ``terms`` ORed: rowid -> BM25 (higher is
         better); None when a term is not a plain word (FTS5 must parse it)."""
         words = [term.lower() for term in terms if term]
-        if not all(_PLAIN.fullmatch(word) for word in words):
+        # [a-z0-9]+ once lowered, by str methods rather than a regular expression.
+        if not all(word.isascii() and word.isalnum() for word in words):
             return None
         parts = [self._postings_of(conn, stem(word)) for word in words]
         parts = [part for part in parts if len(part[0])]
         if not parts:
             return {}
+        if sum(len(part[0]) for part in parts) <= _SUMMED_IN_PYTHON:
+            return _summed(parts, limit)
         # Each word is a phrase of its own, summed in query order, as FTS5 does.
         rows = np.concatenate([part[0] for part in parts])
         scores = np.concatenate([part[1] for part in parts])
@@ -112,6 +117,21 @@ class Bm25Index:
             self._postings[token] = found
             self._kept += len(rows)
         return found
+
+
+def _summed(parts: list[tuple[NDArray[np.int64], NDArray[np.float64]]], limit: int
+            ) -> dict[int, float]:
+    """``search``'s sums and top ``limit`` for a few hundred postings, in Python: the
+    same additions in the same order, and cheaper than numpy's sort there, most of all
+    on a core whose caches went cold while it idled (docs/performance.md)."""
+    totals: dict[int, float] = {}
+    get = totals.get
+    for rows, scores in parts:
+        for row, score in zip(rows.tolist(), scores.tolist(), strict=True):
+            totals[row] = get(row, 0.0) + score
+    if len(totals) > limit:
+        return dict(heapq.nlargest(limit, totals.items(), key=itemgetter(1)))
+    return totals
 
 
 _COLUMNS = {"title": 0, "heading": 1, "text": 2}

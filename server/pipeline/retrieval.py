@@ -218,10 +218,14 @@ class HybridSearch:
 
 def combine(query: SearchQuery, vectors: Vectors) -> Vectors:
     """The weighted mean of the parts' vectors, unit length."""
-    weights = np.array([p.weight for p in query.parts], dtype=np.float32)
-    mean = (vectors * weights[:, None]).sum(axis=0)
-    norm = float(np.linalg.norm(mean))
-    unit: Vectors = (mean / norm if norm else mean).astype(np.float32)
+    parts = query.parts
+    if len(vectors) == 1:  # a typed question: one part (the same sum, without the array)
+        mean = vectors[0] * np.float32(parts[0].weight)
+    else:
+        weights = np.array([p.weight for p in parts], dtype=np.float32)
+        mean = (vectors * weights[:, None]).sum(axis=0)
+    norm = np.sqrt(mean.dot(mean))  # np.linalg.norm's, without its layers
+    unit: Vectors = mean / norm if norm else mean
     return unit
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from server.kb import bm25
 from server.kb.bm25 import Bm25Index, stem
 from server.kb.importer import find_files, import_files
 from server.kb.store import Article, KnowledgeBase, fts_query
@@ -59,6 +60,30 @@ def test_scores_are_fts5s_own_on_every_benchmark_question(sample: KnowledgeBase)
             continue
         # Every match (no ties cut at the limit).
         _same(sample.lexical(terms, 500), _fts5(sample, terms, 500), text)
+        compared += 1
+    assert compared > 200
+
+
+@pytest.mark.parametrize("limit", [500, 40, 3])
+def test_the_sums_in_python_and_in_numpy_are_the_same_to_the_bit(
+        sample: KnowledgeBase, monkeypatch: pytest.MonkeyPatch, limit: int) -> None:
+    """A few hundred postings are summed in Python, more by numpy: one answer."""
+    def both(terms: list[str]) -> tuple[dict[int, float], dict[int, float]]:
+        monkeypatch.setattr(bm25, "_SUMMED_IN_PYTHON", 10**9)
+        small = sample.lexical(terms, limit)
+        monkeypatch.setattr(bm25, "_SUMMED_IN_PYTHON", 0)
+        return small, sample.lexical(terms, limit)
+
+    compared = 0
+    for text in _questions():
+        terms = query_terms(text)
+        if not terms:
+            continue
+        python, numpy = both(terms)
+        if limit == 500:  # every match: the same scores exactly
+            assert python == numpy, text
+        else:  # the same best scores (a tie at the cut may keep either passage)
+            assert sorted(python.values()) == sorted(numpy.values()), text
         compared += 1
     assert compared > 200
 

@@ -35,7 +35,9 @@ def normalize(vectors: NDArray[np.floating]) -> Vectors:
     array = np.asarray(vectors, dtype=np.float32)
     if array.ndim != 2:
         raise EmbeddingError(f"expected a 2-D array of vectors, got shape {array.shape}")
-    norms = np.linalg.norm(array, axis=1, keepdims=True)
+    # np.linalg.norm's own sums, spelt out: the same result through fewer layers, which
+    # counts on a core whose caches went cold while it idled (docs/performance.md).
+    norms = np.sqrt(np.add.reduce(array * array, axis=1, keepdims=True))
     norms[norms == 0] = 1.0
     scaled: Vectors = (array / norms).astype(np.float32, copy=False)
     return scaled
