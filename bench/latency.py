@@ -9,10 +9,13 @@ probe the mock's ``/mock/timings`` says when it received the request and when it
 sent the first token; the panel's share is the rest. The same for the peer, and for
 the ``extractive`` generator (no model: its absolute time).
 
-And the same client calling the mock model directly (``/v1/chat/completions``, one
-stream at a time): what "added" holds that is the harness's own (its HTTP client,
-the loopback, the model server's request parsing before its timer starts). The
-panel's own share is its added latency minus that.
+Beside each server's probes, and taking turns with them, the same probers call the
+mock model directly (``/v1/chat/completions``): what "added" holds that is the
+harness's own (its HTTP client, the loopback, the model server's request parsing
+before its timer starts), measured at the same moments and under the same load. A
+server's own share is its added latency minus that. (Before 2026-12-05 09:00 UTC
+the harness was measured in a phase of its own, before the servers': minutes apart
+on a machine whose speed drifts by a fifth in that time.)
 """
 
 from __future__ import annotations
@@ -47,8 +50,10 @@ def probers(n: int) -> int:
     return max(1, min(10, n // 50))
 
 
-async def probe(target: Target, n: int, probes: int, *, loop: bool) -> dict[str, Any]:
-    """``probes`` streams, each to its first delta, while ``n`` streams are open in all."""
+async def probe(target: Target, n: int, probes: int, *, loop: bool,
+                beside: Target | None = None) -> dict[str, Any]:
+    """``probes`` streams, each to its first delta, while ``n`` streams are open in all;
+    with ``beside``, each prober's probes take turns with as many to ``beside``."""
     workers = probers(n)
     async with client() as http:
         background = Background(target, loop=loop)
@@ -57,19 +62,24 @@ async def probe(target: Target, n: int, probes: int, *, loop: bool) -> dict[str,
         await background.grow(n - workers, ready=lambda t: t.first_delta is not None)
         streaming = sum(1 for t in background.traces if t.first_delta is not None)
         traces: list[Trace] = []
+        beside_traces: list[Trace] = []
+
+        def first_delta(trace: Trace) -> bool:
+            return trace.first_delta is not None
 
         async def prober(count: int) -> None:
             for _ in range(count):
-                traces.append(await stream(http, target,
-                                           until=lambda t: t.first_delta is not None))
+                traces.append(await stream(http, target, until=first_delta))
+                if beside is not None:
+                    beside_traces.append(await stream(http, beside, until=first_delta))
 
         share = [probes // workers + (i < probes % workers) for i in range(workers)]
         await asyncio.gather(*(prober(count) for count in share))
         open_after = background.open_count()
         failed = len(background.failed())
         await background.close()
-    return {"traces": traces, "open_after": open_after, "background_failed": failed,
-            "background_streaming": streaming}
+    return {"traces": traces, "beside_traces": beside_traces, "open_after": open_after,
+            "background_failed": failed, "background_streaming": streaming}
 
 
 def model_ttft(model: Proc) -> dict[str, float]:
@@ -80,35 +90,45 @@ def model_ttft(model: Proc) -> dict[str, float]:
 
 
 def level(target: Target, n: int, sizes: Sizes, *, server: Proc, model: Proc | None,
-          loop: bool = False) -> dict[str, Any]:
-    """One concurrency level: added (or, without a model, absolute) time to first delta."""
+          loop: bool = False) -> list[dict[str, Any]]:
+    """One concurrency level: added (or, without a model, absolute) time to first delta;
+    with a model, also the harness's own share, measured beside it (``beside``)."""
     if model is not None:
         httpx.delete(f"{model.url}/mock/timings")
     server.mark()
-    result = asyncio.run(probe(target, n, sizes.probes, loop=loop))
+    beside = Target.model(model.url) if model is not None else None
+    result = asyncio.run(probe(target, n, sizes.probes, loop=loop, beside=beside))
     cpu = server.cpu_share()
-    traces: list[Trace] = result["traces"]
-    answered = [t for t in traces if t.ttft is not None]
     own = model_ttft(model) if model is not None else {}
-    if model is not None:
+    shared = {"streams": n, "background_streaming": result["background_streaming"],
+              "background_open_after": result["open_after"],
+              "background_failed": result["background_failed"]}
+    traces: list[Trace] = result["traces"]
+    out = [{"target": target.name, **_added(traces, own, model is not None),
+            # Before any model call: redaction, context, retrieval, the `suggestion` event.
+            "suggestion_ms": summary((t.suggestion - t.sent) * 1000 for t in traces
+                                     if t.suggestion is not None),
+            **shared, "server_cpu": round(cpu, 3),
+            "server_rss_mb": round(server.rss_bytes() / 2**20, 1)}]
+    if beside is not None:
+        out.append({"target": beside.name, "beside": target.name,
+                    **_added(result["beside_traces"], own, True), **shared})
+    return out
+
+
+def _added(traces: list[Trace], own: dict[str, float], against_model: bool
+           ) -> dict[str, Any]:
+    answered = [t for t in traces if t.ttft is not None]
+    if against_model:
         samples = [(t.ttft - own[t.request_id]) * 1000 for t in answered  # type: ignore[operator]
                    if t.request_id in own]
     else:
         samples = [t.ttft * 1000 for t in answered]  # type: ignore[operator]
-    return {
-        "target": target.name, "streams": n, "probes": len(traces), "answered": len(answered),
-        "matched": len(samples), "ms": summary(samples),
-        # Before any model call: redaction, context, retrieval, the `suggestion` event.
-        "suggestion_ms": summary((t.suggestion - t.sent) * 1000 for t in traces
-                                 if t.suggestion is not None),
-        "model_ttft_ms": summary(own[t.request_id] * 1000 for t in answered
-                                 if t.request_id in own),
-        "background_streaming": result["background_streaming"],  # when probing began
-        "background_open_after": result["open_after"],
-        "background_failed": result["background_failed"],
-        "server_cpu": round(cpu, 3), "server_rss_mb": round(server.rss_bytes() / 2**20, 1),
-        "samples_ms": [round(v, 3) for v in samples],
-    }
+    return {"probes": len(traces), "answered": len(answered), "matched": len(samples),
+            "ms": summary(samples),
+            "model_ttft_ms": summary(own[t.request_id] * 1000 for t in answered
+                                     if t.request_id in own),
+            "samples_ms": [round(v, 3) for v in samples]}
 
 
 def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
@@ -119,36 +139,34 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
     model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
                        fault="endless")
     with running(model):
-        # The harness alone at each load: its client and the model, no server between.
-        results += [level(Target.model(model.url), n, sizes, server=model, model=model)
-                    for n in sizes.levels]
         panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
                                   env={"ASSIST_STREAM_LIMIT_S": "3600"})
         with running(panel):
             target = Target("panel", panel.url, keys)
-            results += [level(target, n, sizes, server=panel, model=model)
-                        for n in sizes.levels]
+            for n in sizes.levels:
+                results += level(target, n, sizes, server=panel, model=model)
         peer = start_peer(workdir, cpus.server, kb, model_url=model.url)
         with running(peer):
-            results += [level(Target("peer", peer.url), n, sizes, server=peer, model=model)
-                        for n in sizes.levels]
+            for n in sizes.levels:
+                results += level(Target("peer", peer.url), n, sizes, server=peer, model=model)
     # The embedded generator at the same pace (50 ms a token); its streams end, so the
     # background ones start again as they finish.
     panel, keys = start_panel(workdir, cpus.server, kb, model_url=None,
                               env={"ASSIST_EXTRACTIVE_TOKEN_DELAY_MS": "50"})
     with running(panel):
         target = Target("extractive", panel.url, keys)
-        results += [level(target, n, sizes, server=panel, model=None, loop=True)
-                    for n in sizes.levels]
+        for n in sizes.levels:
+            results += level(target, n, sizes, server=panel, model=None, loop=True)
     return Section("latency", rows(results), {
         "levels": results, "tokens_per_second": TOKENS_PER_SECOND})
 
 
 def rows(results: list[dict[str, Any]]) -> list[Row]:
-    """Table rows: the harness alone at each load, then each server's figure, the
-    panel's also net of the harness at the same load, and the peer's over the panel's
-    (gross, and net of the harness)."""
-    by = {(r["target"], r["streams"]): r for r in results}
+    """Table rows: the harness's own share at each load (measured beside the panel's
+    probes), each server's figure, net of the harness measured beside its own probes,
+    and the peer's over the panel's (gross, and net of the harness)."""
+    servers = {(r["target"], r["streams"]): r for r in results if "beside" not in r}
+    harness = {(r["beside"], r["streams"]): r for r in results if "beside" in r}
     out: list[Row] = []
     for r in results:
         n, name = r["streams"], r["target"]
@@ -156,23 +174,26 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
         note = f"{r['matched']}/{r['probes']} probes"
         if r["background_failed"]:
             note += f", {r['background_failed']} background streams failed"
-        if name == "model-direct":
-            out.append(Row("1 latency", f"model called directly: the harness's share of added, "
-                           f"{n} streams", "ms", ms["p50"], ms["p99"],
-                           note=note + "; a server's own share is its added latency minus this"))
+        if "beside" in r:
+            if r["beside"] == "panel":
+                out.append(Row("1 latency", f"model called directly: the harness's share of "
+                               f"added, {n} streams", "ms", ms["p50"], ms["p99"],
+                               note=note + ", taking turns with the panel's; a server's own "
+                               "share is its added latency minus this"))
             continue
-        harness = by.get(("model-direct", n))
+        mine = harness.get((name, n))
         ratio = None
-        if name == "peer" and ("panel", n) in by and by[("panel", n)]["ms"]["p99"]:
-            panel = by[("panel", n)]["ms"]
+        if name == "peer" and ("panel", n) in servers and servers[("panel", n)]["ms"]["p99"]:
+            panel = servers[("panel", n)]["ms"]
             ratio = _ratio(ms["p99"], panel["p99"])
-            if harness is not None:
-                net = _ratio(_less(ms["p99"], harness), _less(panel["p99"], harness))
+            panels = harness.get(("panel", n))
+            if mine is not None and panels is not None:
+                net = _ratio(_less(ms["p99"], mine), _less(panel["p99"], panels))
                 note += ("; net of the harness, p99 " + (f"{net}x the panel's" if net else
                          "not measurable (the harness's own p99 is the larger)"))
-        elif name == "panel" and harness is not None:
-            note += (f"; net of the harness {_fmt(_less(ms['p50'], harness, 'p50'))} / "
-                     f"{_fmt(_less(ms['p99'], harness))} ms")
+        elif name == "panel" and mine is not None:
+            note += (f"; net of the harness {_fmt(_less(ms['p50'], mine, 'p50'))} / "
+                     f"{_fmt(_less(ms['p99'], mine))} ms")
         what = "time to first delta" if name == "extractive" else "added latency"
         out.append(Row("1 latency", f"{name}: {what}, {n} streams", "ms", ms["p50"], ms["p99"],
                        ratio=ratio, note=note))

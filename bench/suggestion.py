@@ -1,10 +1,14 @@
 """Time to the ``suggestion`` event, compared across checkouts in one run of the machine.
 
-``python -m bench.suggestion [--requests N] CHECKOUT...`` builds each checkout's own
-store of the sample knowledge base with that checkout's code, starts its
+``python -m bench.suggestion [--requests N] [--pause-ms MS] CHECKOUT...`` builds each
+checkout's own store of the sample knowledge base with that checkout's code, starts its
 ``assist-panel serve`` (extractive generator, one core), sends N manual questions one
 after another to ``POST /api/assist/stream`` and times each request to its
 ``suggestion`` event: the pre-model path (redaction, context, retrieval, sources).
+``--pause-ms`` waits that long between requests, so the server's core idles as it
+does between the probes of the latency benchmark's one stream (50 ms there): a core
+that sleeps comes back with cold caches, and the same work takes longer (see
+docs/performance.md, "On a core that idles").
 Two rounds, checkouts interleaved, so a busy moment of the machine does not land on
 one of them. Prints p50/p90/p99 per checkout and writes bench/results/suggestion.json.
 Issue 14 used it to compare the commit before its retrieval changes with the result:
@@ -95,12 +99,14 @@ def _serve(checkout: Path, db: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError(f"{checkout}: the panel did not become ready")
 
 
-def _times(url: str, count: int) -> list[float]:
+def _times(url: str, count: int, pause_s: float = 0.0) -> list[float]:
     token = SessionCodec(SECRET).issue(Session("u1", "org", CONVERSATION, time.time() + 3600))
     headers = {"Authorization": f"Bearer {token}"}
     samples: list[float] = []
     with httpx.Client(timeout=60) as http:
         for n in range(count):
+            if pause_s:
+                time.sleep(pause_s)
             body = {"conversationId": CONVERSATION, "trigger": "manual",
                     "query": QUESTIONS[n % len(QUESTIONS)]}
             began = time.perf_counter()
@@ -113,8 +119,8 @@ def _times(url: str, count: int) -> list[float]:
     return samples
 
 
-def compare(checkouts: list[Path], requests: int, work: Path, rounds: int = 2
-            ) -> dict[str, Any]:
+def compare(checkouts: list[Path], requests: int, work: Path, rounds: int = 2,
+            pause_s: float = 0.0) -> dict[str, Any]:
     """Per checkout: the request -> ``suggestion`` summary and its samples (ms)."""
     samples: dict[str, list[float]] = {str(c): [] for c in checkouts}
     stores: dict[Path, Path] = {}
@@ -127,7 +133,7 @@ def compare(checkouts: list[Path], requests: int, work: Path, rounds: int = 2
             proc, url = _serve(checkout, stores[checkout])
             try:
                 _times(url, max(1, requests // 10))  # warm-up, not counted
-                samples[str(checkout)] += _times(url, requests)
+                samples[str(checkout)] += _times(url, requests, pause_s)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
@@ -141,10 +147,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("checkouts", nargs="+", type=Path)
     parser.add_argument("--requests", type=int, default=300,
                         help="timed requests per checkout and round (default 300)")
+    parser.add_argument("--pause-ms", type=float, default=0.0,
+                        help="idle time before each request, in ms (default 0)")
     args = parser.parse_args(argv)
+    if args.pause_ms < 0:
+        parser.error("--pause-ms must not be negative")
     checkouts = [c.resolve() for c in args.checkouts]
     with tempfile.TemporaryDirectory(prefix="assist-suggestion-") as tmp:
-        results = compare(checkouts, args.requests, Path(tmp))
+        results = compare(checkouts, args.requests, Path(tmp), pause_s=args.pause_ms / 1000)
     for name, result in results.items():
         ms = result["ms"]
         print(f"{name}: n {ms['n']}, p50 {ms['p50']:.2f} ms, p90 {ms['p90']:.2f} ms, "

@@ -118,9 +118,13 @@ def test_added_latency_is_measured_against_the_model_own_time(
     sizes = latency.Sizes(levels=(1, 3), probes=4)
     section = latency.run(True, tmp_path, sample_kb_path, cpus, sizes)
     levels = section.data["levels"]
-    assert [(r["target"], r["streams"]) for r in levels] == [
-        ("model-direct", 1), ("model-direct", 3), ("panel", 1), ("panel", 3),
-        ("peer", 1), ("peer", 3), ("extractive", 1), ("extractive", 3)]
+    # The harness's own share is measured beside each server's probes, at each load.
+    assert [(r["target"], r.get("beside"), r["streams"]) for r in levels] == [
+        ("panel", None, 1), ("model-direct", "panel", 1),
+        ("panel", None, 3), ("model-direct", "panel", 3),
+        ("peer", None, 1), ("model-direct", "peer", 1),
+        ("peer", None, 3), ("model-direct", "peer", 3),
+        ("extractive", None, 1), ("extractive", None, 3)]
     for level in levels:
         # Every probe was answered and, against the model, matched to its timing record.
         assert level["answered"] == level["matched"] == 4, level
@@ -131,10 +135,10 @@ def test_added_latency_is_measured_against_the_model_own_time(
         # One clock on one host: the client's interval contains the model's, so the
         # server's (or the harness's) share can never be negative.
         assert all(v > 0 for v in level["samples_ms"]), level
-    # Per level: the harness alone, the panel's added latency (with its figure net of
+    # Per level: the harness's share, the panel's added latency (with its figure net of
     # the harness) and request -> suggestion, the peer's, the extractive generator's.
     assert len(section.rows) == 10
-    assert [r.case for r in section.rows[:2]] == [
+    assert [r.case for r in section.rows if r.case.startswith("model")] == [
         "model called directly: the harness's share of added, 1 streams",
         "model called directly: the harness's share of added, 3 streams"]
     before_model = [r for r in section.rows if "suggestion event" in r.case]
@@ -150,23 +154,33 @@ def test_added_latency_is_measured_against_the_model_own_time(
     assert all(r.ratio is not None and "net of the harness" in r.note for r in peer_rows)
 
 
-def _level(target: str, n: int, p50: float, p99: float) -> dict[str, object]:
-    return {"target": target, "streams": n, "probes": 10, "matched": 10,
-            "background_failed": 0, "ms": {"p50": p50, "p99": p99}}
+def _level(target: str, n: int, p50: float, p99: float, beside: str | None = None
+           ) -> dict[str, object]:
+    level: dict[str, object] = {"target": target, "streams": n, "probes": 10, "matched": 10,
+                                "background_failed": 0, "ms": {"p50": p50, "p99": p99}}
+    if beside is not None:
+        level["beside"] = beside
+    return level
 
 
-def test_net_figures_subtract_the_harness_at_the_same_load_unless_it_is_the_larger() -> None:
+def test_net_figures_subtract_the_harness_measured_beside_each_server() -> None:
     rows = latency.rows([
-        _level("model-direct", 1, 2.0, 3.0), _level("model-direct", 500, 5.0, 60.0),
-        _level("panel", 1, 4.0, 5.0), _level("panel", 500, 8.0, 50.0),
-        _level("peer", 1, 6.0, 9.0), _level("peer", 500, 40.0, 120.0)])
+        _level("panel", 1, 4.0, 5.0), _level("model-direct", 1, 2.0, 3.0, "panel"),
+        _level("panel", 500, 8.0, 50.0), _level("model-direct", 500, 5.0, 60.0, "panel"),
+        _level("peer", 1, 6.0, 9.0), _level("model-direct", 1, 2.5, 4.0, "peer"),
+        _level("peer", 500, 40.0, 120.0), _level("model-direct", 500, 5.0, 60.0, "peer")])
     notes = {r.case: r.note for r in rows}
     assert notes["panel: added latency, 1 streams"].endswith("net of the harness 2.00 / 2.00 ms")
-    assert notes["peer: added latency, 1 streams"].endswith("p99 3.0x the panel's")
+    # The peer net of its own harness (9 - 4), over the panel net of the panel's (5 - 3).
+    assert notes["peer: added latency, 1 streams"].endswith("p99 2.5x the panel's")
     # At 500 the harness alone was slower at p99 than through the panel: no net p99.
     assert notes["panel: added latency, 500 streams"].endswith("3.00 / harness-bound ms")
     assert "not measurable" in notes["peer: added latency, 500 streams"]
     assert [r.ratio for r in rows if r.case.startswith("peer")] == [1.8, 2.4]
+    # The harness's rows are those measured beside the panel.
+    assert [(r.case, r.p50) for r in rows if r.case.startswith("model")] == [
+        ("model called directly: the harness's share of added, 1 streams", 2.0),
+        ("model called directly: the harness's share of added, 500 streams", 5.0)]
 
 
 def test_the_readers_count_the_model_own_chunks_as_deltas_and_its_done_as_the_end() -> None:

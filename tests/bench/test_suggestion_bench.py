@@ -5,16 +5,25 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from bench import suggestion
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_each_checkout_is_timed_to_its_suggestion_event(tmp_path: Path) -> None:
-    results = suggestion.compare([ROOT], requests=3, work=tmp_path, rounds=1)
+    # With a pause before each request, as the idle-core comparison runs it.
+    results = suggestion.compare([ROOT], requests=3, work=tmp_path, rounds=1, pause_s=0.01)
     result = results[str(ROOT)]
     assert result["ms"]["n"] == 3 and len(result["samples_ms"]) == 3
     # Physical facts only: a time is positive and the quantiles are ordered.
     assert all(v > 0 for v in result["samples_ms"])
     assert result["ms"]["p50"] <= result["ms"]["p99"]
     json.dumps(results)  # what main() saves
+
+
+def test_a_negative_pause_is_refused() -> None:
+    with pytest.raises(SystemExit) as raised:
+        suggestion.main(["--pause-ms", "-1", str(ROOT)])
+    assert raised.value.code == 2
