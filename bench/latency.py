@@ -13,7 +13,7 @@ Beside each server's probes, and taking turns with them, the same probers call t
 mock model directly (``/v1/chat/completions``): what "added" holds that is the
 harness's own (its HTTP client, the loopback, the model server's request parsing
 before its timer starts), measured at the same moments and under the same load. A
-server's own share is its added latency minus that. (Before 2026-12-05 09:00 UTC
+server's own share is its added latency minus that. (Before 2026-12-05 08:30 UTC
 the harness was measured in a phase of its own, before the servers': minutes apart
 on a machine whose speed drifts by a fifth in that time.)
 """

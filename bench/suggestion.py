@@ -1,16 +1,17 @@
 """Time to the ``suggestion`` event, compared across checkouts in one run of the machine.
 
-``python -m bench.suggestion [--requests N] [--pause-ms MS] CHECKOUT...`` builds each
-checkout's own store of the sample knowledge base with that checkout's code, starts its
-``assist-panel serve`` (extractive generator, one core), sends N manual questions one
-after another to ``POST /api/assist/stream`` and times each request to its
+``python -m bench.suggestion [--requests N] [--pause-ms MS] [--out FILE] CHECKOUT...``
+builds each checkout's own store of the sample knowledge base with that checkout's
+code, starts its ``assist-panel serve`` (extractive generator, one core), sends N
+manual questions one after another to ``POST /api/assist/stream`` and times each request to its
 ``suggestion`` event: the pre-model path (redaction, context, retrieval, sources).
 ``--pause-ms`` waits that long between requests, so the server's core idles as it
 does between the probes of the latency benchmark's one stream (50 ms there): a core
 that sleeps comes back with cold caches, and the same work takes longer (see
 docs/performance.md, "On a core that idles").
 Two rounds, checkouts interleaved, so a busy moment of the machine does not land on
-one of them. Prints p50/p90/p99 per checkout and writes bench/results/suggestion.json.
+one of them. Prints p50/p90/p99 per checkout and writes them with every sample to
+``--out`` (bench/results/suggestion.json).
 Issue 14 used it to compare the commit before its retrieval changes with the result:
 ``git worktree add /tmp/before <commit>``, then ``python -m bench.suggestion
 /tmp/before .``.
@@ -149,6 +150,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="timed requests per checkout and round (default 300)")
     parser.add_argument("--pause-ms", type=float, default=0.0,
                         help="idle time before each request, in ms (default 0)")
+    parser.add_argument("--out", type=Path,
+                        default=Path(__file__).resolve().parent / "results" / "suggestion.json",
+                        help="where the results go (default bench/results/suggestion.json)")
     args = parser.parse_args(argv)
     if args.pause_ms < 0:
         parser.error("--pause-ms must not be negative")
@@ -159,8 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         ms = result["ms"]
         print(f"{name}: n {ms['n']}, p50 {ms['p50']:.2f} ms, p90 {ms['p90']:.2f} ms, "
               f"p99 {ms['p99']:.2f} ms")
-    out = Path(__file__).resolve().parent / "results" / "suggestion.json"
-    out.write_text(json.dumps(results, indent=1))
+    args.out.write_text(json.dumps(results, indent=1))
     return 0
 
 

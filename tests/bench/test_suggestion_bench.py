@@ -23,6 +23,13 @@ def test_each_checkout_is_timed_to_its_suggestion_event(tmp_path: Path) -> None:
     json.dumps(results)  # what main() saves
 
 
+def test_main_writes_where_it_is_told(tmp_path: Path) -> None:
+    out = tmp_path / "idle.json"
+    assert suggestion.main(["--requests", "2", "--pause-ms", "5", "--out", str(out),
+                            str(ROOT)]) == 0
+    assert json.loads(out.read_text())[str(ROOT)]["ms"]["n"] == 4  # two rounds of 2
+
+
 def test_a_negative_pause_is_refused() -> None:
     with pytest.raises(SystemExit) as raised:
         suggestion.main(["--pause-ms", "-1", str(ROOT)])
