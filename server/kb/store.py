@@ -161,6 +161,7 @@ class KnowledgeBase:
         self._vocabulary: Vocabulary | None = None
         self._bm25_index: Bm25Index | None = None
         self._rows: tuple[str, dict[int, tuple[int, str, str, str, int, str, str]]] = ("", {})
+        self._fixed_generation: str | None = None
         if not snapshot:
             try:
                 with self._connection() as conn:
@@ -460,9 +461,14 @@ class KnowledgeBase:
         return pinned if pinned is not None else self._read_generation()
 
     def _read_generation(self) -> str:
+        if self._fixed_generation is not None:
+            return self._fixed_generation
         with self._connection() as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
-        return str(row[0]) if row else "0"
+        generation = str(row[0]) if row else "0"
+        if self.snapshot:  # nobody writes a snapshot again: one read serves every search
+            self._fixed_generation = generation
+        return generation
 
     def _bm25(self) -> Bm25Index:
         return self._current("_bm25_index", lambda conn, generation: Bm25Index.load(

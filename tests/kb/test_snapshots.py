@@ -20,6 +20,8 @@ from server.kb.embedders import WordLlamaEmbedder
 from server.kb.importer import find_files, import_files
 from server.kb.snapshots import CURRENT, check, current, open_snapshot, publish
 from server.kb.store import KnowledgeBase
+from server.pipeline.context import SearchQuery
+from server.pipeline.retrieval import HybridSearch
 from tests.asgi import TestClient, asgi_client
 from tests.checks import wait_until
 from tests.factories import make_settings
@@ -70,6 +72,24 @@ def test_publish_makes_a_whole_snapshot_current(source: Path, tmp_path: Path,
     kb.close()
     # Read-only and immutable: reading it leaves no journal or lock files beside it.
     assert sorted(p.name for p in shared.iterdir()) == sorted([CURRENT, name])
+
+
+def test_a_snapshot_reads_its_generation_once_and_a_live_store_once_a_search(
+        source: Path, tmp_path: Path, embedder: WordLlamaEmbedder) -> None:
+    """A snapshot is never written again, so its generation (what the in-memory index
+    is checked against) is read once, not on every search as a live store must."""
+    def reads(kb: KnowledgeBase) -> int:
+        statements: list[str] = []
+        kb._connect().set_trace_callback(statements.append)
+        search = HybridSearch(kb)
+        for text in ("restocking fee", "reset my password", "late fee"):
+            assert search.search(SearchQuery.of(text), 3).sources
+        return sum("FROM meta" in statement for statement in statements)
+
+    snapshot = open_snapshot(tmp_path / "shared" / publish(source, tmp_path / "shared"),
+                             embedder)
+    assert reads(snapshot) <= 1
+    assert reads(KnowledgeBase(source, embedder)) >= 3
 
 
 def test_a_new_publication_replaces_current_and_old_ones_are_pruned(
