@@ -31,10 +31,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import socket
 import struct
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -137,10 +139,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._arm_headers()
+        # What the scope offers holds the protocol weakly: bound methods would make
+        # protocol -> scope -> method -> protocol a cycle, each connection's objects
+        # left for the garbage collector, whose passes then took a millisecond of the
+        # loop every half second (docs/performance.md, "Garbage").
+        me = weakref.ref(self)
         self.scope["extensions"] = {
-            DROP_EXTENSION: self.drop,  # type: ignore[dict-item]
+            DROP_EXTENSION: functools.partial(_drop, me),  # type: ignore[dict-item]
             DISCONNECT_EXTENSION: self._bounded.watch,  # type: ignore[dict-item]
-            WRITABLE_EXTENSION: self.writable}  # type: ignore[dict-item]
+            WRITABLE_EXTENSION: functools.partial(_writable, me)}  # type: ignore[dict-item]
 
     def on_headers_complete(self) -> None:
         self._disarm_headers()
@@ -204,6 +211,16 @@ def guarded_protocol(*, header_timeout_s: float, close_linger_s: float
     """A ``GuardedHttpProtocol`` class with these bounds, for ``uvicorn.Config(http=...)``."""
     return type("GuardedHttpProtocol", (GuardedHttpProtocol,),
                 {"header_timeout_s": header_timeout_s, "close_linger_s": close_linger_s})
+
+
+def _drop(protocol: weakref.ref[GuardedHttpProtocol]) -> None:
+    if (alive := protocol()) is not None:
+        alive.drop()
+
+
+def _writable(protocol: weakref.ref[GuardedHttpProtocol]) -> bool:
+    alive = protocol()
+    return alive is None or alive.writable()  # gone: a send is dropped, it never waits
 
 
 def drop_connection(scope: Scope) -> bool:
