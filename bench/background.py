@@ -175,7 +175,9 @@ class Background:
         """Open streams until ``n`` are running, ``batch`` at a time, each batch waiting
         for its streams' first event (the first after which ``ready(trace)`` is true),
         at most ``start_within_s``: a server out of files can take a connection and
-        never answer it, and the ramp goes on (the stream is then not counted open)."""
+        never answer it (the stream is then not counted open). Growth stops at the first
+        batch with a stream that did not start: fewer than ``n`` can then be open, and
+        the batches after it would each wait the whole ``start_within_s`` for nothing."""
         while len(self.tasks) < n:
             waits: list[asyncio.Task[bool]] = []
             for _ in range(min(batch, n - len(self.tasks))):
@@ -185,6 +187,8 @@ class Background:
             _, late = await asyncio.wait(waits, timeout=start_within_s)
             for wait in late:
                 wait.cancel()
+            if late:
+                return
 
     async def _slot(self, started: asyncio.Event,
                     ready: Callable[[Trace], bool] | None) -> None:

@@ -8,6 +8,12 @@ is still open after the hold and the server still answers a plain request (its
 p99 gap between ``delta`` events stays within twice the aggregation window (the
 peer sends a token at a time, so its gaps are the model's 50 ms when it keeps up).
 The first step not held ends the ramp.
+
+Each step also records how late the event loops ran what was due while it was held:
+the panel's own (``assist_event_loop_lag_seconds`` on its ``/metrics``: the highest
+bucket that gained a sample, and how many samples were over the 100 ms window) and
+the harness's (the same watch, in the client's loop). A step lost to a pause shows
+whose loop it was: the server's, the client's, or both (the machine).
 """
 
 from __future__ import annotations
@@ -20,6 +26,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from server.web.loop_lag import watch_loop_lag
 
 from .background import Background
 from .load import Target, Trace, client
@@ -67,21 +76,65 @@ async def _health(http: httpx.AsyncClient, url: str, until: float) -> list[float
     return samples
 
 
+async def _loop_lag(http: httpx.AsyncClient, metrics_url: str | None) -> dict[float, float]:
+    """The server's ``assist_event_loop_lag_seconds`` buckets (bound -> count); empty
+    without a metrics URL (the peer) or when it does not answer."""
+    if metrics_url is None:
+        return {}
+    try:
+        text = (await http.get(metrics_url, timeout=30)).text
+    except httpx.HTTPError:
+        return {}
+    return {float(sample.labels["le"]): sample.value
+            for family in text_string_to_metric_families(text)
+            if family.name == "assist_event_loop_lag_seconds"
+            for sample in family.samples if sample.name.endswith("_bucket")}
+
+
+def lag_figures(before: dict[float, float], after: dict[float, float],
+                harness: list[float]) -> dict[str, Any]:
+    """How late the loops ran in a step: the server's lateness at most (ms: the smallest
+    bucket bound that took every sample of the step) and its samples over the window;
+    the harness's largest lateness (ms). The server's are None without its metrics."""
+    def gained(bound: float) -> float:
+        return after.get(bound, 0.0) - before.get(bound, 0.0)
+
+    most = None
+    if after:
+        most = next((bound * 1000 for bound in sorted(after)
+                     if gained(bound) >= gained(float("inf"))), float("inf"))
+    window = WINDOW_MS / 1000
+    return {"server_lag_max_ms": most,
+            "server_lag_over_window": (round(gained(float("inf")) - gained(window))
+                                       if window in after else None),
+            "harness_lag_max_ms": round(max(harness, default=0.0) * 1000, 1)}
+
+
 async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, ...],
-               hold_s: float, *, streaming: bool) -> list[dict[str, Any]]:
+               hold_s: float, *, streaming: bool,
+               metrics_url: str | None = None) -> list[dict[str, Any]]:
     """Add streams step by step; measure each step until one is not held."""
     results: list[dict[str, Any]] = []
     baseline = server.rss_bytes()
+    harness_lag: list[float] = []
+    watch = asyncio.create_task(watch_loop_lag(harness_lag.append))
     async with client() as probe:
         background = Background(target)
         for n in steps:
             grown = time.monotonic()
             await background.grow(n)
             grow_s = time.monotonic() - grown
+            lag_before = await _loop_lag(probe, metrics_url)
             server.mark()
+            harness_lag.clear()
             start = time.monotonic()
             health = await _health(probe, health_url, start + hold_s)
             end = time.monotonic()
+            # Read before the metrics request, whose connection may still be closing.
+            measured = {"server_cpu": round(server.cpu_share(), 3),
+                        "server_threads": server.threads(),
+                        "server_open_files": server.open_files()}
+            lags = lag_figures(lag_before, await _loop_lag(probe, metrics_url), harness_lag)
             open_now = background.open_count()
             gaps = gaps_ms(background.traces, start, end) if streaming else []
             tokens = sum(w for t in background.traces
@@ -98,20 +151,20 @@ async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, 
                 "relayed_tokens_per_s": round(tokens / (end - start), 1),
                 "rss_mb": round(rss / 2**20, 1),
                 "rss_per_stream_kb": round((rss - baseline) / n / 1024, 1),
-                "server_cpu": round(server.cpu_share(), 3), "server_threads": server.threads(),
-                "server_open_files": server.open_files(),
+                **measured, **lags,
             })
             if not held:
                 break
         await background.close()
+    watch.cancel()
     return results
 
 
 def _measure(kind: str, target: Target, server: Proc, health_url: str, sizes: Sizes, *,
-             streaming: bool) -> dict[str, Any]:
+             streaming: bool, metrics_url: str | None = None) -> dict[str, Any]:
     steps = sizes.streaming if streaming else sizes.idle
     result = asyncio.run(ramp(target, server, health_url, steps, sizes.hold_s,
-                              streaming=streaming))
+                              streaming=streaming, metrics_url=metrics_url))
     held = [r for r in result if r["held"]]
     return {"target": kind, "mode": "streaming" if streaming else "idle", "steps": result,
             "held": held[-1]["streams"] if held else 0,
@@ -128,7 +181,7 @@ def _panel(kind: str, workdir: Path, kb: Path, cpus: Cpus, model_url: str, sizes
         "ASSIST_FLUSH_INTERVAL_MS": str(WINDOW_MS), **(env or {})})
     with running(panel):
         return _measure(kind, Target("panel", panel.url, keys), panel, f"{panel.url}/healthz",
-                        sizes, streaming=streaming)
+                        sizes, streaming=streaming, metrics_url=f"{panel.url}/metrics")
 
 
 def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
@@ -174,6 +227,8 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
         note = f"{r['rss_per_stream_kb']} KB RSS/stream" if r["rss_per_stream_kb"] else ""
         if bound:
             note += ("; " if note else "") + "every step held: more may fit"
+        elif stopped := next((s for s in r["steps"] if not s["held"]), None):
+            note += ("; " if note else "") + _stopped(stopped)
         out.append(Row("2 capacity", f"{r['target']}: open streams, {what}", "streams",
                        value=r["held"], ratio=ratio, note=note))
         if r["mode"] == "streaming":
@@ -183,3 +238,11 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
                            f"(window {WINDOW_MS} ms)", "ms", step["gap_p50_ms"],
                            step["gap_p99_ms"]))
     return out
+
+
+def _stopped(step: dict[str, Any]) -> str:
+    """The step that ended a ramp, and how late each loop ran in it."""
+    late = f"harness's loop {step.get('harness_lag_max_ms')} ms late at most"
+    if step.get("server_lag_max_ms") is not None:
+        late = f"server's loop late <= {step['server_lag_max_ms']:g} ms, " + late
+    return f"not held at {step['streams']} ({late})"

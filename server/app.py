@@ -47,6 +47,7 @@ from server.shared.supersede import SharedSupersede
 from server.web import health, metrics, outbound, panel, upstream, upstream_h2
 from server.web.connections import BodyDeadline
 from server.web.headers import ResponseHeaders
+from server.web.loop_lag import watch_loop_lag
 from server.web.metrics import Metrics
 from server.web.upstream_body import ModelStreams
 
@@ -155,6 +156,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
             stats.set_redis_state("up" if await redis.ping() else "down")
         if supersede is not None:
             listener = asyncio.create_task(supersede.listen(), name="supersede-listener")
+        lag_watch = asyncio.create_task(watch_loop_lag(stats.loop_lag), name="loop-lag-watch")
 
         def finished(record: StreamRecord) -> None:
             stats.stream_finished(record)
@@ -244,10 +246,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
         finally:
             stack.close()
             audit.close()
-            if listener is not None:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
+            for task in (lag_watch, listener):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             if redis is not None:
                 await redis.close()
 

@@ -56,6 +56,8 @@ GENERATORS = ("extractive", "openai")
 # The steps before the model: sub-millisecond to tens of milliseconds.
 STAGE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.002, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1,
                  0.25, 1.0)
+# How late the loop woke a task: a millisecond is the timers' grain; a second is a stall.
+LOOP_LAG_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 8.0, 10.0, 15.0, 20.0)
 
 
@@ -99,6 +101,11 @@ class Metrics:
             "Time each step before the model took: redaction, context, retrieval, and "
             "suggestion (from the request to the suggestion event).",
             ["stage"], buckets=STAGE_BUCKETS, registry=registry)
+        self._loop_lag = Histogram(
+            "assist_event_loop_lag_seconds",
+            "How late the event loop woke a task due now, sampled ten times a second: "
+            "a callback that holds the loop delays every stream by as much.",
+            buckets=LOOP_LAG_BUCKETS, registry=registry)
         self._upstream_errors = Counter(
             "assist_upstream_errors",
             "Failed model calls (retried ones included), by HTTP status or 'network'.",
@@ -147,6 +154,11 @@ class Metrics:
         self._duration.labels(generator=generator).observe(max(record.duration_ms, 0) / 1000)
         for stage, seconds in record.stages.items():
             self._stages.labels(stage=_known(stage, STAGES)).observe(max(seconds, 0.0))
+
+    def loop_lag(self, seconds: float) -> None:
+        """The event loop woke a task ``seconds`` after it was due
+        (:func:`server.web.loop_lag.watch_loop_lag`)."""
+        self._loop_lag.observe(seconds)
 
     def upstream_error(self, status: int | None) -> None:
         """A model call failed: ``status`` is its HTTP status, None for a network error.

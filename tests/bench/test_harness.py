@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import pytest
@@ -245,6 +246,21 @@ def test_hostile_clients_are_let_go_and_the_server_is_back_where_it_started(
     assert len(section.rows) == 5
 
 
+def test_a_step_reads_the_servers_loop_lateness_from_its_histogram() -> None:
+    inf = float("inf")
+    before = {0.001: 10.0, 0.1: 10.0, 0.25: 10.0, 0.5: 10.0, inf: 10.0}
+    # 5 samples this step: 3 within 1 ms, one within 100 ms, one of 250-500 ms.
+    after = {0.001: 13.0, 0.1: 14.0, 0.25: 14.0, 0.5: 15.0, inf: 15.0}
+    figures = capacity.lag_figures(before, after, [0.002, 0.0305])
+    assert figures == {"server_lag_max_ms": 500.0, "server_lag_over_window": 1,
+                       "harness_lag_max_ms": 30.5}
+    # Past the last bound; and the peer, with no metrics.
+    assert capacity.lag_figures(before, {**after, 0.5: 14.0, inf: 15.0}, []
+                                )["server_lag_max_ms"] == inf
+    assert capacity.lag_figures({}, {}, []) == {
+        "server_lag_max_ms": None, "server_lag_over_window": None, "harness_lag_max_ms": 0.0}
+
+
 def test_capacity_steps_hold_open_streams_and_count_their_memory(
         tmp_path: Path, sample_kb_path: Path, cpus: Cpus) -> None:
     sizes = capacity.Sizes(idle=(4,), streaming=(4,), hold_s=0.5)
@@ -261,6 +277,13 @@ def test_capacity_steps_hold_open_streams_and_count_their_memory(
             assert step["gaps"] > 0 and step["relayed_tokens_per_s"] > 0
         else:
             assert step["gaps"] == 0
+        # The panel's loop lateness comes from its /metrics; the peer has none.
+        if result["target"] == "peer":
+            assert step["server_lag_max_ms"] is None
+        else:
+            assert step["server_lag_max_ms"] is not None
+            assert step["server_lag_over_window"] is not None
+        assert step["harness_lag_max_ms"] >= 0
     # Over HTTP/2 the 4 model requests share one connection: 3 open files fewer.
     files = {r["target"]: r["steps"][0]["server_open_files"] for r in results
              if r["mode"] == "idle"}
@@ -312,16 +335,15 @@ def test_scale_measures_each_worker_count_direct_and_through_nginx(
     assert "x direct" in notes[1] and "x 1 worker" in notes[2]
 
 
-@pytest.mark.anyio
-async def test_a_ramp_goes_on_past_streams_the_server_never_answers() -> None:
-    """Regression: a capacity run waited an hour (its client's read timeout) on the
-    peer, which out of files had taken connections and never answered them."""
+def _answering_only(first: int) -> Callable[
+        [asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    """A server that sends an event on its ``first`` streams and never answers the rest."""
     answered = 0
 
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal answered
         await read_request(reader)
-        if answered < 2:  # two streams get their first event; the rest wait forever
+        if answered < first:
             answered += 1
             event = b'event: delta\ndata: {"text": "Refunds"}\n\n'
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -330,9 +352,28 @@ async def test_a_ramp_goes_on_past_streams_the_server_never_answers() -> None:
             await writer.drain()
         await reader.read()  # held until the client goes
 
-    async with server(handler) as (url, _):
+    return handler
+
+
+@pytest.mark.anyio
+async def test_a_ramp_goes_on_past_streams_the_server_never_answers() -> None:
+    """Regression: a capacity run waited an hour (its client's read timeout) on the
+    peer, which out of files had taken connections and never answered them."""
+    async with server(_answering_only(2)) as (url, _):
         background = Background(Target("peer", url))
         await background.grow(4, batch=4, start_within_s=0.5)
         assert len(background.tasks) == 4
+        assert background.open_count() == 2
+        await background.close()
+
+
+@pytest.mark.anyio
+async def test_a_ramp_stops_growing_at_the_first_batch_left_unanswered() -> None:
+    """Regression: a capacity run spent 25 minutes in the peer's idle ramp, each batch of
+    a step the server had stopped answering waiting the whole minute for its streams."""
+    async with server(_answering_only(2)) as (url, _):
+        background = Background(Target("peer", url))
+        await background.grow(8, batch=2, start_within_s=0.5)
+        assert len(background.tasks) == 4  # the third and fourth batches never opened
         assert background.open_count() == 2
         await background.close()

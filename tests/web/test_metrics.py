@@ -198,3 +198,14 @@ def test_metrics_endpoint_answers_the_prometheus_text_format() -> None:
     assert response.headers["content-type"].startswith("text/plain; version=")
     assert response.headers["content-type"] == CONTENT_TYPE_LATEST
     assert 'assist_upstream_errors_total{status="503"} 1.0' in response.text.splitlines()
+
+
+def test_the_loop_lateness_is_observed_in_seconds() -> None:
+    m = Metrics()
+    m.loop_lag(0.0004)
+    m.loop_lag(0.3)
+    lag = "assist_event_loop_lag_seconds"
+    assert _value(m, f"{lag}_count") == 2
+    assert _value(m, f"{lag}_bucket", le="0.001") == 1
+    assert _value(m, f"{lag}_bucket", le="0.25") == 1
+    assert _value(m, f"{lag}_bucket", le="0.5") == 2
