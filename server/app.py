@@ -44,7 +44,7 @@ from server.settings import Settings
 from server.shared.limits import SharedRateLimiter, SharedStates
 from server.shared.link import RedisLink
 from server.shared.supersede import SharedSupersede
-from server.web import health, metrics, outbound, panel, upstream, upstream_h2
+from server.web import health, metrics, open_files, outbound, panel, upstream, upstream_h2
 from server.web.connections import BodyDeadline
 from server.web.headers import ResponseHeaders
 from server.web.loop_lag import watch_loop_lag
@@ -81,6 +81,20 @@ def tuning_from(settings: Settings) -> Tuning:
     return Tuning(dense_weight=settings.retrieval_dense_weight,
                   lexical_weight=1.0 - settings.retrieval_dense_weight,
                   threshold=settings.relevance_threshold)
+
+
+def _stream_cap(settings: Settings) -> int:
+    """``ASSIST_MAX_STREAMS``, or fewer where the open-file limit leaves room for fewer:
+    said once at start (server/web/open_files.py)."""
+    per_stream = open_files.files_per_stream(settings)
+    limit = open_files.open_file_limit()
+    cap = open_files.stream_cap(settings.max_streams, per_stream, limit)
+    if cap < settings.max_streams:
+        log.warning("ASSIST_MAX_STREAMS is %d, but this process may open %s files, %d a "
+                    "stream: it admits %d streams at once. Raise its open-file limit "
+                    "(ulimit -n, systemd's LimitNOFILE, the container's nofile)",
+                    settings.max_streams, limit, per_stream, cap)
+    return cap
 
 
 def check_startup(settings: Settings) -> str:
@@ -132,7 +146,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
     stats = Metrics()
     breaker = CircuitBreaker(failures=settings.circuit_failures, reset_s=settings.circuit_reset_s,
                              on_change=stats.set_circuit_state, clock=clock)
-    streams = StreamRegistry(settings.max_streams)
+    streams = StreamRegistry(_stream_cap(settings))
     # Built here, connected at its first call (on the server's loop).
     redis = (RedisLink(settings.redis_url.get_secret_value(), on_change=stats.set_redis_state)
              if settings.redis_url else None)

@@ -57,11 +57,13 @@ def serve(workers: int | None) -> None:
 
     from server.app import check_knowledge_base, check_startup, create_app
     from server.logs import configure_logging
+    from server.web.open_files import lift_soft_limit
     from server.web.serving import GracefulServer, uvicorn_config
     from server.web.workers import Supervisor
 
     settings = _settings() if workers is None else _settings(workers=workers)
     configure_logging(settings.log_level)
+    lift_soft_limit()  # before the workers start: they inherit it
     try:
         check_startup(settings)
     except ValueError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -70,12 +71,18 @@ class Serve:
 
 @contextlib.contextmanager
 def running_serve(args: list[str], env: dict[str, str], *, executable: str | None = None,
-                  cwd: Path | None = None) -> Iterator[Serve]:
+                  cwd: Path | None = None, open_files: int | None = None) -> Iterator[Serve]:
     """``python -m server serve ARGS`` (or ``EXECUTABLE serve ARGS``, an installed
-    ``assist-panel``) with ``env``; killed afterwards if still running."""
+    ``assist-panel``) with ``env``; killed afterwards if still running. ``open_files``:
+    its open-file limit, soft and hard."""
+    def limit() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
     command = [executable] if executable else [sys.executable, "-m", "server"]
     process = subprocess.Popen([*command, "serve", *args], env=env, cwd=cwd,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=limit)
     running = Serve(process, f"http://127.0.0.1:{env['ASSIST_PORT']}")
     reader = threading.Thread(target=running._read, daemon=True)
     reader.start()
