@@ -44,7 +44,16 @@ from server.settings import Settings
 from server.shared.limits import SharedRateLimiter, SharedStates
 from server.shared.link import RedisLink
 from server.shared.supersede import SharedSupersede
-from server.web import health, metrics, open_files, outbound, panel, upstream, upstream_h2
+from server.web import (
+    collector,
+    health,
+    metrics,
+    open_files,
+    outbound,
+    panel,
+    upstream,
+    upstream_h2,
+)
 from server.web.connections import BodyDeadline
 from server.web.headers import ResponseHeaders
 from server.web.loop_lag import watch_loop_lag
@@ -171,6 +180,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
         if supersede is not None:
             listener = asyncio.create_task(supersede.listen(), name="supersede-listener")
         lag_watch = asyncio.create_task(watch_loop_lag(stats.loop_lag), name="loop-lag-watch")
+        full_passes: asyncio.Task[None] | None = None
 
         def finished(record: StreamRecord) -> None:
             stats.stream_finished(record)
@@ -247,6 +257,11 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
                 gc.collect()
                 gc.freeze()
                 stack.callback(gc.unfreeze)
+                if settings.gc_full_interval_s > 0:
+                    stack.enter_context(collector.full_collections_deferred())
+                    full_passes = asyncio.create_task(
+                        collector.collect_fully_every(settings.gc_full_interval_s),
+                        name="full-collections")
                 yield {"settings": settings, "http": http, "knowledge": knowledge,
                        "pipeline": pipeline,
                        "admission": admission, "breaker": breaker, "metrics": stats,
@@ -260,7 +275,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
         finally:
             stack.close()
             audit.close()
-            for task in (lag_watch, listener):
+            for task in (lag_watch, full_passes, listener):
                 if task is not None:
                     task.cancel()
                     with contextlib.suppress(asyncio.CancelledError):

@@ -123,7 +123,11 @@ def _drop_streams(sample_kb_path: Path) -> dict[str, Any]:
         settings = make_settings(kb_path=sample_kb_path, generator="openai",
                                  openai_base_url=f"{model}/v1", rate_limit_per_minute=0,
                                  first_token_timeout_s=60, stall_timeout_s=60,
-                                 stream_limit_s=120)
+                                 stream_limit_s=120,
+                                 # This process also runs the test's own httpx client,
+                                 # whose dropped responses leave reference cycles: with
+                                 # full passes a minute apart, they would count here.
+                                 gc_full_interval_s=0)
         app = create_app(settings)
         headers = bearer(CONVERSATION)
         with running(app) as server:
