@@ -258,10 +258,9 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
                 gc.freeze()
                 stack.callback(gc.unfreeze)
                 if settings.gc_full_interval_s > 0:
-                    stack.enter_context(collector.full_collections_deferred())
                     full_passes = asyncio.create_task(
-                        collector.collect_fully_every(settings.gc_full_interval_s),
-                        name="full-collections")
+                        collector.FullPassSpacing(settings.gc_full_interval_s).run(),
+                        name="full-pass-spacing")
                 yield {"settings": settings, "http": http, "knowledge": knowledge,
                        "pipeline": pipeline,
                        "admission": admission, "breaker": breaker, "metrics": stats,

@@ -62,8 +62,8 @@ class Settings(BaseSettings):
     stall_timeout_s: float = Field(5.0, gt=0)
     stream_limit_s: float = Field(15.0, gt=0)
     sse_ping_s: float = Field(15.0, gt=0)
-    # A full pass of the garbage collector this often, and none automatic (0: CPython's
-    # own thresholds): its full passes hold every stream (server/web/collector.py).
+    # After a full pass of the garbage collector, none for this long (0: CPython's own
+    # rule alone): each holds every stream (server/web/collector.py).
     gc_full_interval_s: float = Field(60.0, ge=0)
     send_timeout_s: float = Field(10.0, gt=0)
     # Slow clients: a request's headers, then its body, must arrive within these.

@@ -1,72 +1,68 @@
-"""The garbage collector's full passes, kept out of the streams' way.
+"""The garbage collector's full passes, kept from coming one after another.
 
 CPython finds reference cycles in three generations; a full pass (the oldest) walks
 every object the process tracks, and the event loop waits for it. A worker's streams
 hold their objects for seconds to minutes (a streaming stream about 200: its
 connection, protocol, pipeline state), and free them by reference counting when the
-stream ends: they make no cycles (a test checks that connections do not). Yet
-CPython starts a full pass whenever the objects promoted to the oldest generation
-since the last one reach a quarter of it, so a worker whose streams come and go runs
-one every few seconds, each as long as the walk: 150 to 200 ms at 1,500 streaming
-streams, 800 ms at 16,000 idle ones (2026-12-05, docs/performance.md), during which
-every stream waits.
+stream ends: they make no cycles (a test checks that connections do not). CPython
+starts a full pass whenever the objects promoted to the oldest generation since the
+last one reach a quarter of it, counting those since freed, so a worker whose
+streams come and go runs one every second or two, each as long as the walk: 150 to
+200 ms at 1,500 streaming streams, 800 ms to over a second at 12,000 to 16,000 idle
+ones (2026-12-05, docs/performance.md), during which every stream waits.
 
-So, with an interval set (``ASSIST_GC_FULL_INTERVAL_S``, a minute by default), the
-automatic full passes are off, the young generations keep theirs (a few hundred
-objects, well under a millisecond), and one full pass runs every interval from the
-loop, for the cycles that outlive the young generations (the streams make none;
-httpx's requests, to Genesys or an embeddings API, do): the interval bounds how long
-their memory is held. A pass that freed anything is logged.
+So after each full pass, the next is held off for ``ASSIST_GC_FULL_INTERVAL_S``
+(a minute by default): CPython's own rule decides when one is due, at most once an
+interval. A worker whose streams only come and stay (no churn) rarely meets the rule
+at all; one with churn meets it at once when the interval ends. The young
+generations keep their passes (a few hundred objects, well under a millisecond).
+The cycles that do outlive the young passes (httpx's requests, to Genesys or an
+embeddings API, make some) wait at most an interval longer.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
-import logging
 import threading
-import time
-from collections.abc import Iterator
-
-log = logging.getLogger("assist_panel")
+from typing import Any
 
 #: The oldest generation's threshold that no worker reaches: 2**31 - 1 young passes.
 _NEVER = 2**31 - 1
 
 
-_lock = threading.Lock()
-_deferring = 0
-_oldest = 0
+class FullPassSpacing:
+    """After each full pass, none before ``interval_s`` has gone by (:meth:`run`)."""
 
+    def __init__(self, interval_s: float) -> None:
+        self.interval_s = interval_s
+        self.passes = 0
+        self._lock = threading.Lock()
+        oldest = gc.get_threshold()[2]
+        # Made while another app in this process holds passes off: CPython's default.
+        self._oldest = oldest if oldest != _NEVER else 10
 
-@contextlib.contextmanager
-def full_collections_deferred() -> Iterator[None]:
-    """Within the block, no automatic full pass; CPython's threshold back after the
-    last such block in the process ends (apps in one process may overlap)."""
-    global _deferring, _oldest
-    with _lock:
-        young, middle, oldest = gc.get_threshold()
-        if _deferring == 0:
-            _oldest = oldest
-        _deferring += 1
-        gc.set_threshold(young, middle, _NEVER)
-    try:
-        yield
-    finally:
-        with _lock:
-            _deferring -= 1
-            if _deferring == 0:
+    def _on_collection(self, phase: str, info: dict[str, Any]) -> None:
+        # Called inside the collector, on whichever thread allocated: only sets ints.
+        if phase == "stop" and info["generation"] == 2:
+            with self._lock:
+                self.passes += 1
                 young, middle, _ = gc.get_threshold()
-                gc.set_threshold(young, middle, _oldest)
+                gc.set_threshold(young, middle, _NEVER)
 
+    def _allow(self) -> None:
+        with self._lock:
+            young, middle, _ = gc.get_threshold()
+            gc.set_threshold(young, middle, self._oldest)
 
-async def collect_fully_every(interval_s: float) -> None:
-    """A full pass every ``interval_s`` seconds, forever (cancel the task to stop)."""
-    while True:
-        await asyncio.sleep(interval_s)
-        started = time.perf_counter()
-        freed = gc.collect()
-        if freed:
-            log.info("a full garbage collection freed %d objects in %.0f ms", freed,
-                     (time.perf_counter() - started) * 1000)
+    async def run(self) -> None:
+        """Hold off full passes an interval after each one, until cancelled; then
+        CPython's own rule again."""
+        gc.callbacks.append(self._on_collection)
+        try:
+            while True:
+                await asyncio.sleep(self.interval_s)
+                self._allow()
+        finally:
+            gc.callbacks.remove(self._on_collection)
+            self._allow()
