@@ -19,6 +19,7 @@ whose loop it was: the server's, the client's, or both (the machine).
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import time
 from dataclasses import dataclass
@@ -125,10 +126,18 @@ async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, 
             await background.grow(n)
             grow_s = time.monotonic() - grown
             lag_before = await _loop_lag(probe, metrics_url)
+            # The harness's own full collections walk every trace it holds (tens of
+            # thousands of streams' by the last steps): a run lost its 50-stream step
+            # to a 400 ms pause of the harness's loop. None while a step is held.
+            gc.collect()
+            gc.disable()
             server.mark()
             harness_lag.clear()
             start = time.monotonic()
-            health = await _health(probe, health_url, start + hold_s)
+            try:
+                health = await _health(probe, health_url, start + hold_s)
+            finally:
+                gc.enable()
             end = time.monotonic()
             # Read before the metrics request, whose connection may still be closing.
             measured = {"server_cpu": round(server.cpu_share(), 3),
