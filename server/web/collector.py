@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
+import time
 from typing import Any
 
 #: The oldest generation's threshold that no worker reaches: 2**31 - 1 young passes.
@@ -38,6 +39,7 @@ class FullPassSpacing:
         self.interval_s = interval_s
         self.passes = 0
         self._lock = threading.Lock()
+        self._last_pass = float("-inf")
         oldest = gc.get_threshold()[2]
         # Made while another app in this process holds passes off: CPython's default.
         self._oldest = oldest if oldest != _NEVER else 10
@@ -47,6 +49,7 @@ class FullPassSpacing:
         if phase == "stop" and info["generation"] == 2:
             with self._lock:
                 self.passes += 1
+                self._last_pass = time.monotonic()
                 young, middle, _ = gc.get_threshold()
                 gc.set_threshold(young, middle, _NEVER)
 
@@ -61,8 +64,13 @@ class FullPassSpacing:
         gc.callbacks.append(self._on_collection)
         try:
             while True:
-                await asyncio.sleep(self.interval_s)
-                self._allow()
+                # Wake when the interval since the last pass ends (a pass meanwhile
+                # moves that on), and let CPython's rule decide again.
+                wait = self._last_pass + self.interval_s - time.monotonic()
+                if wait <= 0:
+                    self._allow()
+                    wait = self.interval_s
+                await asyncio.sleep(wait)
         finally:
             gc.callbacks.remove(self._on_collection)
             self._allow()
