@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import logging
 import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from typing import Any
 
@@ -48,6 +51,19 @@ def test_loads_from_the_package_without_the_network(no_network: list[str]) -> No
     vectors = fresh.embed(["my phone was stolen"])
     assert vectors.shape == (1, 128)
     assert no_network == []
+
+
+def test_loading_leaves_an_unconfigured_root_logger_as_it_was() -> None:
+    # WordLlama calls logging.basicConfig(level=INFO) at import: the benchmark's process
+    # then logged a line per HTTP request, inside the latency it measured.
+    script = ("import logging\n"
+              "from server.kb.embedders import WordLlamaEmbedder\n"
+              "WordLlamaEmbedder().embed(['my phone was stolen'])\n"
+              "root = logging.getLogger()\n"
+              "print(root.level, len(root.handlers))\n")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=120)
+    assert out.stdout.split() == [str(logging.WARNING), "0"]
 
 
 def test_a_size_whose_weights_are_not_shipped_fails_instead_of_downloading(

@@ -8,8 +8,10 @@ as the cache dir and downloads are turned off.
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,8 +48,9 @@ class WordLlamaEmbedder:
             with self._lock:
                 if self._model is None:
                     try:
-                        import wordllama
-                        from wordllama import WordLlama
+                        with _root_logger_kept():
+                            import wordllama
+                            from wordllama import WordLlama
                     except ImportError as exc:  # pragma: no cover - a broken install
                         raise EmbeddingError("the wordllama package is not installed") from exc
                     folder = Path(wordllama.__file__).parent
@@ -93,3 +96,18 @@ def _empty(dim: int) -> Any:
     import numpy as np
 
     return np.zeros((0, dim), dtype=np.float32)
+
+
+@contextmanager
+def _root_logger_kept() -> Iterator[None]:
+    """Undo what an import does to the root logger. WordLlama's modules call
+    ``logging.basicConfig(level=INFO)`` when imported: in a process whose logging is not
+    yet configured (the ``import`` command, the benchmarks) every library's INFO lines,
+    httpx's line per request among them, would then go to stderr."""
+    root = logging.getLogger()
+    level, handlers = root.level, root.handlers[:]
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+        root.handlers[:] = handlers
