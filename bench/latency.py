@@ -4,7 +4,9 @@ model's own time to first token, while 0, 99 or 499 other streams are open.
 Method: background streams stream endlessly at 20 tokens/s (the mock's
 ``endless`` fault; probing starts once each has its first delta) beside a few
 probers (one per 50 streams, at most 10; they make up the ``n``), each opening
-probe streams one after another and closing each at its first ``delta``. For each
+probe streams one after another and closing each at its first ``delta``, each on a
+new connection, read by the background's lean reader (before 2026-12-06 through
+httpx, which was most of the harness's share below). For each
 probe the mock's ``/mock/timings`` says when it received the request and when it
 sent the first token; the panel's share is the rest. The same for the peer, and for
 the ``extractive`` generator (no model: its absolute time).
@@ -28,8 +30,8 @@ from typing import Any
 
 import httpx
 
-from .background import Background
-from .load import Target, Trace, client, stream
+from .background import Background, read_stream
+from .load import Target, Trace
 from .procs import Cpus, Proc, running, start_mock, start_panel, start_peer
 from .report import Row, Section
 from .stats import summary
@@ -43,7 +45,7 @@ class Sizes:
     probes: int
 
 
-FULL = Sizes(levels=(1, 100, 500), probes=600)  # a p99 from 600 samples: the 6th largest
+FULL = Sizes(levels=(1, 100, 500), probes=1200)  # a p99 from 1,200 samples: the 12th largest
 QUICK = Sizes(levels=(1, 100), probes=30)  # within the two minutes of --quick
 
 
@@ -56,36 +58,35 @@ async def probe(target: Target, n: int, probes: int, *, loop: bool,
     """``probes`` streams, each to its first delta, while ``n`` streams are open in all;
     with ``beside``, each prober's probes take turns with as many to ``beside``."""
     workers = probers(n)
-    async with client() as http:
-        background = Background(target, loop=loop)
-        # Probed once every background stream streams: not while the burst of their
-        # starts (retrieval, a model call each) is still being served.
-        await background.grow(n - workers, ready=lambda t: t.first_delta is not None)
-        streaming = sum(1 for t in background.traces if t.first_delta is not None)
-        traces: list[Trace] = []
-        beside_traces: list[Trace] = []
+    background = Background(target, loop=loop)
+    # Probed once every background stream streams: not while the burst of their
+    # starts (retrieval, a model call each) is still being served.
+    await background.grow(n - workers, ready=lambda t: t.first_delta is not None)
+    streaming = sum(1 for t in background.traces if t.first_delta is not None)
+    traces: list[Trace] = []
+    beside_traces: list[Trace] = []
 
-        def first_delta(trace: Trace) -> bool:
-            return trace.first_delta is not None
+    def first_delta(trace: Trace) -> bool:
+        return trace.first_delta is not None
 
-        async def prober(count: int) -> None:
-            for _ in range(count):
-                traces.append(await stream(http, target, until=first_delta))
-                if beside is not None:
-                    beside_traces.append(await stream(http, beside, until=first_delta))
+    async def prober(count: int) -> None:
+        for _ in range(count):
+            traces.append(await read_stream(target, until=first_delta))
+            if beside is not None:
+                beside_traces.append(await read_stream(beside, until=first_delta))
 
-        share = [probes // workers + (i < probes % workers) for i in range(workers)]
-        # The harness's own full collections walk every trace it holds: none while it
-        # probes, as timeit does (capacity.py has the pause this kept out).
-        gc.collect()
-        gc.disable()
-        try:
-            await asyncio.gather(*(prober(count) for count in share))
-        finally:
-            gc.enable()
-        open_after = background.open_count()
-        failed = len(background.failed())
-        await background.close()
+    share = [probes // workers + (i < probes % workers) for i in range(workers)]
+    # The harness's own full collections walk every trace it holds: none while it
+    # probes, as timeit does (capacity.py has the pause this kept out).
+    gc.collect()
+    gc.disable()
+    try:
+        await asyncio.gather(*(prober(count) for count in share))
+    finally:
+        gc.enable()
+    open_after = background.open_count()
+    failed = len(background.failed())
+    await background.close()
     return {"traces": traces, "beside_traces": beside_traces, "open_after": open_after,
             "background_failed": failed, "background_streaming": streaming}
 

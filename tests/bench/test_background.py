@@ -113,6 +113,26 @@ async def test_closing_the_background_closes_each_connection() -> None:
     assert all(t.closed is not None and t.error is None for t in background.traces)
 
 
+async def test_until_ends_the_read_at_that_event_and_closes_the_connection() -> None:
+    gone = asyncio.Event()
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n"
+                     + _chunked(EVENTS, 4096)[:-5])  # every event but no end
+        await writer.drain()
+        if await reader.read() == b"":  # end of file: the client went away
+            gone.set()
+
+    async with server(handler) as (url, _):
+        trace = await read_stream(Target("peer", url),
+                                  until=lambda t: t.first_delta is not None)
+        await gone.wait()
+    assert trace.first_delta is not None and len(trace.deltas) == 1
+    assert trace.done is None and trace.error is None and trace.closed is not None
+
+
 async def test_a_refused_connection_is_an_error() -> None:
     async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         pass
