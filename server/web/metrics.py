@@ -26,6 +26,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    GCCollector,
     Histogram,
     generate_latest,
 )
@@ -80,6 +81,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
+        # The interpreter's collector, by generation: passes, objects freed, objects it
+        # could not free (``python_gc_*``). A worker's full passes (generation 2) come at
+        # most once per ASSIST_GC_FULL_INTERVAL_S and should free about nothing.
+        GCCollector(registry=registry)
         self._active = Gauge(
             "assist_active_streams", "Suggestion streams currently open.",
             registry=registry)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -198,6 +199,18 @@ def test_metrics_endpoint_answers_the_prometheus_text_format() -> None:
     assert response.headers["content-type"].startswith("text/plain; version=")
     assert response.headers["content-type"] == CONTENT_TYPE_LATEST
     assert 'assist_upstream_errors_total{status="503"} 1.0' in response.text.splitlines()
+
+
+def test_the_interpreters_collector_is_counted_by_generation() -> None:
+    m = Metrics()
+    before = _value(m, "python_gc_collections_total", generation="2")
+    assert before is not None
+    gc.collect()
+    assert (_value(m, "python_gc_collections_total", generation="2") or 0) >= before + 1
+    for generation in ("0", "1", "2"):
+        assert _value(m, "python_gc_objects_collected_total", generation=generation) is not None
+        assert _value(m, "python_gc_objects_uncollectable_total",
+                      generation=generation) is not None
 
 
 def test_the_loop_lateness_is_observed_in_seconds() -> None:
