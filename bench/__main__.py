@@ -36,7 +36,7 @@ from typing import Any
 
 from . import capacity, hostile, latency, scale, stall, throughput
 from .machine import describe
-from .procs import Cpus, raise_fd_limit
+from .procs import Cpus
 from .report import Row, Section
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -194,9 +194,10 @@ def main(argv: list[str] | None = None) -> int:
     from server.kb.store import KnowledgeBase
     from server.paths import sample_kb_dir
     from server.settings import Settings
+    from server.web.open_files import lift_soft_limit
 
     cpus = Cpus.split()
-    raise_fd_limit()
+    lift_soft_limit()  # this process's and the servers' it starts (they inherit it)
     started = datetime.now(UTC)
     latest = RESULTS / f"{mode}.json"
     results: dict[str, Any] = {"sections": {}}

@@ -215,13 +215,3 @@ def running(*procs: Proc) -> Iterator[None]:
     finally:
         for proc in reversed(procs):
             proc.stop()
-
-
-def raise_fd_limit() -> int:
-    """Lift this process's open-file limit to its hard limit; children inherit it."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < hard:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
-    return hard

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import resource
 import socket
 import subprocess
 import sys
@@ -75,14 +74,11 @@ def running_serve(args: list[str], env: dict[str, str], *, executable: str | Non
     """``python -m server serve ARGS`` (or ``EXECUTABLE serve ARGS``, an installed
     ``assist-panel``) with ``env``; killed afterwards if still running. ``open_files``:
     its open-file limit, soft and hard."""
-    def limit() -> None:
-        if open_files is not None:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
-
     command = [executable] if executable else [sys.executable, "-m", "server"]
+    if open_files is not None:  # util-linux's prlimit: no code run between fork and exec
+        command = ["prlimit", f"--nofile={open_files}:{open_files}", "--", *command]
     process = subprocess.Popen([*command, "serve", *args], env=env, cwd=cwd,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=limit)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     running = Serve(process, f"http://127.0.0.1:{env['ASSIST_PORT']}")
     reader = threading.Thread(target=running._read, daemon=True)
     reader.start()
