@@ -4,10 +4,10 @@ model's own time to first token, while 0, 99 or 499 other streams are open.
 Method: background streams stream endlessly at 20 tokens/s (the mock's
 ``endless`` fault; probing starts once each has its first delta) beside a few
 probers (one per 50 streams, at most 10; they make up the ``n``), each opening
-probe streams one after another and closing each at its first ``delta``, each on a
-new connection, read by the background's lean reader (before 2026-12-06 through
-httpx, which was most of the harness's share below). For each
-probe the mock's ``/mock/timings`` says when it received the request and when it
+probe streams one after another, at random spacing (``PROBE_SPREAD_S``), and closing
+each at its first ``delta``, each on a new connection, read by the background's lean
+reader (before 2026-12-06 through httpx, which was most of the harness's share
+below). For each probe the mock's ``/mock/timings`` says when it received the request and when it
 sent the first token; the panel's share is the rest. The same for the peer, and for
 the ``extractive`` generator (no model: its absolute time).
 
@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,12 @@ from .report import Row, Section
 from .stats import summary
 
 TOKENS_PER_SECOND = 20.0
+# Each prober waits a random time up to this before each probe. Without it the probers
+# ran in lockstep (every probe lasts the model's first-token time, 50 ms): at 100
+# streams each probe reached the server within about 1 ms of the other prober's, so
+# every probe measured two requests arriving at once and none a request on its own.
+# With it, probes meet only as often as independent arrivals do.
+PROBE_SPREAD_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -69,8 +76,10 @@ async def probe(target: Target, n: int, probes: int, *, loop: bool,
     def first_delta(trace: Trace) -> bool:
         return trace.first_delta is not None
 
-    async def prober(count: int) -> None:
+    async def prober(count: int, seed: int) -> None:
+        spread = random.Random(seed)  # seeded: a re-run spaces its probes the same way
         for _ in range(count):
+            await asyncio.sleep(spread.uniform(0, PROBE_SPREAD_S))
             traces.append(await read_stream(target, until=first_delta))
             if beside is not None:
                 beside_traces.append(await read_stream(beside, until=first_delta))
@@ -81,7 +90,7 @@ async def probe(target: Target, n: int, probes: int, *, loop: bool,
     gc.collect()
     gc.disable()
     try:
-        await asyncio.gather(*(prober(count) for count in share))
+        await asyncio.gather(*(prober(count, seed) for seed, count in enumerate(share)))
     finally:
         gc.enable()
     open_after = background.open_count()

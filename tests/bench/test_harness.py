@@ -22,7 +22,7 @@ from bench import capacity, hostile, latency, scale, stall, throughput
 from bench.__main__ import _replace_block, table
 from bench.background import Background
 from bench.load import Target, Trace, new_request_id, note_event
-from bench.procs import Cpus
+from bench.procs import Cpus, running, start_mock
 from bench.report import Row
 from bench.stats import percentile, summary
 from server.schemas import StreamRequest
@@ -162,6 +162,27 @@ def _level(target: str, n: int, p50: float, p99: float, beside: str | None = Non
     if beside is not None:
         level["beside"] = beside
     return level
+
+
+def test_probers_do_not_run_in_lockstep(tmp_path: Path, cpus: Cpus,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # Regression: every probe lasts the model's time to its first token, so probers
+    # started together stayed together, and at 100 streams each probe reached the
+    # server within about a millisecond of the other prober's, every time.
+    monkeypatch.setattr(latency, "probers", lambda n: 2)
+    model = start_mock(tmp_path, cpus.harness, tokens_per_second=latency.TOKENS_PER_SECOND,
+                       fault="endless")
+    with running(model):
+        result = asyncio.run(latency.probe(Target.model(model.url), 2, 40, loop=False))
+    sent = sorted(trace.sent for trace in result["traces"])
+    assert len(sent) == 40
+
+    def met(i: int) -> bool:
+        """Whether another probe was sent within 2 ms of probe ``i``."""
+        return any(abs(sent[j] - sent[i]) < 0.002 for j in (i - 1, i + 1) if 0 <= j < 40)
+
+    # In lockstep every probe has such a neighbour; spread at random, few do.
+    assert sum(map(met, range(40))) < 20
 
 
 def test_net_figures_subtract_the_harness_measured_beside_each_server() -> None:
