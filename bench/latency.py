@@ -8,8 +8,10 @@ probe streams one after another, at random spacing (``PROBE_SPREAD_S``), and clo
 each at its first ``delta``, each on a new connection, read by the background's lean
 reader (before 2026-12-06 through httpx, which was most of the harness's share
 below). For each probe the mock's ``/mock/timings`` says when it received the request and when it
-sent the first token; the panel's share is the rest. The same for the peer, and for
-the ``extractive`` generator (no model: its absolute time).
+sent the first token; the panel's share is the rest. The same for the peer, the two
+taking turns at each level in blocks of probes (``Sizes.rounds``; before 2026-12-06
+03:00 UTC the peer's levels ran after all of the panel's, minutes later), and for the
+``extractive`` generator (no model: its absolute time).
 
 Beside each server's probes, and taking turns with them, the same probers call the
 mock model directly (``/v1/chat/completions``): what "added" holds that is the
@@ -25,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import random
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,9 +53,12 @@ PROBE_SPREAD_S = 0.05
 class Sizes:
     levels: tuple[int, ...]
     probes: int
+    # Blocks each server's probes at a level come in, the servers taking turns.
+    rounds: int = 1
 
 
-FULL = Sizes(levels=(1, 100, 500), probes=1200)  # a p99 from 1,200 samples: the 12th largest
+# A p99 from 1,200 samples (the 12th largest), in four blocks a server.
+FULL = Sizes(levels=(1, 100, 500), probes=1200, rounds=4)
 QUICK = Sizes(levels=(1, 100), probes=30)  # within the two minutes of --quick
 
 
@@ -107,30 +113,47 @@ def model_ttft(model: Proc) -> dict[str, float]:
             for r in records if r["requestId"] and r["firstToken"] is not None}
 
 
-def level(target: Target, n: int, sizes: Sizes, *, server: Proc, model: Proc | None,
-          loop: bool = False) -> list[dict[str, Any]]:
-    """One concurrency level: added (or, without a model, absolute) time to first delta;
-    with a model, also the harness's own share, measured beside it (``beside``)."""
+def level(servers: list[tuple[Target, Proc]], n: int, sizes: Sizes, *,
+          model: Proc | None, loop: bool = False) -> list[dict[str, Any]]:
+    """One concurrency level: added (or, without a model, absolute) time to first delta
+    of each server, the servers taking turns in ``sizes.rounds`` blocks, so that each is
+    measured in the same minutes of a machine whose speed drifts; with a model, also the
+    harness's own share, measured beside each server's probes (``beside``)."""
     if model is not None:
         httpx.delete(f"{model.url}/mock/timings")
-    server.mark()
     beside = Target.model(model.url) if model is not None else None
-    result = asyncio.run(probe(target, n, sizes.probes, loop=loop, beside=beside))
-    cpu = server.cpu_share()
+    blocks = [sizes.probes // sizes.rounds + (i < sizes.probes % sizes.rounds)
+              for i in range(sizes.rounds)]
+    runs: dict[str, list[dict[str, Any]]] = {target.name: [] for target, _ in servers}
+    busy = {target.name: [0.0, 0.0] for target, _ in servers}  # CPU seconds, wall seconds
+    for i, block in enumerate(blocks):
+        # A, B, B, A: neither server always goes first after the other's load.
+        for target, server in (servers if i % 2 == 0 else servers[::-1]):
+            cpu, wall = server.cpu_seconds(), time.monotonic()
+            runs[target.name].append(
+                asyncio.run(probe(target, n, block, loop=loop, beside=beside)))
+            busy[target.name][0] += server.cpu_seconds() - cpu
+            busy[target.name][1] += time.monotonic() - wall
     own = model_ttft(model) if model is not None else {}
-    shared = {"streams": n, "background_streaming": result["background_streaming"],
-              "background_open_after": result["open_after"],
-              "background_failed": result["background_failed"]}
-    traces: list[Trace] = result["traces"]
-    out = [{"target": target.name, **_added(traces, own, model is not None),
-            # Before any model call: redaction, context, retrieval, the `suggestion` event.
-            "suggestion_ms": summary((t.suggestion - t.sent) * 1000 for t in traces
-                                     if t.suggestion is not None),
-            **shared, "server_cpu": round(cpu, 3),
-            "server_rss_mb": round(server.rss_bytes() / 2**20, 1)}]
-    if beside is not None:
-        out.append({"target": beside.name, "beside": target.name,
-                    **_added(result["beside_traces"], own, True), **shared})
+    out: list[dict[str, Any]] = []
+    for target, server in servers:
+        done = runs[target.name]
+        shared = {"streams": n,
+                  "background_streaming": min(r["background_streaming"] for r in done),
+                  "background_open_after": min(r["open_after"] for r in done),
+                  "background_failed": sum(r["background_failed"] for r in done)}
+        traces: list[Trace] = [t for r in done for t in r["traces"]]
+        cpu, wall = busy[target.name]
+        out.append({"target": target.name, **_added(traces, own, model is not None),
+                    # Before any model call: redaction, context, retrieval, `suggestion`.
+                    "suggestion_ms": summary((t.suggestion - t.sent) * 1000 for t in traces
+                                             if t.suggestion is not None),
+                    **shared, "server_cpu": round(cpu / wall if wall > 0 else 0.0, 3),
+                    "server_rss_mb": round(server.rss_bytes() / 2**20, 1)})
+        if beside is not None:
+            out.append({"target": beside.name, "beside": target.name,
+                        **_added([t for r in done for t in r["beside_traces"]], own, True),
+                        **shared})
     return out
 
 
@@ -159,14 +182,13 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
     with running(model):
         panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
                                   env={"ASSIST_STREAM_LIMIT_S": "3600"})
-        with running(panel):
-            target = Target("panel", panel.url, keys)
-            for n in sizes.levels:
-                results += level(target, n, sizes, server=panel, model=model)
         peer = start_peer(workdir, cpus.server, kb, model_url=model.url)
-        with running(peer):
+        with running(panel), running(peer):
+            servers = [(Target("panel", panel.url, keys), panel), (Target("peer", peer.url), peer)]
             for n in sizes.levels:
-                results += level(Target("peer", peer.url), n, sizes, server=peer, model=model)
+                results += level(servers, n, sizes, model=model)
+    # The panel's levels first, then the peer's, as the table reads.
+    results.sort(key=lambda r: r.get("beside", r["target"]) == "peer")
     # The embedded generator at the same pace (50 ms a token); its streams end, so the
     # background ones start again as they finish.
     panel, keys = start_panel(workdir, cpus.server, kb, model_url=None,
@@ -174,7 +196,7 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
     with running(panel):
         target = Target("extractive", panel.url, keys)
         for n in sizes.levels:
-            results += level(target, n, sizes, server=panel, model=None, loop=True)
+            results += level([(target, panel)], n, sizes, model=None, loop=True)
     return Section("latency", rows(results), {
         "levels": results, "tokens_per_second": TOKENS_PER_SECOND})
 

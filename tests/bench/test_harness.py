@@ -116,7 +116,8 @@ def cpus() -> Cpus:
 
 def test_added_latency_is_measured_against_the_model_own_time(
         tmp_path: Path, sample_kb_path: Path, cpus: Cpus) -> None:
-    sizes = latency.Sizes(levels=(1, 3), probes=4)
+    # Two rounds: the panel and the peer take turns, two probes a block.
+    sizes = latency.Sizes(levels=(1, 3), probes=4, rounds=2)
     section = latency.run(True, tmp_path, sample_kb_path, cpus, sizes)
     levels = section.data["levels"]
     # The harness's own share is measured beside each server's probes, at each load.
