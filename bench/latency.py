@@ -43,9 +43,9 @@ from .stats import summary
 TOKENS_PER_SECOND = 20.0
 # Each prober waits a random time up to this before each probe. Without it the probers
 # ran in lockstep (every probe lasts the model's first-token time, 50 ms): at 100
-# streams each probe reached the server within about 1 ms of the other prober's, so
-# every probe measured two requests arriving at once and none a request on its own.
-# With it, probes meet only as often as independent arrivals do.
+# streams most probes reached the server within a millisecond or two of the other
+# prober's, so nearly every probe measured two requests arriving at once. With it,
+# probes meet only as often as independent arrivals do.
 PROBE_SPREAD_S = 0.05
 
 
