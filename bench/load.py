@@ -124,22 +124,13 @@ def count_words(text: str) -> int:
     return len(_WORD.findall(text))
 
 
-async def stream(http: httpx.AsyncClient, target: Target, *,
-                 until: Callable[[Trace], bool] | None = None,
-                 started: asyncio.Event | None = None,
-                 ready: Callable[[Trace], bool] | None = None,
-                 traces: list[Trace] | None = None) -> Trace:
-    """Run one stream to ``done``, or until ``until(trace)`` is true after an event.
-
-    ``started`` is set at the first event after which ``ready(trace)`` is true (any
-    event without ``ready``), or at the end; the trace is appended to
-    ``traces`` as soon as it exists. Cancelling the task closes the connection, like
-    a browser tab going away: the trace notes it in ``closed`` and is returned.
+async def stream(http: httpx.AsyncClient, target: Target) -> Trace:
+    """Run one stream to ``done``. Cancelling the task closes the connection, like a
+    browser tab going away: the trace notes it in ``closed`` and is returned.
+    (``bench/background.py`` reads streams by the thousand, and to an event.)
     """
     headers, body, request_id = target.request(next_stream())
     trace = Trace(request_id, time.monotonic())
-    if traces is not None:
-        traces.append(trace)
     try:
         async with aconnect_sse(http, "POST", f"{target.url}{target.path}", json=body,
                                 headers=headers) as source:
@@ -150,20 +141,13 @@ async def stream(http: httpx.AsyncClient, target: Target, *,
             async for event in source.aiter_sse():
                 if note_event(trace, event.event, event.data, time.monotonic()):
                     break
-                if started is not None and (ready is None or ready(trace)):
-                    started.set()
-                if until is not None and until(trace):
-                    break
             if trace.done is None:
                 trace.closed = time.monotonic()
     except asyncio.CancelledError:
-        # Our own harness cancelled it (see Background.close): the client went away.
+        # Our own harness cancelled it: the client went away.
         trace.closed = time.monotonic()
     except (httpx.HTTPError, OSError) as exc:
         trace.error = type(exc).__name__
-    finally:
-        if started is not None:
-            started.set()
     return trace
 
 
