@@ -26,6 +26,7 @@ from server.pipeline import events
 from server.pipeline.aggregation import Aggregator
 from server.pipeline.breaker import CircuitBreaker, Permit
 from server.pipeline.context import Trigger, Utterance, build_context
+from server.pipeline.eager import start_task
 from server.pipeline.events import Event, FallbackReason, Outcome
 from server.pipeline.generators import Chunk, GenerationRequest, Generator
 from server.pipeline.inbox import Inbox, Room
@@ -333,7 +334,9 @@ class Pipeline:
         ping_at, chunks_then = float("inf"), -1
         inbox = Inbox(self.clock)
         room = Room(items=_AHEAD_ITEMS, chars=_AHEAD_CHARS)
-        producer = asyncio.create_task(self._pump(generation, inbox, room))
+        # The model request is written now, in this step, not a turn of the loop later
+        # behind other streams' work (server/pipeline/eager.py).
+        producer = start_task(self._pump(generation, inbox, room))
         control.bind(lambda: inbox.put(_WAKE))
         aggregator = Aggregator(limits.flush_s)
         watchdog = Watchdog(started, first_token_s=limits.first_token_s,

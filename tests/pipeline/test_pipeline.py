@@ -302,6 +302,27 @@ async def test_consumer_leaving_cancels_the_generator_and_records_cancelled() ->
     assert records[0].stop_reason == "client_disconnect"
 
 
+async def test_the_model_is_called_in_the_streams_own_step_not_a_loop_turn_later() -> None:
+    # Regression: the producer task took its first step (writing the model request) a
+    # turn of the loop after the suggestion, behind every callback queued meanwhile.
+    order: list[str] = []
+
+    class Recording(Scripted):
+        async def stream(self, request: GenerationRequest) -> AsyncIterator[Chunk]:
+            order.append("model called")
+            async for chunk in super().stream(request):
+                yield chunk
+
+    pipeline = _pipeline(retriever=StaticRetriever([SOURCE]), generator=Recording(["Hi"]),
+                         limits=LIMITS, static_article=STATIC)
+    stream = pipeline.stream(_request())
+    assert (await anext(stream)).name == "suggestion"
+    asyncio.get_running_loop().call_soon(order.append, "callback queued before")
+    events = [event async for event in stream]
+    assert _names(events) == ["delta", "done"]
+    assert order == ["model called", "callback queued before"]
+
+
 async def _until_delta(stream: AsyncIterator[Event]) -> list[Event]:
     seen = []
     async for event in stream:
