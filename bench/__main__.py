@@ -1,5 +1,5 @@
-"""``bench/run [--quick] [--only NAME,...] [--verbose]``: every benchmark, a table, JSON
-results, the docs.
+"""``bench/run [--quick] [--only NAME,...] [--verbose] [--against REV]``: every
+benchmark, a table, JSON results, the docs.
 
 Each benchmark starts its own processes on loopback (the panel's ``assist-panel
 serve``, the mock model, the peer), pinned so that the server under test has a
@@ -7,6 +7,12 @@ core to itself. Results go to ``bench/results/{full,quick}.json`` (sections of a
 partial ``--only`` run are merged into it) and a dated copy under
 ``bench/results/history/``. A full run also rewrites the table and the machine in
 docs/performance.md and its figure, docs/images/performance.png.
+
+``--only latency --against REV`` measures a change: this tree's panel and the panel of
+git revision REV (its files from ``git archive``, run on this environment's packages)
+take turns at each level, as the panel and the peer do. Its results go to
+``bench/results/{full,quick}-against.json``; the results of record and the docs are
+left alone.
 
 ``hostile`` holds slow and never-reading clients by the hundred against the server
 and reports what it keeps open (bench/hostile.py).
@@ -23,10 +29,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import re
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -59,8 +68,26 @@ def affinity(cpus: frozenset[int]) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
-def _runners(quick: bool, work: Path, kb: Path, cpus: Cpus, verbose: bool = False
-             ) -> dict[str, Callable[[], Section]]:
+def checkout(rev: str, into: Path) -> Path:
+    """The project's files at git revision ``rev``, written to ``into`` (``git archive``:
+    the repository itself is left as it is); SystemExit when git cannot give them."""
+    try:
+        tar = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", rev],
+                             capture_output=True, check=True, timeout=120).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        detail = getattr(exc, "stderr", b"") or str(exc).encode()
+        raise SystemExit(f"bench/run: --against {rev}: "
+                         f"{detail.decode(errors='replace').strip()}") from exc
+    into.mkdir(parents=True)
+    with tarfile.open(fileobj=io.BytesIO(tar)) as archive:
+        archive.extractall(into, filter="data")
+    return into
+
+
+def _runners(quick: bool, work: Path, kb: Path, cpus: Cpus, verbose: bool = False,
+             against: tuple[Path, str] | None = None) -> dict[str, Callable[[], Section]]:
+    """Each section's job; with ``against`` (a checkout and its name), latency compares
+    this tree's panel with that one's."""
     def retrieval_() -> Section:
         from . import retrieval
 
@@ -81,7 +108,8 @@ def _runners(quick: bool, work: Path, kb: Path, cpus: Cpus, verbose: bool = Fals
         return page.run(quick, work / "page-work")
 
     with_server = {
-        "latency": lambda: latency.run(quick, work, kb, cpus),
+        "latency": (lambda: latency.run(quick, work, kb, cpus)) if against is None else (
+            lambda: latency.compare(quick, work, kb, cpus, *against)),
         "capacity": lambda: capacity.run(quick, work, kb, cpus),
         "throughput": lambda: throughput.run(quick, work, kb, cpus, RESULTS),
         "stall": lambda: stall.run(quick, work, kb, cpus),
@@ -177,11 +205,17 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not rewrite docs/performance.md and its figure")
     parser.add_argument("--verbose", action="store_true",
                         help="also list the cases the quality benchmark got wrong")
+    parser.add_argument("--against", metavar="REV",
+                        help="with --only latency: this tree's panel and git revision REV's "
+                             "taking turns; results in bench/results/full-against.json "
+                             "(quick-against.json with --quick), the docs untouched")
     args = parser.parse_args(argv)
     chosen = [s.strip() for s in args.only.split(",") if s.strip()] or list(SECTIONS)
     unknown = sorted(set(chosen) - set(SECTIONS))
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    if args.against is not None and chosen != ["latency"]:
+        parser.error("--against compares latency alone: use it with --only latency")
 
     mode = "quick" if args.quick else "full"
     # Sections measured in this process (retrieval, quality) are pinned to one core. On a
@@ -201,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
     started = datetime.now(UTC)
     latest = RESULTS / f"{mode}.json"
     results: dict[str, Any] = {"sections": {}}
-    if set(chosen) != set(SECTIONS) and latest.exists():
+    if args.against is not None:
+        latest = RESULTS / f"{mode}-against.json"  # never merged into the runs of record
+    elif set(chosen) != set(SECTIONS) and latest.exists():
         results = json.loads(latest.read_text())  # a partial run updates the last results
         for kept in results["sections"].values():
             kept.setdefault("started", results.get("started", ""))
@@ -218,7 +254,9 @@ def main(argv: list[str] | None = None) -> int:
         store.reindex()
         import_files(store, find_files([sample_kb_dir()]))
         store.close()
-        runners = _runners(args.quick, work, kb, cpus, args.verbose)
+        against = None if args.against is None else (
+            checkout(args.against, work / "against"), f"panel@{args.against}")
+        runners = _runners(args.quick, work, kb, cpus, args.verbose, against)
         for name in SECTIONS:
             if name not in chosen:
                 continue
@@ -231,6 +269,11 @@ def main(argv: list[str] | None = None) -> int:
                 "seconds": round(time.monotonic() - section_began, 1)}
             print(table(section.rows), file=sys.stderr, flush=True)
     results["duration_s"] = round(time.monotonic() - begun, 1)
+    if args.against is not None:
+        latest.write_text(json.dumps(results, indent=1))
+        print(table([Row.from_json(r) for r in results["sections"]["latency"]["rows"]]))
+        print(f"\n{results['duration_s']} s; results in {latest.relative_to(ROOT)}")
+        return 0
     if set(chosen) <= NOT_PERFORMANCE:
         # The answer benchmark alone: its results are bench/results/quality.json and
         # docs/quality.md; the performance results and docs stay as they were.

@@ -201,10 +201,35 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
         "levels": results, "tokens_per_second": TOKENS_PER_SECOND})
 
 
+def compare(quick: bool, workdir: Path, kb: Path, cpus: Cpus, source: Path, label: str,
+            sizes: Sizes | None = None) -> Section:
+    """Item 1 for a change: this tree's panel and the panel of ``source`` (another
+    checkout, named ``label``) against the mock, taking turns at each level as the panel
+    and the peer do, so that both are measured in the same minutes of the machine."""
+    sizes = sizes or (QUICK if quick else FULL)
+    results: list[dict[str, Any]] = []
+    model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
+                       fault="endless")
+    with running(model):
+        env = {"ASSIST_STREAM_LIMIT_S": "3600"}
+        panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url, env=env)
+        base, base_keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
+                                      env=env, name=label, source=source)
+        with running(panel), running(base):
+            servers = [(Target("panel", panel.url, keys), panel),
+                       (Target(label, base.url, base_keys), base)]
+            for n in sizes.levels:
+                results += level(servers, n, sizes, model=model)
+    results.sort(key=lambda r: r.get("beside", r["target"]) != "panel")
+    return Section("latency", rows(results), {
+        "levels": results, "tokens_per_second": TOKENS_PER_SECOND, "against": label})
+
+
 def rows(results: list[dict[str, Any]]) -> list[Row]:
     """Table rows: the harness's own share at each load (measured beside the panel's
     probes), each server's figure, net of the harness measured beside its own probes,
-    and the peer's over the panel's (gross, and net of the harness)."""
+    and the peer's (or the other panel's) over the panel's (gross, and net of the
+    harness)."""
     servers = {(r["target"], r["streams"]): r for r in results if "beside" not in r}
     harness = {(r["beside"], r["streams"]): r for r in results if "beside" in r}
     out: list[Row] = []
@@ -223,7 +248,8 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
             continue
         mine = harness.get((name, n))
         ratio = None
-        if name == "peer" and ("panel", n) in servers and servers[("panel", n)]["ms"]["p99"]:
+        compared = name not in ("panel", "extractive")  # the peer, or another panel
+        if compared and ("panel", n) in servers and servers[("panel", n)]["ms"]["p99"]:
             panel = servers[("panel", n)]["ms"]
             ratio = _ratio(ms["p99"], panel["p99"])
             panels = harness.get(("panel", n))

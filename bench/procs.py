@@ -119,11 +119,12 @@ def _pin(cpus: frozenset[int]) -> None:
 
 
 def _start(name: str, argv: list[str], env: dict[str, str], cpus: frozenset[int],
-           ready_url: str, url: str, workdir: Path) -> Proc:
+           ready_url: str, url: str, workdir: Path, cwd: Path | None = None) -> Proc:
     log = workdir / f"{name}.log"  # appended to: every start of a run in one file
     with log.open("ab") as out:
         popen = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=out,
-                                 stdin=subprocess.DEVNULL, preexec_fn=lambda: _pin(cpus))
+                                 stdin=subprocess.DEVNULL, preexec_fn=lambda: _pin(cpus),
+                                 cwd=cwd)
     proc = Proc(name, url, popen, log)
     deadline = time.monotonic() + 60
     while True:  # until it answers: a process start, not a measured interval
@@ -170,13 +171,15 @@ class PanelKeys:
 
 
 def start_panel(workdir: Path, cpus: frozenset[int], kb: Path, *, model_url: str | None,
-                env: dict[str, str] | None = None, name: str = "panel"
-                ) -> tuple[Proc, PanelKeys]:
+                env: dict[str, str] | None = None, name: str = "panel",
+                source: Path | None = None) -> tuple[Proc, PanelKeys]:
     """``assist-panel serve`` on a free loopback port: the production entry point.
 
     The per-user rate limit is off and the stream cap high (the load comes from one
     machine); everything else is the production default unless ``env`` says otherwise.
-    Its output goes to ``workdir/{name}.log``.
+    Its output goes to ``workdir/{name}.log``. With ``source`` (another checkout of the
+    project), that checkout's code runs: ``python -m server`` imports the package from
+    its working directory first.
     """
     port = free_port()
     keys = PanelKeys(secrets.token_urlsafe(32))
@@ -193,7 +196,7 @@ def start_panel(workdir: Path, cpus: frozenset[int], kb: Path, *, model_url: str
     values.update(env or {})
     url = f"http://127.0.0.1:{port}"
     proc = _start(name, [sys.executable, "-m", "server", "serve"], values, cpus,
-                  f"{url}/healthz", url, workdir)
+                  f"{url}/healthz", url, workdir, cwd=source)
     return proc, keys
 
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 
 from bench import capacity, hostile, latency, scale, stall, throughput
-from bench.__main__ import _replace_block, table
+from bench.__main__ import _replace_block, checkout, table
 from bench.background import Background
 from bench.load import Target, Trace, new_request_id, note_event
-from bench.procs import Cpus, running, start_mock
+from bench.procs import Cpus, running, start_mock, start_panel
 from bench.report import Row
 from bench.stats import percentile, summary
 from server.schemas import StreamRequest
@@ -94,6 +94,19 @@ def test_the_command_refuses_an_unknown_section() -> None:
     assert "unknown section(s) nonsense" in result.stderr
 
 
+def test_against_compares_latency_alone() -> None:
+    result = subprocess.run([sys.executable, "-m", "bench", "--only", "stall", "--against",
+                             "HEAD"], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert result.returncode == 2
+    assert "--against compares latency alone" in result.stderr
+
+
+def test_a_revision_git_cannot_give_is_refused_with_gits_reason(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit, match=r"--against no-such-rev: .*no-such-rev"):
+        checkout("no-such-rev", tmp_path / "against")
+    assert not (tmp_path / "against").exists()
+
+
 def _as_the_panel_keeps(request_id: str) -> str | None:
     body = {"conversationId": "5b1c2a3e-0f4d-4c6b-8a9e-1d2c3b4a5f60", "trigger": "manual",
             "query": "q", "requestId": request_id}
@@ -154,6 +167,34 @@ def test_added_latency_is_measured_against_the_model_own_time(
     assert all("net of the harness" in r.note for r in panel_rows)
     peer_rows = [r for r in section.rows if r.case.startswith("peer")]
     assert all(r.ratio is not None and "net of the harness" in r.note for r in peer_rows)
+
+
+def test_a_panel_from_another_checkout_runs_that_checkouts_code(
+        tmp_path: Path, sample_kb_path: Path, cpus: Cpus) -> None:
+    source = checkout("HEAD", tmp_path / "against")
+    # Marked, so that its code is told from this tree's.
+    init = source / "server" / "__init__.py"
+    init.write_text(init.read_text() + "\nprint('the checkout runs', flush=True)\n")
+    panel, _ = start_panel(tmp_path, cpus.server, sample_kb_path, model_url=None,
+                           name="other", source=source)
+    with running(panel):
+        assert Path(f"/proc/{panel.pid}/cwd").resolve() == source.resolve()
+    assert "the checkout runs" in (tmp_path / "other.log").read_text()
+
+
+def test_a_change_is_measured_against_another_panel_taking_turns(
+        tmp_path: Path, sample_kb_path: Path, cpus: Cpus) -> None:
+    source = checkout("HEAD", tmp_path / "against")
+    sizes = latency.Sizes(levels=(1,), probes=4, rounds=2)
+    section = latency.compare(True, tmp_path, sample_kb_path, cpus, source, "panel@HEAD",
+                              sizes)
+    levels = section.data["levels"]
+    assert [(r["target"], r.get("beside")) for r in levels] == [
+        ("panel", None), ("model-direct", "panel"),
+        ("panel@HEAD", None), ("model-direct", "panel@HEAD")]
+    assert all(level["answered"] == level["matched"] == 4 for level in levels)
+    [other] = [r for r in section.rows if r.case.startswith("panel@HEAD")]
+    assert other.ratio is not None and "net of the harness" in other.note
 
 
 def _level(target: str, n: int, p50: float, p99: float, beside: str | None = None
