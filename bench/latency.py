@@ -47,6 +47,9 @@ TOKENS_PER_SECOND = 20.0
 # prober's, so nearly every probe measured two requests arriving at once. With it,
 # probes meet only as often as independent arrivals do.
 PROBE_SPREAD_S = 0.05
+# The panels probed against the model: the background streams are endless, so the
+# stream limit is raised past the run's length.
+PANEL_ENV = {"ASSIST_STREAM_LIMIT_S": "3600"}
 
 
 @dataclass(frozen=True)
@@ -181,7 +184,7 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
                        fault="endless")
     with running(model):
         panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
-                                  env={"ASSIST_STREAM_LIMIT_S": "3600"})
+                                  env=PANEL_ENV)
         peer = start_peer(workdir, cpus.server, kb, model_url=model.url)
         with running(panel), running(peer):
             servers = [(Target("panel", panel.url, keys), panel), (Target("peer", peer.url), peer)]
@@ -211,10 +214,10 @@ def compare(quick: bool, workdir: Path, kb: Path, cpus: Cpus, source: Path, labe
     model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
                        fault="endless")
     with running(model):
-        env = {"ASSIST_STREAM_LIMIT_S": "3600"}
-        panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url, env=env)
+        panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
+                                  env=PANEL_ENV)
         base, base_keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
-                                      env=env, name=label, source=source)
+                                      env=PANEL_ENV, name=label, source=source)
         with running(panel), running(base):
             servers = [(Target("panel", panel.url, keys), panel),
                        (Target(label, base.url, base_keys), base)]
