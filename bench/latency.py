@@ -28,6 +28,7 @@ import asyncio
 import gc
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -175,23 +176,37 @@ def _added(traces: list[Trace], own: dict[str, float], against_model: bool
             "samples_ms": [round(v, 3) for v in samples]}
 
 
-def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
-        sizes: Sizes | None = None) -> Section:
-    """All of item 1: panel (openai generator) and peer against the mock; extractive."""
-    sizes = sizes or (QUICK if quick else FULL)
+def _beside_panel(workdir: Path, kb: Path, cpus: Cpus, sizes: Sizes,
+                  other: Callable[[str], tuple[Target, Proc]]) -> list[dict[str, Any]]:
+    """Every level of this tree's panel and of ``other`` (started given the mock
+    model's URL), against the mock, the two taking turns; the panel's levels first,
+    as the table reads."""
     results: list[dict[str, Any]] = []
     model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
                        fault="endless")
     with running(model):
         panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
                                   env=PANEL_ENV)
-        peer = start_peer(workdir, cpus.server, kb, model_url=model.url)
-        with running(panel), running(peer):
-            servers = [(Target("panel", panel.url, keys), panel), (Target("peer", peer.url), peer)]
-            for n in sizes.levels:
-                results += level(servers, n, sizes, model=model)
-    # The panel's levels first, then the peer's, as the table reads.
-    results.sort(key=lambda r: r.get("beside", r["target"]) == "peer")
+        with running(panel):
+            target, server = other(model.url)
+            with running(server):
+                servers = [(Target("panel", panel.url, keys), panel), (target, server)]
+                for n in sizes.levels:
+                    results += level(servers, n, sizes, model=model)
+    results.sort(key=lambda r: r.get("beside", r["target"]) != "panel")
+    return results
+
+
+def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
+        sizes: Sizes | None = None) -> Section:
+    """All of item 1: panel (openai generator) and peer against the mock; extractive."""
+    sizes = sizes or (QUICK if quick else FULL)
+
+    def peer(model_url: str) -> tuple[Target, Proc]:
+        proc = start_peer(workdir, cpus.server, kb, model_url=model_url)
+        return Target("peer", proc.url), proc
+
+    results = _beside_panel(workdir, kb, cpus, sizes, peer)
     # The embedded generator at the same pace (50 ms a token); its streams end, so the
     # background ones start again as they finish.
     panel, keys = start_panel(workdir, cpus.server, kb, model_url=None,
@@ -209,21 +224,13 @@ def compare(quick: bool, workdir: Path, kb: Path, cpus: Cpus, source: Path, labe
     """Item 1 for a change: this tree's panel and the panel of ``source`` (another
     checkout, named ``label``) against the mock, taking turns at each level as the panel
     and the peer do, so that both are measured in the same minutes of the machine."""
-    sizes = sizes or (QUICK if quick else FULL)
-    results: list[dict[str, Any]] = []
-    model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
-                       fault="endless")
-    with running(model):
-        panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
-                                  env=PANEL_ENV)
-        base, base_keys = start_panel(workdir, cpus.server, kb, model_url=model.url,
-                                      env=PANEL_ENV, name=label, source=source)
-        with running(panel), running(base):
-            servers = [(Target("panel", panel.url, keys), panel),
-                       (Target(label, base.url, base_keys), base)]
-            for n in sizes.levels:
-                results += level(servers, n, sizes, model=model)
-    results.sort(key=lambda r: r.get("beside", r["target"]) != "panel")
+
+    def base(model_url: str) -> tuple[Target, Proc]:
+        proc, keys = start_panel(workdir, cpus.server, kb, model_url=model_url,
+                                 env=PANEL_ENV, name=label, source=source)
+        return Target(label, proc.url, keys), proc
+
+    results = _beside_panel(workdir, kb, cpus, sizes or (QUICK if quick else FULL), base)
     return Section("latency", rows(results), {
         "levels": results, "tokens_per_second": TOKENS_PER_SECOND, "against": label})
 
