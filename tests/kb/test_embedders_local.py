@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -170,3 +172,77 @@ def test_a_few_texts_embed_as_a_batch_of_many_does(embedder: WordLlamaEmbedder) 
     few = embedder.embed(texts)
     many = embedder.embed([*texts, *texts])  # over the few: WordLlama's own path
     np.testing.assert_allclose(few, many[: len(texts)], rtol=1e-6, atol=1e-7)
+
+
+def _texts_of_the_sample_and_the_benchmark() -> list[str]:
+    from server.paths import sample_kb_dir
+
+    texts = [path.read_text(encoding="utf-8") for path in sorted(sample_kb_dir().rglob("*.md"))]
+    cases = Path(__file__).parents[2] / "bench" / "quality" / "cases.jsonl"
+    texts += [json.dumps(json.loads(line)) for line in cases.read_text().splitlines() if line]
+    return texts
+
+
+def test_token_ids_word_by_word_are_the_tokenizers_own(embedder: WordLlamaEmbedder) -> None:
+    # The cache of words is only right while a word's ids never depend on its
+    # neighbours: every text of the sample and the benchmark, as typed and with its
+    # spaces made single (the form the cache takes), against the tokenizer's ids.
+    model = embedder._load()
+    assert embedder._word_ids is not None  # the shipped tokenizer cuts at spaces
+    tricky = ["<s> refund", "a</s>b c", "two  spaces", " leading", "trailing ", "tab\there x",
+              "line\nbreak and more", "\u2581marked word", "返金 😀 café ok", "x", "", " ",
+              "1-800-555-0142 call", "don't won't", "e-SIM/eSIM", "ÉCLAIR Ünïcödé"]
+    texts = tricky + _texts_of_the_sample_and_the_benchmark()
+    checked = 0
+    for text in texts:
+        for form in (text, " ".join(text.split())):
+            expected = model.tokenizer.encode(form, add_special_tokens=False).ids
+            assert embedder._ids(model, form) == expected, form[:80]
+            assert embedder._ids(model, form) == expected, form[:80]  # from the cache too
+            checked += 1
+    assert checked > 100 and len(embedder._word_ids) > 1000
+
+
+def test_words_are_kept_up_to_a_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.kb.embedders import local
+
+    monkeypatch.setattr(local, "_WORDS_KEPT", 5)
+    small = WordLlamaEmbedder()
+    model = small._load()
+    text = "one two three four five six seven eight nine ten"
+    assert small._ids(model, text) == model.tokenizer.encode(
+        text, add_special_tokens=False).ids
+    assert small._word_ids is not None and 0 < len(small._word_ids) <= 5
+
+
+_LLAMA = {"normalizer": {"type": "Sequence", "normalizers": [
+    {"type": "Prepend", "prepend": "\u2581"},
+    {"type": "Replace", "pattern": {"String": " "}, "content": "\u2581"}]},
+    "pre_tokenizer": None,
+    "model": {"type": "BPE", "dropout": None,
+              "vocab": {"\u2581a": 0, "b": 1, "\u2581\u2581": 2}}}
+
+
+def _changed(**parts: Any) -> dict[str, Any]:
+    spec = json.loads(json.dumps(_LLAMA))
+    for key, value in parts.items():
+        if key == "vocab":
+            spec["model"]["vocab"] = value
+        elif key == "dropout":
+            spec["model"]["dropout"] = value
+        else:
+            spec[key] = value
+    return spec
+
+
+def test_words_are_tokenized_alone_only_where_no_merge_crosses_a_space() -> None:
+    from server.kb.embedders.local import _splits_at_spaces
+
+    assert _splits_at_spaces(_LLAMA)
+    # A token that would join two words, a pre-tokenizer, another normalizer, dropout:
+    # each sends every text to the tokenizer whole.
+    assert not _splits_at_spaces(_changed(vocab={"\u2581a": 0, "a\u2581b": 1}))
+    assert not _splits_at_spaces(_changed(pre_tokenizer={"type": "Whitespace"}))
+    assert not _splits_at_spaces(_changed(normalizer={"type": "NFKC"}))
+    assert not _splits_at_spaces(_changed(dropout=0.1))
+    assert not _splits_at_spaces({})

@@ -8,6 +8,7 @@ as the cache dir and downloads are turned off.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,9 @@ DEFAULT_TRUNCATE = 128
 # Up to this many texts (a query's turns) are embedded here, token rows averaged
 # directly: WordLlama's batch path pads and masks, three times slower for one query.
 _FEW = 8
+# Words whose token ids are kept, shared by every query; past it the cache starts again.
+_WORDS_KEPT = 16_384
+_SPACE_MARK = "\u2581"  # SentencePiece's mark for a space: "▁"
 
 
 class WordLlamaEmbedder:
@@ -42,6 +46,12 @@ class WordLlamaEmbedder:
         self.name = f"wordllama/{config}-{dim}" + (f":{truncate}" if self.truncate else "")
         self._model: Any = None
         self._lock = threading.Lock()
+        # Word -> token ids, where the tokenizer cuts at every space (``_splits_at_spaces``):
+        # a word's ids are then the same wherever it stands. A query is mostly words seen
+        # before, and the tokenizer's own call costs a cold core 80 us where a few dict
+        # lookups cost a tenth of that (docs/performance.md).
+        self._word_ids: dict[str, list[int]] | None = None
+        self._special: tuple[str, ...] = ()
 
     def _load(self) -> Any:
         if self._model is None:
@@ -61,6 +71,10 @@ class WordLlamaEmbedder:
                         )
                     except (FileNotFoundError, ValueError) as exc:
                         raise EmbeddingError(f"cannot load WordLlama {self.name}: {exc}") from exc
+                    spec = json.loads(self._model.tokenizer.to_str())
+                    if _splits_at_spaces(spec):
+                        self._special = tuple(t["content"] for t in spec.get("added_tokens") or ())
+                        self._word_ids = {}
         return self._model
 
     def embed(self, texts: Sequence[str]) -> Vectors:
@@ -75,21 +89,57 @@ class WordLlamaEmbedder:
         return normalize(vectors)
 
     def _few(self, model: Any, texts: Sequence[str]) -> Any:
-        """The mean of each text's token rows (the same sums as WordLlama's pooling),
-        only the columns kept."""
+        """The sum of each text's token rows, only the columns kept: the direction of
+        WordLlama's pooled mean, which ``normalize`` then gives (a division fewer)."""
         import numpy as np
 
         table = model.embedding
         out = np.zeros((len(texts), self.size), dtype=np.float32)
         for row, text in enumerate(texts):
-            ids = model.tokenizer.encode(text, add_special_tokens=False).ids
+            ids = self._ids(model, text)
             if ids:
-                out[row] = table[ids, : self.size].sum(axis=0, dtype=np.float32) / len(ids)
+                out[row] = np.add.reduce(table[ids, : self.size], axis=0)
         return out
+
+    def _ids(self, model: Any, text: str) -> list[int]:
+        """The tokenizer's ids of ``text``, word by word from the cache where that gives
+        the same ids: words one space apart, and no special token's text."""
+        words = self._word_ids
+        if (words is None or not text or text[0] == " " or text[-1] == " " or "  " in text
+                or _SPACE_MARK in text or any(special in text for special in self._special)):
+            ids: list[int] = model.tokenizer.encode(text, add_special_tokens=False).ids
+            return ids
+        ids = []
+        for word in text.split(" "):
+            found = words.get(word)
+            if found is None:
+                if len(words) >= _WORDS_KEPT:
+                    words.clear()  # a bound, not a policy: the next queries fill it again
+                found = words[word] = model.tokenizer.encode(word, add_special_tokens=False).ids
+            ids += found
+        return ids
 
     async def aembed(self, texts: Sequence[str]) -> Vectors:
         # A query is a few dozen tokens: a lookup and a mean, well under a millisecond.
         return self.embed(texts)
+
+
+def _splits_at_spaces(spec: dict[str, Any]) -> bool:
+    """Whether the tokenizer described by ``spec`` (its JSON) tokenizes each space-separated
+    word on its own: a space becomes "▁" before each word (Llama 2's normalizer), BPE
+    runs on the whole text with no pre-tokenizer and no dropout, and no token but a run
+    of "▁" (spaces in a row, which the cache leaves to the tokenizer) holds one after its
+    first character, so no merge ever joins two words."""
+    model = spec.get("model") or {}
+    normalizer = spec.get("normalizer") or {}
+    steps = normalizer.get("normalizers") if normalizer.get("type") == "Sequence" else None
+    llama = steps == [{"type": "Prepend", "prepend": _SPACE_MARK},
+                      {"type": "Replace", "pattern": {"String": " "}, "content": _SPACE_MARK}]
+    vocabulary = model.get("vocab") or {}
+    return (llama and spec.get("pre_tokenizer") is None and model.get("type") == "BPE"
+            and not model.get("dropout") and isinstance(vocabulary, dict)
+            and not any(_SPACE_MARK in token[1:] and token.strip(_SPACE_MARK)
+                        for token in vocabulary))
 
 
 def _empty(dim: int) -> Any:
