@@ -283,13 +283,15 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
                 await redis.close()
 
     app = Starlette(
+        # The streams first: Starlette tries routes in order, and every suggestion would
+        # otherwise pay for the others' path matches (the paths do not overlap).
         routes=[
+            *api.routes,
+            *machine_api.routes,
             *health.routes,
             *metrics.routes,
             *panel.routes,
             *signin.routes,
-            *api.routes,
-            *machine_api.routes,
             Mount("/static", StaticFiles(directory=frontend / "static"), name="static"),
         ],
         middleware=[Middleware(ResponseHeaders),

@@ -406,7 +406,9 @@ class KnowledgeBase:
             with self._connection() as conn:
                 for row in conn.execute(f"{_HIT_SELECT} WHERE p.rowid IN ({marks})", missing):
                     rows[row[0]] = row
-        return [PassageHit(*rows[rowid], *scores[rowid]) for rowid in sorted(scores)
+        # Made by tuple.__new__: the named tuple's own __new__ is Python, dozens a search.
+        new = tuple.__new__
+        return [new(PassageHit, rows[rowid] + scores[rowid]) for rowid in sorted(scores)
                 if rowid in rows]
 
     def warm(self) -> None:
