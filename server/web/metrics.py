@@ -19,7 +19,7 @@ status codes or ``"network"``. Never ids or free text.
 from __future__ import annotations
 
 import hmac
-from typing import get_args
+from typing import Any, get_args
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -132,6 +132,9 @@ class Metrics:
             "Limit checks made by this process alone because Redis did not answer, by limit.",
             ["limit"], registry=registry)
 
+        # Each stream's end counts in up to nine labelled series: their children are kept
+        # here rather than looked up through labels() (a lock, a tuple, checks) each time.
+        self._children: dict[tuple[object, ...], Any] = {}
         # Known series start at 0 so rate() and absence alerts work from the first scrape.
         for outcome in OUTCOMES:
             for trigger in TRIGGERS:
@@ -149,16 +152,25 @@ class Metrics:
     def stream_finished(self, record: StreamRecord) -> None:
         """A suggestion stream ended, whatever the outcome: count it and its latencies."""
         self._active.dec()
-        self._suggestions.labels(outcome=_known(record.outcome, OUTCOMES),
-                                 trigger=_known(record.trigger, TRIGGERS)).inc()
+        child = self._child
+        child(self._suggestions, _known(record.outcome, OUTCOMES),
+              _known(record.trigger, TRIGGERS)).inc()
         if record.fallback_reason:
-            self._fallbacks.labels(reason=_known(record.fallback_reason, FALLBACK_REASONS)).inc()
+            child(self._fallbacks, _known(record.fallback_reason, FALLBACK_REASONS)).inc()
         generator = _known(record.generator, GENERATORS)
         if record.ttft_ms is not None:
-            self._ttft.labels(generator=generator).observe(max(record.ttft_ms, 0) / 1000)
-        self._duration.labels(generator=generator).observe(max(record.duration_ms, 0) / 1000)
+            child(self._ttft, generator).observe(max(record.ttft_ms, 0) / 1000)
+        child(self._duration, generator).observe(max(record.duration_ms, 0) / 1000)
         for stage, seconds in record.stages.items():
-            self._stages.labels(stage=_known(stage, STAGES)).observe(max(seconds, 0.0))
+            child(self._stages, _known(stage, STAGES)).observe(max(seconds, 0.0))
+
+    def _child(self, metric: Any, *values: str) -> Any:
+        """``metric.labels(*values)``, made once (label values here are bounded sets)."""
+        key = (metric, *values)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*values)
+        return found
 
     def loop_lag(self, seconds: float) -> None:
         """The event loop woke a task ``seconds`` after it was due
