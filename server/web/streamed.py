@@ -33,8 +33,7 @@ from server.web.connections import drop_slow_reader, watch_disconnect, writable
 
 
 class OneTaskStream(Response):
-    """A ``200`` response whose body is the bytes ``body`` yields, sent as they come (the
-    headers with the first of them).
+    """A ``200`` response whose body is the bytes ``body`` yields, sent as they come.
 
     ``on_close`` is called however the response ends, even when the body never ran
     (the client left before the first byte): the stream's slot must be given back, and
@@ -65,21 +64,12 @@ class OneTaskStream(Response):
 
         unwatch = watch_disconnect(scope, receive, client_left)
         self._writable = writable(scope)
-        start: dict[str, object] | None = {
-            "type": "http.response.start", "status": self.status_code,
-            "headers": self.raw_headers}
         try:
-            # The headers go with the first chunk, in the same step: alone they tell the
-            # client nothing, and sent before the body's first step (a suggestion's
-            # retrieval) they cost it a wake of its own.
+            await self._send(send, {"type": "http.response.start", "status": self.status_code,
+                                    "headers": self.raw_headers})
             async for chunk in self.body_iterator:
-                if start is not None:
-                    await self._send(send, start)
-                    start = None
                 await self._send(send, {"type": "http.response.body", "body": chunk,
                                         "more_body": True})
-            if start is not None:
-                await self._send(send, start)
             await self._send(send, {"type": "http.response.body", "body": b""})
         except _SlowReader:
             unwatch()  # the reset below must not cancel this task's cleanup
