@@ -224,7 +224,7 @@ _LLAMA = {"normalizer": {"type": "Sequence", "normalizers": [
 
 
 def _changed(**parts: Any) -> dict[str, Any]:
-    spec = json.loads(json.dumps(_LLAMA))
+    spec: dict[str, Any] = json.loads(json.dumps(_LLAMA))
     for key, value in parts.items():
         if key == "vocab":
             spec["model"]["vocab"] = value
