@@ -2,7 +2,8 @@
 
 ``python -m bench.suggestion [--requests N] [--pause-ms MS] [--out FILE] CHECKOUT...``
 builds each checkout's own store of the sample knowledge base with that checkout's
-code, starts its ``assist-panel serve`` (extractive generator, one core), sends N
+code, starts its ``assist-panel serve`` (extractive generator, on one core; this
+client on the others), sends N
 manual questions one after another to ``POST /api/assist/stream`` and times each request to its
 ``suggestion`` event: the pre-model path (redaction, context, retrieval, sources).
 ``--pause-ms`` waits that long between requests, so the server's core idles as it
@@ -79,11 +80,11 @@ def _env(checkout: Path, db: Path, port: int) -> dict[str, str]:
             "OPENBLAS_NUM_THREADS": "1"}
 
 
-def _serve(checkout: Path, db: Path) -> tuple[subprocess.Popen[bytes], str]:
+def _serve(checkout: Path, db: Path, core: int | None) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     argv = [sys.executable, "-m", "server", "serve"]
-    if len(os.sched_getaffinity(0)) > 1:
-        argv = ["taskset", "-c", str(max(os.sched_getaffinity(0))), *argv]
+    if core is not None:
+        argv = ["taskset", "-c", str(core), *argv]
     proc = subprocess.Popen(argv, env=_env(checkout, db, port), cwd=checkout)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -123,6 +124,20 @@ def _times(url: str, count: int, pause_s: float = 0.0) -> list[float]:
 def compare(checkouts: list[Path], requests: int, work: Path, rounds: int = 2,
             pause_s: float = 0.0) -> dict[str, Any]:
     """Per checkout: the request -> ``suggestion`` summary and its samples (ms)."""
+    # The server on a core of its own, the client on the others: a client that ran on
+    # the server's core at times took it from the server, and the samples with it.
+    cores = os.sched_getaffinity(0)
+    core = max(cores) if len(cores) > 1 else None
+    if core is not None:
+        os.sched_setaffinity(0, cores - {core})
+    try:
+        return _rounds(checkouts, requests, work, rounds, pause_s, core)
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
+def _rounds(checkouts: list[Path], requests: int, work: Path, rounds: int, pause_s: float,
+            core: int | None) -> dict[str, Any]:
     samples: dict[str, list[float]] = {str(c): [] for c in checkouts}
     stores: dict[Path, Path] = {}
     for index, checkout in enumerate(checkouts):
@@ -131,7 +146,7 @@ def compare(checkouts: list[Path], requests: int, work: Path, rounds: int = 2,
                        cwd=checkout, env={**os.environ, "PYTHONPATH": str(checkout)})
     for _ in range(rounds):
         for checkout in checkouts:
-            proc, url = _serve(checkout, stores[checkout])
+            proc, url = _serve(checkout, stores[checkout], core)
             try:
                 _times(url, max(1, requests // 10))  # warm-up, not counted
                 samples[str(checkout)] += _times(url, requests, pause_s)
