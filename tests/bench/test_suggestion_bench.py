@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -34,3 +35,23 @@ def test_a_negative_pause_is_refused() -> None:
     with pytest.raises(SystemExit) as raised:
         suggestion.main(["--pause-ms", "-1", str(ROOT)])
     assert raised.value.code == 2
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to split")
+def test_the_client_runs_off_the_servers_core_and_gets_its_cores_back(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A client on the server's core took it from the server at times, and the samples.
+    before = os.sched_getaffinity(0)
+    seen: list[tuple[set[int], int | None]] = []
+
+    def rounds(checkouts: list[Path], requests: int, work: Path, count: int,
+               pause_s: float, core: int | None) -> dict[str, object]:
+        seen.append((os.sched_getaffinity(0), core))
+        raise RuntimeError("a server did not start")
+
+    monkeypatch.setattr(suggestion, "_rounds", rounds)
+    with pytest.raises(RuntimeError):
+        suggestion.compare([ROOT], requests=1, work=tmp_path)
+    [(client, core)] = seen
+    assert core == max(before) and core not in client and client == before - {core}
+    assert os.sched_getaffinity(0) == before
