@@ -35,7 +35,7 @@ import httpx
 
 from server.auth.sessions import Session, SessionCodec
 
-from .procs import free_port
+from .procs import Cpus, free_port
 from .stats import summary
 
 SECRET = "bench-suggestion-" + "s" * 32
@@ -124,14 +124,16 @@ def _times(url: str, count: int, pause_s: float = 0.0) -> list[float]:
 def compare(checkouts: list[Path], requests: int, work: Path, rounds: int = 2,
             pause_s: float = 0.0) -> dict[str, Any]:
     """Per checkout: the request -> ``suggestion`` summary and its samples (ms)."""
-    # The server on a core of its own, the client on the others: a client that ran on
-    # the server's core at times took it from the server, and the samples with it.
+    # The server on a core of its own, the client on the others, as the benchmarks split
+    # them: a client that ran on the server's core at times took it from the server.
     cores = os.sched_getaffinity(0)
-    core = max(cores) if len(cores) > 1 else None
-    if core is not None:
-        os.sched_setaffinity(0, cores - {core})
+    cpus = Cpus.split()
+    split = cpus.server != cpus.harness
+    if split:
+        os.sched_setaffinity(0, cpus.harness)
     try:
-        return _rounds(checkouts, requests, work, rounds, pause_s, core)
+        return _rounds(checkouts, requests, work, rounds, pause_s,
+                       min(cpus.server) if split else None)
     finally:
         os.sched_setaffinity(0, cores)
 
