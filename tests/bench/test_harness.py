@@ -247,6 +247,20 @@ def test_net_figures_subtract_the_harness_measured_beside_each_server() -> None:
         ("model called directly: the harness's share of added, 500 streams", 5.0)]
 
 
+def test_a_net_tail_below_the_net_median_is_not_given_nor_a_ratio_made_of_it() -> None:
+    # A run at 500 streams: the harness's p99 11.30 ms, the panel's 11.32, so a "net"
+    # p99 of 0.02 ms under a net p50 of 1.20, and the peer 1,444x the panel's.
+    rows = latency.rows([
+        _level("panel", 500, 2.07, 11.32), _level("model-direct", 500, 0.87, 11.30, "panel"),
+        _level("peer", 500, 6.71, 44.7), _level("model-direct", 500, 1.2, 15.8, "peer")])
+    notes = {r.case: r.note for r in rows}
+    assert notes["panel: added latency, 500 streams"].endswith(
+        "net of the harness 1.20 / harness-bound ms")
+    assert "p99 not measurable" in notes["peer: added latency, 500 streams"]
+    # Gross figures are still compared.
+    assert [r.ratio for r in rows if r.case.startswith("peer")] == [3.95]
+
+
 def test_the_readers_count_the_model_own_chunks_as_deltas_and_its_done_as_the_end() -> None:
     trace = Trace("direct-x", 0.0)
     role = json.dumps({"choices": [{"delta": {"role": "assistant"}}]})
