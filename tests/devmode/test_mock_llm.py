@@ -19,6 +19,8 @@ import httpx
 import openai
 import pytest
 import uvicorn
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from server.devmode.mocks.llm import (
     FAULTS,
@@ -31,7 +33,7 @@ from server.devmode.mocks.llm import (
     tokenize,
 )
 from server.devmode.mocks.llm_control import format_retry_after
-from server.devmode.mocks.llm_faults import FLOOD_CHUNK_CHARS
+from server.devmode.mocks.llm_faults import FLOOD_CHUNK_CHARS, CompletionPlan, sse
 
 API_KEY = "sk-mock-test-key-123456"
 MODEL = "mock-assist-1"
@@ -753,3 +755,16 @@ def test_flood_sends_large_chunks_without_end_until_the_client_leaves() -> None:
         assert len(chunks) >= 4
         assert chunks[0].startswith(EXPECTED)
         assert_no_streams_left(served)
+
+
+@settings(max_examples=300, deadline=None)
+@given(token=st.text(), include_usage=st.booleans(), model=st.text(min_size=1, max_size=20))
+def test_a_content_event_is_the_bytes_of_its_chunk_encoded_whole(
+        token: str, include_usage: bool, model: str) -> None:
+    # The mock frames a token's chunk once and fills the token in; what goes on the
+    # wire must be what encoding the whole chunk gives, whatever the token holds.
+    plan = CompletionPlan(
+        completion_id="chatcmpl-x", created=1, model=model, system_fingerprint="fp_1",
+        tokens=("a",), finish_reason="stop", prompt_tokens=1, include_usage=include_usage,
+        fault=None, token_interval_s=0.0, first_token_delay_s=0.0, fault_after_tokens=3)
+    assert plan.content_event(token) == sse(plan.chunk({"content": token}))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
 
-import anyio
 import httpx
 import pytest
 from starlette.types import Message, Receive, Scope, Send
@@ -130,12 +130,12 @@ async def test_a_token_is_never_sent_before_it_is_due_on_the_monotonic_clock(
     49.8 ms after a 50 ms delay. A sleep that wakes 2 ms early stands in for that."""
     from server.devmode.mocks import llm_faults
 
-    real_sleep = anyio.sleep
+    real_sleep = asyncio.sleep
 
     async def early(seconds: float) -> None:
         await real_sleep(max(0.0, seconds - 0.002))
 
-    monkeypatch.setattr(anyio, "sleep", early)
+    monkeypatch.setattr(asyncio, "sleep", early)  # what the mock paces with
     plan = llm_faults.CompletionPlan(
         completion_id="c", created=0, model="m", system_fingerprint="f", tokens=("a",),
         finish_reason="stop", prompt_tokens=1, include_usage=False, fault=None,

@@ -11,6 +11,7 @@ the status-code faults (`http_*`) live in `llm_control`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -18,6 +19,7 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -152,6 +154,20 @@ class CompletionPlan:
             body["usage"] = None
         return body
 
+    def content_event(self, token: str) -> bytes:
+        """``sse(self.chunk({"content": token}))``, the same bytes, from a frame encoded
+        once: the mock sends one a token, thousands a second in the benchmarks."""
+        head, tail = self._content_frame
+        return head + dumps(token) + tail
+
+    @cached_property
+    def _content_frame(self) -> tuple[bytes, bytes]:
+        # The content is the chunk's last text a request chose (the model's name comes
+        # before it): the marker's last occurrence is the content's.
+        marker = "\u0000mock-token\u0000"
+        head, tail = sse(self.chunk({"content": marker})).rsplit(dumps(marker), 1)
+        return head, tail
+
     def usage_chunk(self) -> dict[str, Any]:
         """The extra last chunk sent when `stream_options.include_usage` is true."""
         body = self._envelope("chat.completion.chunk")
@@ -247,12 +263,19 @@ class CompletionResponse(Response):
         try:
             with self.tracker.track():
                 async with anyio.create_task_group() as tg:
-                    tg.start_soon(self._watch_disconnect, receive, tg.cancel_scope)
-                    if self.stream:
-                        dropped = await self._send_stream(send)
-                    else:
-                        dropped = await self._send_completion(send)
-                    tg.cancel_scope.cancel()
+                    # The answer runs in a task of its own: each token's wake then
+                    # resumes a stack of three frames, not the dozen of uvicorn's and
+                    # Starlette's layers above this one (with asyncio's sleep and the
+                    # frame encoded once, a quarter of the CPU a token: the benchmarks'
+                    # mock shares a core with their clients, docs/performance.md).
+                    async def answer() -> None:
+                        nonlocal dropped
+                        dropped = await (self._send_stream(send) if self.stream
+                                         else self._send_completion(send))
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(answer)
+                    await self._watch_disconnect(receive, tg.cancel_scope)
         finally:
             if self.timing is not None:
                 self.timing.end(client_left=self._client_left)
@@ -274,9 +297,9 @@ class CompletionResponse(Response):
         plan = self.plan
         due = start + plan.first_token_delay_s + (index + 1) * plan.token_interval_s
         # sleep(0) still yields, so the disconnect watcher runs even unpaced.
-        await anyio.sleep(max(0.0, due - time.monotonic()))
+        await asyncio.sleep(max(0.0, due - time.monotonic()))
         while (left := due - time.monotonic()) > 0:  # noqa: ASYNC110
-            await anyio.sleep(left)
+            await asyncio.sleep(left)
 
     async def _send_stream(self, send: Send) -> bool:
         """Stream chunks; returns True when the connection must be dropped."""
@@ -308,7 +331,7 @@ class CompletionResponse(Response):
             await self._pace(start, index)
             if fault == "malformed" and index % 2 == 1:
                 await emit(self._broken_line(index // 2))
-            await emit(sse(plan.chunk({"content": token})), content=True)
+            await emit(plan.content_event(token), content=True)
 
         # Answers shorter than fault_after_tokens still stall or drop before the end.
         if fault == "stall_mid":
