@@ -44,7 +44,7 @@ async def _respond(body: Body) -> tuple[list[Message], int]:
 async def test_the_headers_go_before_the_body_starts() -> None:
     # A suggestion's first step is its retrieval: the client reads the headers meanwhile,
     # not after the suggestion event (sent with it, they saved the client a wake and the
-    # server nothing: docs/performance.md).
+    # server nothing: docs/performance-history.md).
     seen_at_first_step: list[str] = []
 
     async def body(sent: list[Message]) -> AsyncGenerator[bytes, None]:

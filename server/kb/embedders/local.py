@@ -48,8 +48,9 @@ class WordLlamaEmbedder:
         self._lock = threading.Lock()
         # Word -> token ids, where the tokenizer cuts at every space (``_splits_at_spaces``):
         # a word's ids are then the same wherever it stands. A query is mostly words seen
-        # before, and the tokenizer's own call costs a cold core 80 us where a few dict
-        # lookups cost a tenth of that (docs/performance.md).
+        # before, and the tokenizer's own call costs a cold core about 120 us for a short
+        # question where a few dict lookups cost a tenth of that (docs/performance.md,
+        # "On a core that idles").
         self._word_ids: dict[str, list[int]] | None = None
         self._special: tuple[str, ...] = ()
 
