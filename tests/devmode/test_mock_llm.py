@@ -7,9 +7,11 @@ until uvicorn accepts them: no readiness polling or sleeps.
 
 from __future__ import annotations
 
+import gc
 import json
 import socket
 import threading
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -768,3 +770,29 @@ def test_a_content_event_is_the_bytes_of_its_chunk_encoded_whole(
         tokens=("a",), finish_reason="stop", prompt_tokens=1, include_usage=include_usage,
         fault=None, token_interval_s=0.0, first_token_delay_s=0.0, fault_after_tokens=3)
     assert plan.content_event(token) == sse(plan.chunk({"content": token}))
+
+
+def test_a_stream_its_client_leaves_makes_no_cycle_through_the_mock() -> None:
+    # Regression: with the answer in a task of anyio's task group, a cancelled answer's
+    # exception stayed in a cycle with the frame that noted it, and with it the
+    # connection, until a full collection: one a benchmark probe.
+    with serve(FAST) as served:
+        with open_stream(served, "endless") as lines:  # warm: first-use caches
+            next_data(lines)
+        assert_no_streams_left(served)
+        gc.collect()
+        gc.disable()
+        try:
+            for fault in ("stall_first", "stall_mid", "endless", "drip"):
+                with open_stream(served, fault) as lines:
+                    next_data(lines)
+            assert_no_streams_left(served)
+            gc.set_debug(gc.DEBUG_SAVEALL)
+            gc.collect()
+            mocks = [obj for obj in gc.garbage if isinstance(obj, types.FrameType)
+                     and obj.f_code.co_filename.endswith("llm_faults.py")]
+        finally:
+            gc.set_debug(0)
+            gc.garbage.clear()
+            gc.enable()
+    assert not mocks, [frame.f_code.co_name for frame in mocks]

@@ -23,7 +23,6 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import anyio
-from anyio import CancelScope
 from starlette.responses import Response
 from starlette.types import Message, Receive, Scope, Send
 
@@ -259,36 +258,39 @@ class CompletionResponse(Response):
         self.init_headers({"cache-control": "no-cache", **headers} if stream else headers)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        dropped = False
         try:
             with self.tracker.track():
-                async with anyio.create_task_group() as tg:
-                    # The answer runs in a task of its own: each token's wake then
-                    # resumes a stack of three frames, not the dozen of uvicorn's and
-                    # Starlette's layers above this one (with asyncio's sleep and the
-                    # frame encoded once, a quarter of the CPU a token: the benchmarks'
-                    # mock shares a core with their clients, docs/performance.md).
-                    async def answer() -> None:
-                        nonlocal dropped
-                        dropped = await (self._send_stream(send) if self.stream
-                                         else self._send_completion(send))
-                        tg.cancel_scope.cancel()
-
-                    tg.start_soon(answer)
-                    await self._watch_disconnect(receive, tg.cancel_scope)
+                # The answer runs in a task of its own: each token's wake then resumes a
+                # stack of three frames, not the dozen of uvicorn's and Starlette's
+                # layers above this one (with asyncio's sleep and the frame encoded
+                # once, a quarter of the CPU a token: the benchmarks' mock shares a
+                # core with their clients, docs/performance.md). Plain asyncio tasks:
+                # anyio's task group keeps a cancelled child's exception in a cycle
+                # with the frame that noted it, and with it the whole connection.
+                answer = asyncio.ensure_future(
+                    self._send_stream(send) if self.stream else self._send_completion(send))
+                watcher = asyncio.ensure_future(self._watch_disconnect(receive))
+                try:
+                    await asyncio.wait((answer, watcher), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    answer.cancel()
+                    watcher.cancel()
+                    await asyncio.wait((answer, watcher))
+                if not watcher.cancelled():
+                    watcher.result()  # its own failure, if any, goes on up
+                dropped = not answer.cancelled() and answer.result()
         finally:
             if self.timing is not None:
                 self.timing.end(client_left=self._client_left)
         if dropped:
-            # Raised outside the task group so the server sees a plain exception.
+            # Raised here, not in the answer's task, so the server sees the exception.
             raise MockConnectionDrop("mock fault drop_mid: connection dropped on purpose")
 
-    async def _watch_disconnect(self, receive: Receive, scope: CancelScope) -> None:
+    async def _watch_disconnect(self, receive: Receive) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
         # After the last body message the server reports a disconnect too.
         self._client_left = not self._last_sent
-        scope.cancel()
 
     async def _pace(self, start: float, index: int) -> None:
         """Sleep until token `index` is due (a schedule, so pacing does not drift), on
