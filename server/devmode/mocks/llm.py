@@ -60,12 +60,10 @@ from server.devmode.mocks.llm_faults import (
     CompletionPlan,
     CompletionResponse,
     MockConnectionDrop,
-    OpenAIError,
     StreamTracker,
-    common_headers,
     dumps,
-    parse_body,
 )
+from server.devmode.mocks.llm_requests import OpenAIError, common_headers, parse_body
 from server.devmode.mocks.llm_timings import TimingLog
 
 __all__ = [

@@ -30,7 +30,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from server.devmode.mocks.llm_faults import FAULTS, OpenAIError, common_headers, dumps, json_object
+from server.devmode.mocks.llm_faults import FAULTS, dumps
+from server.devmode.mocks.llm_requests import OpenAIError, common_headers, json_object
 
 #: Largest body `PUT /mock/fault` reads.
 MAX_CONTROL_BODY_BYTES = 16 * 1024

@@ -54,12 +54,11 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import Receive, Scope, Send
 
 from server.devmode.mocks.llm_control import FaultControls, FaultSwitch, fault_error
-from server.devmode.mocks.llm_faults import (
-    MockConnectionDrop,
+from server.devmode.mocks.llm_faults import MockConnectionDrop, dumps
+from server.devmode.mocks.llm_requests import (
     OpenAIError,
-    _invalid_type,
     common_headers,
-    dumps,
+    invalid_type,
     json_body,
 )
 
@@ -186,7 +185,7 @@ def _token_ids(param: str, value: list[Any]) -> list[int]:
         raise _empty(param, "array")
     for i, token in enumerate(value):
         if not _is_int(token):
-            raise _invalid_type(f"{param}[{i}]", "an integer", token)
+            raise invalid_type(f"{param}[{i}]", "an integer", token)
         if token < 0:
             raise OpenAIError(
                 400,
@@ -205,7 +204,7 @@ def _inputs(value: Any) -> list[EmbeddingInput]:
             raise _empty("input", "string")
         return [value]
     if not isinstance(value, list):
-        raise _invalid_type("input", "a string or an array", value)
+        raise invalid_type("input", "a string or an array", value)
     if not value:
         raise _empty("input", "array")
     if len(value) > MAX_INPUTS:
@@ -226,13 +225,13 @@ def _inputs(value: Any) -> list[EmbeddingInput]:
         param = f"input[{i}]"
         if want_text:
             if not isinstance(item, str):
-                raise _invalid_type(param, "a string", item)
+                raise invalid_type(param, "a string", item)
             if not item:
                 raise _empty(param, "string")
             out.append(item)
         else:
             if not isinstance(item, list):
-                raise _invalid_type(param, "an array of integers", item)
+                raise invalid_type(param, "an array of integers", item)
             out.append(_token_ids(param, item))
     return out
 
@@ -260,10 +259,10 @@ def parse_embeddings_body(raw: bytes) -> EmbeddingsRequest:
             )
     model = body.get("model")
     if model is not None and not isinstance(model, str):
-        raise _invalid_type("model", "a string", model)
+        raise invalid_type("model", "a string", model)
     user = body.get("user")
     if user is not None and not isinstance(user, str):
-        raise _invalid_type("user", "a string", user)
+        raise invalid_type("user", "a string", user)
     encoding = body.get("encoding_format")
     if encoding is None:
         encoding = "float"
@@ -278,7 +277,7 @@ def parse_embeddings_body(raw: bytes) -> EmbeddingsRequest:
     if dimensions is None:
         dimensions = DEFAULT_DIMENSIONS
     if not _is_int(dimensions):
-        raise _invalid_type("dimensions", "an integer", dimensions)
+        raise invalid_type("dimensions", "an integer", dimensions)
     if not 1 <= dimensions <= MAX_DIMENSIONS:
         low = dimensions < 1
         raise OpenAIError(

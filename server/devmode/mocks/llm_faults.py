@@ -1,12 +1,12 @@
 """Wire half of the mock model server: OpenAI framing, errors, pacing and fault injection.
 
 `llm.py` decides *what* to answer (a `CompletionPlan`); this module decides *how*
-the bytes go out (chunks, `[DONE]`, OpenAI error bodies, request validation),
-including the misbehaviours a developer can switch on. It works
+the bytes go out (chunks, `[DONE]`), including the misbehaviours a developer can switch on. It works
 at the ASGI level because several faults (stalls, drops) are about the
 connection itself, which a plain Starlette `StreamingResponse` cannot express.
 Which fault a request gets (header, runtime switch, config) and the answers of
-the status-code faults (`http_*`) live in `llm_control`.
+the status-code faults (`http_*`) live in `llm_control`; OpenAI's error bodies and the
+request checks in `llm_requests`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import asyncio
 import json
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -386,144 +385,3 @@ class CompletionResponse(Response):
             self.timing.sent(content=True, at=handed)
         return False
 
-
-# ---------------------------------------------------------------- errors and request checks
-
-
-class OpenAIError(Exception):
-    """An error to return in OpenAI's `{"error": {...}}` shape."""
-
-    def __init__(
-        self,
-        status: int,
-        message: str,
-        *,
-        type_: str = "invalid_request_error",
-        param: str | None = None,
-        code: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.type = status, message, type_
-        self.param, self.code, self.headers = param, code, headers or {}
-
-    def response(self) -> Response:
-        """The JSON error response."""
-        body = {
-            "error": {
-                "message": self.message,
-                "type": self.type,
-                "param": self.param,
-                "code": self.code,
-            }
-        }
-        return Response(
-            dumps(body),
-            status_code=self.status,
-            headers={**common_headers(), **self.headers},
-            media_type="application/json",
-        )
-
-
-def common_headers() -> dict[str, str]:
-    """Headers OpenAI puts on every response (clients surface `x-request-id`)."""
-    return {"x-request-id": f"req_{uuid.uuid4().hex}", "openai-version": "2020-10-01"}
-
-
-def _type_name(value: Any) -> str:
-    names = {str: "a string", bool: "a boolean", int: "an integer", float: "a number"}
-    names.update({list: "an array", dict: "an object", type(None): "null"})
-    return names.get(type(value), "an unsupported value")
-
-
-def _invalid_type(param: str, expected: str, value: Any) -> OpenAIError:
-    return OpenAIError(
-        400,
-        f"Invalid type for '{param}': expected {expected}, but got {_type_name(value)} instead.",
-        param=param,
-        code="invalid_type",
-    )
-
-
-def json_object(raw: bytes) -> dict[str, Any] | None:
-    """``raw`` decoded as a JSON object, or None for anything else."""
-    try:
-        body = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        return None
-    return body if isinstance(body, dict) else None
-
-
-def json_body(raw: bytes) -> dict[str, Any]:
-    """A request body's JSON object, or the 400 OpenAI answers for one that is not."""
-    body = json_object(raw)
-    if body is None:
-        raise OpenAIError(
-            400,
-            "We could not parse the JSON body of your request. (HINT: This likely means you "
-            "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
-            "but what was sent was not valid JSON.)",
-        )
-    return body
-
-
-def parse_body(raw: bytes) -> dict[str, Any]:
-    """Decode and validate a chat-completions body the way OpenAI reports problems."""
-    body = json_body(raw)
-    if "messages" not in body:
-        raise OpenAIError(
-            400,
-            "Missing required parameter: 'messages'.",
-            param="messages",
-            code="missing_required_parameter",
-        )
-    messages = body["messages"]
-    if not isinstance(messages, list):
-        raise _invalid_type("messages", "an array of objects", messages)
-    if not messages:
-        raise OpenAIError(
-            400,
-            "Invalid 'messages': empty array. Expected an array with minimum length 1, "
-            "but got an empty array instead.",
-            param="messages",
-            code="empty_array",
-        )
-    for i, message in enumerate(messages):
-        if not isinstance(message, dict):
-            raise _invalid_type(f"messages[{i}]", "an object", message)
-        if not isinstance(message.get("role"), str):
-            raise OpenAIError(
-                400,
-                f"Missing required parameter: 'messages[{i}].role'.",
-                param=f"messages[{i}].role",
-                code="missing_required_parameter",
-            )
-    if "model" in body and not isinstance(body["model"], str):
-        raise _invalid_type("model", "a string", body["model"])
-    if not isinstance(body.get("stream", False), bool):
-        raise _invalid_type("stream", "a boolean", body["stream"])
-    for name in ("max_completion_tokens", "max_tokens"):
-        value = body.get(name)
-        if value is None:
-            continue
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise _invalid_type(name, "an integer", value)
-        if value < 1:
-            raise OpenAIError(
-                400,
-                f"Invalid '{name}': integer below minimum value. "
-                f"Expected a value >= 1, but got {value} instead.",
-                param=name,
-                code="integer_below_min_value",
-            )
-    options = body.get("stream_options")
-    if options is not None:
-        if not body.get("stream"):
-            raise OpenAIError(
-                400,
-                "The 'stream_options' parameter is only allowed when 'stream' is enabled.",
-                param="stream_options",
-            )
-        if not isinstance(options, dict):
-            raise _invalid_type("stream_options", "an object", options)
-    return body

@@ -26,7 +26,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from server.devmode.mocks.llm_faults import common_headers, dumps
+from server.devmode.mocks.llm_faults import dumps
+from server.devmode.mocks.llm_requests import common_headers
 
 
 @dataclass
