@@ -12,6 +12,7 @@ import contextlib
 import os
 import secrets
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import trustme
 
 from server.auth.sessions import Session, SessionCodec
 
@@ -119,7 +121,8 @@ def _pin(cpus: frozenset[int]) -> None:
 
 
 def _start(name: str, argv: list[str], env: dict[str, str], cpus: frozenset[int],
-           ready_url: str, url: str, workdir: Path, cwd: Path | None = None) -> Proc:
+           ready_url: str, url: str, workdir: Path, cwd: Path | None = None,
+           verify: ssl.SSLContext | bool = True) -> Proc:
     log = workdir / f"{name}.log"  # appended to: every start of a run in one file
     with log.open("ab") as out:
         popen = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=out,
@@ -131,7 +134,7 @@ def _start(name: str, argv: list[str], env: dict[str, str], cpus: frozenset[int]
         if not proc.alive():
             raise RuntimeError(f"{name} exited at start; see {log}:\n{log.read_text()[-2000:]}")
         with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(ready_url, timeout=2).status_code < 500:
+            if httpx.get(ready_url, timeout=2, verify=verify).status_code < 500:
                 return proc
         if time.monotonic() > deadline:
             proc.stop()
@@ -139,12 +142,37 @@ def _start(name: str, argv: list[str], env: dict[str, str], cpus: frozenset[int]
         time.sleep(0.05)
 
 
+@dataclass(frozen=True)
+class Certificate:
+    """A certificate authority's certificate (``SSL_CERT_FILE`` for who trusts it), and
+    the chain and key of a certificate it issued for 127.0.0.1."""
+
+    authority: Path
+    chain: Path
+    key: Path
+
+    @classmethod
+    def make(cls, folder: Path) -> Certificate:
+        """A new authority and certificate, their files in ``folder``."""
+        ca = trustme.CA()
+        issued = ca.issue_cert("127.0.0.1")
+        made = cls(folder / "ca.pem", folder / "chain.pem", folder / "key.pem")
+        ca.cert_pem.write_to_path(str(made.authority))
+        issued.private_key_and_cert_chain_pem.write_to_path(str(made.chain))
+        issued.private_key_pem.write_to_path(str(made.key))
+        return made
+
+    def trusted(self) -> ssl.SSLContext:
+        """A client's context trusting the authority."""
+        return ssl.create_default_context(cafile=str(self.authority))
+
+
 def start_mock(workdir: Path, cpus: frozenset[int], *, tokens_per_second: float,
                fault: str | None = None, stall_after_tokens: int = 3,
                first_token_delay_s: float = 0.0, port: int | None = None,
-               http2: bool = False) -> Proc:
+               http2: bool = False, tls: Certificate | None = None) -> Proc:
     """The mock model server (``bench.mock_model``); ``port`` to restart one in place;
-    ``http2`` to serve HTTP/2 as well (hypercorn)."""
+    ``http2`` to serve HTTP/2 as well (hypercorn), over TLS with ``tls``."""
     port = port or free_port()
     argv = [sys.executable, "-m", "bench.mock_model", "--port", str(port),
             "--tokens-per-second", str(tokens_per_second),
@@ -154,8 +182,11 @@ def start_mock(workdir: Path, cpus: frozenset[int], *, tokens_per_second: float,
         argv += ["--fault", fault]
     if http2:
         argv.append("--http2")
-    url = f"http://127.0.0.1:{port}"
-    return _start("mock-model", argv, {}, cpus, f"{url}/mock/fault", url, workdir)
+    if tls is not None:
+        argv += ["--certfile", str(tls.chain), "--keyfile", str(tls.key)]
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+    return _start("mock-model", argv, {}, cpus, f"{url}/mock/fault", url, workdir,
+                  verify=tls.trusted() if tls else True)
 
 
 @dataclass(frozen=True)

@@ -52,13 +52,14 @@ from server.web import (
     outbound,
     panel,
     upstream,
+    upstream_alpn,
     upstream_h2,
 )
 from server.web.connections import BodyDeadline
 from server.web.headers import ResponseHeaders
 from server.web.loop_lag import watch_loop_lag
 from server.web.metrics import Metrics
-from server.web.upstream_body import ModelStreams
+from server.web.upstream_body import ModelStreams, Origin
 
 log = logging.getLogger("assist_panel")
 
@@ -92,10 +93,10 @@ def tuning_from(settings: Settings) -> Tuning:
                   threshold=settings.relevance_threshold)
 
 
-def _stream_cap(settings: Settings) -> int:
+def _stream_cap(settings: Settings, model_protocol: str | None = None) -> int:
     """``ASSIST_MAX_STREAMS``, or fewer where the open-file limit leaves room for fewer:
-    said once at start (server/web/open_files.py)."""
-    per_stream = open_files.files_per_stream(settings)
+    said at start, and again when the model's protocol is agreed (server/web/open_files.py)."""
+    per_stream = open_files.files_per_stream(settings, model_protocol)
     limit = open_files.open_file_limit()
     cap = open_files.stream_cap(settings.max_streams, per_stream, limit)
     if cap < settings.max_streams:
@@ -104,6 +105,24 @@ def _stream_cap(settings: Settings) -> int:
                     "(ulimit -n, systemd's LimitNOFILE, the container's nofile)",
                     settings.max_streams, limit, per_stream, cap)
     return cap
+
+
+def _model_streams(settings: Settings, streams: StreamRegistry) -> ModelStreams:
+    """The lean client of the model's streams, over what ``ASSIST_MODEL_HTTP2`` picks."""
+    if settings.model_http2 is True:
+        return upstream_h2.H2StreamClient()
+    # Over HTTP/1.1, a superseded answer spends its connection; a few spares keep the
+    # next request from waiting on a connect.
+    http1 = upstream.StreamClient(spares=4)
+    if settings.model_http2 is False:
+        return http1
+
+    def agreed(origin: Origin, protocol: str) -> None:
+        # Over HTTP/2 a stream holds an open file less: the cap follows.
+        streams.max_streams = _stream_cap(settings, protocol)
+
+    return upstream_alpn.NegotiatedStreams(
+        http1, upstream_h2.H2StreamClient(alpn=upstream_alpn.OFFERED), on_protocol=agreed)
 
 
 def check_startup(settings: Settings) -> str:
@@ -198,12 +217,10 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
             async with httpx.AsyncClient(timeout=timeout, limits=pool,
                                          transport=outbound.transport(pool)) as http:
                 # The model's streams go through a lean client, unless through a proxy
-                # (then httpx's). Over HTTP/1.1, a superseded answer spends its
-                # connection; a few spares keep the next request from waiting on a connect.
+                # (then httpx's).
                 model_streams: ModelStreams | None = None
                 if not outbound.proxied():
-                    model_streams = (upstream_h2.H2StreamClient() if settings.model_http2
-                                     else upstream.StreamClient(spares=4))
+                    model_streams = _model_streams(settings, streams)
                 embedder = build_embedder(settings, http)
                 snapshots = settings.kb_path if settings.kb_path.is_dir() else None
                 if snapshots is not None:

@@ -52,9 +52,10 @@ class Settings(BaseSettings):
     model_context_tokens: int = Field(8192, ge=512)
     max_tokens: int = Field(512, ge=1, le=32_768)
     extractive_token_delay_ms: int = Field(15, ge=0, le=1000)
-    # The model's streams over HTTP/2, many to a connection (h2c on http://, ALPN on
-    # https://); the server must speak it. Off: HTTP/1.1, a connection a stream.
-    model_http2: bool = False
+    # The model's streams over HTTP/2, many to a connection, or HTTP/1.1, a connection
+    # a stream. auto: HTTP/2 where an https:// model's TLS handshake agrees (ALPN);
+    # true: always (h2c on http://), the server must speak it; false: never.
+    model_http2: Literal["auto"] | bool = "auto"
 
     # Streaming limits
     flush_interval_ms: int = Field(100, ge=10, le=1000)

@@ -4,6 +4,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from server.kb.embedders import WordLlamaEmbedder
 from server.kb.importer import find_files, import_files
@@ -15,6 +16,19 @@ from tests.redis_server import running_redis
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path, Path]:
+    """A certificate authority made in memory, and the files of a certificate it issued
+    for 127.0.0.1: its chain and its key (for hypercorn's ``certfile`` and ``keyfile``)."""
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1")
+    folder = tmp_path_factory.mktemp("tls")
+    chain, key = folder / "chain.pem", folder / "key.pem"
+    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
+    cert.private_key_pem.write_to_path(str(key))
+    return ca, chain, key
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """The mock model over HTTP/2 as well as HTTP/1.1, for a panel with
-``ASSIST_MODEL_HTTP2`` set: uvicorn speaks HTTP/1.1 only, so hypercorn serves it
+``ASSIST_MODEL_HTTP2=true``: uvicorn speaks HTTP/1.1 only, so hypercorn serves it
 (h2c with prior knowledge and HTTP/1.1 on the one port, up to 100 streams a
 connection, hypercorn's default)."""
 

@@ -116,9 +116,10 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
             if options.llm == "mock":
                 llm_config = MockLLMConfig(api_key=DEV_MODEL_KEY, fault=options.llm_fault)
                 llm_app = create_mock_llm_app(llm_config)
-                # ASSIST_MODEL_HTTP2: the panel speaks HTTP/2 to the model, so the mock must.
+                # ASSIST_MODEL_HTTP2=true: the panel speaks h2c to the model, so the mock
+                # must (auto, on this http:// URL, is HTTP/1.1).
                 servers.append(Http2Server(llm_app, f"{options.host}:{llm_port}")
-                               if settings.model_http2
+                               if settings.model_http2 is True
                                else _server(llm_app, options.host, llm_port))
             store = KnowledgeBase(settings.kb_path, build_embedder(settings))
             store.reindex()
@@ -137,7 +138,7 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
                        f"generator {settings.generator}"
                        + (f" (mock model, fault {options.llm_fault})" if options.llm_fault else "")
                        + (" (the model over HTTP/2)" if options.llm == "mock"
-                          and settings.model_http2 else ""))
+                          and settings.model_http2 is True else ""))
             click.echo(f"Panel server:  {panel_origin}")
             click.echo(f"Mock Genesys:  {genesys_origin}")
             click.echo(f"Open the mock Agent Desktop: {genesys_origin}/")

@@ -2,7 +2,9 @@
 
 Each open suggestion stream holds its client's connection and, with the model over
 HTTP/1.1, its own connection to the model: two open files; with the model over
-HTTP/2 (many streams a connection) or the extractive generator, one. Linux starts
+HTTP/2 (many streams a connection) or the extractive generator, one. Under
+``ASSIST_MODEL_HTTP2=auto`` two are counted until the model's server has agreed to
+HTTP/2, and one after. Linux starts
 many services, containers among them, with a soft limit of 1,024 open files and a
 much higher hard one. A worker left at 1,024 would fail its model connects past
 about 450 streams, each of those streams ending in a fallback, while its cap
@@ -44,13 +46,21 @@ def open_file_limit() -> int | None:
     return None if soft == resource.RLIM_INFINITY else soft
 
 
-def files_per_stream(settings: Settings) -> int:
+def files_per_stream(settings: Settings, model_protocol: str | None = None) -> int:
     """Open files one suggestion stream holds: its client's, and with the model over
     HTTP/1.1 (or through an outbound proxy, which is httpx's HTTP/1.1) its model
-    request's."""
-    if settings.generator == "openai" and (not settings.model_http2 or outbound.proxied()):
+    request's. ``model_protocol``: what the model agreed to under
+    ``ASSIST_MODEL_HTTP2=auto`` (``"h2"`` or ``"http/1.1"``); before it is known, two
+    are counted."""
+    if settings.generator != "openai":
+        return 1
+    if outbound.proxied():
         return 2
-    return 1
+    if settings.model_http2 is True:
+        return 1
+    if settings.model_http2 == "auto" and model_protocol == "h2":
+        return 1
+    return 2
 
 
 def stream_cap(max_streams: int, per_stream: int, limit: int | None) -> int:

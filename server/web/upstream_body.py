@@ -1,7 +1,8 @@
 """What both model-stream clients share: where a request goes, and what comes back.
 
 The model's streams go through :mod:`server.web.upstream` (HTTP/1.1, a connection a
-stream) or :mod:`server.web.upstream_h2` (HTTP/2, many streams a connection). Both
+stream) or :mod:`server.web.upstream_h2` (HTTP/2, many streams a connection), or
+either as the server's TLS handshake agrees (:mod:`server.web.upstream_alpn`). Both
 take an :class:`Origin` and hand back an :class:`UpstreamResponse`: the body as it
 arrives (``aiter_raw``), decoded (``aiter_bytes``), or whole (``aread``, for an
 error's), and how long what the last read returned may have waited unread

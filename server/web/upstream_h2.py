@@ -4,10 +4,10 @@ Over HTTP/1.1 (:mod:`server.web.upstream`) each open model stream holds a connec
 of its own, so a worker holding N streams holds 2N open files: N of its clients' and
 N to the model. Over HTTP/2 the streams to one origin share connections, up to the
 server's ``SETTINGS_MAX_CONCURRENT_STREAMS`` each (and ``max_streams``), so N streams
-hold N files and a few more. Chosen with ``ASSIST_MODEL_HTTP2``: h2c with prior
-knowledge on an ``http://`` URL, ALPN's ``h2`` on ``https://`` (a server that does not
-agree is a connect error, not a silent fall back). The framing is the h2 library's
-(sans-IO), fed from the connection's ``data_received``.
+hold N files and a few more. Used where an ``https://`` model's TLS handshake picks
+``h2`` (:mod:`server.web.upstream_alpn`), or always (``ASSIST_MODEL_HTTP2=true``: h2c
+on ``http://``; a server not agreeing is a connect error). The framing is the h2
+library's (sans-IO), fed from the connection's ``data_received``.
 
 Flow control: the connection's receive window is the largest allowed, and each
 stream's (64 KiB, the default) is handed back as the pipeline reads the stream. A
@@ -345,14 +345,17 @@ class H2Response(UpstreamResponse):
 
 
 class H2StreamClient:
-    """POSTs whose responses are streamed over HTTP/2, many to a connection."""
+    """POSTs whose responses are streamed over HTTP/2, many to a connection; ``alpn``:
+    what a TLS handshake offers, ``h2`` first."""
 
     def __init__(self, *, verify: ssl.SSLContext | bool = True, max_streams: int = 1000,
                  keepalive_expiry: float = 5.0, connect_timeout: float = 5.0,
-                 write_timeout: float = 10.0,
+                 write_timeout: float = 10.0, alpn: tuple[str, ...] = ("h2",),
                  clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._verify = verify
+        self._alpn = list(alpn)
+        self._picked: dict[tuple[str, str, int], str] = {}
         self._ssl: ssl.SSLContext | None = None
         self.max_streams = max_streams
         self.keepalive_expiry = keepalive_expiry
@@ -395,6 +398,11 @@ class H2StreamClient:
             raise stream.error or httpx.RemoteProtocolError(
                 "the server ended the stream without a response")
         raise httpx.RemoteProtocolError("the server refused the stream twice")
+
+    def picked(self, origin: Origin) -> str | None:
+        """What ``origin``'s server picked in the latest TLS handshake with it (ALPN):
+        ``"h2"``, another protocol, or ``""`` for none; None before one has ended."""
+        return self._picked.get(origin.key)
 
     def connections(self, origin: Origin) -> int:
         """How many connections to ``origin`` are open."""
@@ -468,7 +476,9 @@ class H2StreamClient:
                     origin.port, ssl=context, server_hostname=origin.host if context else None)
                 if context is not None:
                     tls = transport.get_extra_info("ssl_object")
-                    if tls is None or tls.selected_alpn_protocol() != "h2":
+                    picked = (tls.selected_alpn_protocol() if tls else None) or ""
+                    self._picked[origin.key] = picked
+                    if picked != "h2":
                         conn.close()
                         raise httpx.ConnectError(f"{where} did not agree to HTTP/2 (ALPN)")
                 # The server's SETTINGS: how many streams it takes on this connection.
@@ -491,6 +501,6 @@ class H2StreamClient:
             verify = self._verify
             context = verify if isinstance(verify, ssl.SSLContext) else (
                 httpx.create_ssl_context(verify=verify))
-            context.set_alpn_protocols(["h2"])
+            context.set_alpn_protocols(self._alpn)
             self._ssl = context
         return self._ssl

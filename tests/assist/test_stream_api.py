@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
+import trustme
 from httpx_sse import connect_sse
 from starlette.types import Receive, Scope, Send
 
@@ -132,10 +133,14 @@ def test_stalled_model_ends_with_fallback_carrying_the_top_article(
     assert events[-1][2]["outcome"] == "fallback"
 
 
-@pytest.mark.parametrize("http2", [False, True], ids=["http1.1", "http2"])
-def test_openai_generator_streams_through_the_endpoint(sample_kb_path: Path,
-                                                       http2: bool) -> None:
-    # ASSIST_MODEL_HTTP2: the model's streams over HTTP/2, to a server that speaks it.
+@pytest.mark.parametrize("http2, tls", [(False, False), (True, False), ("auto", True)],
+                         ids=["http1.1", "http2", "auto-https"])
+def test_openai_generator_streams_through_the_endpoint(
+        sample_kb_path: Path, http2: bool | str, tls: bool,
+        certificate: tuple[trustme.CA, Path, Path], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # ASSIST_MODEL_HTTP2: the model's streams over HTTP/2, to a server that speaks it;
+    # auto, the default: over HTTP/2 when an https:// model's TLS handshake picks it.
     mock = create_mock_llm_app(MockLLMConfig(tokens_per_second=0))
     versions: list[str] = []
 
@@ -143,16 +148,22 @@ def test_openai_generator_streams_through_the_endpoint(sample_kb_path: Path,
         versions.append(scope.get("http_version", ""))
         await mock(scope, receive, send)
 
-    with serve_http2(model) if http2 else serve(model) as llm:
+    ca, chain, key = certificate
+    authority = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(authority))
+    monkeypatch.setenv("SSL_CERT_FILE", str(authority))  # as an operator trusts a private CA
+    served = (serve_http2(model, certfile=str(chain), keyfile=str(key)) if tls
+              else serve_http2(model) if http2 else serve(model))
+    with served as llm:
         settings = _settings(sample_kb_path, generator="openai", openai_base_url=f"{llm}/v1",
                              model_http2=http2)
         with serve(create_app(settings)) as base:
             events = _stream(base, {"conversationId": CONVERSATION, "trigger": "manual",
                                     "query": "how long does a refund take"})
+    assert "2" in versions if http2 else "2" not in versions
     _check_contract(events)
     assert events[-1][2]["outcome"] == "completed"
     assert "refund" in "".join(d["text"] for n, _, d in events if n == "delta").lower()
-    assert "2" in versions if http2 else "2" not in versions
 
 
 @pytest.mark.parametrize("body, code", [

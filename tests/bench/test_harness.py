@@ -344,7 +344,7 @@ def test_capacity_steps_hold_open_streams_and_count_their_memory(
     section = capacity.run(True, tmp_path, sample_kb_path, cpus, sizes)
     results = section.data["results"]
     assert [(r["target"], r["mode"]) for r in results] == [
-        ("panel", "idle"), ("peer", "idle"), ("panel-http2", "idle"), ("panel", "streaming"),
+        ("panel", "idle"), ("peer", "idle"), ("panel-https", "idle"), ("panel", "streaming"),
         ("peer", "streaming")]
     for result in results:
         [step] = result["steps"]
@@ -361,10 +361,11 @@ def test_capacity_steps_hold_open_streams_and_count_their_memory(
             assert step["server_lag_max_ms"] is not None
             assert step["server_lag_over_window"] is not None
         assert step["harness_lag_max_ms"] >= 0
-    # Over HTTP/2 the 4 model requests share one connection: 3 open files fewer.
+    # With the model at https:// offering HTTP/2, the default settings take it, and the 4
+    # model requests share one connection: 3 open files fewer.
     files = {r["target"]: r["steps"][0]["server_open_files"] for r in results
              if r["mode"] == "idle"}
-    assert files["panel"] - files["panel-http2"] == 3
+    assert files["panel"] - files["panel-https"] == 3
 
 
 @pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="no /proc here")

@@ -11,14 +11,17 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
+import trustme
 
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from server.web.open_files import RESERVED, files_per_stream, stream_cap
 from tests.factories import bearer, make_settings
 from tests.serve_process import free_port, running_serve, serve_env
-from tests.servers import serve
+from tests.servers import serve, serve_http2
 
 CONVERSATION = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+QUESTION = {"conversationId": CONVERSATION, "trigger": "manual",
+            "query": "how long does a refund take"}
 
 
 def test_the_cap_is_the_setting_where_the_limit_leaves_room() -> None:
@@ -37,7 +40,17 @@ def test_a_stream_holds_two_files_only_with_the_model_over_http1() -> None:
               "openai_api_key": "k"}
     assert files_per_stream(make_settings(**openai)) == 2
     assert files_per_stream(make_settings(**openai, model_http2=True)) == 1
+    assert files_per_stream(make_settings(**openai, model_http2=False), "h2") == 2
     assert files_per_stream(make_settings(generator="extractive")) == 1
+
+
+def test_under_auto_a_stream_counts_two_files_until_the_model_agrees_to_http2() -> None:
+    settings = make_settings(generator="openai", openai_base_url="https://model.test/v1",
+                             openai_api_key="k")
+    assert settings.model_http2 == "auto"
+    assert files_per_stream(settings) == 2  # not yet known: the worst case
+    assert files_per_stream(settings, "http/1.1") == 2
+    assert files_per_stream(settings, "h2") == 1
 
 
 def test_the_soft_limit_is_lifted_to_the_hard_one() -> None:
@@ -65,6 +78,32 @@ def test_a_worker_short_of_open_files_refuses_streams_it_cannot_hold(
     assert statuses == [200] * 5 + [503]
 
 
+def test_a_worker_admits_twice_the_streams_once_its_https_model_agrees_to_http2(
+        sample_kb_path: Path, certificate: tuple[trustme.CA, Path, Path],
+        tmp_path: Path) -> None:
+    """ASSIST_MODEL_HTTP2=auto, the default: two files a stream are counted until the
+    model's TLS handshake has picked HTTP/2, then one."""
+    ca, chain, key = certificate
+    authority = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(authority))
+    limit = RESERVED + 2 * 5  # room for 5 streams over HTTP/1.1, 10 over HTTP/2
+    llm_app = create_mock_llm_app(MockLLMConfig(fault="endless", tokens_per_second=20))
+    env = serve_env(free_port(), sample_kb_path, "", 5, SSL_CERT_FILE=str(authority))
+    with serve_http2(llm_app, certfile=str(chain), keyfile=str(key)) as llm:
+        env["ASSIST_OPENAI_BASE_URL"] = f"{llm}/v1"
+        with running_serve([], env, open_files=limit) as running:
+            running.wait_for("Uvicorn running on")
+            running.wait_for("2 a stream: it admits 5 streams")
+            # One answer first: its model request is the handshake that tells.
+            with httpx.stream("POST", f"{running.url}/api/assist/stream", timeout=30,
+                              headers=bearer(CONVERSATION), json=QUESTION) as response:
+                assert "event: delta" in (line for line in response.iter_lines())
+            running.wait_for("speaks HTTP/2")
+            running.wait_for("1 a stream: it admits 10 streams")
+            statuses = asyncio.run(_open_streams(running.url, 11))
+    assert statuses == [200] * 10 + [503]
+
+
 async def _open_streams(base: str, n: int) -> list[int]:
     """Open ``n`` streams one after another, each held open (its first event read);
     the status of each."""
@@ -74,8 +113,7 @@ async def _open_streams(base: str, n: int) -> list[int]:
         for _ in range(n):
             request = client.build_request(
                 "POST", f"{base}/api/assist/stream", headers=bearer(CONVERSATION),
-                json={"conversationId": CONVERSATION, "trigger": "manual",
-                      "query": "how long does a refund take"})
+                json=QUESTION)
             response = await client.send(request, stream=True)
             statuses.append(response.status_code)
             if response.status_code == 200:

@@ -261,17 +261,6 @@ async def test_a_server_that_does_not_speak_http2_is_a_connect_error() -> None:
     await client.aclose()
 
 
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path, Path]:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    folder = tmp_path_factory.mktemp("tls")
-    chain, key = folder / "chain.pem", folder / "key.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
-    cert.private_key_pem.write_to_path(str(key))
-    return ca, chain, key
-
-
 @pytest.mark.parametrize("alpn, agreed", [(("h2", "http/1.1"), True), (("http/1.1",), False)])
 async def test_over_tls_the_server_must_agree_to_http2(
         certificate: tuple[trustme.CA, Path, Path], alpn: tuple[str, ...],

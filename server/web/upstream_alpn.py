@@ -1,0 +1,92 @@
+"""The model's protocol as its server agrees: HTTP/2 where the TLS handshake offers it.
+
+``ASSIST_MODEL_HTTP2=auto``, the default. On an ``https://`` model the first connection
+offers ``h2`` and ``http/1.1`` (ALPN), as browsers, curl and Go's client do. A server
+that picks ``h2`` gets every stream over HTTP/2 (:mod:`server.web.upstream_h2`), many
+to a connection; one that picks ``http/1.1``, or does not answer ALPN, gets them over
+HTTP/1.1 (:mod:`server.web.upstream`), a connection each, from then on: that first
+connection is let go before anything is sent on it, and the request goes over
+HTTP/1.1. A cleartext ``http://`` model is not asked: HTTP/2 there needs prior
+knowledge, which an HTTP/1.1 server would take for a broken request, so it gets
+HTTP/1.1 (``ASSIST_MODEL_HTTP2=true`` asks for h2c).
+
+What an origin agreed to is kept for the life of the process, and told to
+``on_protocol`` once: an HTTP/1.1 stream holds an open file more than an HTTP/2 one, so
+the worker's stream cap follows it (:mod:`server.web.open_files`). A server that stops
+agreeing to HTTP/2 is found at its next connection and switched to HTTP/1.1 then; one
+that starts is found when the worker restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+
+import httpx
+
+from server.web.upstream import StreamClient
+from server.web.upstream_body import Origin, UpstreamResponse
+from server.web.upstream_h2 import H2StreamClient
+
+log = logging.getLogger("assist_panel")
+
+#: What a TLS handshake is offered, HTTP/2 first.
+OFFERED = ("h2", "http/1.1")
+
+HTTP2, HTTP1 = "h2", "http/1.1"
+
+
+class NegotiatedStreams:
+    """Model streams (``ModelStreams``) over HTTP/2 where the server agrees, HTTP/1.1 elsewhere."""
+
+    def __init__(self, http1: StreamClient, http2: H2StreamClient, *,
+                 on_protocol: Callable[[Origin, str], None] | None = None) -> None:
+        """``http2`` must offer :data:`OFFERED`; ``on_protocol(origin, protocol)`` is
+        called when what ``origin`` agreed to is first known, and when it changes
+        (``"h2"`` or ``"http/1.1"``)."""
+        self.http1, self.http2 = http1, http2
+        self.on_protocol = on_protocol
+        self._agreed: dict[tuple[str, str, int], str] = {}
+
+    def protocol(self, origin: Origin) -> str | None:
+        """What ``origin``'s requests go over: ``"h2"``, ``"http/1.1"``, or None
+        before its first connection tells."""
+        if not origin.tls:
+            return HTTP1
+        return self._agreed.get(origin.key)
+
+    async def post(self, origin: Origin, body: bytes,
+                   headers: Mapping[str, str]) -> UpstreamResponse:
+        """Sends ``body`` over what ``origin`` agreed to; the first request to an
+        ``https://`` origin asks. Errors are httpx's, as the two clients'."""
+        if self.protocol(origin) == HTTP1:
+            return await self.http1.post(origin, body, headers)
+        try:
+            response = await self.http2.post(origin, body, headers)
+        except httpx.ConnectError:
+            if self.http2.picked(origin) in (None, HTTP2):
+                raise  # no handshake ended, or it agreed: a failure of its own
+            # The handshake picked another protocol, or none, and nothing was sent:
+            # the request goes over HTTP/1.1, and so will the next.
+            self._agree(origin, HTTP1)
+            return await self.http1.post(origin, body, headers)
+        self._agree(origin, HTTP2)
+        return response
+
+    async def aclose(self) -> None:
+        """Closes both clients' connections."""
+        try:
+            await self.http2.aclose()
+        finally:
+            await self.http1.aclose()
+
+    def _agree(self, origin: Origin, protocol: str) -> None:
+        if self._agreed.get(origin.key) == protocol:
+            return
+        self._agreed[origin.key] = protocol
+        log.info("the model at %s:%d speaks %s", origin.host, origin.port,
+                 "HTTP/2: its streams share connections" if protocol == HTTP2
+                 else "HTTP/1.1 only: each stream holds a connection")
+        if self.on_protocol is not None:
+            self.on_protocol(origin, protocol)
+

@@ -1,0 +1,157 @@
+"""The model's protocol as its server agrees (``server.web.upstream_alpn``): HTTP/2 where
+an ``https://`` server's TLS handshake picks it, HTTP/1.1 elsewhere, against hypercorn
+over TLS, a raw TLS server without ALPN and uvicorn on cleartext, on loopback ports."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from collections.abc import Iterator, Mapping, MutableMapping
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trustme
+
+from server.web.upstream import StreamClient
+from server.web.upstream_alpn import OFFERED, NegotiatedStreams
+from server.web.upstream_body import Origin, UpstreamResponse
+from server.web.upstream_h2 import H2StreamClient
+from tests.servers import serve, serve_http2
+from tests.web.rawhttp import answer, read_request, server
+
+pytestmark = pytest.mark.anyio
+
+HEADERS = {"Content-Type": "application/json", "Accept": "text/event-stream",
+           "Host": "ignored"}
+
+
+class Versions:
+    """An ASGI app answering every request with the HTTP version it came over."""
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        version = scope["http_version"]
+        self.seen.append(version)
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": version.encode()})
+
+
+class CountingH2(H2StreamClient):
+    """The HTTP/2 client, counting the requests handed to it."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(alpn=OFFERED, **options)
+        self.asked = 0
+
+    async def post(self, origin: Origin, body: bytes,
+                   headers: Mapping[str, str]) -> UpstreamResponse:
+        self.asked += 1
+        return await super().post(origin, body, headers)
+
+
+@contextlib.contextmanager
+def negotiated(ca: trustme.CA) -> Iterator[tuple[NegotiatedStreams, list[str]]]:
+    """Both clients trusting ``ca``, and what ``on_protocol`` was told."""
+    contexts = [ssl.create_default_context(), ssl.create_default_context()]
+    for context in contexts:
+        ca.configure_trust(context)
+    told: list[str] = []
+    client = NegotiatedStreams(StreamClient(verify=contexts[0]), CountingH2(verify=contexts[1]),
+                               on_protocol=lambda origin, protocol: told.append(protocol))
+    yield client, told
+
+
+async def ask(client: NegotiatedStreams, origin: Origin) -> bytes:
+    """The body of one request's response."""
+    response = await client.post(origin, b"{}", HEADERS)
+    try:
+        return await response.aread()
+    finally:
+        await response.aclose()
+
+
+async def test_a_model_whose_handshake_picks_http2_gets_every_stream_over_it(
+        certificate: tuple[trustme.CA, Path, Path]) -> None:
+    ca, chain, key = certificate
+    app = Versions()
+    with (serve_http2(app, certfile=str(chain), keyfile=str(key)) as url,
+          negotiated(ca) as (client, told)):
+        origin = Origin(url + "/v1/chat/completions")
+        assert client.protocol(origin) is None  # not known before it is asked
+        answers = await asyncio.gather(*(
+            ask(client, origin) for _ in range(3)))
+        assert answers == [b"2"] * 3 and app.seen == ["2"] * 3
+        assert told == ["h2"] and client.protocol(origin) == "h2"
+        assert client.http2.connections(origin) == 1  # the three shared it
+        await client.aclose()
+
+
+@pytest.mark.parametrize("offered", [("http/1.1",), ()], ids=["http1.1", "no-alpn"])
+async def test_a_model_whose_handshake_does_not_pick_http2_gets_http1_from_the_first_request(
+        certificate: tuple[trustme.CA, Path, Path], offered: tuple[str, ...]) -> None:
+    ca, _, _ = certificate
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(served)
+    if offered:
+        served.set_alpn_protocols(list(offered))
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            while True:  # keep-alive: one connection for every request over HTTP/1.1
+                await read_request(reader)
+                writer.write(answer(b"1.1"))
+                await writer.drain()
+
+    async with server(handler, tls=served) as (url, connections):
+        with negotiated(ca) as (client, told):
+            origin = Origin(url.replace("http:", "https:") + "/v1/chat/completions")
+            assert await ask(client, origin) == b"1.1"
+            assert told == ["http/1.1"] and client.protocol(origin) == "http/1.1"
+            assert await ask(client, origin) == b"1.1"
+            # The handshake that asked, then one HTTP/1.1 connection for both requests:
+            # the second was not offered to HTTP/2 again.
+            assert isinstance(client.http2, CountingH2) and client.http2.asked == 1
+            assert len(connections) == 2 and told == ["http/1.1"]
+            await client.aclose()
+
+
+async def test_requests_waiting_on_the_first_handshake_all_go_over_http1(
+        certificate: tuple[trustme.CA, Path, Path]) -> None:
+    ca, _, _ = certificate
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(served)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+            await read_request(reader)
+            writer.write(answer(b"1.1"))
+            await writer.drain()
+
+    async with server(handler, tls=served) as (url, _):
+        with negotiated(ca) as (client, told):
+            origin = Origin(url.replace("http:", "https:"))
+            answers = await asyncio.gather(*(
+                ask(client, origin) for _ in range(5)))
+            assert answers == [b"1.1"] * 5 and told == ["http/1.1"]
+            await client.aclose()
+
+
+async def test_a_cleartext_model_is_not_asked_for_http2(
+        certificate: tuple[trustme.CA, Path, Path]) -> None:
+    app = Versions()
+    with serve(app) as url, negotiated(certificate[0]) as (client, told):
+        origin = Origin(url + "/v1/chat/completions")
+        assert client.protocol(origin) == "http/1.1"
+        assert await ask(client, origin) == b"1.1"
+        assert isinstance(client.http2, CountingH2) and client.http2.asked == 0
+        assert told == [] and app.seen == ["1.1"]
+        await client.aclose()
