@@ -24,7 +24,7 @@ from typing import Any
 from .background import Background
 from .capacity import WINDOW_MS, gaps_ms
 from .load import Target
-from .procs import Cpus, Proc, free_port, running, start_mock, start_panel
+from .procs import Certificate, Cpus, Proc, free_port, running, start_mock, start_panel
 from .report import Row, Section
 from .stats import percentile
 
@@ -124,23 +124,28 @@ def _name(frame: str) -> str:
 
 
 def ramp(kind: str, sizes: Sizes, workdir: Path, kb: Path, cpus: Cpus, *,
-         http2: bool = False, profile: bool = False) -> tuple[list[dict[str, Any]], Path | None]:
+         http2: bool | str = False, tls: Certificate | None = None,
+         profile: bool = False) -> tuple[list[dict[str, Any]], Path | None]:
     """The steps of one panel, the pace rising until one is not held; and the profile
-    of the last that held (when ``profile``)."""
+    of the last that held (when ``profile``). ``http2``: its ``ASSIST_MODEL_HTTP2``;
+    ``tls``: the model at https:// (hypercorn), trusted through ``SSL_CERT_FILE``."""
     port = free_port()
     steps: list[dict[str, Any]] = []
     best_profile: Path | None = None
+    hypercorn = http2 is True or tls is not None  # uvicorn speaks no HTTP/2, nor ALPN
     model = start_mock(workdir, cpus.harness, tokens_per_second=sizes.rates[0],
-                       fault="endless", port=port, http2=http2)
-    panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url, name=kind, env={
-        "ASSIST_STREAM_LIMIT_S": "3600", "ASSIST_FLUSH_INTERVAL_MS": str(WINDOW_MS),
-        "ASSIST_MODEL_HTTP2": str(http2).lower()})
+                       fault="endless", port=port, http2=hypercorn, tls=tls)
+    env = {"ASSIST_STREAM_LIMIT_S": "3600", "ASSIST_FLUSH_INTERVAL_MS": str(WINDOW_MS),
+           "ASSIST_MODEL_HTTP2": str(http2).lower()}
+    if tls is not None:
+        env["SSL_CERT_FILE"] = str(tls.authority)
+    panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url, name=kind, env=env)
     with running(panel):
         for rate in sizes.rates:
             if rate != sizes.rates[0]:  # the same port: the panel keeps its model URL
                 model.stop()
                 model = start_mock(workdir, cpus.harness, tokens_per_second=rate,
-                                   fault="endless", port=port, http2=http2)
+                                   fault="endless", port=port, http2=hypercorn, tls=tls)
             spied = workdir / f"profile-{kind}-{rate:g}.txt" if profile else None
             with running(model):
                 result = asyncio.run(step(Target("panel", panel.url, keys), panel,
@@ -154,18 +159,30 @@ def ramp(kind: str, sizes: Sizes, workdir: Path, kb: Path, cpus: Cpus, *,
     return steps, best_profile
 
 
+#: The ramps after the panel's own, with what each row says of its model.
+OTHERS = (
+    ("http2_steps", "model over HTTP/2 (h2c)", True, False),
+    ("https_http1_steps", "model at https://, HTTP/1.1", False, True),
+    ("https_steps", "model at https://, HTTP/2 as agreed (the default)", "auto", True),
+)
+
+
 def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus, results_dir: Path,
         sizes: Sizes | None = None) -> Section:
     """The panel's ramp, profiled; then the same with the model's streams over HTTP/2
-    (the mock served by hypercorn), for what HTTP/2's framing costs a token."""
+    (the mock served by hypercorn), for what HTTP/2's framing costs a token, and with
+    the model at https://, over HTTP/1.1 and over what the default settings agree
+    with it (HTTP/2), for what each costs where TLS is in the way too."""
     sizes = sizes or (QUICK if quick else FULL)
     steps, best_profile = ramp("panel", sizes, workdir, kb, cpus, profile=True)
-    http2_steps, _ = ramp("panel-http2", sizes, workdir, kb, cpus, http2=True)
+    tls = Certificate.make(workdir)
+    others = {key: ramp(f"panel-{key.removesuffix('_steps').replace('_', '-')}", sizes,
+                        workdir, kb, cpus, http2=http2, tls=tls if https else None)[0]
+              for key, _, http2, https in OTHERS}
     held = [s for s in steps if s["held"]]
     best = max(held, key=lambda s: s["relayed_tokens_per_s"]) if held else None
     data: dict[str, Any] = {"streams": STREAMS, "window_ms": WINDOW_MS, "steps": steps,
-                            "http2_steps": http2_steps, "hold_s": sizes.hold_s,
-                            "profile": None}
+                            **others, "hold_s": sizes.hold_s, "profile": None}
     if best_profile is not None:
         saved = results_dir / f"profile-{'quick' if quick else 'full'}.txt"
         shutil.copyfile(best_profile, saved)
@@ -178,11 +195,11 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus, results_dir: Path,
     if best:
         rows.append(Row("3 throughput", f"panel: chunk gap at {best['relayed_tokens_per_s']:g} "
                         "tokens/s", "ms", best["gap_p50_ms"], best["gap_p99_ms"]))
-    rows.append(_http2_row(http2_steps, len(sizes.rates)))
+    rows += [_other_row(what, others[key], len(sizes.rates)) for key, what, _, _ in OTHERS]
     return Section("throughput", rows, data)
 
 
-def _http2_row(steps: list[dict[str, Any]], rates: int) -> Row:
+def _other_row(what: str, steps: list[dict[str, Any]], rates: int) -> Row:
     held = [s for s in steps if s["held"]]
     best = max(held, key=lambda s: s["relayed_tokens_per_s"]) if held else None
     note = "no step held"
@@ -190,11 +207,11 @@ def _http2_row(steps: list[dict[str, Any]], rates: int) -> Row:
         note = (f"{STREAMS} streams x {best['per_stream_tokens_per_s']:g} tok/s offered, "
                 f"{best['server_cpu']:.0%} of a core")
         if best["relayed_tokens_per_s"] < 0.95 * best["offered_tokens_per_s"]:
-            # The mock (hypercorn's HTTP/2) fell short of its pace before the panel did:
-            # the ceiling is the harness's.
+            # The mock (hypercorn) fell short of its pace before the panel did: the
+            # ceiling is the harness's.
             note += "; the mock's ceiling (hypercorn), not the panel's"
         elif len(held) == rates:
             note += "; every step held: more may fit"
-    return Row("3 throughput", "panel, model over HTTP/2: tokens/s relayed, p99 gap <= "
+    return Row("3 throughput", f"panel, {what}: tokens/s relayed, p99 gap <= "
                f"{2 * WINDOW_MS} ms", "tokens/s", value=best["relayed_tokens_per_s"] if best else 0,
                note=note)

@@ -114,8 +114,8 @@ def _model_streams(settings: Settings, streams: StreamRegistry) -> ModelStreams:
     # Over HTTP/1.1, a superseded answer spends its connection; a few spares keep the
     # next request from waiting on a connect.
     http1 = upstream.StreamClient(spares=4)
-    if settings.model_http2 is False:
-        return http1
+    if settings.model_http2 is False or not settings.openai_base_url.startswith("https://"):
+        return http1  # auto asks only in a TLS handshake
 
     def agreed(origin: Origin, protocol: str) -> None:
         # Over HTTP/2 a stream holds an open file less: the cap follows.

@@ -344,8 +344,8 @@ def test_capacity_steps_hold_open_streams_and_count_their_memory(
     section = capacity.run(True, tmp_path, sample_kb_path, cpus, sizes)
     results = section.data["results"]
     assert [(r["target"], r["mode"]) for r in results] == [
-        ("panel", "idle"), ("peer", "idle"), ("panel-https", "idle"), ("panel", "streaming"),
-        ("peer", "streaming")]
+        ("panel", "idle"), ("peer", "idle"), ("panel-https", "idle"),
+        ("panel-https-http1", "idle"), ("panel", "streaming"), ("peer", "streaming")]
     for result in results:
         [step] = result["steps"]
         assert step["open"] == 4 and step["failed"] == 0, result
@@ -366,6 +366,7 @@ def test_capacity_steps_hold_open_streams_and_count_their_memory(
     files = {r["target"]: r["steps"][0]["server_open_files"] for r in results
              if r["mode"] == "idle"}
     assert files["panel"] - files["panel-https"] == 3
+    assert files["panel-https-http1"] == files["panel"]  # TLS or not, a connection each
 
 
 @pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="no /proc here")
@@ -376,10 +377,17 @@ def test_throughput_steps_relay_tokens_and_profile_the_panel(
     [step] = section.data["steps"]
     assert step["open"] == throughput.STREAMS, step["ended"]
     assert step["relayed_tokens_per_s"] > 0
-    [over_http2] = section.data["http2_steps"]  # the same, the model's streams over HTTP/2
-    assert over_http2["open"] == throughput.STREAMS, over_http2["ended"]
-    assert over_http2["relayed_tokens_per_s"] > 0
-    assert "HTTP/2" in section.rows[-1].case
+    # The same with the model's streams over HTTP/2 (h2c), and with the model at
+    # https:// over HTTP/1.1, and over what the default settings agree with it.
+    for key in ("http2_steps", "https_http1_steps", "https_steps"):
+        [other] = section.data[key]
+        assert other["open"] == throughput.STREAMS, (key, other["ended"])
+        assert other["relayed_tokens_per_s"] > 0
+    for row, (_, what, _, _) in zip(section.rows[-3:], throughput.OTHERS, strict=True):
+        assert row.case.startswith(f"panel, {what}: tokens/s relayed"), row.case
+    # Agreed to HTTP/2, the worker counts one open file a stream (its warnings say so).
+    assert "1 a stream" in (tmp_path / "panel-https.log").read_text()
+    assert "1 a stream" not in (tmp_path / "panel-https-http1.log").read_text()
     if step["held"]:  # the profile is kept for a step that held
         profile = section.data["profile"]
         assert profile["samples"] > 0 and profile["own"]
