@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trustme
 
@@ -155,3 +156,48 @@ async def test_a_cleartext_model_is_not_asked_for_http2(
         assert isinstance(client.http2, CountingH2) and client.http2.asked == 0
         assert told == [] and app.seen == ["1.1"]
         await client.aclose()
+
+
+class Scripted:
+    """A stand-in for either client: each post answers with the next of ``script`` (a
+    response, or an error to raise), and ``picked`` says what it is set to."""
+
+    def __init__(self, *script: UpstreamResponse | Exception) -> None:
+        self.script = list(script)
+        self.picked_now: str | None = None
+
+    def picked(self, origin: Origin) -> str | None:
+        return self.picked_now
+
+    async def post(self, origin: Origin, body: bytes,
+                   headers: Mapping[str, str]) -> UpstreamResponse:
+        step = self.script.pop(0)
+        if isinstance(step, Exception):
+            raise step
+        return step
+
+    async def aclose(self) -> None:
+        pass
+
+
+async def test_a_server_that_stops_agreeing_to_http2_is_switched_to_http1() -> None:
+    first, second = UpstreamResponse(200, ()), UpstreamResponse(200, ())
+    http2 = Scripted(first, httpx.ConnectError("did not agree to HTTP/2 (ALPN)"),
+                     httpx.ConnectError("connection refused"))
+    http1 = Scripted(second)
+    told: list[str] = []
+    client = NegotiatedStreams(http1, http2,  # type: ignore[arg-type]
+                               on_protocol=lambda origin, protocol: told.append(protocol))
+    origin = Origin("https://model.test/v1/chat/completions")
+    http2.picked_now = "h2"
+    assert await client.post(origin, b"{}", HEADERS) is first and told == ["h2"]
+    # The next connection's handshake picks HTTP/1.1: this request and the next go there.
+    http2.picked_now = "http/1.1"
+    assert await client.post(origin, b"{}", HEADERS) is second
+    assert told == ["h2", "http/1.1"] and client.protocol(origin) == "http/1.1"
+    # A connect that fails with no handshake, or after one that agreed, is the error.
+    other = Origin("https://other.test/v1/chat/completions")
+    http2.picked_now = None
+    with pytest.raises(httpx.ConnectError, match="refused"):
+        await client.post(other, b"{}", HEADERS)
+    assert client.protocol(other) is None
