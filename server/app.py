@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TypedDict
+from urllib.parse import urlsplit
 
 import anyio.to_thread
 import httpx
@@ -107,14 +108,15 @@ def _stream_cap(settings: Settings, model_protocol: str | None = None) -> int:
     return cap
 
 
-def _model_streams(settings: Settings, streams: StreamRegistry) -> ModelStreams:
-    """The lean client of the model's streams, over what ``ASSIST_MODEL_HTTP2`` picks."""
+def build_model_streams(settings: Settings, streams: StreamRegistry) -> ModelStreams:
+    """The lean client of the model's streams, over what ``ASSIST_MODEL_HTTP2`` picks;
+    under ``auto`` it tells ``streams`` the cap the model's protocol leaves room for."""
     if settings.model_http2 is True:
         return upstream_h2.H2StreamClient()
     # Over HTTP/1.1, a superseded answer spends its connection; a few spares keep the
     # next request from waiting on a connect.
     http1 = upstream.StreamClient(spares=4)
-    if settings.model_http2 is False or not settings.openai_base_url.startswith("https://"):
+    if settings.model_http2 is False or urlsplit(settings.openai_base_url).scheme != "https":
         return http1  # auto asks only in a TLS handshake
 
     def agreed(origin: Origin, protocol: str) -> None:
@@ -220,7 +222,7 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
                 # (then httpx's).
                 model_streams: ModelStreams | None = None
                 if not outbound.proxied():
-                    model_streams = _model_streams(settings, streams)
+                    model_streams = build_model_streams(settings, streams)
                 embedder = build_embedder(settings, http)
                 snapshots = settings.kb_path if settings.kb_path.is_dir() else None
                 if snapshots is not None:

@@ -4,9 +4,14 @@ import gc
 from pathlib import Path
 
 import httpx
+import pytest
 import uvicorn
 
-from server.app import KEEPALIVE_EXPIRY_S, create_app
+from server.app import KEEPALIVE_EXPIRY_S, build_model_streams, create_app
+from server.assist.streams import StreamRegistry
+from server.web.upstream import StreamClient
+from server.web.upstream_alpn import NegotiatedStreams
+from server.web.upstream_h2 import H2StreamClient
 from tests.asgi import asgi_client
 from tests.factories import make_settings
 
@@ -34,3 +39,19 @@ def test_idle_outbound_connections_are_let_go_before_a_servers_5_s_keep_alive(
         assert isinstance(http, httpx.AsyncClient)
         pool = http._transport._pool  # type: ignore[attr-defined]
         assert pool._keepalive_expiry == KEEPALIVE_EXPIRY_S
+
+
+@pytest.mark.parametrize("http2, url, client", [
+    ("auto", "http://127.0.0.1:9/v1", StreamClient),
+    ("auto", "HTTPS://model.test/v1", NegotiatedStreams),
+    (False, "https://model.test/v1", StreamClient),
+    (True, "http://127.0.0.1:9/v1", H2StreamClient),
+])
+def test_the_model_streams_client_is_what_the_setting_and_the_url_pick(
+        http2: bool | str, url: str, client: type) -> None:
+    """Regression: under auto a model at http:// went through the negotiating client,
+    whose frame around each request cost a worker 3.5 KB a stream; it gets the
+    HTTP/1.1 client itself."""
+    settings = make_settings(generator="openai", openai_base_url=url, openai_api_key="k",
+                             model_http2=http2)
+    assert type(build_model_streams(settings, StreamRegistry(10))) is client

@@ -96,4 +96,3 @@ class NegotiatedStreams:
                  else "HTTP/1.1 only: each stream holds a connection")
         if self.on_protocol is not None:
             self.on_protocol(origin, protocol)
-

@@ -201,3 +201,14 @@ async def test_a_server_that_stops_agreeing_to_http2_is_switched_to_http1() -> N
     with pytest.raises(httpx.ConnectError, match="refused"):
         await client.post(other, b"{}", HEADERS)
     assert client.protocol(other) is None
+
+
+def test_an_origin_on_http1_gets_the_http1_clients_own_coroutine() -> None:
+    """Regression: a coroutine of the negotiating client's around every HTTP/1.1 request
+    cost a worker 3.5 KB a stream (docs/performance.md, "Open files")."""
+    client = NegotiatedStreams(StreamClient(), H2StreamClient(alpn=OFFERED))
+    request = client.post(Origin("http://127.0.0.1:9/v1"), b"{}", HEADERS)
+    try:
+        assert request.cr_code is StreamClient.post.__code__  # type: ignore[attr-defined]
+    finally:
+        request.close()
