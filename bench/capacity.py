@@ -195,9 +195,9 @@ def _panel(kind: str, workdir: Path, kb: Path, cpus: Cpus, model_url: str, sizes
 
 def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
         sizes: Sizes | None = None) -> Section:
-    """Idle and streaming ramps for the panel and the peer; idle, the panel again with
-    its model at https://, offering HTTP/2: in the default settings (the model's
-    streams then over HTTP/2), and over HTTP/1.1."""
+    """Idle and streaming ramps for the panel and the peer; the panel again with its
+    model at https://, offering HTTP/2, in the default settings (the model's streams
+    then over HTTP/2), and idle over HTTP/1.1."""
     sizes = sizes or (QUICK if quick else FULL)
     results: list[dict[str, Any]] = []
     for streaming in (False, True):
@@ -211,20 +211,21 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
             with running(peer):
                 results.append(_measure("peer", Target("peer", peer.url), peer,
                                         f"{peer.url}/health-probe", sizes, streaming=streaming))
-        if not streaming:
-            # A model at https:// whose TLS handshake offers HTTP/2, as hosted models'
-            # do: with the default settings the idle streams share a few connections to
-            # it, one open file a stream where HTTP/1.1 takes two; and the same model
-            # over HTTP/1.1, a TLS connection a stream, for what the default saves.
-            tls = Certificate.make(workdir)
-            model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
-                               fault=fault, http2=True, tls=tls)
-            with running(model):
-                for kind, protocol in (("panel-https", "auto"), ("panel-https-http1", "false")):
-                    results.append(_panel(kind, workdir, kb, cpus, model.url, sizes,
-                                          streaming=False,
-                                          env={"SSL_CERT_FILE": str(tls.authority),
-                                               "ASSIST_MODEL_HTTP2": protocol}))
+        # A model at https:// whose TLS handshake offers HTTP/2, as hosted models' do:
+        # with the default settings the streams share a few connections to it, one
+        # open file a stream where HTTP/1.1 takes two; idle, also the same model over
+        # HTTP/1.1, a TLS connection a stream, for what the default saves.
+        tls = Certificate.make(workdir)
+        model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
+                           fault=fault, http2=True, tls=tls)
+        with running(model):
+            for kind, protocol in (("panel-https", "auto"), ("panel-https-http1", "false")):
+                if streaming and protocol == "false":
+                    continue
+                results.append(_panel(kind, workdir, kb, cpus, model.url, sizes,
+                                      streaming=streaming,
+                                      env={"SSL_CERT_FILE": str(tls.authority),
+                                           "ASSIST_MODEL_HTTP2": protocol}))
     return Section("capacity", rows(results), {
         "window_ms": WINDOW_MS, "tokens_per_second": TOKENS_PER_SECOND,
         "hold_s": sizes.hold_s, "results": results})
