@@ -346,7 +346,7 @@ def test_capacity_steps_hold_open_streams_and_count_their_memory(
     assert [(r["target"], r["mode"]) for r in results] == [
         ("panel", "idle"), ("peer", "idle"), ("panel-https", "idle"),
         ("panel-https-http1", "idle"), ("panel", "streaming"), ("peer", "streaming"),
-        ("panel-https", "streaming")]
+        ("panel-https", "streaming"), ("panel-https-http1", "streaming")]
     for result in results:
         [step] = result["steps"]
         assert step["open"] == 4 and step["failed"] == 0, result
