@@ -144,9 +144,11 @@ def _start(name: str, argv: list[str], env: dict[str, str], cpus: frozenset[int]
 
 @dataclass(frozen=True)
 class Certificate:
-    """A certificate authority's certificate (``SSL_CERT_FILE`` for who trusts it), and
-    the chain and key of a certificate it issued for 127.0.0.1."""
+    """A certificate authority made in memory (``ca``) and its certificate's file
+    (``authority``: ``SSL_CERT_FILE`` for who trusts it), and the chain and key of a
+    certificate it issued for 127.0.0.1 (hypercorn's ``certfile`` and ``keyfile``)."""
 
+    ca: trustme.CA
     authority: Path
     chain: Path
     key: Path
@@ -156,7 +158,7 @@ class Certificate:
         """A new authority and certificate, their files in ``folder``."""
         ca = trustme.CA()
         issued = ca.issue_cert("127.0.0.1")
-        made = cls(folder / "ca.pem", folder / "chain.pem", folder / "key.pem")
+        made = cls(ca, folder / "ca.pem", folder / "chain.pem", folder / "key.pem")
         ca.cert_pem.write_to_path(str(made.authority))
         issued.private_key_and_cert_chain_pem.write_to_path(str(made.chain))
         issued.private_key_pem.write_to_path(str(made.key))

@@ -159,11 +159,13 @@ def ramp(kind: str, sizes: Sizes, workdir: Path, kb: Path, cpus: Cpus, *,
     return steps, best_profile
 
 
-#: The ramps after the panel's own, with what each row says of its model.
+#: The ramps after the panel's own: the key of their steps, the panel's name, what its
+#: row says of the model, its ASSIST_MODEL_HTTP2 and whether the model is at https://.
 OTHERS = (
-    ("http2_steps", "model over HTTP/2 (h2c)", True, False),
-    ("https_http1_steps", "model at https://, HTTP/1.1", False, True),
-    ("https_steps", "model at https://, HTTP/2 as agreed (the default)", "auto", True),
+    ("http2_steps", "panel-http2", "model over HTTP/2 (h2c)", True, False),
+    ("https_http1_steps", "panel-https-http1", "model at https://, HTTP/1.1", False, True),
+    ("https_steps", "panel-https", "model at https://, HTTP/2 as agreed (the default)",
+     "auto", True),
 )
 
 
@@ -176,9 +178,9 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus, results_dir: Path,
     sizes = sizes or (QUICK if quick else FULL)
     steps, best_profile = ramp("panel", sizes, workdir, kb, cpus, profile=True)
     tls = Certificate.make(workdir)
-    others = {key: ramp(f"panel-{key.removesuffix('_steps').replace('_', '-')}", sizes,
-                        workdir, kb, cpus, http2=http2, tls=tls if https else None)[0]
-              for key, _, http2, https in OTHERS}
+    others = {key: ramp(kind, sizes, workdir, kb, cpus, http2=http2,
+                        tls=tls if https else None)[0]
+              for key, kind, _, http2, https in OTHERS}
     held = [s for s in steps if s["held"]]
     best = max(held, key=lambda s: s["relayed_tokens_per_s"]) if held else None
     data: dict[str, Any] = {"streams": STREAMS, "window_ms": WINDOW_MS, "steps": steps,
@@ -195,7 +197,7 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus, results_dir: Path,
     if best:
         rows.append(Row("3 throughput", f"panel: chunk gap at {best['relayed_tokens_per_s']:g} "
                         "tokens/s", "ms", best["gap_p50_ms"], best["gap_p99_ms"]))
-    rows += [_other_row(what, others[key], len(sizes.rates)) for key, what, _, _ in OTHERS]
+    rows += [_other_row(what, others[key], len(sizes.rates)) for key, _, what, _, _ in OTHERS]
     return Section("throughput", rows, data)
 
 

@@ -4,8 +4,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
+from bench.procs import Certificate
 from server.kb.embedders import WordLlamaEmbedder
 from server.kb.importer import find_files, import_files
 from server.kb.store import KnowledgeBase
@@ -19,16 +19,10 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture(scope="session")
-def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path, Path]:
-    """A certificate authority made in memory, and the files of a certificate it issued
-    for 127.0.0.1: its chain and its key (for hypercorn's ``certfile`` and ``keyfile``)."""
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    folder = tmp_path_factory.mktemp("tls")
-    chain, key = folder / "chain.pem", folder / "key.pem"
-    cert.private_key_and_cert_chain_pem.write_to_path(str(chain))
-    cert.private_key_pem.write_to_path(str(key))
-    return ca, chain, key
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    """A certificate authority made in memory and a certificate it issued for
+    127.0.0.1, as the benchmarks make them."""
+    return Certificate.make(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(scope="session")

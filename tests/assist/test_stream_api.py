@@ -9,10 +9,10 @@ from typing import Any
 
 import httpx
 import pytest
-import trustme
 from httpx_sse import connect_sse
 from starlette.types import Receive, Scope, Send
 
+from bench.procs import Certificate
 from server.app import create_app
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from server.settings import Settings
@@ -138,8 +138,7 @@ def test_stalled_model_ends_with_fallback_carrying_the_top_article(
     (False, True, "1.1")], ids=["http1.1", "auto-http", "http2", "auto-https", "https1.1"])
 def test_openai_generator_streams_through_the_endpoint(
         sample_kb_path: Path, http2: bool | str, tls: bool, version: str,
-        certificate: tuple[trustme.CA, Path, Path], tmp_path: Path,
-        monkeypatch: pytest.MonkeyPatch) -> None:
+        certificate: Certificate, monkeypatch: pytest.MonkeyPatch) -> None:
     # ASSIST_MODEL_HTTP2: the model's streams over HTTP/2, to a server that speaks it;
     # auto, the default: over HTTP/2 when an https:// model's TLS handshake picks it.
     mock = create_mock_llm_app(MockLLMConfig(tokens_per_second=0))
@@ -150,11 +149,10 @@ def test_openai_generator_streams_through_the_endpoint(
             versions.append(scope["http_version"])
         await mock(scope, receive, send)
 
-    ca, chain, key = certificate
-    authority = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(authority))
-    monkeypatch.setenv("SSL_CERT_FILE", str(authority))  # as an operator trusts a private CA
-    served = (serve_http2(model, certfile=str(chain), keyfile=str(key)) if tls
+    # As an operator trusts a private CA.
+    monkeypatch.setenv("SSL_CERT_FILE", str(certificate.authority))
+    served = (serve_http2(model, certfile=str(certificate.chain),
+                          keyfile=str(certificate.key)) if tls
               else serve_http2(model) if http2 is True else serve(model))
     with served as llm:
         settings = _settings(sample_kb_path, generator="openai", openai_base_url=f"{llm}/v1",

@@ -384,7 +384,7 @@ def test_throughput_steps_relay_tokens_and_profile_the_panel(
         [other] = section.data[key]
         assert other["open"] == throughput.STREAMS, (key, other["ended"])
         assert other["relayed_tokens_per_s"] > 0
-    for row, (_, what, _, _) in zip(section.rows[-3:], throughput.OTHERS, strict=True):
+    for row, (_, _, what, _, _) in zip(section.rows[-3:], throughput.OTHERS, strict=True):
         assert row.case.startswith(f"panel, {what}: tokens/s relayed"), row.case
     # Agreed to HTTP/2, the worker counts one open file a stream (its warnings say so).
     assert "1 a stream" in (tmp_path / "panel-https.log").read_text()

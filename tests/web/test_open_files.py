@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
-import trustme
 
+from bench.procs import Certificate
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from server.web.open_files import RESERVED, files_per_stream, stream_cap
 from tests.factories import bearer, make_settings
@@ -79,17 +79,14 @@ def test_a_worker_short_of_open_files_refuses_streams_it_cannot_hold(
 
 
 def test_a_worker_admits_twice_the_streams_once_its_https_model_agrees_to_http2(
-        sample_kb_path: Path, certificate: tuple[trustme.CA, Path, Path],
-        tmp_path: Path) -> None:
+        sample_kb_path: Path, certificate: Certificate) -> None:
     """ASSIST_MODEL_HTTP2=auto, the default: two files a stream are counted until the
     model's TLS handshake has picked HTTP/2, then one."""
-    ca, chain, key = certificate
-    authority = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(authority))
     limit = RESERVED + 2 * 5  # room for 5 streams over HTTP/1.1, 10 over HTTP/2
     llm_app = create_mock_llm_app(MockLLMConfig(fault="endless", tokens_per_second=20))
-    env = serve_env(free_port(), sample_kb_path, "", 5, SSL_CERT_FILE=str(authority))
-    with serve_http2(llm_app, certfile=str(chain), keyfile=str(key)) as llm:
+    env = serve_env(free_port(), sample_kb_path, "", 5, SSL_CERT_FILE=str(certificate.authority))
+    with serve_http2(llm_app, certfile=str(certificate.chain),
+                     keyfile=str(certificate.key)) as llm:
         env["ASSIST_OPENAI_BASE_URL"] = f"{llm}/v1"
         with running_serve([], env, open_files=limit) as running:
             running.wait_for("Uvicorn running on")

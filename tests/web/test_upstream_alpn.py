@@ -8,13 +8,13 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Iterator, Mapping, MutableMapping
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import trustme
 
+from bench.procs import Certificate
 from server.web.upstream import StreamClient
 from server.web.upstream_alpn import OFFERED, NegotiatedStreams
 from server.web.upstream_body import Origin, UpstreamResponse
@@ -81,8 +81,8 @@ async def ask(client: NegotiatedStreams, origin: Origin) -> bytes:
 
 
 async def test_a_model_whose_handshake_picks_http2_gets_every_stream_over_it(
-        certificate: tuple[trustme.CA, Path, Path]) -> None:
-    ca, chain, key = certificate
+        certificate: Certificate) -> None:
+    ca, chain, key = certificate.ca, certificate.chain, certificate.key
     app = Versions()
     with (serve_http2(app, certfile=str(chain), keyfile=str(key)) as url,
           negotiated(ca) as (client, told)):
@@ -98,8 +98,8 @@ async def test_a_model_whose_handshake_picks_http2_gets_every_stream_over_it(
 
 @pytest.mark.parametrize("offered", [("http/1.1",), ()], ids=["http1.1", "no-alpn"])
 async def test_a_model_whose_handshake_does_not_pick_http2_gets_http1_from_the_first_request(
-        certificate: tuple[trustme.CA, Path, Path], offered: tuple[str, ...]) -> None:
-    ca, _, _ = certificate
+        certificate: Certificate, offered: tuple[str, ...]) -> None:
+    ca = certificate.ca
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost").configure_cert(served)
     if offered:
@@ -126,8 +126,8 @@ async def test_a_model_whose_handshake_does_not_pick_http2_gets_http1_from_the_f
 
 
 async def test_requests_waiting_on_the_first_handshake_all_go_over_http1(
-        certificate: tuple[trustme.CA, Path, Path]) -> None:
-    ca, _, _ = certificate
+        certificate: Certificate) -> None:
+    ca = certificate.ca
     served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("localhost").configure_cert(served)
 
@@ -147,9 +147,9 @@ async def test_requests_waiting_on_the_first_handshake_all_go_over_http1(
 
 
 async def test_a_cleartext_model_is_not_asked_for_http2(
-        certificate: tuple[trustme.CA, Path, Path]) -> None:
+        certificate: Certificate) -> None:
     app = Versions()
-    with serve(app) as url, negotiated(certificate[0]) as (client, told):
+    with serve(app) as url, negotiated(certificate.ca) as (client, told):
         origin = Origin(url + "/v1/chat/completions")
         assert client.protocol(origin) == "http/1.1"
         assert await ask(client, origin) == b"1.1"

@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import ssl
 from collections.abc import Awaitable, Callable, MutableMapping
-from pathlib import Path
 from typing import Any
 
 import h2.errors
@@ -16,8 +15,8 @@ import h2.events
 import h2.settings
 import httpx
 import pytest
-import trustme
 
+from bench.procs import Certificate
 from server.web.upstream_body import Origin, UpstreamResponse
 from server.web.upstream_h2 import H2StreamClient
 from tests.servers import serve, serve_http2
@@ -263,9 +262,9 @@ async def test_a_server_that_does_not_speak_http2_is_a_connect_error() -> None:
 
 @pytest.mark.parametrize("alpn, agreed", [(("h2", "http/1.1"), True), (("http/1.1",), False)])
 async def test_over_tls_the_server_must_agree_to_http2(
-        certificate: tuple[trustme.CA, Path, Path], alpn: tuple[str, ...],
+        certificate: Certificate, alpn: tuple[str, ...],
         agreed: bool) -> None:
-    ca, chain, key = certificate
+    ca, chain, key = certificate.ca, certificate.chain, certificate.key
     context = ssl.create_default_context()
     ca.configure_trust(context)
     client = H2StreamClient(verify=context)
