@@ -126,7 +126,8 @@ async def read_stream(target: Target, *, started: asyncio.Event | None = None,
                       traces: list[Trace] | None = None) -> Trace:
     """One stream read to ``done``, as ``load.stream`` reads it (the same ``Trace``),
     on a connection of its own, or until ``until(trace)`` is true after an event; then,
-    or when cancelled, it closes the connection: ``closed``."""
+    or when cancelled, it closes the connection: ``closed`` (cancelled, the cancellation
+    is raised on, the trace noted in ``traces``)."""
     headers, body, request_id = target.request(next_stream())
     trace = Trace(request_id, time.monotonic())
     if traces is not None:
@@ -146,9 +147,12 @@ async def read_stream(target: Target, *, started: asyncio.Event | None = None,
             url.hostname or "127.0.0.1", url.port or 80)
         await finished
     except asyncio.CancelledError:
-        # Our own harness cancelled it (see Background.close): the client went away.
+        # Our own harness cancelled it (see Background.close): the client went away. The
+        # cancel goes on up even when the stream had ended first: swallowed, it once let a
+        # looped slot open its next stream, and close() waited for it forever.
         if trace.done is None and trace.error is None:
             trace.closed = time.monotonic()
+        raise
     except OSError as exc:
         trace.error = type(exc).__name__
     finally:

@@ -8,8 +8,10 @@ import json
 
 import pytest
 
+import bench.background
+import bench.load
 from bench.background import Background, read_stream
-from bench.load import Target
+from bench.load import Target, Trace
 from tests.web.rawhttp import read_request, server
 
 pytestmark = pytest.mark.anyio
@@ -131,6 +133,37 @@ async def test_until_ends_the_read_at_that_event_and_closes_the_connection() -> 
         await gone.wait()
     assert trace.first_delta is not None and len(trace.deltas) == 1
     assert trace.done is None and trace.error is None and trace.closed is not None
+
+
+async def test_a_cancel_that_lands_after_the_stream_ended_is_raised_on(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a cancel that came after the stream's ``done`` (before the reader's
+    task woke) was swallowed. A looped background slot then opened its next stream
+    instead of ending, and ``Background.close`` waited for it forever: a latency run
+    hung at its extractive levels, whose streams end every few seconds."""
+    task: asyncio.Task[object] | None = None
+    noted = bench.load.note_event  # what bench.background calls
+
+    def note_then_cancel(trace: Trace, name: str, data: str, now: float) -> bool:
+        if name == "done" and task is not None:
+            task.cancel()  # as Background.close does, while the done is being noted
+        return noted(trace, name, data, now)
+
+    monkeypatch.setattr(bench.background, "note_event", note_then_cancel)
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(EVENTS, 4096))
+        await writer.drain()
+
+    traces: list[Trace] = []
+    async with server(handler) as (url, _):
+        task = asyncio.create_task(read_stream(Target("peer", url), traces=traces))
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    [trace] = traces
+    assert trace.done == {"outcome": "completed"} and trace.closed is None
 
 
 async def test_a_refused_connection_is_an_error() -> None:
