@@ -10,16 +10,20 @@ HTTP/1.1. A cleartext ``http://`` model is not asked: HTTP/2 there needs prior
 knowledge, which an HTTP/1.1 server would take for a broken request, so it gets
 HTTP/1.1 (``ASSIST_MODEL_HTTP2=true`` asks for h2c).
 
-What an origin agreed to is kept for the life of the process, and told to
-``on_protocol`` once: an HTTP/1.1 stream holds an open file more than an HTTP/2 one, so
+What an origin agreed to is kept, and told to ``on_protocol`` when it is first known and
+whenever it changes: an HTTP/1.1 stream holds an open file more than an HTTP/2 one, so
 the worker's stream cap follows it (:mod:`server.web.open_files`). A server that stops
-agreeing to HTTP/2 is found at its next connection and switched to HTTP/1.1 then; one
-that starts is found when the worker restarts.
+agreeing to HTTP/2 is found at its next connection and switched to HTTP/1.1 then. One
+that starts (a new version, or a balancer in front of it that now passes ALPN on) is
+found within :data:`RECHECK_S`: once an origin has been on HTTP/1.1 that long, one
+request offers it HTTP/2 again, a TLS handshake more every ten minutes, while the
+others go on over HTTP/1.1.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable, Coroutine, Mapping
 from typing import Any
 
@@ -36,18 +40,28 @@ OFFERED = ("h2", "http/1.1")
 
 HTTP2, HTTP1 = "h2", "http/1.1"
 
+#: Seconds an ``https://`` origin stays on HTTP/1.1 before a request offers it HTTP/2 again.
+RECHECK_S = 600.0
+
 
 class NegotiatedStreams:
     """Model streams (``ModelStreams``) over HTTP/2 where the server agrees, HTTP/1.1 elsewhere."""
 
     def __init__(self, http1: StreamClient, http2: H2StreamClient, *,
-                 on_protocol: Callable[[Origin, str], None] | None = None) -> None:
+                 on_protocol: Callable[[Origin, str], None] | None = None,
+                 recheck_s: float = RECHECK_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         """``http2`` must offer :data:`OFFERED`; ``on_protocol(origin, protocol)`` is
         called when what ``origin`` agreed to is first known, and when it changes
-        (``"h2"`` or ``"http/1.1"``)."""
+        (``"h2"`` or ``"http/1.1"``); an origin on HTTP/1.1 is offered HTTP/2 again
+        once ``recheck_s`` have passed on ``clock`` since it last declined."""
         self.http1, self.http2 = http1, http2
         self.on_protocol = on_protocol
+        self.recheck_s = recheck_s
+        self._clock = clock
         self._agreed: dict[tuple[str, str, int], str] = {}
+        # When each origin on HTTP/1.1 was last offered HTTP/2, on ``clock``.
+        self._declined: dict[tuple[str, str, int], float] = {}
 
     def protocol(self, origin: Origin) -> str | None:
         """What ``origin``'s requests go over: ``"h2"``, ``"http/1.1"``, or None
@@ -61,10 +75,17 @@ class NegotiatedStreams:
         """Sends ``body`` over what ``origin`` agreed to; the first request to an
         ``https://`` origin asks. Errors are httpx's, as the two clients'."""
         if self.protocol(origin) == HTTP1:
-            # The HTTP/1.1 client's own coroutine, with no frame of ours around it: the
-            # frame cost a worker 3.5 KB a stream (docs/performance.md).
-            return self.http1.post(origin, body, headers)
+            if not self._ask_again(origin):
+                # The HTTP/1.1 client's own coroutine, with no frame of ours around it:
+                # the frame cost a worker 3.5 KB a stream (docs/performance.md).
+                return self.http1.post(origin, body, headers)
+            return self._offer_again(origin, body, headers)
         return self._over_http2(origin, body, headers)
+
+    def _ask_again(self, origin: Origin) -> bool:
+        declined = self._declined.get(origin.key)
+        return (origin.tls and declined is not None
+                and self._clock() - declined >= self.recheck_s)
 
     async def _over_http2(self, origin: Origin, body: bytes,
                           headers: Mapping[str, str]) -> UpstreamResponse:
@@ -80,6 +101,20 @@ class NegotiatedStreams:
         self._agree(origin, HTTP2)
         return response
 
+    async def _offer_again(self, origin: Origin, body: bytes,
+                           headers: Mapping[str, str]) -> UpstreamResponse:
+        """One request of an origin on HTTP/1.1 offered HTTP/2 again; whatever keeps
+        that from working, the request goes over HTTP/1.1 as the others do. The others
+        meanwhile, and however it ends, are not offered it for ``recheck_s``."""
+        self._declined[origin.key] = self._clock()
+        try:
+            response = await self.http2.post(origin, body, headers)
+        except httpx.ConnectError:
+            self._agree(origin, HTTP1)  # declined, or not reached
+            return await self.http1.post(origin, body, headers)
+        self._agree(origin, HTTP2)
+        return response
+
     async def aclose(self) -> None:
         """Closes both clients' connections."""
         try:
@@ -88,6 +123,8 @@ class NegotiatedStreams:
             await self.http1.aclose()
 
     def _agree(self, origin: Origin, protocol: str) -> None:
+        if protocol == HTTP1:
+            self._declined[origin.key] = self._clock()
         if self._agreed.get(origin.key) == protocol:
             return
         self._agreed[origin.key] = protocol

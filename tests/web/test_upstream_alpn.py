@@ -203,6 +203,98 @@ async def test_a_server_that_stops_agreeing_to_http2_is_switched_to_http1() -> N
     assert client.protocol(other) is None
 
 
+def declining(now: list[float], *script: UpstreamResponse | Exception,
+              http1: int = 3) -> tuple[NegotiatedStreams, Scripted, Scripted, list[str]]:
+    """A client whose HTTP/2 side answers ``script`` (picking HTTP/1.1 until told
+    otherwise), its HTTP/1.1 side ``http1`` responses, on the clock ``now[0]``."""
+    http2 = Scripted(*script)
+    http2.picked_now = "http/1.1"
+    http1_side = Scripted(*(UpstreamResponse(200, ()) for _ in range(http1)))
+    told: list[str] = []
+    client = NegotiatedStreams(http1_side, http2,  # type: ignore[arg-type]
+                               on_protocol=lambda origin, protocol: told.append(protocol),
+                               recheck_s=600, clock=lambda: now[0])
+    return client, http2, http1_side, told
+
+
+MODEL = Origin("https://model.test/v1/chat/completions")
+
+
+async def test_a_server_that_starts_agreeing_to_http2_is_switched_to_it_within_recheck_s(
+        ) -> None:
+    # Regression: an origin that declined HTTP/2 once kept HTTP/1.1 (a connection and a
+    # TLS session a stream) until the worker restarted.
+    now = [0.0]
+    over_h2 = UpstreamResponse(200, ())
+    client, http2, http1, told = declining(
+        now, httpx.ConnectError("did not agree to HTTP/2 (ALPN)"), over_h2)
+    await client.post(MODEL, b"{}", HEADERS)
+    assert told == ["http/1.1"] and len(http2.script) == 1
+    now[0] = 599.0
+    await client.post(MODEL, b"{}", HEADERS)
+    assert len(http2.script) == 1 and len(http1.script) == 1  # not offered yet
+    now[0] = 600.0
+    http2.picked_now = "h2"
+    assert await client.post(MODEL, b"{}", HEADERS) is over_h2
+    assert told == ["http/1.1", "h2"] and client.protocol(MODEL) == "h2"
+
+
+async def test_an_offer_declined_again_keeps_http1_for_another_recheck_s() -> None:
+    now = [0.0]
+    declined = httpx.ConnectError("did not agree to HTTP/2 (ALPN)")
+    client, http2, http1, told = declining(now, declined, declined, http1=4)
+    await client.post(MODEL, b"{}", HEADERS)
+    now[0] = 600.0
+    await client.post(MODEL, b"{}", HEADERS)  # offered, declined: over HTTP/1.1
+    assert http2.script == [] and len(http1.script) == 2
+    now[0] = 1199.0
+    await client.post(MODEL, b"{}", HEADERS)  # within recheck_s of that offer
+    assert len(http1.script) == 1 and told == ["http/1.1"]
+    assert client.protocol(MODEL) == "http/1.1"
+
+
+async def test_an_offer_that_cannot_connect_sends_its_request_over_http1() -> None:
+    now = [0.0]
+    client, http2, http1, told = declining(
+        now, httpx.ConnectError("did not agree to HTTP/2 (ALPN)"),
+        httpx.ConnectError("connection refused"))
+    await client.post(MODEL, b"{}", HEADERS)
+    now[0] = 600.0
+    http2.picked_now = None  # no handshake ended
+    assert await client.post(MODEL, b"{}", HEADERS) is not None
+    assert http2.script == [] and len(http1.script) == 1
+    assert told == ["http/1.1"] and client.protocol(MODEL) == "http/1.1"
+
+
+async def test_requests_while_http2_is_offered_again_go_over_http1() -> None:
+    now = [0.0]
+    gate = asyncio.Event()
+    over_h2 = UpstreamResponse(200, ())
+
+    class Slow(Scripted):
+        async def post(self, origin: Origin, body: bytes,
+                       headers: Mapping[str, str]) -> UpstreamResponse:
+            if not self.script or self.script[0] is over_h2:
+                await gate.wait()
+            return await super().post(origin, body, headers)
+
+    http2 = Slow(httpx.ConnectError("did not agree to HTTP/2 (ALPN)"), over_h2)
+    http2.picked_now = "http/1.1"
+    http1 = Scripted(*(UpstreamResponse(200, ()) for _ in range(3)))
+    client = NegotiatedStreams(http1, http2, recheck_s=600,  # type: ignore[arg-type]
+                               clock=lambda: now[0])
+    await client.post(MODEL, b"{}", HEADERS)
+    now[0] = 600.0
+    http2.picked_now = "h2"
+    offer = asyncio.ensure_future(client.post(MODEL, b"{}", HEADERS))
+    await asyncio.sleep(0)  # the offer waits on its handshake
+    for _ in range(2):
+        await client.post(MODEL, b"{}", HEADERS)
+    assert http1.script == [] and not offer.done()
+    gate.set()
+    assert await offer is over_h2 and client.protocol(MODEL) == "h2"
+
+
 def test_an_origin_on_http1_gets_the_http1_clients_own_coroutine() -> None:
     """Regression: a coroutine of the negotiating client's around every HTTP/1.1 request
     cost a worker 3.5 KB a stream (docs/performance.md, "Open files")."""
