@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import gc
 from pathlib import Path
 
@@ -9,8 +10,10 @@ import uvicorn
 
 from server.app import KEEPALIVE_EXPIRY_S, build_model_streams, create_app
 from server.assist.streams import StreamRegistry
+from server.web import open_files
 from server.web.upstream import StreamClient
 from server.web.upstream_alpn import NegotiatedStreams
+from server.web.upstream_body import Origin
 from server.web.upstream_h2 import H2StreamClient
 from tests.asgi import asgi_client
 from tests.factories import make_settings
@@ -55,3 +58,49 @@ def test_the_model_streams_client_is_what_the_setting_and_the_url_pick(
     settings = make_settings(generator="openai", openai_base_url=url, openai_api_key="k",
                              model_http2=http2)
     assert type(build_model_streams(settings, StreamRegistry(10))) is client
+
+
+class WatchedCap(StreamRegistry):
+    """A registry that says when its cap changes."""
+
+    def __init__(self, max_streams: int) -> None:
+        self.changed = asyncio.Event()
+        self._cap = max_streams
+        super().__init__(max_streams)
+
+    @property
+    def max_streams(self) -> int:
+        return self._cap
+
+    @max_streams.setter
+    def max_streams(self, value: int) -> None:
+        self._cap = value
+        self.changed.set()
+
+
+@pytest.mark.anyio
+async def test_after_http1_the_cap_rises_for_http2_once_the_streams_over_http1_have_ended(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """An https:// model that starts agreeing to HTTP/2 (offered again every ten minutes)
+    may leave streams over HTTP/1.1 open, two files each: the cap rises for HTTP/2 only
+    after the hard limit, by when every one of them has ended."""
+    monkeypatch.setattr(open_files, "open_file_limit", lambda: open_files.RESERVED + 20)
+    settings = make_settings(generator="openai", openai_base_url="https://model.test/v1",
+                             openai_api_key="k", stream_limit_s=0.05)
+    streams = WatchedCap(1000)
+    client = build_model_streams(settings, streams)
+    assert isinstance(client, NegotiatedStreams) and client.on_protocol is not None
+    origin = Origin("https://model.test/v1/chat/completions")
+    client.on_protocol(origin, "http/1.1")
+    assert streams.max_streams == 10  # two files a stream
+    streams.changed.clear()
+    client.on_protocol(origin, "h2")
+    assert streams.max_streams == 10  # not yet: a timer of stream_limit_s
+    await streams.changed.wait()
+    assert streams.max_streams == 20
+    # The first agreement, nothing over HTTP/1.1 before it, raises it at once.
+    fresh = WatchedCap(1000)
+    other = build_model_streams(settings, fresh)
+    assert isinstance(other, NegotiatedStreams) and other.on_protocol is not None
+    other.on_protocol(origin, "h2")
+    assert fresh.max_streams == 20

@@ -4,10 +4,12 @@ Each open suggestion stream holds its client's connection and, with the model ov
 HTTP/1.1, its own connection to the model: two open files; with the model over
 HTTP/2 (many streams a connection) or the extractive generator, one. Under
 ``ASSIST_MODEL_HTTP2=auto`` two are counted until the model's server has agreed to
-HTTP/2, and one after. Linux starts many services, containers among them, with a
-soft limit of 1,024 open files and a much higher hard one. A worker left at 1,024
-would fail its model connects past about 450 streams, each of those streams ending
-in a fallback, while its cap (``ASSIST_MAX_STREAMS``, 1,000) still admitted more. So
+HTTP/2, and one after (after a switch from HTTP/1.1, once the streams over it have
+ended: ``server.app.build_model_streams``). Linux starts many services, containers
+among them, with a soft limit of 1,024 open files and a much higher hard one. A
+worker left at 1,024 would fail its model connects past about 450 streams, each of
+those streams ending in a fallback, while its cap (``ASSIST_MAX_STREAMS``, 1,000)
+still admitted more. So
 ``serve`` lifts the soft limit to the hard one, as Go's runtime does for every
 program, and the app admits no more streams than the limit leaves room for: past
 that, the cap's 503 ``over_capacity`` with ``Retry-After``, which a client retries,
