@@ -119,25 +119,26 @@ def build_model_streams(settings: Settings, streams: StreamRegistry) -> ModelStr
     if settings.model_http2 is False or urlsplit(settings.openai_base_url).scheme != "https":
         return http1  # auto asks only in a TLS handshake
 
-    said: list[str] = []  # what the model agreed to last
-    raising: list[asyncio.TimerHandle] = []
+    before: str | None = None  # what the model agreed to last
+    raising: asyncio.TimerHandle | None = None
 
     def agreed(origin: Origin, protocol: str) -> None:
         # Over HTTP/2 a stream holds an open file less: the cap follows. After HTTP/1.1,
         # only once every stream admitted over it has ended (the hard limit): until
         # then each of those still holds two.
-        for handle in raising:
-            handle.cancel()
-        raising.clear()
-        if said[-1:] == [upstream_alpn.HTTP1] and protocol == upstream_alpn.HTTP2:
-            raising.append(asyncio.get_running_loop().call_later(
-                settings.stream_limit_s, _raise_cap))
+        nonlocal before, raising
+        if raising is not None:
+            raising.cancel()
+            raising = None
+        if before == upstream_alpn.HTTP1 and protocol == upstream_alpn.HTTP2:
+            raising = asyncio.get_running_loop().call_later(
+                settings.stream_limit_s, cap_for, protocol)
         else:
-            streams.max_streams = _stream_cap(settings, protocol)
-        said[:] = [protocol]
+            cap_for(protocol)
+        before = protocol
 
-    def _raise_cap() -> None:
-        streams.max_streams = _stream_cap(settings, upstream_alpn.HTTP2)
+    def cap_for(protocol: str) -> None:
+        streams.max_streams = _stream_cap(settings, protocol)
 
     return upstream_alpn.NegotiatedStreams(
         http1, upstream_h2.H2StreamClient(alpn=upstream_alpn.OFFERED), on_protocol=agreed)

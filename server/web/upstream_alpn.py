@@ -79,7 +79,7 @@ class NegotiatedStreams:
                 # The HTTP/1.1 client's own coroutine, with no frame of ours around it:
                 # the frame cost a worker 3.5 KB a stream (docs/performance.md).
                 return self.http1.post(origin, body, headers)
-            return self._offer_again(origin, body, headers)
+            return self._over_http2(origin, body, headers, again=True)
         return self._over_http2(origin, body, headers)
 
     def _ask_again(self, origin: Origin) -> bool:
@@ -87,30 +87,22 @@ class NegotiatedStreams:
         return (origin.tls and declined is not None
                 and self._clock() - declined >= self.recheck_s)
 
-    async def _over_http2(self, origin: Origin, body: bytes,
-                          headers: Mapping[str, str]) -> UpstreamResponse:
+    async def _over_http2(self, origin: Origin, body: bytes, headers: Mapping[str, str],
+                          *, again: bool = False) -> UpstreamResponse:
+        """The request offered HTTP/2: the first to ``origin``, or, ``again``, one of an
+        origin on HTTP/1.1 (the others meanwhile, and however it ends, are not offered it
+        for ``recheck_s``)."""
+        if again:
+            self._declined[origin.key] = self._clock()
         try:
             response = await self.http2.post(origin, body, headers)
         except httpx.ConnectError:
-            if self.http2.picked(origin) in (None, HTTP2):
+            if not again and self.http2.picked(origin) in (None, HTTP2):
                 raise  # no handshake ended, or it agreed: a failure of its own
-            # The handshake picked another protocol, or none, and nothing was sent:
-            # the request goes over HTTP/1.1, and so will the next.
+            # The handshake picked another protocol, or none (or, offered again, the
+            # connect failed), and nothing was sent: the request goes over HTTP/1.1, and
+            # so will the next.
             self._agree(origin, HTTP1)
-            return await self.http1.post(origin, body, headers)
-        self._agree(origin, HTTP2)
-        return response
-
-    async def _offer_again(self, origin: Origin, body: bytes,
-                           headers: Mapping[str, str]) -> UpstreamResponse:
-        """One request of an origin on HTTP/1.1 offered HTTP/2 again; whatever keeps
-        that from working, the request goes over HTTP/1.1 as the others do. The others
-        meanwhile, and however it ends, are not offered it for ``recheck_s``."""
-        self._declined[origin.key] = self._clock()
-        try:
-            response = await self.http2.post(origin, body, headers)
-        except httpx.ConnectError:
-            self._agree(origin, HTTP1)  # declined, or not reached
             return await self.http1.post(origin, body, headers)
         self._agree(origin, HTTP2)
         return response
