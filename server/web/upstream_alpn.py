@@ -17,7 +17,8 @@ agreeing to HTTP/2 is found at its next connection and switched to HTTP/1.1 then
 that starts (a new version, or a balancer in front of it that now passes ALPN on) is
 found within :data:`RECHECK_S`: once an origin has been on HTTP/1.1 that long, one
 request offers it HTTP/2 again, a TLS handshake more every ten minutes, while the
-others go on over HTTP/1.1.
+others go on over HTTP/1.1. If that offer fails before the answer (the handshake, or
+the stream after a handshake that agreed), its request goes over HTTP/1.1 too.
 """
 
 from __future__ import annotations
@@ -103,6 +104,15 @@ class NegotiatedStreams:
             # connect failed), and nothing was sent: the request goes over HTTP/1.1, and
             # so will the next.
             self._agree(origin, HTTP1)
+            return await self.http1.post(origin, body, headers)
+        except httpx.TransportError as exc:
+            if not again or isinstance(exc, httpx.ReadTimeout):
+                raise  # the model slow to answer would be as slow over HTTP/1.1
+            # Offered again, the server agreed to HTTP/2 and then failed the stream
+            # before its answer: the origin stays on HTTP/1.1, which served it until
+            # now, and the request goes there rather than failing for our offer.
+            log.warning("the model at %s:%d agreed to HTTP/2 and failed the stream (%s): "
+                        "staying on HTTP/1.1", origin.host, origin.port, type(exc).__name__)
             return await self.http1.post(origin, body, headers)
         self._agree(origin, HTTP2)
         return response

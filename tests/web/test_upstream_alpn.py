@@ -266,6 +266,41 @@ async def test_an_offer_that_cannot_connect_sends_its_request_over_http1() -> No
     assert told == ["http/1.1"] and client.protocol(MODEL) == "http/1.1"
 
 
+@pytest.mark.parametrize("failure", [httpx.RemoteProtocolError("stream reset"),
+                                     httpx.ReadError("connection closed"),
+                                     httpx.ConnectTimeout("handshake timed out")])
+async def test_an_offer_whose_stream_fails_sends_its_request_over_http1(
+        failure: Exception, caplog: pytest.LogCaptureFixture) -> None:
+    # Regression: a server that agreed to HTTP/2 when offered it again and then failed
+    # the stream (not the connect) failed that request, where HTTP/1.1 served it.
+    now = [0.0]
+    client, http2, http1, told = declining(
+        now, httpx.ConnectError("did not agree to HTTP/2 (ALPN)"), failure)
+    await client.post(MODEL, b"{}", HEADERS)
+    now[0] = 600.0
+    http2.picked_now = "h2"
+    assert await client.post(MODEL, b"{}", HEADERS) is not None
+    assert http2.script == [] and len(http1.script) == 1
+    assert told == ["http/1.1"] and client.protocol(MODEL) == "http/1.1"
+    assert f"failed the stream ({type(failure).__name__})" in caplog.text
+    now[0] = 1199.0  # not offered again within recheck_s of that offer
+    await client.post(MODEL, b"{}", HEADERS)
+    assert http1.script == []
+
+
+async def test_an_offer_the_model_is_slow_to_answer_is_not_sent_twice() -> None:
+    now = [0.0]
+    client, http2, http1, _ = declining(
+        now, httpx.ConnectError("did not agree to HTTP/2 (ALPN)"),
+        httpx.ReadTimeout("no answer"))
+    await client.post(MODEL, b"{}", HEADERS)
+    now[0] = 600.0
+    http2.picked_now = "h2"
+    with pytest.raises(httpx.ReadTimeout):
+        await client.post(MODEL, b"{}", HEADERS)
+    assert len(http1.script) == 2 and client.protocol(MODEL) == "http/1.1"
+
+
 async def test_requests_while_http2_is_offered_again_go_over_http1() -> None:
     now = [0.0]
     gate = asyncio.Event()
