@@ -171,29 +171,36 @@ class Background:
     """Streams kept open until ``close``; with ``loop``, each re-opened when it ends."""
 
     def __init__(self, target: Target, *, loop: bool = False,
-                 spread: Callable[[float], float] | None = None) -> None:
+                 spread: Callable[[float], float] | None = None,
+                 stagger: Callable[[float], float] | None = None) -> None:
         """``spread``: given a slot's first stream's length, how long it waits before
-        its second (default: a random part of it, the same every run)."""
+        its second (default: a random part of it, the same every run); ``stagger``:
+        given ``grow``'s ``stagger_s``, how long a new stream waits before it opens (the
+        same way)."""
         self.target, self.loop = target, loop
         self.traces: list[Trace] = []
         self.tasks: list[asyncio.Task[None]] = []
         self._spread = spread or partial(random.Random(19).uniform, 0.0)
+        self._stagger = stagger or partial(random.Random(23).uniform, 0.0)
 
     async def grow(self, n: int, *, batch: int = 100,
                    ready: Callable[[Trace], bool] | None = None,
-                   start_within_s: float = START_WITHIN_S) -> None:
+                   start_within_s: float = START_WITHIN_S, stagger_s: float = 0.0) -> None:
         """Open streams until ``n`` are running, ``batch`` at a time, each batch waiting
         for its streams' first event (the first after which ``ready(trace)`` is true),
         at most ``start_within_s``: a server out of files can take a connection and
         never answer it (the stream is then not counted open). Growth stops at the first
         batch with a stream that did not start: fewer than ``n`` can then be open, and
-        the batches after it would each wait the whole ``start_within_s`` for nothing."""
+        the batches after it would each wait the whole ``start_within_s`` for nothing.
+        With ``stagger_s``, each stream of a batch opens after a random part of it (the
+        same every run), so that streams paced alike are not in step."""
         while len(self.tasks) < n:
             waits: list[asyncio.Task[bool]] = []
             for _ in range(min(batch, n - len(self.tasks))):
                 started = asyncio.Event()
                 waits.append(asyncio.create_task(started.wait()))
-                self.tasks.append(asyncio.create_task(self._slot(started, ready)))
+                delay = self._stagger(stagger_s) if stagger_s > 0 else 0.0
+                self.tasks.append(asyncio.create_task(self._slot(started, ready, delay)))
             _, late = await asyncio.wait(waits, timeout=start_within_s)
             for wait in late:
                 wait.cancel()
@@ -201,7 +208,9 @@ class Background:
                 return
 
     async def _slot(self, started: asyncio.Event,
-                    ready: Callable[[Trace], bool] | None) -> None:
+                    ready: Callable[[Trace], bool] | None, delay: float = 0.0) -> None:
+        if delay > 0:
+            await asyncio.sleep(delay)
         trace = await read_stream(self.target, started=started, ready=ready,
                                   traces=self.traces)
         if self.loop and trace.error is None and trace.closed is None:

@@ -2,7 +2,8 @@
 model's own time to first token, while 0, 99 or 499 other streams are open.
 
 Method: background streams stream endlessly at 20 tokens/s (the mock's
-``endless`` fault; probing starts once each has its first delta) beside a few
+``endless`` fault; opened at random moments over ``STAGGER_S``, so that their tokens
+keep no step; probing starts once each has its first delta) beside a few
 probers (one per 50 streams, at most 10; they make up the ``n``), each opening
 probe streams one after another, at random spacing (``PROBE_SPREAD_S``), and closing
 each at its first ``delta``, each on a new connection, read by the background's lean
@@ -48,6 +49,12 @@ TOKENS_PER_SECOND = 20.0
 # prober's, so nearly every probe measured two requests arriving at once. With it,
 # probes meet only as often as independent arrivals do.
 PROBE_SPREAD_S = 0.05
+# The background streams open at random moments over this long (two of the model's
+# token intervals, one aggregation window). Opened all at once, the mock received the
+# 98 requests of the 100-stream level within a few milliseconds, so their tokens came
+# in step: about 80% of them within the same 15 ms of every 50, where independent
+# agents' streams keep no step, and a probe in that band met most of the level's work.
+STAGGER_S = 0.1
 # The panels probed against the model: the background streams are endless, so the
 # stream limit is raised past the run's length.
 PANEL_ENV = {"ASSIST_STREAM_LIMIT_S": "3600"}
@@ -78,7 +85,8 @@ async def probe(target: Target, n: int, probes: int, *, loop: bool,
     background = Background(target, loop=loop)
     # Probed once every background stream streams: not while the burst of their
     # starts (retrieval, a model call each) is still being served.
-    await background.grow(n - workers, ready=lambda t: t.first_delta is not None)
+    await background.grow(n - workers, ready=lambda t: t.first_delta is not None,
+                          stagger_s=STAGGER_S)
     streaming = sum(1 for t in background.traces if t.first_delta is not None)
     traces: list[Trace] = []
     beside_traces: list[Trace] = []

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 
 import pytest
 
@@ -210,3 +211,34 @@ async def test_looped_streams_start_again_once_spread_then_as_they_end() -> None
         await enough.wait()  # three streams a slot at least
         await background.close()
     assert len(lengths) == 3 and all(length >= 0 for length in lengths)  # once a slot
+
+
+async def test_staggered_streams_each_open_after_their_own_delay() -> None:
+    """Regression: the latency level's background streams opened at once, so the model
+    paced them in step and their tokens came in bursts; with ``stagger_s`` each opens
+    after its own random part of it, and without it none waits."""
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(EVENTS, 4096))
+        await writer.drain()
+
+    asked: list[float] = []
+    delays = iter([0.2, 0.0, 0.1])
+
+    def stagger(within: float) -> float:
+        asked.append(within)
+        return next(delays)
+
+    async with server(handler) as (url, _):
+        background = Background(Target("peer", url), stagger=stagger)
+        begun = time.monotonic()
+        await background.grow(3, batch=3, stagger_s=0.5)
+        await background.close()
+        plain = Background(Target("peer", url), stagger=stagger)
+        await plain.grow(2, batch=2)
+        await plain.close()
+    assert asked == [0.5, 0.5, 0.5]  # drawn for the staggered streams only
+    offsets = sorted(t.sent - begun for t in background.traces)
+    # asyncio never wakes a sleep early: each opened no sooner than its delay.
+    assert offsets[1] >= 0.1 and offsets[2] >= 0.2
