@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,6 +17,30 @@ from tests.redis_server import running_redis
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(autouse=True)
+def playwrights_loop_put_aside(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Sync Playwright (the browser tests' session fixtures) marks its event loop as
+    running in the main thread for as long as it lives, and neither an async test nor
+    ``asyncio.run`` starts beside it ("Cannot run the event loop while another loop is
+    running"). Browser tests run last (below), but ``--dist worksteal`` can still hand
+    a worker that has run some of them a test of another folder: on 2026-12-06 sixteen
+    tests of one worker failed so. Such a test runs with Playwright's loop put aside,
+    and the loop is put back after it (Playwright's own calls need it). A test that
+    leaves a loop of its own set as running fails, rather than the tests after it."""
+    if "tests/browser/" in request.node.path.as_posix():
+        yield
+        return
+    aside = asyncio._get_running_loop()
+    asyncio._set_running_loop(None)
+    try:
+        yield
+        left = asyncio._get_running_loop()
+    finally:
+        asyncio._set_running_loop(aside)
+    if left is not None:
+        pytest.fail(f"the test left {left!r} set as the running loop")
 
 
 @pytest.fixture(scope="session")
