@@ -33,6 +33,14 @@ def _chunked(body: bytes, size: int) -> bytes:
     return out + b"0\r\n\r\n"
 
 
+async def answer_events(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """A server's handler: one request answered with ``EVENTS``, to its ``done``."""
+    await read_request(reader)
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                 b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(EVENTS, 4096))
+    await writer.drain()
+
+
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
@@ -152,14 +160,8 @@ async def test_a_cancel_that_lands_after_the_stream_ended_is_raised_on(
 
     monkeypatch.setattr(bench.background, "note_event", note_then_cancel)
 
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(EVENTS, 4096))
-        await writer.drain()
-
     traces: list[Trace] = []
-    async with server(handler) as (url, _):
+    async with server(answer_events) as (url, _):
         task = asyncio.create_task(read_stream(Target("peer", url), traces=traces))
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -217,12 +219,6 @@ async def test_staggered_streams_each_open_after_their_own_delay() -> None:
     """Regression: the latency level's background streams opened at once, so the model
     paced them in step and their tokens came in bursts; with ``stagger_s`` each opens
     after its own random part of it, and without it none waits."""
-    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
-                     b"Transfer-Encoding: chunked\r\n\r\n" + _chunked(EVENTS, 4096))
-        await writer.drain()
-
     asked: list[float] = []
     delays = iter([0.2, 0.0, 0.1])
 
@@ -230,7 +226,7 @@ async def test_staggered_streams_each_open_after_their_own_delay() -> None:
         asked.append(within)
         return next(delays)
 
-    async with server(handler) as (url, _):
+    async with server(answer_events) as (url, _):
         background = Background(Target("peer", url), stagger=stagger)
         begun = time.monotonic()
         await background.grow(3, batch=3, stagger_s=0.5)

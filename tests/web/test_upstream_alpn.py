@@ -266,6 +266,18 @@ async def test_an_offer_that_cannot_connect_sends_its_request_over_http1() -> No
     assert told == ["http/1.1"] and client.protocol(MODEL) == "http/1.1"
 
 
+async def offered_again(now: list[float], failure: Exception
+                        ) -> tuple[NegotiatedStreams, Scripted, Scripted, list[str]]:
+    """A client whose origin declined HTTP/2 at its first request, at ``recheck_s`` on,
+    its next handshake to agree and the stream offered it then to fail with ``failure``."""
+    client, http2, http1, told = declining(
+        now, httpx.ConnectError("did not agree to HTTP/2 (ALPN)"), failure)
+    await client.post(MODEL, b"{}", HEADERS)
+    now[0] = 600.0
+    http2.picked_now = "h2"
+    return client, http2, http1, told
+
+
 @pytest.mark.parametrize("failure", [httpx.RemoteProtocolError("stream reset"),
                                      httpx.ReadError("connection closed"),
                                      httpx.ConnectTimeout("handshake timed out")])
@@ -274,11 +286,7 @@ async def test_an_offer_whose_stream_fails_sends_its_request_over_http1(
     # Regression: a server that agreed to HTTP/2 when offered it again and then failed
     # the stream (not the connect) failed that request, where HTTP/1.1 served it.
     now = [0.0]
-    client, http2, http1, told = declining(
-        now, httpx.ConnectError("did not agree to HTTP/2 (ALPN)"), failure)
-    await client.post(MODEL, b"{}", HEADERS)
-    now[0] = 600.0
-    http2.picked_now = "h2"
+    client, http2, http1, told = await offered_again(now, failure)
     assert await client.post(MODEL, b"{}", HEADERS) is not None
     assert http2.script == [] and len(http1.script) == 1
     assert told == ["http/1.1"] and client.protocol(MODEL) == "http/1.1"
@@ -289,13 +297,7 @@ async def test_an_offer_whose_stream_fails_sends_its_request_over_http1(
 
 
 async def test_an_offer_the_model_is_slow_to_answer_is_not_sent_twice() -> None:
-    now = [0.0]
-    client, http2, http1, _ = declining(
-        now, httpx.ConnectError("did not agree to HTTP/2 (ALPN)"),
-        httpx.ReadTimeout("no answer"))
-    await client.post(MODEL, b"{}", HEADERS)
-    now[0] = 600.0
-    http2.picked_now = "h2"
+    client, _, http1, _ = await offered_again([0.0], httpx.ReadTimeout("no answer"))
     with pytest.raises(httpx.ReadTimeout):
         await client.post(MODEL, b"{}", HEADERS)
     assert len(http1.script) == 2 and client.protocol(MODEL) == "http/1.1"
