@@ -6,7 +6,10 @@ Streams are added step by step and kept open. A step is *held* when every stream
 is still open after the hold and the server still answers a plain request (its
 ``/healthz``; any route of the peer) in under a second; streaming, also when the
 p99 gap between ``delta`` events stays within twice the aggregation window (the
-peer sends a token at a time, so its gaps are the model's 50 ms when it keeps up).
+peer sends a token at a time, so its gaps are the model's 50 ms when it keeps up)
+and each stream gets at least 90% of the tokens a second it asks for (``SENT_FLOOR``:
+a mock model short of its core sent fewer, its streams' gaps still one window, and
+the step measured less than it says; its share of the harness's core is recorded).
 The first step not held ends the ramp.
 
 Each step also records how late the event loops ran what was due while it was held:
@@ -40,6 +43,7 @@ from .stats import percentile
 WINDOW_MS = 100  # ASSIST_FLUSH_INTERVAL_MS, the production default
 TOKENS_PER_SECOND = 20.0
 HEALTH_LIMIT_S = 1.0
+SENT_FLOOR = 0.9
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,22 @@ def gaps_ms(traces: list[Trace], start: float, end: float) -> list[float]:
         times = [t for t in trace.deltas if start <= t <= end]
         out.extend((b - a) * 1000 for a, b in itertools.pairwise(times))
     return out
+
+
+def stream_rate(traces: list[Trace], start: float, end: float) -> float | None:
+    """Tokens a second a stream got in ``[start, end]``: each stream's tokens after its
+    first delta there over the time from that delta to its last, summed over streams
+    (a hold of a few windows counts no partial window at its edges). None without two
+    deltas in any stream."""
+    tokens = 0
+    seconds = 0.0
+    for trace in traces:
+        inside = [(at, words) for at, words in zip(trace.deltas, trace.words, strict=False)
+                  if start <= at <= end]
+        if len(inside) >= 2:
+            tokens += sum(words for _, words in inside[1:])
+            seconds += inside[-1][0] - inside[0][0]
+    return tokens / seconds if seconds > 0 else None
 
 
 async def _health(http: httpx.AsyncClient, url: str, until: float) -> list[float]:
@@ -112,9 +132,10 @@ def lag_figures(before: dict[float, float], after: dict[float, float],
 
 
 async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, ...],
-               hold_s: float, *, streaming: bool,
-               metrics_url: str | None = None) -> list[dict[str, Any]]:
-    """Add streams step by step; measure each step until one is not held."""
+               hold_s: float, *, streaming: bool, metrics_url: str | None = None,
+               model: Proc | None = None) -> list[dict[str, Any]]:
+    """Add streams step by step; measure each step until one is not held. ``model``:
+    the mock model's process, whose share of its core each step records."""
     results: list[dict[str, Any]] = []
     baseline = server.rss_bytes()
     harness_lag: list[float] = []
@@ -132,6 +153,8 @@ async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, 
             gc.collect()
             gc.disable()
             server.mark()
+            if model is not None:
+                model.mark()
             harness_lag.clear()
             start = time.monotonic()
             try:
@@ -142,22 +165,27 @@ async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, 
             # Read before the metrics request, whose connection may still be closing.
             measured = {"server_cpu": round(server.cpu_share(), 3),
                         "server_threads": server.threads(),
-                        "server_open_files": server.open_files()}
+                        "server_open_files": server.open_files(),
+                        "model_cpu": round(model.cpu_share(), 3) if model else None}
             lags = lag_figures(lag_before, await _loop_lag(probe, metrics_url), harness_lag)
             open_now = background.open_count()
             gaps = gaps_ms(background.traces, start, end) if streaming else []
             tokens = sum(w for t in background.traces
                          for at, w in zip(t.deltas, t.words, strict=False) if start <= at <= end)
             p99_gap = percentile(gaps, 99)
+            rate = stream_rate(background.traces, start, end) if streaming else None
+            got = round(rate / TOKENS_PER_SECOND, 3) if rate is not None else None
             rss = server.rss_bytes()
             held = (open_now == n and max(health, default=0) < HEALTH_LIMIT_S
-                    and (not streaming or (p99_gap is not None and p99_gap <= 2 * WINDOW_MS)))
+                    and (not streaming or (p99_gap is not None and p99_gap <= 2 * WINDOW_MS
+                                           and got is not None and got >= SENT_FLOOR)))
             results.append({
                 "streams": n, "open": open_now, "held": held, "failed": len(background.failed()),
                 "ramp_s": round(grow_s, 2),
                 "health_max_ms": round(max(health, default=0) * 1000, 1),
                 "gap_p50_ms": percentile(gaps, 50), "gap_p99_ms": p99_gap, "gaps": len(gaps),
                 "relayed_tokens_per_s": round(tokens / (end - start), 1),
+                "tokens_got": got,
                 "rss_mb": round(rss / 2**20, 1),
                 "rss_per_stream_kb": round((rss - baseline) / n / 1024, 1),
                 **measured, **lags,
@@ -170,10 +198,10 @@ async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, 
 
 
 def _measure(kind: str, target: Target, server: Proc, health_url: str, sizes: Sizes, *,
-             streaming: bool, metrics_url: str | None = None) -> dict[str, Any]:
+             streaming: bool, model: Proc, metrics_url: str | None = None) -> dict[str, Any]:
     steps = sizes.streaming if streaming else sizes.idle
     result = asyncio.run(ramp(target, server, health_url, steps, sizes.hold_s,
-                              streaming=streaming, metrics_url=metrics_url))
+                              streaming=streaming, metrics_url=metrics_url, model=model))
     held = [r for r in result if r["held"]]
     return {"target": kind, "mode": "streaming" if streaming else "idle", "steps": result,
             "held": held[-1]["streams"] if held else 0,
@@ -181,16 +209,17 @@ def _measure(kind: str, target: Target, server: Proc, health_url: str, sizes: Si
             "ceiling": len(held) == len(steps)}
 
 
-def _panel(kind: str, workdir: Path, kb: Path, cpus: Cpus, model_url: str, sizes: Sizes, *,
+def _panel(kind: str, workdir: Path, kb: Path, cpus: Cpus, model: Proc, sizes: Sizes, *,
            streaming: bool, env: dict[str, str] | None = None) -> dict[str, Any]:
     # Idle streams wait for a first token that never comes: limits far away.
-    panel, keys = start_panel(workdir, cpus.server, kb, model_url=model_url, name=kind, env={
+    panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url, name=kind, env={
         "ASSIST_FIRST_TOKEN_TIMEOUT_S": "3600", "ASSIST_STALL_TIMEOUT_S": "3600",
         "ASSIST_STREAM_LIMIT_S": "3600", "ASSIST_SSE_PING_S": "5",
         "ASSIST_FLUSH_INTERVAL_MS": str(WINDOW_MS), **(env or {})})
     with running(panel):
         return _measure(kind, Target("panel", panel.url, keys), panel, f"{panel.url}/healthz",
-                        sizes, streaming=streaming, metrics_url=f"{panel.url}/metrics")
+                        sizes, streaming=streaming, model=model,
+                        metrics_url=f"{panel.url}/metrics")
 
 
 def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
@@ -205,12 +234,13 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
         model = start_mock(workdir, cpus.harness, tokens_per_second=TOKENS_PER_SECOND,
                            fault=fault)
         with running(model):
-            results.append(_panel("panel", workdir, kb, cpus, model.url, sizes,
+            results.append(_panel("panel", workdir, kb, cpus, model, sizes,
                                   streaming=streaming))
             peer = start_peer(workdir, cpus.server, kb, model_url=model.url)
             with running(peer):
                 results.append(_measure("peer", Target("peer", peer.url), peer,
-                                        f"{peer.url}/health-probe", sizes, streaming=streaming))
+                                        f"{peer.url}/health-probe", sizes, streaming=streaming,
+                                        model=model))
         # A model at https:// whose TLS handshake offers HTTP/2, as hosted models' do:
         # with the default settings the streams share a few connections to it, one
         # open file a stream where HTTP/1.1 takes two; and the same model over
@@ -220,7 +250,7 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus,
                            fault=fault, http2=True, tls=tls)
         with running(model):
             for kind, protocol in (("panel-https", "auto"), ("panel-https-http1", "false")):
-                results.append(_panel(kind, workdir, kb, cpus, model.url, sizes,
+                results.append(_panel(kind, workdir, kb, cpus, model, sizes,
                                       streaming=streaming,
                                       env={"SSL_CERT_FILE": str(tls.authority),
                                            "ASSIST_MODEL_HTTP2": protocol}))
@@ -256,8 +286,13 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
 
 
 def _stopped(step: dict[str, Any]) -> str:
-    """The step that ended a ramp, and how late each loop ran in it."""
+    """The step that ended a ramp, and how late each loop ran in it; streaming, what
+    share of the tokens asked the client got when it was short, and the model's CPU."""
     late = f"harness's loop {step.get('harness_lag_max_ms')} ms late at most"
     if step.get("server_lag_max_ms") is not None:
         late = f"server's loop late <= {step['server_lag_max_ms']:g} ms, " + late
+    got = step.get("tokens_got")
+    if got is not None and got < SENT_FLOOR:
+        late = (f"the client got {got:.0%} of the tokens asked, the mock model at "
+                f"{step.get('model_cpu')} of the harness's core; ") + late
     return f"not held at {step['streams']} ({late})"

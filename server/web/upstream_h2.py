@@ -7,10 +7,12 @@ server's ``SETTINGS_MAX_CONCURRENT_STREAMS`` each (and ``max_streams``), so N st
 hold N files and a few more. Used where an ``https://`` model's TLS handshake picks
 ``h2`` (:mod:`server.web.upstream_alpn`), or always (``ASSIST_MODEL_HTTP2=true``: h2c
 on ``http://``; a server not agreeing is a connect error). The framing is the h2
-library's (sans-IO), fed from the connection's ``data_received``.
+library's (sans-IO), fed from the connection's ``data_received`` through
+:mod:`server.web.upstream_h2_frames`, which reads the plain DATA frames itself.
 
 Flow control: the connection's receive window is the largest allowed, and each
-stream's (64 KiB, the default) is handed back as the pipeline reads the stream. A
+stream's (64 KiB, the default) is handed back as the pipeline reads the stream, a
+quarter of it at a time. A
 stream nobody reads stops its sender after 64 KiB, and the connection's other
 streams go on. A response left before its end is reset (``CANCEL``) and what it had
 not read is handed back to the connection's window.
@@ -37,10 +39,13 @@ import h2.settings
 import httpx
 
 from server.web.upstream_body import Origin, UpstreamResponse
+from server.web.upstream_h2_frames import FrameReader
 from server.web.waking import Waitable, WakingProtocol
 
 _LARGEST_WINDOW = 2**31 - 1
 _DEFAULT_WINDOW = 65_535
+# What a stream has read is handed back to the server once it is this much.
+_ACK_AT = _DEFAULT_WINDOW // 4
 # A response's headers, decoded, at most.
 _MAX_HEADERS = 64 * 1024
 # At most this much body is handed over at once, as by one socket read.
@@ -74,14 +79,15 @@ class _Stream(Waitable):
 class _Connection(WakingProtocol):
     """One HTTP/2 connection and the streams open on it."""
 
-    __slots__ = ("clock", "closed", "error", "expiry", "going_away", "h2", "max_streams",
-                 "ready", "streams")
+    __slots__ = ("clock", "closed", "error", "expiry", "frames", "going_away", "h2",
+                 "max_streams", "ready", "streams")
 
     def __init__(self, clock: Callable[[], float], max_streams: int) -> None:
         super().__init__()
         self.clock = clock
         self.h2 = h2.connection.H2Connection(
             h2.config.H2Configuration(client_side=True, header_encoding=None))
+        self.frames = FrameReader(self.h2)
         self.streams: dict[int, _Stream] = {}
         self.max_streams = max_streams
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -105,7 +111,7 @@ class _Connection(WakingProtocol):
 
     def data_received(self, data: bytes) -> None:
         try:
-            events = self.h2.receive_data(data)
+            events = self.frames.feed(data)
         except h2.exceptions.ProtocolError as exc:
             self.flush()  # the GOAWAY h2 wrote for it
             self._fail(httpx.RemoteProtocolError(f"HTTP/2 protocol error from the server: {exc}"))
@@ -260,8 +266,8 @@ class _Connection(WakingProtocol):
             await self.drained()
 
     def take(self, stream: _Stream) -> bytes:
-        """What has arrived on ``stream``, up to ``_READ`` bytes, and its window handed
-        back to the server."""
+        """What has arrived on ``stream``, up to ``_READ`` bytes; its window is handed
+        back to the server a quarter of the default at a time."""
         body = stream.body
         if len(body) == 1 and len(body[0]) <= _READ:
             data = body.pop()
@@ -269,8 +275,10 @@ class _Connection(WakingProtocol):
             joined = b"".join(body)
             data, rest = joined[:_READ], joined[_READ:]
             body[:] = [rest] if rest else []
-        if stream.unacked:
+        if stream.unacked >= _ACK_AT:
             # All of it, though some may still wait: at most one window more is held.
+            # Not at every read: h2 writes no WINDOW_UPDATE for less than half a
+            # window, and a call a token was a tenth of the connection's work.
             self.h2.acknowledge_received_data(stream.unacked, stream.id)
             stream.unacked = 0
             self.flush()

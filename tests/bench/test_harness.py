@@ -50,6 +50,28 @@ def test_gaps_are_counted_inside_the_window_and_per_stream() -> None:
     assert gaps == [100, 200, 200]
 
 
+def test_a_streams_token_rate_counts_from_its_first_delta_in_the_window() -> None:
+    # 2 tokens every 100 ms from 1.0: 20 a second, whatever the window's edges cut.
+    one = Trace("a", 0.0, deltas=[0.95, 1.02, 1.12, 1.22, 1.32],
+                words=[2, 2, 2, 2, 2])
+    # 1 token every 100 ms: 10 a second; one delta alone in the window counts nothing.
+    two = Trace("b", 0.0, deltas=[1.05, 1.15, 1.25], words=[1, 1, 1])
+    three = Trace("c", 0.0, deltas=[1.3, 9.0], words=[5, 5])
+    rate = capacity.stream_rate([one, two, three], 1.0, 1.3)
+    assert rate == pytest.approx((4 + 2) / (0.2 + 0.2))
+    assert capacity.stream_rate([three], 1.0, 1.3) is None
+
+
+def test_a_step_short_of_its_tokens_says_how_short_and_the_models_cpu() -> None:
+    step = {"streams": 1200, "held": False, "tokens_got": 0.62, "model_cpu": 0.99,
+            "server_lag_max_ms": 25.0, "harness_lag_max_ms": 80.0}
+    assert capacity._stopped(step) == (
+        "not held at 1200 (the client got 62% of the tokens asked, the mock model at 0.99 "
+        "of the harness's core; server's loop late <= 25 ms, harness's loop 80.0 ms late "
+        "at most)")
+    assert "tokens asked" not in capacity._stopped({**step, "tokens_got": 0.95})
+
+
 def test_profile_summary_names_functions_and_drops_the_bootstrap(tmp_path: Path) -> None:
     boot = "_run_module_as_main (<frozen runpy>:198);Command.main (click/core.py:1)"
     collapsed = tmp_path / "profile.txt"
@@ -351,10 +373,12 @@ def test_capacity_steps_hold_open_streams_and_count_their_memory(
         [step] = result["steps"]
         assert step["open"] == 4 and step["failed"] == 0, result
         assert step["rss_mb"] > 0
+        assert step["model_cpu"] >= 0  # measured: idle, it may not reach a clock tick
         if result["mode"] == "streaming":
             assert step["gaps"] > 0 and step["relayed_tokens_per_s"] > 0
+            assert step["tokens_got"] > 0
         else:
-            assert step["gaps"] == 0
+            assert step["gaps"] == 0 and step["tokens_got"] is None
         # The panel's loop lateness comes from its /metrics; the peer has none.
         if result["target"] == "peer":
             assert step["server_lag_max_ms"] is None
