@@ -1,4 +1,5 @@
-"""The HTTP/2 stream client (``server.web.upstream_h2``) against hypercorn and against
+"""The HTTP/2 stream client (``server.web.upstream_h2``, its connections
+``server.web.upstream_h2_connection``) against hypercorn and against
 raw HTTP/2 servers (``tests.web.rawh2``) on loopback ports, under asyncio's own event
 loop and uvloop's (the server's)."""
 
