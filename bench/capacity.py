@@ -22,6 +22,7 @@ whose loop it was: the server's, the client's, or both (the machine).
 from __future__ import annotations
 
 import asyncio
+import collections
 import gc
 import itertools
 import time
@@ -81,6 +82,26 @@ def stream_rate(traces: list[Trace], start: float, end: float) -> float | None:
             tokens += sum(words for _, words in inside[1:])
             seconds += inside[-1][0] - inside[0][0]
     return tokens / seconds if seconds > 0 else None
+
+
+def ended(traces: list[Trace]) -> dict[str, int]:
+    """How the streams no longer open ended, counted: ``done`` by its outcome and stop
+    reason, a transport error, an answer other than 200, or none yet."""
+    counts: collections.Counter[str] = collections.Counter()
+    for trace in traces:
+        if trace.open:
+            continue
+        if trace.done is not None:
+            counts[f"{trace.done.get('outcome')}/{trace.done.get('stop_reason')}"] += 1
+        elif trace.error is not None:
+            counts["error"] += 1
+        elif trace.status is None:
+            counts["unanswered"] += 1
+        elif trace.status != 200:
+            counts[f"status {trace.status}"] += 1
+        else:
+            counts["closed"] += 1
+    return dict(counts.most_common())
 
 
 async def _health(http: httpx.AsyncClient, url: str, until: float) -> list[float]:
@@ -181,6 +202,7 @@ async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, 
                                            and got is not None and got >= SENT_FLOOR)))
             results.append({
                 "streams": n, "open": open_now, "held": held, "failed": len(background.failed()),
+                "ended": ended(background.traces),
                 "ramp_s": round(grow_s, 2),
                 "health_max_ms": round(max(health, default=0) * 1000, 1),
                 "gap_p50_ms": percentile(gaps, 50), "gap_p99_ms": p99_gap, "gaps": len(gaps),
@@ -291,6 +313,10 @@ def _stopped(step: dict[str, Any]) -> str:
     late = f"harness's loop {step.get('harness_lag_max_ms')} ms late at most"
     if step.get("server_lag_max_ms") is not None:
         late = f"server's loop late <= {step['server_lag_max_ms']:g} ms, " + late
+    gone = step.get("ended") or {}
+    if gone:
+        how = ", ".join(f"{count} {what}" for what, count in gone.items())
+        late = f"{sum(gone.values())} streams ended: {how}; " + late
     got = step.get("tokens_got")
     if got is not None and got < SENT_FLOOR:
         late = (f"the client got {got:.0%} of the tokens asked, the mock model at "

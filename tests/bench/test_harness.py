@@ -15,6 +15,7 @@ import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,6 +71,27 @@ def test_a_step_short_of_its_tokens_says_how_short_and_the_models_cpu() -> None:
         "of the harness's core; server's loop late <= 25 ms, harness's loop 80.0 ms late "
         "at most)")
     assert "tokens asked" not in capacity._stopped({**step, "tokens_got": 0.95})
+
+
+def test_the_streams_a_step_lost_are_counted_by_how_they_ended() -> None:
+    def trace(**fields: Any) -> Trace:
+        return Trace("r", 0.0, **fields)
+
+    traces = [
+        trace(status=200),  # open
+        trace(status=200, done={"outcome": "fallback", "stop_reason": "model_error"}),
+        trace(status=200, done={"outcome": "fallback", "stop_reason": "model_error"}),
+        trace(status=200, done={"outcome": "completed", "stop_reason": "stop"}),
+        trace(status=200, error="ReadError"),
+        trace(status=503), trace(), trace(status=200, closed=1.0)]
+    assert capacity.ended(traces) == {
+        "fallback/model_error": 2, "completed/stop": 1, "error": 1, "status 503": 1,
+        "unanswered": 1, "closed": 1}
+    step = {"streams": 1000, "ended": {"fallback/model_error": 2, "status 503": 1},
+            "harness_lag_max_ms": 80.0}
+    assert capacity._stopped(step) == (
+        "not held at 1000 (3 streams ended: 2 fallback/model_error, 1 status 503; "
+        "harness's loop 80.0 ms late at most)")
 
 
 def test_profile_summary_names_functions_and_drops_the_bootstrap(tmp_path: Path) -> None:
