@@ -10,7 +10,8 @@ peer sends a token at a time, so its gaps are the model's 50 ms when it keeps up
 and each stream gets at least 90% of the tokens a second it asks for (``SENT_FLOOR``:
 a mock model short of its core sent fewer, its streams' gaps still one window, and
 the step measured less than it says; its share of the harness's core is recorded).
-The first step not held ends the ramp.
+The first step not held ends the ramp. Streaming, the streams of each batch open at
+random moments over two token intervals (``STAGGER_S``), out of step.
 
 Each step also records how late the event loops ran what was due while it was held:
 the panel's own (``assist_event_loop_lag_seconds`` on its ``/metrics``: the highest
@@ -45,6 +46,7 @@ WINDOW_MS = 100  # ASSIST_FLUSH_INTERVAL_MS, the production default
 TOKENS_PER_SECOND = 20.0
 HEALTH_LIMIT_S = 1.0
 SENT_FLOOR = 0.9
+STAGGER_S = 2 / TOKENS_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -93,12 +95,12 @@ def ended(traces: list[Trace]) -> dict[str, int]:
             continue
         if trace.done is not None:
             counts[f"{trace.done.get('outcome')}/{trace.done.get('stop_reason')}"] += 1
+        elif trace.status not in (None, 200):  # its error says the status too
+            counts[f"status {trace.status}"] += 1
         elif trace.error is not None:
             counts["error"] += 1
         elif trace.status is None:
             counts["unanswered"] += 1
-        elif trace.status != 200:
-            counts[f"status {trace.status}"] += 1
         else:
             counts["closed"] += 1
     return dict(counts.most_common())
@@ -165,7 +167,9 @@ async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, 
         background = Background(target)
         for n in steps:
             grown = time.monotonic()
-            await background.grow(n)
+            # Streaming, each batch's streams open at random moments over two token
+            # intervals: opened at once, the mock paces them in step (as in latency.py).
+            await background.grow(n, stagger_s=STAGGER_S if streaming else 0.0)
             grow_s = time.monotonic() - grown
             lag_before = await _loop_lag(probe, metrics_url)
             # The harness's own full collections walk every trace it holds (tens of

@@ -83,7 +83,7 @@ def test_the_streams_a_step_lost_are_counted_by_how_they_ended() -> None:
         trace(status=200, done={"outcome": "fallback", "stop_reason": "model_error"}),
         trace(status=200, done={"outcome": "completed", "stop_reason": "stop"}),
         trace(status=200, error="ReadError"),
-        trace(status=503), trace(), trace(status=200, closed=1.0)]
+        trace(status=503, error="HTTP 503"), trace(), trace(status=200, closed=1.0)]
     assert capacity.ended(traces) == {
         "fallback/model_error": 2, "completed/stop": 1, "error": 1, "status 503": 1,
         "unanswered": 1, "closed": 1}
