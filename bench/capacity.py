@@ -36,7 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from server.web.loop_lag import watch_loop_lag
 
-from .background import Background
+from .background import STAGGER_S, Background
 from .load import Target, Trace, client
 from .procs import Certificate, Cpus, Proc, running, start_mock, start_panel, start_peer
 from .report import Row, Section
@@ -46,7 +46,6 @@ WINDOW_MS = 100  # ASSIST_FLUSH_INTERVAL_MS, the production default
 TOKENS_PER_SECOND = 20.0
 HEALTH_LIMIT_S = 1.0
 SENT_FLOOR = 0.9
-STAGGER_S = 2 / TOKENS_PER_SECOND
 
 
 @dataclass(frozen=True)
@@ -167,8 +166,7 @@ async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, 
         background = Background(target)
         for n in steps:
             grown = time.monotonic()
-            # Streaming, each batch's streams open at random moments over two token
-            # intervals: opened at once, the mock paces them in step (as in latency.py).
+            # Streaming, each batch's streams open out of step (background.STAGGER_S).
             await background.grow(n, stagger_s=STAGGER_S if streaming else 0.0)
             grow_s = time.monotonic() - grown
             lag_before = await _loop_lag(probe, metrics_url)

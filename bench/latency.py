@@ -36,7 +36,7 @@ from typing import Any
 
 import httpx
 
-from .background import Background, read_stream
+from .background import STAGGER_S, Background, read_stream
 from .load import Target, Trace
 from .procs import Cpus, Proc, running, start_mock, start_panel, start_peer
 from .report import Row, Section
@@ -49,12 +49,6 @@ TOKENS_PER_SECOND = 20.0
 # prober's, so nearly every probe measured two requests arriving at once. With it,
 # probes meet only as often as independent arrivals do.
 PROBE_SPREAD_S = 0.05
-# The background streams open at random moments over this long (two of the model's
-# token intervals, one aggregation window). Opened all at once, the mock received the
-# 98 requests of the 100-stream level within a few milliseconds, so their tokens came
-# in step: about 80% of them within the same 15 ms of every 50, where independent
-# agents' streams keep no step, and a probe in that band met most of the level's work.
-STAGGER_S = 0.1
 # The panels probed against the model: the background streams are endless, so the
 # stream limit is raised past the run's length.
 PANEL_ENV = {"ASSIST_STREAM_LIMIT_S": "3600"}
