@@ -122,7 +122,7 @@ def _pin(cpus: frozenset[int]) -> None:
 
 def _start(name: str, argv: list[str], env: dict[str, str], cpus: frozenset[int],
            ready_url: str, url: str, workdir: Path, cwd: Path | None = None,
-           verify: ssl.SSLContext | bool = True) -> Proc:
+           verify: ssl.SSLContext | bool = True, http2: bool = False) -> Proc:
     log = workdir / f"{name}.log"  # appended to: every start of a run in one file
     with log.open("ab") as out:
         popen = subprocess.Popen(argv, env={**os.environ, **env}, stdout=out, stderr=out,
@@ -133,8 +133,9 @@ def _start(name: str, argv: list[str], env: dict[str, str], cpus: frozenset[int]
     while True:  # until it answers: a process start, not a measured interval
         if not proc.alive():
             raise RuntimeError(f"{name} exited at start; see {log}:\n{log.read_text()[-2000:]}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(ready_url, timeout=2, verify=verify).status_code < 500:
+        with contextlib.suppress(httpx.HTTPError), \
+                httpx.Client(http1=not http2, http2=http2, verify=verify) as client:
+            if client.get(ready_url, timeout=2).status_code < 500:
                 return proc
         if time.monotonic() > deadline:
             proc.stop()
@@ -146,7 +147,7 @@ def _start(name: str, argv: list[str], env: dict[str, str], cpus: frozenset[int]
 class Certificate:
     """A certificate authority made in memory (``ca``) and its certificate's file
     (``authority``: ``SSL_CERT_FILE`` for who trusts it), and the chain and key of a
-    certificate it issued for 127.0.0.1 (hypercorn's ``certfile`` and ``keyfile``)."""
+    certificate it issued for 127.0.0.1 (a server's ``certfile`` and ``keyfile``)."""
 
     ca: trustme.CA
     authority: Path
@@ -174,7 +175,8 @@ def start_mock(workdir: Path, cpus: frozenset[int], *, tokens_per_second: float,
                first_token_delay_s: float = 0.0, port: int | None = None,
                http2: bool = False, tls: Certificate | None = None) -> Proc:
     """The mock model server (``bench.mock_model``); ``port`` to restart one in place;
-    ``http2`` to serve HTTP/2 as well (hypercorn), over TLS with ``tls``."""
+    ``http2`` to serve HTTP/2 only (``bench/h2_server.py``) rather than HTTP/1.1
+    (uvicorn); over TLS with ``tls``."""
     port = port or free_port()
     argv = [sys.executable, "-m", "bench.mock_model", "--port", str(port),
             "--tokens-per-second", str(tokens_per_second),
@@ -188,7 +190,7 @@ def start_mock(workdir: Path, cpus: frozenset[int], *, tokens_per_second: float,
         argv += ["--certfile", str(tls.chain), "--keyfile", str(tls.key)]
     url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
     return _start("mock-model", argv, {}, cpus, f"{url}/mock/fault", url, workdir,
-                  verify=tls.trusted() if tls else True)
+                  verify=tls.trusted() if tls else True, http2=http2)
 
 
 @dataclass(frozen=True)

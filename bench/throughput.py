@@ -128,13 +128,14 @@ def ramp(kind: str, sizes: Sizes, workdir: Path, kb: Path, cpus: Cpus, *,
          profile: bool = False) -> tuple[list[dict[str, Any]], Path | None]:
     """The steps of one panel, the pace rising until one is not held; and the profile
     of the last that held (when ``profile``). ``http2``: its ``ASSIST_MODEL_HTTP2``;
-    ``tls``: the model at https:// (hypercorn), trusted through ``SSL_CERT_FILE``."""
+    ``tls``: the model at https://, trusted through ``SSL_CERT_FILE``; the mock serves
+    HTTP/2 only where the panel may speak it, HTTP/1.1 (uvicorn) otherwise."""
     port = free_port()
     steps: list[dict[str, Any]] = []
     best_profile: Path | None = None
-    hypercorn = http2 is True or tls is not None  # uvicorn speaks no HTTP/2, nor ALPN
+    h2 = http2 in (True, "auto")
     model = start_mock(workdir, cpus.harness, tokens_per_second=sizes.rates[0],
-                       fault="endless", port=port, http2=hypercorn, tls=tls)
+                       fault="endless", port=port, http2=h2, tls=tls)
     env = {"ASSIST_STREAM_LIMIT_S": "3600", "ASSIST_FLUSH_INTERVAL_MS": str(WINDOW_MS),
            "ASSIST_MODEL_HTTP2": str(http2).lower()}
     if tls is not None:
@@ -145,7 +146,7 @@ def ramp(kind: str, sizes: Sizes, workdir: Path, kb: Path, cpus: Cpus, *,
             if rate != sizes.rates[0]:  # the same port: the panel keeps its model URL
                 model.stop()
                 model = start_mock(workdir, cpus.harness, tokens_per_second=rate,
-                                   fault="endless", port=port, http2=hypercorn, tls=tls)
+                                   fault="endless", port=port, http2=h2, tls=tls)
             spied = workdir / f"profile-{kind}-{rate:g}.txt" if profile else None
             with running(model):
                 result = asyncio.run(step(Target("panel", panel.url, keys), panel,
@@ -172,7 +173,8 @@ OTHERS = (
 def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus, results_dir: Path,
         sizes: Sizes | None = None) -> Section:
     """The panel's ramp, profiled; then the same with the model's streams over HTTP/2
-    (the mock served by hypercorn), for what HTTP/2's framing costs a token, and with
+    (the mock served by ``bench/h2_server.py``), for what HTTP/2's framing costs a
+    token, and with
     the model at https://, over HTTP/1.1 and over what the default settings agree
     with it (HTTP/2), for what each costs where TLS is in the way too."""
     sizes = sizes or (QUICK if quick else FULL)
@@ -209,9 +211,9 @@ def _other_row(what: str, steps: list[dict[str, Any]], rates: int) -> Row:
         note = (f"{STREAMS} streams x {best['per_stream_tokens_per_s']:g} tok/s offered, "
                 f"{best['server_cpu']:.0%} of a core")
         if best["relayed_tokens_per_s"] < 0.95 * best["offered_tokens_per_s"]:
-            # The mock (hypercorn) fell short of its pace before the panel did: the
-            # ceiling is the harness's.
-            note += "; the mock's ceiling (hypercorn), not the panel's"
+            # The mock fell short of its pace before the panel did: the ceiling is the
+            # harness's.
+            note += "; the mock's ceiling, not the panel's"
         elif len(held) == rates:
             note += "; every step held: more may fit"
     return Row("3 throughput", f"panel, {what}: tokens/s relayed, p99 gap <= "
