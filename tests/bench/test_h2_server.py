@@ -62,6 +62,11 @@ class App:
             await send({"type": "http.response.body", "body": body})
         elif path == "/big":  # 1 MiB: sixteen times the initial window
             await send({"type": "http.response.body", "body": b"x" * (1 << 20)})
+        elif path == "/parts":  # 1 MiB again, in 64 parts of a frame's size
+            for index in range(64):
+                await send({"type": "http.response.body", "body": bytes([65 + index % 26]) * 16384,
+                            "more_body": True})
+            await send({"type": "http.response.body"})
         elif path == "/endless":
             await send({"type": "http.response.body", "body": b"first", "more_body": True})
             assert (await receive())["type"] == "http.disconnect"
@@ -116,10 +121,44 @@ async def test_a_request_and_its_body_reach_the_app_and_the_answer_comes_back() 
     assert not any(name.startswith(b":") for name, _ in scope["headers"])
 
 
-async def test_an_answer_larger_than_the_window_waits_for_it_and_arrives_whole() -> None:
+@pytest.mark.parametrize("path", ["/big", "/parts"])
+async def test_an_answer_larger_than_the_window_waits_for_it_and_arrives_whole(path: str
+                                                                             ) -> None:
     async with serving(App()) as url, h2c() as client:
-        responses = await asyncio.gather(*(client.get(f"{url}/big") for _ in range(3)))
-    assert [len(r.content) for r in responses] == [1 << 20] * 3
+        responses = await asyncio.gather(*(client.get(f"{url}{path}") for _ in range(3)))
+    parts = b"".join(bytes([65 + index % 26]) * 16384 for index in range(64))
+    assert [r.content for r in responses] == [b"x" * (1 << 20) if path == "/big" else parts] * 3
+
+
+@pytest.mark.parametrize("small", ["stream", "connection"])
+async def test_the_server_sends_no_more_than_the_clients_windows_allow(small: str) -> None:
+    """A client that gives a window of 65,535 bytes back only once it is spent, the
+    other window a mebibyte and more: h2 raises on a frame past either."""
+    async with serving(App()) as url:
+        host, port = url.removeprefix("http://").split(":")
+        reader, writer = await asyncio.open_connection(host, int(port))
+        conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True))
+        conn.initiate_connection()
+        if small == "stream":
+            conn.increment_flow_control_window(1 << 21)
+        else:
+            conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 1 << 21})
+        conn.send_headers(1, [(":method", "GET"), (":path", "/parts"), (":scheme", "http"),
+                              (":authority", "x")], end_stream=True)
+        writer.write(conn.data_to_send())
+        received, unacked, ended = 0, 0, False
+        while not ended:
+            for event in conn.receive_data(await reader.read(65536)):
+                if isinstance(event, h2.events.DataReceived):
+                    received += len(event.data)
+                    unacked += event.flow_controlled_length
+                ended = ended or isinstance(event, h2.events.StreamEnded)
+            if unacked >= 65535:
+                conn.acknowledge_received_data(unacked, 1)
+                unacked = 0
+            writer.write(conn.data_to_send())
+        writer.close()
+    assert received == 1 << 20
 
 
 async def test_a_client_that_resets_its_stream_is_told_to_the_app_as_a_disconnect() -> None:
