@@ -194,6 +194,17 @@ def update_docs(results: dict[str, Any]) -> None:
     draw(results, FIGURE)
 
 
+def run_section(runner: Callable[[], Section],
+                now: Callable[[], datetime] = lambda: datetime.now(UTC),
+                clock: Callable[[], float] = time.monotonic) -> dict[str, Any]:
+    """Run one section: its rows, its data, when it started and how long it took."""
+    started, began = now(), clock()
+    section = runner()
+    return {"started": started.isoformat(timespec="seconds"),
+            "rows": [r.to_json() for r in section.rows], "data": section.data,
+            "seconds": round(clock() - began, 1)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bench/run", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -261,13 +272,9 @@ def main(argv: list[str] | None = None) -> int:
             if name not in chosen:
                 continue
             print(f"[bench] {name}...", file=sys.stderr, flush=True)
-            section_began = time.monotonic()
-            section = runners[name]()
-            results["sections"][name] = {
-                "started": datetime.now(UTC).isoformat(timespec="seconds"),
-                "rows": [r.to_json() for r in section.rows], "data": section.data,
-                "seconds": round(time.monotonic() - section_began, 1)}
-            print(table(section.rows), file=sys.stderr, flush=True)
+            results["sections"][name] = record = run_section(runners[name])
+            print(table([Row.from_json(r) for r in record["rows"]]), file=sys.stderr,
+                  flush=True)
     results["duration_s"] = round(time.monotonic() - begun, 1)
     if args.against is not None:
         latest.write_text(json.dumps(results, indent=1))
