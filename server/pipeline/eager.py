@@ -4,8 +4,8 @@
 every callback already queued and every socket event of the next poll: under load,
 other streams' tokens. A suggestion stream's producer begins by writing the model
 request, and every moment that request waits is added to the agent's wait for the
-first words. Started here, the request is written within the stream's own step, just
-before its ``suggestion`` event (docs/performance-history.md, "The model request,
+first words. Started here, the request is written within the stream's own step, right
+after its ``suggestion`` event (docs/performance-history.md, "The model request,
 written at once").
 
 Python 3.12 has this built in (eager tasks). On 3.11 it is done here as 3.12 does it:

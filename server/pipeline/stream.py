@@ -160,24 +160,6 @@ class _Ending:
         self.outcome, self.stop_reason, self.stopped = "cancelled", reason, True
 
 
-class _Producing:
-    """A generator at work for one stream: its task, and what it hands the relay."""
-
-    __slots__ = ("inbox", "producer", "room")
-
-    def __init__(self, producer: asyncio.Task[None], inbox: Inbox, room: Room) -> None:
-        self.producer, self.inbox, self.room = producer, inbox, room
-
-    async def stop(self) -> None:
-        """Cancel the generator and wait until it has closed its model request."""
-        self.producer.cancel()
-        # asyncio.wait, not gather: when this task is itself being cancelled (the
-        # client left; anyio re-delivers that at every await), a cancelled gather
-        # would cancel the producer again, mid-cleanup, leaving the model's
-        # connection open. wait leaves the producer to close it undisturbed.
-        await asyncio.wait([self.producer])
-
-
 class Pipeline:
     """Runs suggestion streams; one instance is shared by every request of an app."""
 
@@ -225,7 +207,6 @@ class Pipeline:
         )
         sid = record.suggestion_id
         permit: Permit | None = None
-        producing: _Producing | None = None
         ending = _Ending()
         if self.on_start is not None:
             self.on_start()
@@ -256,17 +237,6 @@ class Pipeline:
             sources = retrieval.sources
             record.source_ids = [s.id for s in sources]
             stages["suggestion"] = self.clock() - arrived
-            # The model request is written before the suggestion event: the model's
-            # wait, the long one, starts first, and the client's write (a tenth of a
-            # millisecond or more on a core that idled) no longer comes before it.
-            if control.reason is None and retrieval.confident:
-                permit = self.breaker.allow()
-                if permit is not None:
-                    producing = self._produce(GenerationRequest(
-                        context.query, context.utterances, tuple(sources), limits.max_tokens,
-                        deadline=started + min(limits.first_token_s, limits.hard_s),
-                        on_retry=record.count_retry, request_id=request.request_id,
-                        search=retrieval.query or context.search), control)
             yield events.suggestion(sid, request.trigger, context.query,
                                     [s.public() for s in sources], retrieval.confident)
 
@@ -277,12 +247,19 @@ class Pipeline:
                 # is made from unrelated articles; the sources are offered as "might help".
                 ending = _Ending("abstained",
                                  "small_talk" if context.search.small_talk else "low_confidence")
-            elif producing is None:
-                ending = _Ending("fallback", "circuit_open", "circuit_open")
             else:
-                async for event in self._relay(sid, producing, control, started, record,
-                                               ending, keepalive_s):
-                    yield event
+                permit = self.breaker.allow()
+                if permit is None:
+                    ending = _Ending("fallback", "circuit_open", "circuit_open")
+                else:
+                    generation = GenerationRequest(
+                        context.query, context.utterances, tuple(sources), limits.max_tokens,
+                        deadline=started + min(limits.first_token_s, limits.hard_s),
+                        on_retry=record.count_retry, request_id=request.request_id,
+                        search=retrieval.query or context.search)
+                    async for event in self._relay(sid, generation, control, started, record,
+                                                   ending, keepalive_s):
+                        yield event
             if (not ending.stopped and ending.fallback is None and record.texts == 0
                     and ending.outcome != "abstained"):
                 ending.fallback, ending.stop_reason = "no_answer", "no_answer"
@@ -294,10 +271,6 @@ class Pipeline:
             record.duration_ms = round((self.clock() - started) * 1000)
             yield events.done(sid, ending.outcome, ending.stop_reason, record.metrics())
         finally:
-            if producing is not None and not producing.producer.done():
-                # Ended before its relay began (or left that relay suspended): the
-                # model request ends with it.
-                await producing.stop()
             if permit is not None:
                 if ending.stopped or record.outcome == "cancelled":
                     self.breaker.release(permit)
@@ -349,17 +322,7 @@ class Pipeline:
                                                                            strict=False))
         return utterances, (clean[-1] if query else None)
 
-    def _produce(self, generation: GenerationRequest, control: StreamControl) -> _Producing:
-        """The generator started on ``generation``: its model request is written now,
-        in this step, not a turn of the loop later behind other streams' work
-        (server/pipeline/eager.py)."""
-        inbox = Inbox(self.clock)
-        room = Room(items=_AHEAD_ITEMS, chars=_AHEAD_CHARS)
-        producing = _Producing(start_task(self._pump(generation, inbox, room)), inbox, room)
-        control.bind(lambda: inbox.put(_WAKE))
-        return producing
-
-    async def _relay(self, sid: str, producing: _Producing, control: StreamControl,
+    async def _relay(self, sid: str, generation: GenerationRequest, control: StreamControl,
                      started: float, record: StreamRecord, ending: _Ending,
                      keepalive_s: float | None) -> AsyncIterator[Event]:
         """Generated text as ``delta`` events until the generator, the watchdog or a stop
@@ -369,7 +332,12 @@ class Pipeline:
         # When the next keep-alive is due: pushed back by every delta sent (counted in
         # ``record.chunks``) and by every keep-alive.
         ping_at, chunks_then = float("inf"), -1
-        inbox, room = producing.inbox, producing.room
+        inbox = Inbox(self.clock)
+        room = Room(items=_AHEAD_ITEMS, chars=_AHEAD_CHARS)
+        # The model request is written now, in this step, not a turn of the loop later
+        # behind other streams' work (server/pipeline/eager.py).
+        producer = start_task(self._pump(generation, inbox, room))
+        control.bind(lambda: inbox.put(_WAKE))
         aggregator = Aggregator(limits.flush_s)
         watchdog = Watchdog(started, first_token_s=limits.first_token_s,
                             idle_s=limits.idle_s, hard_s=limits.hard_s)
@@ -453,7 +421,12 @@ class Pipeline:
                 record.chunks += 1
                 yield events.delta(sid, text)
         finally:
-            await producing.stop()
+            producer.cancel()
+            # asyncio.wait, not gather: when this task is itself being cancelled (the
+            # client left; anyio re-delivers that at every await), a cancelled gather
+            # would cancel the producer again, mid-cleanup, leaving the model's
+            # connection open. wait leaves the producer to close it undisturbed.
+            await asyncio.wait([producer])
 
     async def _pump(self, request: GenerationRequest, inbox: Inbox, room: Room) -> None:
         try:
