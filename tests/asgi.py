@@ -4,14 +4,15 @@ where nothing streams or disconnects (a real server is for those: tests/servers.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from typing import Any
 
 from httpx2 import Response
 from starlette.testclient import TestClient
 from starlette.types import ASGIApp
 
 # Starlette's TestClient is built on httpx2: its responses are httpx2's.
-__all__ = ["Response", "TestClient", "asgi_client"]
+__all__ = ["Response", "TestClient", "asgi_client", "request_body"]
 
 
 @contextlib.contextmanager
@@ -21,3 +22,13 @@ def asgi_client(app: ASGIApp) -> Iterator[TestClient]:
     500: no input may cause one."""
     with TestClient(app, base_url="http://127.0.0.1") as client:
         yield client
+
+
+async def request_body(receive: Callable[[], Awaitable[MutableMapping[str, Any]]]) -> bytes:
+    """The whole body of the request an ASGI app is answering, for test servers' apps."""
+    body = bytearray()
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
+        if not message.get("more_body"):
+            return bytes(body)

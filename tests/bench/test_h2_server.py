@@ -25,6 +25,7 @@ from bench.procs import Certificate, running, start_mock
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app, grounded_answer
 from server.web.upstream_body import Origin
 from server.web.upstream_h2 import H2StreamClient
+from tests.asgi import request_body
 from tests.web.rawhttp import anyio_backend  # noqa: F401  (both event loops)
 
 pytestmark = pytest.mark.anyio
@@ -46,12 +47,7 @@ class App:
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive,
                        send: Send) -> None:
         self.scopes.append(scope)
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         self.bodies.append(body)
         path = scope["path"]
         if path == "/fail-first":

@@ -20,6 +20,7 @@ import pytest
 from bench.procs import Certificate
 from server.web.upstream_body import Origin, UpstreamResponse
 from server.web.upstream_h2 import H2StreamClient
+from tests.asgi import request_body
 from tests.servers import serve, serve_http2
 from tests.web.rawh2 import Peer
 from tests.web.rawhttp import anyio_backend, server  # noqa: F401  (both event loops)
@@ -61,12 +62,7 @@ class Model:
         if scope["type"] != "http":
             return
         path = scope["path"]
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+        body = await request_body(receive)
         self.requests.append((f"{scope['method']} {path}?{scope['query_string'].decode()} "
                               f"HTTP/{scope['http_version']}", body, dict(scope["headers"])))
         if path == "/parts":
