@@ -12,7 +12,10 @@ What it serves is what the mock model needs: ``http`` scopes over HTTP/2 only (h
 with prior knowledge, or TLS offering ``h2`` by ALPN), flow control both ways, a
 client's reset or a lost connection told to the app as ``http.disconnect``. No
 lifespan, no HTTP/1.1, no server push. An app's exception answers 500 if nothing
-was sent yet, and resets the stream otherwise.
+was sent yet, and resets the stream otherwise. A frame h2 refuses ends the whole
+connection with a GOAWAY, a client opening more streams than it was allowed
+included (RFC 9113 lets a server refuse just that stream; the panel's client keeps
+to the limit).
 """
 
 from __future__ import annotations
