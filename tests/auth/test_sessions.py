@@ -56,3 +56,42 @@ def test_the_token_expiry_travels_in_the_session_and_older_sessions_still_verify
     assert codec.verify(codec.issue(with_token)).token_expires_at == round(end + 60, 3)
     without = Session("u", "o", "c", end)  # the implicit grant's: Genesys never said
     assert codec.verify(codec.issue(without)).token_expires_at is None
+
+
+def test_a_verified_value_is_checked_once_and_still_expires(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    now = [100.0]
+    codec = SessionCodec(SECRET, clock=lambda: now[0])
+    value = codec.issue(Session("u", "o", "c", 200.0))
+    checked: list[str] = []
+    loads = codec._serializer.loads
+
+    def counted(text: str) -> object:
+        checked.append(text)
+        return loads(text)
+
+    monkeypatch.setattr(codec._serializer, "loads", counted)
+    first = codec.verify(value)
+    assert codec.verify(value) is first
+    assert checked == [value]
+    now[0] = 200.0  # the cached session ends when the signed one does
+    with pytest.raises(SessionExpired):
+        codec.verify(value)
+
+
+def test_a_forged_value_is_refused_every_time_and_never_kept() -> None:
+    codec = SessionCodec(SECRET)
+    forged = SessionCodec("another-secret-0123456789").issue(Session("u", "o", "c", 10**10))
+    for _ in range(3):
+        with pytest.raises(InvalidSession):
+            codec.verify(forged)
+    assert forged not in codec._verified
+
+
+def test_the_verified_values_kept_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("server.auth.sessions._VERIFIED_KEPT", 8)
+    codec = SessionCodec(SECRET)
+    values = [codec.issue(Session(f"u{i}", "o", "c", 10**10)) for i in range(20)]
+    for i, value in enumerate(values):
+        assert codec.verify(value).user_id == f"u{i}"
+        assert len(codec._verified) <= 8
