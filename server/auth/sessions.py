@@ -24,9 +24,9 @@ SALT = "assist-panel.session.v1"
 # Bearer values whose signature was checked, kept with their session: an agent's page
 # sends the same one with every request, and checking it (itsdangerous derives its key,
 # an HMAC and base64 and JSON decoding) took 0.18 ms of each suggestion's path on a core
-# that had idled between requests, a dict lookup a twentieth of that
-# (docs/performance.md). Past this many, the cache starts again: about 0.65 KB a value
-# kept (the value and its session), 2.7 MB at most a worker.
+# that had idled between requests, and finding a kept value 15 us (docs/performance.md).
+# Past this many, the cache starts again: about 0.65 KB a value kept (the value and its
+# session), 2.7 MB at most a worker.
 _VERIFIED_KEPT = 4096
 
 
