@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 
 import httptools
 
-from .load import Target, Trace, next_stream, note_event
+from .load import Conversation, Target, Trace, next_stream, note_event
 
 
 class _Reader(asyncio.Protocol):
@@ -123,12 +123,14 @@ class _Reader(asyncio.Protocol):
 async def read_stream(target: Target, *, started: asyncio.Event | None = None,
                       ready: Callable[[Trace], bool] | None = None,
                       until: Callable[[Trace], bool] | None = None,
-                      traces: list[Trace] | None = None) -> Trace:
+                      traces: list[Trace] | None = None,
+                      conversation: Conversation | None = None) -> Trace:
     """One stream read to ``done``, as ``load.stream`` reads it (the same ``Trace``),
     on a connection of its own, or until ``until(trace)`` is true after an event; then,
     or when cancelled, it closes the connection: ``closed`` (cancelled, the cancellation
-    is raised on, the trace noted in ``traces``)."""
-    headers, body, request_id = target.request(next_stream())
+    is raised on, the trace noted in ``traces``). With ``conversation``, the stream is
+    a turn of it (its session's), else the first of a conversation of its own."""
+    headers, body, request_id = target.request(next_stream(), conversation)
     trace = Trace(request_id, time.monotonic())
     if traces is not None:
         traces.append(trace)

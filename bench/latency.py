@@ -5,11 +5,12 @@ Method: background streams stream endlessly at 20 tokens/s (the mock's
 ``endless`` fault; opened at random moments over ``STAGGER_S``, so that their tokens
 keep no step; probing starts once each has its first delta) beside a few
 probers (one per 50 streams, at most 10; they make up the ``n``), each opening
-probe streams one after another, at random spacing (``PROBE_SPREAD_S``), and closing
-each at its first ``delta``, each on a new connection, read by the background's lean
-reader (before 2026-12-06 through httpx, which was most of the harness's share
-below). For each probe the mock's ``/mock/timings`` says when it received the request and when it
-sent the first token; the panel's share is the rest. The same for the peer, the two
+probe streams one after another, at random spacing (``PROBE_SPREAD_S``), as turns of
+conversations (``TURNS``), and closing each at its first ``delta``, each on a new
+connection, read by the background's lean reader (before 2026-12-06 through httpx,
+which was most of the harness's share below). For each probe the mock's
+``/mock/timings`` says when it received the request and when it sent the first token;
+the panel's share is the rest. The same for the peer, the two
 taking turns at each level in blocks of probes (``Sizes.rounds``; before 2026-12-06
 03:00 UTC the peer's levels ran after all of the panel's, minutes later), and for the
 ``extractive`` generator (no model: its absolute time).
@@ -37,7 +38,7 @@ from typing import Any
 import httpx
 
 from .background import STAGGER_S, Background, read_stream
-from .load import Target, Trace
+from .load import Target, Trace, next_stream
 from .procs import Cpus, Proc, running, start_mock, start_panel, start_peer
 from .report import Row, Section
 from .stats import summary
@@ -49,6 +50,12 @@ TOKENS_PER_SECOND = 20.0
 # prober's, so nearly every probe measured two requests arriving at once. With it,
 # probes meet only as often as independent arrivals do.
 PROBE_SPREAD_S = 0.05
+# A prober's probes are turns of a conversation, this many to one, as an agent's page
+# asks again at each thing the customer says, with the conversation's session (before
+# 2026-12-07 each probe was a conversation of its own: every one the first of a
+# conversation, whose session a worker has not yet checked). The first turns are also
+# summarised apart (``first_turns_ms``).
+TURNS = 8
 # The panels probed against the model: the background streams are endless, so the
 # stream limit is raised past the run's length.
 PANEL_ENV = {"ASSIST_STREAM_LIMIT_S": "3600"}
@@ -84,15 +91,22 @@ async def probe(target: Target, n: int, probes: int, *, loop: bool,
     streaming = sum(1 for t in background.traces if t.first_delta is not None)
     traces: list[Trace] = []
     beside_traces: list[Trace] = []
+    first_turns: set[str] = set()  # request ids
 
     def first_delta(trace: Trace) -> bool:
         return trace.first_delta is not None
 
     async def prober(count: int, seed: int) -> None:
         spread = random.Random(seed)  # seeded: a re-run spaces its probes the same way
-        for _ in range(count):
+        conversation = None
+        for i in range(count):
+            if i % TURNS == 0:
+                conversation = target.conversation(next_stream())
             await asyncio.sleep(spread.uniform(0, PROBE_SPREAD_S))
-            traces.append(await read_stream(target, until=first_delta))
+            trace = await read_stream(target, until=first_delta, conversation=conversation)
+            traces.append(trace)
+            if i % TURNS == 0:
+                first_turns.add(trace.request_id)
             if beside is not None:
                 beside_traces.append(await read_stream(beside, until=first_delta))
 
@@ -109,7 +123,8 @@ async def probe(target: Target, n: int, probes: int, *, loop: bool,
     failed = len(background.failed())
     await background.close()
     return {"traces": traces, "beside_traces": beside_traces, "open_after": open_after,
-            "background_failed": failed, "background_streaming": streaming}
+            "background_failed": failed, "background_streaming": streaming,
+            "first_turns": first_turns}
 
 
 def model_ttft(model: Proc) -> dict[str, float]:
@@ -149,8 +164,11 @@ def level(servers: list[tuple[Target, Proc]], n: int, sizes: Sizes, *,
                   "background_open_after": min(r["open_after"] for r in done),
                   "background_failed": sum(r["background_failed"] for r in done)}
         traces: list[Trace] = [t for r in done for t in r["traces"]]
+        firsts = set().union(*(r["first_turns"] for r in done))
         cpu, wall = busy[target.name]
         out.append({"target": target.name, **_added(traces, own, model is not None),
+                    "first_turns_ms": _added([t for t in traces if t.request_id in firsts],
+                                             own, model is not None)["ms"],
                     # Before any model call: redaction, context, retrieval, `suggestion`.
                     "suggestion_ms": summary((t.suggestion - t.sent) * 1000 for t in traces
                                              if t.suggestion is not None),
@@ -272,6 +290,10 @@ def rows(results: list[dict[str, Any]]) -> list[Row]:
         elif name == "panel" and mine is not None:
             p50, p99 = _net(ms, mine)
             note += f"; net of the harness {_fmt(p50)} / {_fmt(p99)} ms"
+        firsts = r.get("first_turns_ms", {})
+        if name != "peer" and firsts.get("p50") is not None:  # the peer has no sessions
+            note += (f"; first turns of their conversations (1 in {TURNS}) "
+                     f"{firsts['p50']:.2f} / {firsts['p99']:.2f} ms")
         what = "time to first delta" if name == "extractive" else "added latency"
         out.append(Row("1 latency", f"{name}: {what}, {n} streams", "ms", ms["p50"], ms["p99"],
                        ratio=ratio, note=note))

@@ -61,6 +61,17 @@ class Trace:
 
 
 @dataclass(frozen=True)
+class Conversation:
+    """A conversation several requests belong to, as an agent's do: its page asks for a
+    session once (``POST /api/session``) and sends that bearer value with each request
+    of the conversation (``bearer`` None for a server without sessions)."""
+
+    id: str
+    user: str
+    bearer: str | None = None
+
+
+@dataclass(frozen=True)
 class Target:
     """Where streams go: the panel (sessions) or the peer (no auth)."""
 
@@ -75,22 +86,29 @@ class Target:
         count as deltas (the harness's own share of "added")."""
         return cls("model-direct", url, path=MODEL_PATH)
 
-    def request(self, n: int) -> tuple[dict[str, str], dict[str, Any], str]:
-        """Headers, body and request id of stream number ``n`` (its own conversation)."""
+    def conversation(self, n: int) -> Conversation:
+        """A new conversation, of user number ``n``, with its session minted once."""
+        conversation, user = str(uuid.uuid4()), str(uuid.UUID(int=n + 1))
+        bearer = None if self.keys is None else self.keys.session(conversation, user)
+        return Conversation(conversation, user, bearer)
+
+    def request(self, n: int, conversation: Conversation | None = None
+                ) -> tuple[dict[str, str], dict[str, Any], str]:
+        """Headers, body and request id of stream number ``n``: a turn of
+        ``conversation``, or without it the first of a conversation of its own."""
         if self.path == MODEL_PATH:
             request_id = new_request_id("direct")
             return {"X-Request-Id": request_id}, {
                 "model": "mock-assist-1", "stream": True,
                 "messages": [{"role": "user", "content": QUERIES[n % len(QUERIES)]}],
             }, request_id
-        conversation = str(uuid.uuid4())
+        conversation = conversation or self.conversation(n)
         request_id = new_request_id("bench")
-        body = {"conversationId": conversation, "trigger": "manual",
+        body = {"conversationId": conversation.id, "trigger": "manual",
                 "query": QUERIES[n % len(QUERIES)], "requestId": request_id}
         headers = {}
-        if self.keys is not None:
-            user = str(uuid.UUID(int=n + 1))
-            headers["Authorization"] = f"Bearer {self.keys.session(conversation, user)}"
+        if conversation.bearer is not None:
+            headers["Authorization"] = f"Bearer {conversation.bearer}"
         return headers, body, request_id
 
 

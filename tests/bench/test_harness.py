@@ -23,7 +23,7 @@ from bench import capacity, hostile, latency, scale, stall, throughput
 from bench.__main__ import _replace_block, checkout, table
 from bench.background import Background
 from bench.load import Target, Trace, new_request_id, note_event
-from bench.procs import Cpus, running, start_mock, start_panel
+from bench.procs import Cpus, PanelKeys, running, start_mock, start_panel
 from bench.report import Row
 from bench.stats import percentile, summary
 from server.schemas import StreamRequest
@@ -510,3 +510,38 @@ async def test_a_ramp_stops_growing_at_the_first_batch_left_unanswered() -> None
         assert len(background.tasks) == 4  # the third and fourth batches never opened
         assert background.open_count() == 2
         await background.close()
+
+
+@pytest.mark.anyio
+async def test_latency_probes_are_turns_of_conversations_each_with_its_session_once(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # Before, every probe was a conversation of its own, so every probe paid the first
+    # check of a session, which a conversation's later requests do not.
+    monkeypatch.setattr(latency, "PROBE_SPREAD_S", 0.0)
+    seen: list[tuple[str, str]] = []  # (conversation, bearer value) of each request
+
+    async def handler(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lines = {k.strip().lower(): v.strip() for k, _, v in (
+            line.decode().partition(":") for line in head.split(b"\r\n")[1:] if line)}
+        body = json.loads(await reader.readexactly(int(lines["content-length"])))
+        seen.append((body["conversationId"], lines["authorization"]))
+        event = b'event: delta\ndata: {"text": "Refunds"}\n\n'
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                     b"Transfer-Encoding: chunked\r\n\r\n"
+                     + f"{len(event):x}\r\n".encode() + event + b"\r\n")
+        await writer.drain()
+        await reader.read()
+
+    keys = PanelKeys("a-secret-for-the-harness-test-only")
+    async with server(handler) as (url, _):
+        result = await latency.probe(Target("panel", url, keys), 1, 2 * latency.TURNS + 1,
+                                     loop=False)
+    assert len(seen) == 2 * latency.TURNS + 1
+    # Three conversations in turn, each with its one session: TURNS turns of the first,
+    # as many of the second, one of the third.
+    first, second, third = dict.fromkeys(seen)
+    assert seen == [first] * latency.TURNS + [second] * latency.TURNS + [third]
+    assert len({first[0], second[0], third[0]}) == len({first[1], second[1], third[1]}) == 3
+    firsts = [t.request_id for i, t in enumerate(result["traces"]) if i % latency.TURNS == 0]
+    assert result["first_turns"] == set(firsts)
