@@ -54,6 +54,9 @@ def serve(workers: int | None) -> None:
     On SIGTERM it ends every open stream with a final event, then exits
     (within ASSIST_SHUTDOWN_GRACE_S). With several workers, each one does.
     """
+    from server.web.native_pools import one_thread_each
+
+    one_thread_each()  # before numpy's first import, below
 
     from server.app import check_knowledge_base, check_startup, create_app
     from server.logs import configure_logging
@@ -113,6 +116,10 @@ def dev(host: str, port: int, genesys_port: int, llm: str, llm_port: int,
     """Run everything locally: the panel, a mock Genesys Cloud with a mock Agent Desktop
     playing scripted conversations, and the sample knowledge base."""
     import asyncio
+
+    from server.web.native_pools import one_thread_each
+
+    one_thread_each()  # before numpy's first import, below
 
     from server.devmode.run import DevOptions, run_dev
 
