@@ -174,6 +174,20 @@ def test_a_few_texts_embed_as_a_batch_of_many_does(embedder: WordLlamaEmbedder) 
     np.testing.assert_allclose(few, many[: len(texts)], rtol=1e-6, atol=1e-7)
 
 
+def test_one_text_embeds_to_the_same_bits_as_in_a_few(embedder: WordLlamaEmbedder) -> None:
+    # A query (one text) takes a shorter path, which must give the very vector the
+    # path of a few texts gives it: retrieval's scores, and so the answer benchmark's
+    # figures, are computed from it.
+    texts = ["How long does a refund take to reach my card?", "", "eSIM",
+             "Somebody grabbed my phone right out of my bag on the train " * 12,
+             "返金 😀 café", "   ", "1-800-555-0142", "ok"]
+    few = embedder.embed(texts)
+    for i, text in enumerate(texts):
+        one = embedder.embed([text])
+        assert one.shape == (1, 128) and one.dtype == np.float32
+        assert one.tobytes() == few[i : i + 1].tobytes(), text
+
+
 def _texts_of_the_sample_and_the_benchmark() -> list[str]:
     from server.paths import sample_kb_dir
 
