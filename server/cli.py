@@ -233,7 +233,8 @@ def kb_import(paths: tuple[Path, ...], db: Path | None) -> None:
 
 @kb.command("search")
 @click.argument("query", nargs=-1, required=True)
-@click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 50))
+@click.option("--limit", default=5, show_default=True, type=click.IntRange(1, 50),
+              help="How many articles to show, best first.")
 @click.option("--explain", is_flag=True,
               help="Show each article's best passage and its BM25 and vector scores.")
 @_DB

@@ -137,6 +137,15 @@ def _summed(parts: list[tuple[NDArray[np.int64], NDArray[np.float64]]], limit: i
 _COLUMNS = {"title": 0, "heading": 1, "text": 2}
 
 
+def fts_query(terms: Iterable[str]) -> str | None:
+    """An FTS5 MATCH expression that ORs ``terms`` (None if there are none).
+
+    Each term is quoted, so user text can never inject FTS5 syntax.
+    """
+    quoted = ['"' + term.replace('"', '""') + '"' for term in terms if term]
+    return " OR ".join(quoted) if quoted else None
+
+
 def attach(conn: sqlite3.Connection) -> None:
     """Give ``conn`` the table of the index's instances the postings are read from."""
     conn.execute(f"CREATE VIRTUAL TABLE IF NOT EXISTS temp.{_INSTANCES}"

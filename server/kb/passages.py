@@ -128,3 +128,8 @@ def _add(pieces: list[list[str]], current: list[str], words: int, unit: list[str
         pieces.append(current)
         current, words = [], 0
     return pieces, [*current, *unit], words + size
+
+
+def passage_document(title: str, passage: Passage) -> str:
+    """The text a passage is embedded from: its article's title, heading and text."""
+    return "\n".join(part for part in (title, passage.heading, passage.text) if part)

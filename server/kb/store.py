@@ -25,10 +25,10 @@ from typing import NamedTuple, Protocol, TypeVar
 import numpy as np
 
 from server.errors import EmbeddingError, StoreUnreadable
-from server.kb.bm25 import Bm25Index, attach
+from server.kb.bm25 import Bm25Index, attach, fts_query
 from server.kb.embedders.base import Embedder, Vectors
 from server.kb.lexicon import common_words
-from server.kb.passages import Passage, split_passages
+from server.kb.passages import Passage, passage_document, split_passages
 from server.kb.spelling import Vocabulary
 from server.kb.vectors import VectorMatrix
 
@@ -126,15 +126,6 @@ class UpsertCounts:
     added: int = 0
     updated: int = 0
     unchanged: int = 0
-
-
-def fts_query(terms: Iterable[str]) -> str | None:
-    """An FTS5 MATCH expression that ORs ``terms`` (None if there are none).
-
-    Each term is quoted, so user text can never inject FTS5 syntax.
-    """
-    quoted = ['"' + term.replace('"', '""') + '"' for term in terms if term]
-    return " OR ".join(quoted) if quoted else None
 
 
 ProgressFn = Callable[[int], None]
@@ -502,8 +493,3 @@ _HIT_SELECT = (
     "SELECT p.rowid, a.id, a.title, a.url, p.position, p.heading, p.text"
     " FROM passages p JOIN articles a ON a.rowid = p.article_rowid"
 )
-
-
-def passage_document(title: str, passage: Passage) -> str:
-    """The text a passage is embedded from: its article's title, heading and text."""
-    return "\n".join(part for part in (title, passage.heading, passage.text) if part)

@@ -50,7 +50,8 @@ FALLBACK_REASONS: tuple[str, ...] = get_args(FallbackReason)
 REJECT_REASONS = ("rate_limited", "over_capacity", "shutting_down")
 SHARED_LIMITS = ("streams", "signin", "signin_state", "supersede")
 CIRCUIT_STATES: tuple[str, ...] = get_args(CircuitState)
-# ``Generator.name`` of the shipped generators (server/generators); others count as "other".
+# ``Generator.name`` of the shipped generators (server/pipeline/generators); others
+# count as "other".
 GENERATORS = ("extractive", "openai")
 
 # Streams stop at a 15 s hard limit; the last finite bucket leaves room above it.

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from server.kb import bm25
-from server.kb.bm25 import Bm25Index, stem
+from server.kb.bm25 import Bm25Index, fts_query, stem
 from server.kb.importer import find_files, import_files
-from server.kb.store import Article, KnowledgeBase, fts_query
+from server.kb.store import Article, KnowledgeBase
 from server.paths import sample_kb_dir
 from server.pipeline.terms import query_terms
 

@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from server.kb.bm25 import fts_query
 from server.kb.embedders import Vectors, WordLlamaEmbedder, normalize
-from server.kb.store import PASSAGES_VERSION, Article, KnowledgeBase, fts_query
+from server.kb.store import PASSAGES_VERSION, Article, KnowledgeBase
 
 BODY = ("Refunds reach your card in 5 to 7 business days after we receive the return.\n\n"
         "## Refunds to a bank account\n\nBank transfers take up to 10 business days.")

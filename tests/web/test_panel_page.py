@@ -143,6 +143,13 @@ def test_page_has_no_inline_script_and_a_strict_csp(panel: TestClient) -> None:
     assert "javascript" in static.headers["content-type"]
 
 
+@pytest.mark.parametrize("path", ["/static/nowhere.js", "/static/%2e%2e/%2e%2e/server/app.py"])
+def test_a_static_file_that_is_not_there_is_a_json_404(panel: TestClient, path: str) -> None:
+    response = panel.get(path)
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+
+
 def test_parameters_are_escaped_not_executed(panel: TestClient) -> None:
     hostile = '"><script>alert(1)</script>'
     response, page = _page(panel, conversationId=CONVERSATION, gcTargetEnv="prod",

@@ -1,6 +1,6 @@
 """A mock Genesys Cloud for dev mode and tests, with a mock Agent Desktop.
 
-It speaks the platform's contract (see ``GENESYS.md``): the login host (implicit
+It speaks the platform's contract (see ``docs/genesys.md``): the login host (implicit
 and PKCE code grants, ``/oauth/token``, a sign-in page, switchable sign-in modes
 and framing), ``/api/v2/`` REST with the platform's error bodies (users, tokens,
 conversations, web messaging messages, Genesys Knowledge documents and their
