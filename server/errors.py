@@ -163,6 +163,13 @@ class TranscriptTooLarge(PayloadTooLarge):
     code = "transcript_too_large"
 
 
+class HeadersTooLarge(AssistError):
+    """The request line and headers over ``MAX_HEADER_BYTES`` (server/web/connections.py)."""
+
+    status_code = 431
+    code = "headers_too_large"
+
+
 class RateLimited(AssistError):
     status_code = 429
     code = "rate_limited"

@@ -78,7 +78,8 @@ def running(app: ASGIApp, host: str = "127.0.0.1", sock: socket.socket | None = 
                                             close_linger_s=close_linger_s)
     server = _Server(uvicorn.Config(app, host=host, port=0, log_level="warning",
                                     lifespan="on", timeout_graceful_shutdown=5,
-                                    http=protocol, timeout_keep_alive=keep_alive_s))
+                                    http=protocol, timeout_keep_alive=keep_alive_s,
+                                    ws="none"))  # as serve's (server/web/serving.py)
     sockets = [sock] if sock is not None else None
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()

@@ -27,12 +27,12 @@ def new_request_id() -> str:
 MAX_UTTERANCES = 200
 
 
-def check_transcript(texts: list[str], limit: int) -> None:
-    """413 ``transcript_too_large`` for more than ``MAX_UTTERANCES`` texts, or more than
-    ``limit`` characters in all."""
+def check_transcript(texts: list[str], limit: int, *, query: str = "") -> None:
+    """413 ``transcript_too_large`` for more than ``MAX_UTTERANCES`` utterances
+    (``texts``; the ``query`` is not one), or more than ``limit`` characters in all."""
     if len(texts) > MAX_UTTERANCES:
         raise TranscriptTooLarge(f"transcript over {MAX_UTTERANCES} utterances")
-    if sum(len(text) for text in texts) > limit:
+    if sum(len(text) for text in texts) + len(query) > limit:
         raise TranscriptTooLarge(f"transcript over {limit} characters")
 
 
@@ -64,8 +64,8 @@ async def assist_stream(request: Request, session: Session) -> Response:
     await admission.check_rate(session.user_id)
     body = await read_model(request, StreamRequest, settings.max_body_bytes)
     session.require_conversation(body.conversation_id)
-    check_transcript([u.text for u in body.utterances] + [body.query or ""],
-                     settings.max_transcript_chars)
+    check_transcript([u.text for u in body.utterances], settings.max_transcript_chars,
+                     query=body.query or "")
     assist = AssistRequest(
         conversation_id=body.conversation_id,
         trigger=body.trigger,

@@ -51,7 +51,10 @@ def configured_regions(settings: Settings) -> list[Region]:
 
 def normalise_origin(value: str) -> str:
     """``scheme://host[:port]`` of an origin-looking value, else '' (not an origin)."""
-    parts = urlsplit(value.strip())
+    try:
+        parts = urlsplit(value.strip())
+    except ValueError:  # a bracketed host that is no IPv6 address: "http://[::1"
+        return ""
     if parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/"):
         return ""
     if parts.query or parts.fragment or "@" in parts.netloc:

@@ -8,10 +8,14 @@ bytes, and so its socket, until the client reads them. Three guards fill the gap
 - ``GuardedHttpProtocol`` (uvicorn's httptools protocol, subclassed): a request's
   headers must be complete within ``header_timeout_s`` of the connection opening or
   of the request's first byte (408 ``header_timeout``, then the connection closes);
-  a connection being closed with bytes still unsent is reset after
-  ``close_linger_s`` instead of waiting for a client that never reads; and bytes
+  a request line and headers over ``MAX_HEADER_BYTES`` are a 431
+  ``headers_too_large``, refused as they arrive (uvicorn has no such bound, and
+  httptools gathers one header's value by concatenation: 90 MB of it held the loop
+  8 s); a connection being closed with bytes still unsent is reset after
+  ``close_linger_s`` instead of waiting for a client that never reads; bytes
   that are not HTTP get the JSON error body every other error has (400
-  ``bad_request``), not uvicorn's plain text.
+  ``bad_request``), not uvicorn's plain text; and what a pipelined request that is
+  not HTTP meets is the end of the answer before it, then the close.
 - ``BodyDeadline`` (pure ASGI middleware): the whole body must arrive within
   ``body_timeout_s`` of the request's headers (408 ``body_timeout``, ``Connection:
   close``).
@@ -43,7 +47,7 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from server.errors import AssistError, BadRequest, BodyTimeout, HeaderTimeout
+from server.errors import AssistError, BadRequest, BodyTimeout, HeadersTooLarge, HeaderTimeout
 
 log = logging.getLogger("assist_panel.connections")
 
@@ -53,6 +57,13 @@ DROP_EXTENSION = "assist.drop_connection"
 DISCONNECT_EXTENSION = "assist.watch_disconnect"
 # The scope extension that tells whether a send now would go out without waiting.
 WRITABLE_EXTENSION = "assist.writable"
+# A request's line and headers, at most: the panel's own are well under 1 KiB (a
+# session is about 300 bytes); nginx's default allows 4 lines of 8 KiB each.
+MAX_HEADER_BYTES = 64 * 1024
+
+
+class _TooLarge(Exception):
+    """Raised in the parser's callbacks to stop it at once."""
 
 
 class _BoundedClose:
@@ -126,17 +137,44 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._headers_timer: asyncio.TimerHandle | None = None
+        self._in_headers = False  # between a request's first byte and its headers' end
+        self._unparsed = 0  # fed while in headers, in reads after the request's first one
+        self._began = False  # a request began in the read being fed
+        self._too_large = False
+        self._refused = False  # answered below the app: what comes is read and dropped
+        self._linger: asyncio.TimerHandle | None = None
         self._bounded = _BoundedClose(transport, self.loop, self.close_linger_s)
         super().connection_made(self._bounded)  # type: ignore[arg-type]
         self._arm_headers()  # a connection that never sends a byte is bounded too
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_headers()
+        if self._linger is not None:
+            self._linger.cancel()
         self._bounded.lost()
         super().connection_lost(exc)
 
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return
+        self._began = False
+        super().data_received(data)
+        if not self._in_headers or self._began or self.transport.is_closing():
+            return
+        # Headers that never end: httptools holds a header until its end, so what it
+        # was fed is counted as it comes. The read in which the request began may hold
+        # the end of the one before (pipelined), so it is left out; complete headers are
+        # measured whole in ``on_headers_complete``.
+        self._unparsed += len(data)
+        if self._unparsed > MAX_HEADER_BYTES:
+            self._too_large = True
+            self._malformed(HeadersTooLarge(_too_large_message()),
+                            b"431 Request Header Fields Too Large")
+
     def on_message_begin(self) -> None:
         super().on_message_begin()
+        self._in_headers = self._began = True
+        self._unparsed = 0
         self._arm_headers()
         # What the scope offers holds the protocol weakly: bound methods would make
         # protocol -> scope -> method -> protocol a cycle, each connection's objects
@@ -149,7 +187,13 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             WRITABLE_EXTENSION: functools.partial(_writable, me)}  # type: ignore[dict-item]
 
     def on_headers_complete(self) -> None:
+        self._in_headers = False
         self._disarm_headers()
+        # ": " and CRLF a header; the request line's method and version left out.
+        size = len(self.url) + sum(len(name) + len(value) + 4 for name, value in self.headers)
+        if size > MAX_HEADER_BYTES:
+            self._too_large = True
+            raise _TooLarge  # the parser stops; uvicorn calls send_400_response
         super().on_headers_complete()
 
     def writable(self) -> bool:
@@ -192,17 +236,57 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def send_400_response(self, msg: str) -> None:
         """Bytes that are not HTTP (a bad header name or value, a bad length): uvicorn
         answers in plain text; ours is the JSON every other error has."""
-        self._refuse(BadRequest(msg), b"400 Bad Request")
+        if self._too_large:
+            self._malformed(HeadersTooLarge(_too_large_message()),
+                            b"431 Request Header Fields Too Large")
+        else:
+            self._malformed(BadRequest(msg), b"400 Bad Request")
+
+    def _unsupported_upgrade_warning(self) -> None:
+        # The panel serves no WebSocket (uvicorn's ws="none"): an upgrade request is
+        # answered as plain HTTP by the app (a JSON 404 or 405), then the connection
+        # closes, since what follows such a request need not be HTTP.
+        log.info("answered an upgrade request as plain HTTP")
+        if self.cycle is not None:
+            self.cycle.keep_alive = False
+        self.flow.pause_reading()
+
+    def _malformed(self, error: AssistError, status: bytes) -> None:
+        """Refuse what the parser could not take; behind a request whose body has come
+        and whose answer is still being sent (a pipelined one), finish that answer and
+        close instead: an error written now would land in the middle of it."""
+        cycle = self.cycle
+        if (cycle is not None and not cycle.response_complete
+                and (cycle.response_started or not cycle.more_body)):
+            cycle.keep_alive = False
+            self.flow.pause_reading()
+            return
+        self._refuse(error, status)
 
     def _refuse(self, error: AssistError, status: bytes) -> None:
-        """Answer ``error`` below the app, and close the connection."""
+        """Answer ``error`` below the app, and close the connection: our side at once,
+        the whole of it once the client has closed its own or after ``close_linger_s``.
+
+        Closed at once, a socket with unread bytes sends a reset, and a client still
+        sending (a header without end, a body) lost the answer to it; what it sends
+        meanwhile is read and dropped."""
         body = json.dumps({"error": error.code, "message": error.message}).encode()
         self.transport.write(
             b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
             b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"x-content-type-options: nosniff\r\ncache-control: no-store\r\n"
             b"connection: close\r\n\r\n" + body)
-        self.transport.close()
+        self._refused = True
+        self._disarm_headers()
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self.transport.write_eof()
+        self._linger = self.loop.call_later(self.close_linger_s, self.transport.close)
+
+
+def _too_large_message() -> str:
+    return f"request line and headers over {MAX_HEADER_BYTES} bytes"
 
 
 def guarded_protocol(*, header_timeout_s: float, close_linger_s: float

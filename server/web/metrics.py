@@ -226,9 +226,10 @@ async def metrics_endpoint(request: Request) -> Response:
     with ``ASSIST_METRICS_TOKEN`` set, only for ``Authorization: Bearer <token>``."""
     token = request.state.settings.metrics_token
     if token is not None:
-        given = request.headers.get("authorization", "")
-        expected = f"Bearer {token.get_secret_value()}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        # The scheme in any case, as for sessions (RFC 9110: it is case-insensitive).
+        scheme, _, given = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(
+                given.strip().encode(), token.get_secret_value().encode()):
             raise MetricsTokenRequired("GET /metrics needs its token as a Bearer token")
     metrics: Metrics = request.state.metrics
     body, content_type = metrics.render()

@@ -30,7 +30,8 @@ def uvicorn_config(app: ASGIApp, settings: Settings, **options: Any) -> uvicorn.
     unsent bytes (``server/web/connections.py``). ``options`` go to ``uvicorn.Config``."""
     protocol = guarded_protocol(header_timeout_s=settings.header_timeout_s,
                                 close_linger_s=settings.send_timeout_s)
-    return uvicorn.Config(app, http=protocol, **options)
+    # No WebSocket: an upgrade request is plain HTTP to the app (connections.py).
+    return uvicorn.Config(app, http=protocol, ws="none", **options)
 
 
 class GracefulServer(uvicorn.Server):

@@ -175,6 +175,11 @@ def test_metrics_needs_its_token_when_one_is_set(panel: str) -> None:
     assert wrong.status_code == 401 and wrong.json()["error"] == "invalid_metrics_token"
     right = httpx.get(f"{panel}/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert right.status_code == 200 and "assist_active_streams" in right.text
+    # The scheme is case-insensitive, as for sessions (it was refused in lower case).
+    lower = httpx.get(f"{panel}/metrics", headers={"Authorization": f"bearer {METRICS_TOKEN}"})
+    assert lower.status_code == 200
+    other = httpx.get(f"{panel}/metrics", headers={"Authorization": f"Basic {METRICS_TOKEN}"})
+    assert other.status_code == 401
 
 
 def test_sign_in_attempts_are_limited_per_client_address(sample_kb_path: Path) -> None:

@@ -200,6 +200,25 @@ def test_oversized_body_is_413(panel: str) -> None:
     assert response.json()["error"] == "payload_too_large"
 
 
+def test_two_hundred_utterances_and_a_query_are_a_stream_and_201_a_413(panel: str) -> None:
+    """Regression: the query counted as an utterance, so 200 utterances with a typed
+    question (or none) were refused as over the 200 allowed."""
+    utterances = [{"speaker": "customer", "text": "my bill"}] * 200
+    body = {"conversationId": CONVERSATION, "trigger": "manual", "query": "refund",
+            "utterances": utterances}
+    _check_contract(_stream(panel, body))
+    response = httpx.post(f"{panel}/api/assist/stream", json={**body, "utterances": [
+        *utterances, utterances[0]]}, headers=bearer(CONVERSATION))
+    assert response.status_code == 413
+    assert response.json()["error"] == "transcript_too_large"
+    # The query's characters count towards the transcript's (ASSIST_MAX_TRANSCRIPT_CHARS).
+    response = httpx.post(f"{panel}/api/assist/stream", json={
+        "conversationId": CONVERSATION, "trigger": "manual", "query": "x" * 19_999,
+        "utterances": [{"speaker": "customer", "text": "ab"}]}, headers=bearer(CONVERSATION))
+    assert response.status_code == 413
+    assert response.json()["error"] == "transcript_too_large"
+
+
 def test_wrong_content_type_and_method(panel: str) -> None:
     response = httpx.post(f"{panel}/api/assist/stream", content=b"x",
                           headers={"Content-Type": "text/plain", **bearer(CONVERSATION)})

@@ -307,6 +307,16 @@ def test_a_renewal_with_another_users_token_is_refused(platform: Platform) -> No
     assert response.json()["error"] == "token_mismatch"
 
 
+def test_a_renewal_from_an_unknown_host_origin_is_refused(platform: Platform) -> None:
+    """Regression: a bracketed host that is no IPv6 address was a 500."""
+    conversation = platform.conversation()
+    first = sign_in(platform, conversation)
+    response = renew(platform.panel, first["session"], first["genesys"]["accessToken"],
+                     gcHostOrigin="http://[zz]")
+    assert response.status_code == 400
+    assert response.json()["error"] == "unknown_host_origin"
+
+
 def test_a_renewal_needs_a_live_session(platform: Platform) -> None:
     conversation = platform.conversation()
     expired = session_for(conversation, ttl_s=-1)
@@ -478,6 +488,7 @@ def test_unreachable_genesys_is_503(sample_kb_path: Path) -> None:
 
 @pytest.mark.parametrize("host_origin", [
     "https://apps.evil.example", "https://apps.mypurecloud.com.evil.example", "javascript:1",
+    "http://[::1", "http://[zz]",  # regression: urlsplit raised, a 500
 ])
 def test_unknown_host_origin_is_refused_before_sign_in(platform: Platform,
                                                        host_origin: str) -> None:

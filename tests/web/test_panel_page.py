@@ -174,6 +174,9 @@ def test_parameters_are_escaped_not_executed(panel: TestClient) -> None:
       "gcHostOrigin": '"><script>alert(1)</script>'}, "unknown_host_origin"),
     ({"conversationId": CONVERSATION, "gcTargetEnv": "prod",
       "gcHostOrigin": "https://user@apps.mypurecloud.com"}, "unknown_host_origin"),
+    # Regression: hosts urlsplit refuses (ValueError) were a 500 with a traceback.
+    ({"conversationId": CONVERSATION, "gcHostOrigin": "http://[::1"}, "unknown_host_origin"),
+    ({"conversationId": CONVERSATION, "gcHostOrigin": "http://[zz]"}, "unknown_host_origin"),
 ])
 def test_bad_parameters_are_400(panel: TestClient, params: dict[str, str], code: str) -> None:
     response = panel.get("/panel", params=params)

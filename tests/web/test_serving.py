@@ -75,3 +75,17 @@ def test_sigterm_ends_every_open_stream_with_a_final_event_then_exits(
              if line.startswith("{")]
     assert sorted(r["conversationId"] for r in audit) == sorted(CONVERSATIONS)
     assert {(r["outcome"], r["stopReason"]) for r in audit} == {("cancelled", "shutdown")}
+
+
+def test_serve_answers_an_upgrade_and_oversized_headers_in_json(sample_kb_path: Path) -> None:
+    """Regression: ``serve``'s uvicorn had a WebSocket layer that refused an upgrade with an
+    empty 403 text, and took headers of any size (connections.py has the cases)."""
+    with serve(create_mock_llm_app(MockLLMConfig())) as llm, running_serve(
+            [], serve_env(free_port(), sample_kb_path, llm, GRACE_S)) as running:
+        running.wait_for("Uvicorn running on")
+        upgrade = httpx.get(f"{running.url}/api/assist/stream", headers={
+            "Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+        assert (upgrade.status_code, upgrade.json()["error"]) == (405, "method_not_allowed")
+        large = httpx.get(f"{running.url}/healthz", headers={"X-Big": "a" * 70_000})
+        assert (large.status_code, large.json()["error"]) == (431, "headers_too_large")
