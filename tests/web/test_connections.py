@@ -8,6 +8,7 @@ import gc
 import json
 import logging
 import socket
+import sys
 import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator, Iterator
@@ -272,6 +273,30 @@ def test_a_websocket_upgrade_is_answered_as_plain_http_in_json(
     assert answer == f"HTTP/1.1 {status}"
     assert headers["x-content-type-options"] == "nosniff"
     assert json.loads(body)["error"] == code
+
+
+def test_a_connections_own_fields_leave_uvicorns_their_small_dictionary(
+        panel: Starlette) -> None:
+    """Regression (memory): the protocol's own fields, set after uvicorn's, made each
+    connection's instance dictionary a table of its own, 1,584 bytes, rather than one
+    of keys shared by every connection, 296: they are slots now."""
+    async def sizes() -> list[int]:
+        return [sys.getsizeof(vars(protocol))
+                for protocol in server.server.server_state.connections]
+
+    with running(panel, keep_alive_s=60) as server, connect(server) as first, \
+            connect(server) as second:
+        for sock in (first, second):
+            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+            assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        guarded_sizes = server.call(sizes())
+    with running(panel, keep_alive_s=60, protocol=HttpToolsProtocol) as server, \
+            connect(server) as sock:
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        assert sock.recv(65536).startswith(b"HTTP/1.1 200 OK")
+        uvicorn_size, = server.call(sizes())
+    assert len(guarded_sizes) == 2
+    assert all(size <= uvicorn_size for size in guarded_sizes), (guarded_sizes, uvicorn_size)
 
 
 # ---------------------------------------------------------------- request body
