@@ -127,6 +127,13 @@ class TokenOfAnotherUser(Forbidden):
     code = "token_mismatch"
 
 
+class GenesysPermissionMissing(Forbidden):
+    """Genesys refused a call for a permission the user's roles lack (its
+    ``missing.permissions``): an admin's fix, not the agent's."""
+
+    code = "genesys_permission_missing"
+
+
 class WrongConversation(Forbidden):
     code = "wrong_conversation"
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,11 +18,13 @@ import httpx
 
 from server.errors import (
     AssistError,
+    GenesysPermissionMissing,
     GenesysTokenRejected,
     GenesysUnavailable,
     InvalidState,
     NotAParticipant,
 )
+from server.retry_after import retry_after_seconds
 
 log = logging.getLogger("assist_panel.genesys")
 
@@ -108,7 +112,9 @@ class GenesysClient:
         conversation, ``user`` on a direct (non-queue) call.
 
         A conversation the token cannot see (403/404) is reported as
-        :class:`NotAParticipant`: from outside, both mean "not yours".
+        :class:`NotAParticipant`: from outside, both mean "not yours"; but a 403 for a
+        permission the user's roles lack is :class:`GenesysPermissionMissing`, which
+        names it (an admin's fix: the agent is on the conversation all the same).
         """
         try:
             body = await self._get(f"{api_base}/api/v2/conversations/{conversation_id}", token)
@@ -147,13 +153,46 @@ class GenesysClient:
             raise GenesysUnavailable("Genesys answered in an unexpected shape.") from None
 
 
+# What Genesys names in ``messageParams.permissions``: permission strings only.
+_PERMISSIONS = re.compile(r"[A-Za-z0-9:_*, -]{1,200}")
+
+
+def _missing_permissions(response: httpx.Response) -> str | None:
+    """For a 403 ``missing.permissions`` body, the permissions it names ('' if none);
+    None for any other refusal."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    if not isinstance(body, dict) or body.get("code") not in (
+            "missing.permissions", "missing.any.permissions"):
+        return None
+    params = body.get("messageParams")
+    named = params.get("permissions") if isinstance(params, dict) else None
+    if isinstance(named, str) and _PERMISSIONS.fullmatch(named.strip()):
+        return named.strip()
+    return ""
+
+
 class _NotVisible(AssistError):
     status_code = 404
     code = "not_found"
 
 
 def _status_error(response: httpx.Response) -> AssistError:
+    if response.status_code == 403 and (missing := _missing_permissions(response)) is not None:
+        log.warning("Genesys refused %s: the user's roles lack %s",
+                    response.url.path.rsplit("/", 1)[0], missing or "a permission")
+        named = f" ({missing})" if missing else ""
+        return GenesysPermissionMissing(
+            f"Your Genesys Cloud role lacks a permission the panel needs{named}: "
+            "ask an admin to add it to the agents' role.")
     if response.status_code in (403, 404):
         return _NotVisible("Not visible to this token.")
+    if response.status_code == 429:
+        # Busy: the client is told when to ask again, as Genesys told us.
+        wait = retry_after_seconds(response)
+        return GenesysUnavailable("Genesys Cloud is busy; try again shortly.",
+                                  retry_after=max(1, math.ceil(wait if wait else 1)))
     log.warning("Genesys answered %s for %s", response.status_code, response.url.path)
     return GenesysUnavailable(f"Genesys Cloud answered {response.status_code}.")

@@ -56,6 +56,10 @@ REGIONS: tuple[Region, ...] = (
 )
 
 _BY_KEY = {key: r for r in REGIONS for key in (r.name, r.domain, r.target_env)}
+# Region tables disagree on the sovereign cloud's environment name: the Client App and
+# Platform SDKs' say "eusc", the service-discovery table "eusc-edee1-core". Both are
+# taken; the page and the CSP use the region's own hosts either way.
+_BY_KEY["eusc"] = _BY_KEY["eusc-edee1-core"]
 
 
 def find_region(key: str) -> Region | None:

@@ -462,6 +462,24 @@ def test_a_token_handoff_the_panel_is_not_configured_for_is_refused(
     assert response.json()["error"] == code
 
 
+def test_a_role_without_the_conversation_permission_is_named_not_taken_for_an_outsider(
+        platform: Platform) -> None:
+    """Regression: Genesys's 403 missing.permissions on GET /conversations/{id} was read
+    as "not an agent on this conversation", and admins looked at routing, not roles."""
+    conversation = platform.conversation()
+    settings = f"{platform.genesys}/mock/settings"
+    assert httpx.put(settings, json={"agentRole": "agent-without-communication"}).is_success
+    try:
+        started = start(platform.panel, conversation)
+        response = handoff(platform.panel, {"state": started["state"],
+                                            "accessToken": _token(platform), "expiresIn": 600})
+    finally:
+        assert httpx.put(settings, json={"agentRole": "agent"}).is_success
+    assert response.status_code == 403
+    assert response.json()["error"] == "genesys_permission_missing"
+    assert "conversation:communication:view" in response.json()["message"]
+
+
 def test_conversation_the_agent_is_not_on_is_refused(platform: Platform) -> None:
     unknown = "0b7c2d1e-3f4a-4b5c-8d6e-7f8091a2b3c4"  # not a conversation of this org
     started = start(platform.panel, unknown)

@@ -40,6 +40,7 @@ from websockets.sync.client import connect
 
 from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
 from server.devmode.mocks.genesys.state import MockGenesysState
+from tests.checks import wait_until
 from tests.servers import listening_socket, serve
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -381,6 +382,28 @@ def test_dropped_socket_opens_a_new_channel_and_lines_keep_coming(
     harness.assert_nothing_leaked(secrets_of(LONG_CALL, token))
 
 
+def test_a_dropped_socket_connects_again_to_its_channel_while_it_lasts(
+        mock: MockGenesys, new_harness: Callable[..., Harness]) -> None:
+    """Regression: every drop made a new channel, and Genesys keeps 20 a user and app,
+    dropping the oldest for a 21st: the live channel of another interaction."""
+    conversation_id = mock.start_conversation("long-call")
+    topic = f"v2.conversations.{conversation_id}.transcription"
+    token = mock.sign_in()
+    harness = new_harness(mock, conversation_id, token)
+    expect(harness.items.nth(1)).to_be_attached(timeout=WAIT_MS)
+
+    (channel_id, _), = mock.channels_with(topic)
+    mock.on_loop(lambda state: state.channels[channel_id].close(1001, "Dropped by the test"))
+
+    expect(harness.items.and_(harness.page.locator("[data-live='2']")).first).to_be_attached(
+        timeout=WAIT_MS)
+    expect(harness.status).to_have_attribute("data-state", "ended", timeout=WAIT_MS)
+    assert harness.statuses() == ["connecting", "live", "reconnecting", "live", "ended"]
+    assert_in_script_order(harness.utterances(), LONG_CALL)
+    assert [c for c, _ in mock.channels_with(topic)] == [channel_id], "a channel was spent"
+    harness.assert_nothing_leaked(secrets_of(LONG_CALL, token))
+
+
 def test_silent_socket_is_treated_as_dead(
         mock: MockGenesys, new_harness: Callable[..., Harness]) -> None:
     """A socket that stays open but stops delivering (no heartbeats) is replaced."""
@@ -637,6 +660,36 @@ def test_token_expiry_asks_for_a_fresh_token_and_the_feed_resumes(
     assert_in_script_order(harness.utterances(), LONG_CALL)
     expect(harness.auth_requests).to_have_count(1)
     assert fresh in [t for _, t in mock.channels_with(topic)], "no channel with the fresh token"
+    harness.assert_nothing_leaked(secrets_of(LONG_CALL, token, fresh))
+
+
+def test_a_new_token_moves_the_live_channel_to_it_before_the_old_one_ends(
+        mock: MockGenesys, new_harness: Callable[..., Harness]) -> None:
+    """Regression: the page signed in again before its token ended, but the live channel
+    stayed on the old token, and a channel stops delivering when its token expires
+    (the platform need not say so): now it moves to the new one, without a gap."""
+    conversation_id = mock.start_conversation("long-call")
+    topic = f"v2.conversations.{conversation_id}.transcription"
+    token = mock.sign_in()
+    harness = new_harness(mock, conversation_id, token)
+    expect(harness.items.nth(1)).to_be_attached(timeout=WAIT_MS)
+
+    fresh = mock.sign_in()
+    harness.give_token(fresh)  # no auth request pending: the page's own renewal
+    def sockets(of: str) -> int:
+        return mock.on_loop(lambda state: sum(
+            len(c.connections) for c in state.channels.values()
+            if c.token == of and topic in c.topics))
+
+    # Live on the new token, the old channel's socket closed by the page.
+    wait_until(lambda: sockets(fresh) == 1 and sockets(token) == 0,
+               message="the live channel did not move to the new token")
+    mock.on_loop(lambda state: state.expire_token(token))  # the old one ends
+
+    expect(harness.status).to_have_attribute("data-state", "ended", timeout=WAIT_MS)
+    assert harness.statuses() == ["connecting", "live", "ended"]
+    expect(harness.auth_requests).to_have_count(0)
+    assert_in_script_order(harness.utterances(), LONG_CALL)
     harness.assert_nothing_leaked(secrets_of(LONG_CALL, token, fresh))
 
 

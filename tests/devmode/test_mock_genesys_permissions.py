@@ -236,6 +236,20 @@ async def test_the_role_is_the_home_orgs(client: httpx.AsyncClient) -> None:
     assert allowed.status_code == 200
 
 
+async def test_reading_a_conversation_needs_the_communication_permission(
+        client: httpx.AsyncClient) -> None:
+    """As the platform: GET /api/v2/conversations/{id} needs
+    conversation:communication:view, refused with 403 missing.permissions naming it."""
+    token = await get_token(client)
+    conversation_id = await start_conversation(client)
+    url = f"/api/v2/conversations/{conversation_id}"
+    assert (await client.get(url, headers=bearer(token))).status_code == 200
+    await set_role(client, "agent-without-communication")
+    refused = await client.get(url, headers=bearer(token))
+    assert_platform_error(refused, 403, "missing.permissions")
+    assert refused.json()["messageParams"] == {"permissions": "conversation:communication:view"}
+
+
 @pytest.mark.parametrize("value", ["yes", "1", "", "ture"])
 async def test_a_bad_ignore_errors_is_400(client: httpx.AsyncClient, value: str) -> None:
     token = await get_token(client)

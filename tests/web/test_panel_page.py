@@ -93,11 +93,14 @@ def test_a_framed_panel_loads_the_client_app_sdk_ahead_of_its_modules(panel: Tes
     assert all("client-app-sdk" not in str(s.get("src")) for s in page.scripts)
 
 
-def test_the_eu_sovereign_region_is_a_region_like_the_others(sample_kb_path: Path) -> None:
+# Region tables spell its environment both ways; an Agent Desktop sending "eusc" got a 400.
+@pytest.mark.parametrize("target_env", ["eusc-edee1-core", "eusc"])
+def test_the_eu_sovereign_region_is_a_region_like_the_others(sample_kb_path: Path,
+                                                             target_env: str) -> None:
     settings = make_settings(kb_path=sample_kb_path, genesys_regions=("eusc-de-east-1",),
                              oauth_client_id="client-1", public_url="https://panel.example")
     with asgi_client(create_app(settings)) as client:
-        response, page = _page(client, conversationId=CONVERSATION, gcTargetEnv="eusc-edee1-core",
+        response, page = _page(client, conversationId=CONVERSATION, gcTargetEnv=target_env,
                                gcHostOrigin="https://apps.edee1.eusc-pure.cloud")
     assert response.status_code == 200
     assert page.root["data-gc-target-env"] == "eusc-edee1-core"

@@ -190,7 +190,10 @@ class Panel {
 
   onSession(result) {
     clearTimeout(this.renewTimer);
-    const left = result.expiresAt - Date.now();
+    // The session's end, or the Genesys token's if sooner: a new token before it ends
+    // (the live transcript's channel moves to it; on the old one it would fall silent).
+    const left = Math.min(result.expiresAt, this.sessions.tokenExpiresAt || Infinity)
+      - Date.now();
     // Well before the end; halfway through for sessions too short for the margin.
     const delay = Math.max(5_000, left > 2 * RENEW_BEFORE_MS ? left - RENEW_BEFORE_MS : left / 2);
     this.renewTimer = setTimeout(() => {

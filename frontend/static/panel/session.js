@@ -21,12 +21,24 @@ export class SessionError extends Error {
   }
 }
 
+// When a Genesys token ends, as far as the page knows: what the sign-in said (the
+// implicit grant's expires_in: the browser's own word, good enough to plan by), else
+// for a renewal with the same token what was known before, else the server's
+// `genesys.expiresAt` (Genesys's own word at a code exchange; with the implicit grant
+// only the session's end).
+export function tokenEnd({ saidMs = 0, sameToken = false, previous = 0, server = 0 }) {
+  if (saidMs > 0) return saidMs;
+  if (sameToken && previous > 0) return previous;
+  return server;
+}
+
 export class Sessions {
   constructor(config, { onChange = () => {} } = {}) {
     this.config = config;
     this.onChange = onChange;
     this.current = null;
     this.renewing = null;
+    this.tokenExpiresAt = 0; // tokenEnd(): when the current Genesys token ends
   }
 
   get value() {
@@ -38,17 +50,28 @@ export class Sessions {
   }
 
   get tokenUsable() {
-    return Boolean(this.current) && this.current.genesys.expiresAt > Date.now() + MARGIN_MS;
+    const end = Math.min(this.current ? this.current.genesys.expiresAt : 0,
+      this.tokenExpiresAt || Infinity);
+    return Boolean(this.current) && end > Date.now() + MARGIN_MS;
   }
 
   // Hands a sign-in answer to the server and keeps the session it answers.
   async accept(answer) {
     const body = answer.code ? { state: answer.state, code: answer.code }
       : { state: answer.state, accessToken: answer.accessToken, expiresIn: answer.expiresIn };
-    return this.keep(await handOff(this.config.sessionUrl, body));
+    const seconds = Number(answer.expiresIn);
+    const saidMs = seconds > 0 ? Date.now() + seconds * 1000 : 0;
+    return this.keep(await handOff(this.config.sessionUrl, body), { saidMs });
   }
 
-  keep(result) {
+  keep(result, { saidMs = 0 } = {}) {
+    this.tokenExpiresAt = tokenEnd({
+      saidMs,
+      sameToken: Boolean(this.current)
+        && this.current.genesys.accessToken === result.genesys.accessToken,
+      previous: this.tokenExpiresAt,
+      server: result.genesys.expiresAt,
+    });
     this.current = result;
     if (!this.config.conversationId) this.config = { ...this.config, ...result.context };
     this.onChange(result);

@@ -1,9 +1,10 @@
 // Follows a conversation's live input through the Genesys Notifications API:
 // one channel subscribed to what the interaction needs (a call: the conversation's
 // transcription topic, plus the agent's conversations topic to see it end;
-// messaging: the agent's conversations topic only), renewed before it expires, and
-// replaced (new channel, resubscribed) when its socket closes, errors, goes
-// silent past its heartbeats, or its token expires. A topic the agent's role may
+// messaging: the agent's conversations topic only), renewed before it expires and
+// whenever the page has a new token (a channel stops delivering when its token
+// expires, maybe without a word), and replaced (new channel, resubscribed) when its
+// socket closes, errors, goes silent past its heartbeats, or its token expires. A topic the agent's role may
 // not have is reported and the rest kept. Utterances are deduplicated by id across
 // channels; messaging catches up on messages missed meanwhile.
 import { GenesysError, genesysApi } from "./genesys-api.js";
@@ -35,7 +36,8 @@ const LOG = "Assist Panel live transcript:";
 
 // watchConversation({apiBase, conversationId, userId, getToken, onUtterance, onStatus,
 //                    onAuthExpired, onMedia, onRefused, timing}) -> {close()}
-//   getToken(): the current Genesys access token, read for each request and channel.
+//   getToken(): the current Genesys access token, read for each request and channel;
+//     when it changes, the live channel is replaced by one made with the new token.
 //   userId: the agent's user id (messaging events come on their conversations topic);
 //     without it only the voice transcript is followed.
 //   onUtterance({id, speaker: "customer" | "agent", text, media: "voice" | "message"}):
@@ -75,6 +77,10 @@ export function watchConversation({
   let authRenewals = 0;
   let authPending = false;
   let notFoundBefore = false;
+  // The channel of a session whose socket dropped, to connect to again: Genesys keeps
+  // at most 20 channels a user and app and drops the oldest for a 21st, which may be
+  // the live one of another interaction, so a drop does not spend a channel.
+  let reusable = null;
   let media = ""; // "voice" | "message" once known
   let refusedKey = ""; // the refused topics last reported
   let voiceRefused = false; // Genesys refused the transcription topic
@@ -233,7 +239,12 @@ export function watchConversation({
     if (stopped) return;
     if (isLive(current)) previous = current;
     else if (!isLive(previous)) setStatus(status ? "reconnecting" : "connecting");
-    current = { token: getToken(), phase: "channel", lastFrame: 0, pinged: false };
+    const token = getToken();
+    // Once, with the token it was made with: a channel that fails again is given up.
+    const channel = reusable && reusable.token === token ? reusable.channel : null;
+    reusable = null;
+    current = { token, phase: "channel", lastFrame: 0, pinged: false, channel,
+      reused: Boolean(channel) };
     open(current);
   }
 
@@ -242,7 +253,9 @@ export function watchConversation({
       if (!session.token) throw new GenesysError(401, "no token");
       if (!media) await detectMedia(session.token);
       if (session.dead) return;
-      const channel = await api("POST", "/api/v2/notifications/channels", session.token);
+      const channel = session.channel
+        || await api("POST", "/api/v2/notifications/channels", session.token);
+      session.channel = channel;
       if (session.dead) return;
       session.phase = "socket";
       await openSocket(session, channel.connectUri);
@@ -314,14 +327,29 @@ export function watchConversation({
       console.warn(LOG, "Genesys refused every topic this conversation needs; not retrying");
       return finish("offline");
     }
+    if (session.reused && error.status === 404) {
+      // The channel is gone (expired, or dropped for a newer one): a new one, at once.
+      failures += 1;
+      if (!live) setStatus("reconnecting");
+      return scheduleRetry();
+    }
     if (kind === "forbidden") {
       console.warn(LOG, `Genesys refused the subscription (${error.status}); not retrying`);
       return finish("offline");
+    }
+    if (!session.reused && session.phase !== "channel" && reusableUntil(session.channel)) {
+      reusable = { channel: session.channel, token: session.token };
     }
     notFoundBefore = error.status === 404;
     failures += 1;
     if (!live) setStatus("reconnecting");
     scheduleRetry();
+  }
+
+  // Whether a channel has life enough left to be connected to again.
+  function reusableUntil(channel) {
+    const left = Date.parse((channel && channel.expires) || "") - Date.now();
+    return left > timing.renewBeforeExpiryMs + timing.minChannelLifeMs;
   }
 
   function scheduleRetry() {
@@ -424,6 +452,14 @@ export function watchConversation({
     else if (hasCalls(participants) && !media) setMedia("voice");
   }
 
+  // The page has a new token (it signed in again before the old one ended): move the
+  // live channel to it, the old one kept until the new one is live.
+  function followToken() {
+    if (stopped || authPending || !isLive(current)) return;
+    const token = getToken();
+    if (token && token !== current.token) connect();
+  }
+
   // A socket that has gone quiet past its heartbeats is dead even if it looks open.
   function checkSilence() {
     for (const session of [current, previous]) {
@@ -439,7 +475,10 @@ export function watchConversation({
     }
   }
 
-  const watchdog = setInterval(checkSilence, timing.watchdogEveryMs);
+  const watchdog = setInterval(() => {
+    checkSilence();
+    followToken();
+  }, timing.watchdogEveryMs);
   window.addEventListener("online", onOnline);
   connect();
   return { close: stop };

@@ -10,20 +10,8 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from server.devmode.mocks.genesys.api import PlatformError, bearer_value
+from server.devmode.mocks.genesys.api import PlatformError, bearer_value, missing_permissions
 from server.devmode.mocks.genesys.state import AccessToken, AdminToken, MockGenesysState
-
-
-def missing_permissions(permissions: list[str]) -> PlatformError:
-    """The platform's 403 for a caller whose roles lack ``permissions``."""
-    listed = ", ".join(permissions)
-    return PlatformError(
-        403,
-        "missing.permissions",
-        f"Unable to perform the requested action. You are missing the following "
-        f"permission(s): [{listed}]",
-        {"permissions": listed},
-    )
 
 
 def require_admin(

@@ -22,6 +22,7 @@ from server.devmode.mocks.genesys.conversation_body import conversation_body
 from server.devmode.mocks.genesys.conversations import Conversation
 from server.devmode.mocks.genesys.directory import Org, User
 from server.devmode.mocks.genesys.messaging import message_data
+from server.devmode.mocks.genesys.roles import COMMUNICATION_VIEW
 from server.devmode.mocks.genesys.state import AccessToken, MockGenesysState
 
 #: Most message ids one bulk request may ask for.
@@ -81,6 +82,18 @@ def bearer_value(request: Request) -> str:
             "No authentication bearer token specified in authorization header.",
         )
     return value
+
+
+def missing_permissions(permissions: list[str]) -> PlatformError:
+    """The platform's 403 for a caller whose roles lack ``permissions``."""
+    listed = ", ".join(permissions)
+    return PlatformError(
+        403,
+        "missing.permissions",
+        f"Unable to perform the requested action. You are missing the following "
+        f"permission(s): [{listed}]",
+        {"permissions": listed},
+    )
 
 
 def require_token(state: MockGenesysState, request: Request) -> AccessToken:
@@ -170,8 +183,12 @@ class PlatformApi:
         )
 
     async def conversation(self, request: Request) -> Response:
-        """``GET /api/v2/conversations/{conversationId}``: ``Conversation``."""
+        """``GET /api/v2/conversations/{conversationId}``: ``Conversation``; 403
+        ``missing.permissions`` for a user whose role lacks
+        ``conversation:communication:view``."""
         token = require_token(self.state, request)
+        if COMMUNICATION_VIEW not in self.state.user_permissions(token.user_id):
+            raise missing_permissions([COMMUNICATION_VIEW])
         conversation = self._conversation(token, request)
         return JSONResponse(conversation_body(self.config, conversation))
 

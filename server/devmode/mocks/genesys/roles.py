@@ -13,12 +13,14 @@ from dataclasses import dataclass
 
 #: Needed to subscribe to ``v2.conversations.{id}.transcription``.
 TRANSCRIPTION_VIEW = "conversation:transcription:view"
+#: Needed for ``GET /api/v2/conversations/{id}`` (who the conversation's agents are).
+COMMUNICATION_VIEW = "conversation:communication:view"
 
 #: What an agent role usually holds to see conversations and follow them live.
 AGENT_PERMISSIONS: frozenset[str] = frozenset(
     {
         TRANSCRIPTION_VIEW,
-        "conversation:communication:view",
+        COMMUNICATION_VIEW,
         "conversation:message:view",
         "conversation:webmessaging:view",
     }
@@ -43,6 +45,11 @@ AGENT_ROLES: dict[str, AgentRole] = {
             "agent-without-transcription",
             f"Agent without {TRANSCRIPTION_VIEW}",
             AGENT_PERMISSIONS - {TRANSCRIPTION_VIEW},
+        ),
+        AgentRole(
+            "agent-without-communication",
+            f"Agent without {COMMUNICATION_VIEW}",
+            AGENT_PERMISSIONS - {COMMUNICATION_VIEW},
         ),
     )
 }
