@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from server.auth.genesys import GenesysClient
+from server.errors import GenesysPermissionMissing, GenesysUnavailable, NotAParticipant
 
 pytestmark = pytest.mark.anyio
 
@@ -46,3 +47,39 @@ async def test_agents_are_agent_and_direct_call_user_participants() -> None:
     async with platform(seen) as http:
         agents = await GenesysClient(http, 5).agent_user_ids(API, "token", "c-1")
     assert agents == {USER, "7d2e9f4a-3c1b-4e6d-8a5f-0b9c2d4e6f13"}
+
+
+@pytest.mark.parametrize(("header", "told"), [("7", "7"), ("0.2", "1"), (None, "1")])
+async def test_a_busy_genesys_tells_the_client_when_to_ask_again(
+        header: str | None, told: str) -> None:
+    # Broke: Genesys's 429 became a 503 that always said Retry-After: 1.
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": header} if header else {},
+                              json={"code": "too.many.requests", "status": 429})
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        with pytest.raises(GenesysUnavailable) as raised:
+            await GenesysClient(http, 5).agent_user_ids(API, "token", "c-1")
+    assert raised.value.headers == {"Retry-After": told}
+
+
+@pytest.mark.parametrize(("body", "error"), [
+    ({"code": "missing.permissions", "messageParams": {
+        "permissions": "conversation:communication:view"}}, GenesysPermissionMissing),
+    ({"code": "missing.permissions", "messageParams": {"permissions": "<b>x</b>"}},
+     GenesysPermissionMissing),
+    ({"code": "not.authorized"}, NotAParticipant),
+    ("not json", NotAParticipant),
+])
+async def test_a_403_for_a_missing_permission_is_not_taken_for_an_outsider(
+        body: object, error: type[Exception]) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if isinstance(body, str):
+            return httpx.Response(403, text=body)
+        return httpx.Response(403, json=body)
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        with pytest.raises(error) as raised:
+            await GenesysClient(http, 5).agent_user_ids(API, "token", "c-1")
+    if error is GenesysPermissionMissing:
+        named = "conversation:communication:view" in str(raised.value)
+        assert named == ("<b>" not in str(body))  # only what looks like a permission is echoed
+        assert "<b>" not in str(raised.value)
