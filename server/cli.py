@@ -187,8 +187,9 @@ def _open_store(db: Path | None) -> KnowledgeBase:
 @kb.command("publish")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=Path))
 @_DB
-@click.option("--keep", type=click.IntRange(1, 100), default=3, show_default=True,
-              help="Snapshots kept in DIRECTORY (the newest; the current one always).")
+@click.option("--keep", type=click.IntRange(2, 100), default=3, show_default=True,
+              help="Snapshots kept in DIRECTORY (the newest: the current one and the one "
+                   "replicas serve until they take it up, at least).")
 def kb_publish(directory: Path, db: Path | None, keep: int) -> None:
     """Publish the store as the current snapshot of DIRECTORY, which every replica whose
     ASSIST_KB_PATH is DIRECTORY takes up within ASSIST_KB_POLL_S (docs/deploy.md)."""

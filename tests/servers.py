@@ -66,20 +66,21 @@ def listening_socket(host: str = "127.0.0.1") -> socket.socket:
 @contextlib.contextmanager
 def running(app: ASGIApp, host: str = "127.0.0.1", sock: socket.socket | None = None,
             *, header_timeout_s: float = 10.0, close_linger_s: float = 10.0,
-            keep_alive_s: int = 5, protocol: type[asyncio.Protocol] | None = None
-            ) -> Iterator[Running]:
+            keep_alive_s: int = 5, protocol: type[asyncio.Protocol] | None = None,
+            ws: str = "auto") -> Iterator[Running]:
     """Run ``app`` on a free loopback port (or on ``sock``) and stop it afterwards.
 
     The server speaks HTTP with the panel's own connection bounds
     (``server.web.connections.GuardedHttpProtocol``), as ``assist-panel serve`` does, unless
-    ``protocol`` names another class.
+    ``protocol`` names another class. ``ws="none"``: no WebSocket layer, as ``serve``
+    has (the mocks need theirs).
     """
     protocol = protocol or guarded_protocol(header_timeout_s=header_timeout_s,
                                             close_linger_s=close_linger_s)
     server = _Server(uvicorn.Config(app, host=host, port=0, log_level="warning",
                                     lifespan="on", timeout_graceful_shutdown=5,
                                     http=protocol, timeout_keep_alive=keep_alive_s,
-                                    ws="none"))  # as serve's (server/web/serving.py)
+                                    ws=ws))
     sockets = [sock] if sock is not None else None
     thread = threading.Thread(target=server.run, kwargs={"sockets": sockets}, daemon=True)
     thread.start()

@@ -39,9 +39,18 @@ CURRENT = "CURRENT"
 _NAME = re.compile(r"^kb-\d{8}T\d{6}Z-[0-9a-f]{12}\.db$")
 
 
+#: Snapshots a publication keeps, at least: the new one and the one it replaces, which
+#: replicas serve until their next poll (a replica opens it again by name in each new
+#: worker thread, so deleting it at once broke them).
+MIN_KEEP = 2
+
+
 def publish(source: Path, directory: Path, *, keep: int = 3) -> str:
     """Copy the store ``source`` into ``directory`` as a new snapshot, make it the current
-    one, and delete all but the ``keep`` newest; its file name."""
+    one, and delete all but the ``keep`` newest (at least ``MIN_KEEP``); its file name."""
+    if keep < MIN_KEEP:
+        raise SnapshotError(f"keep {keep}: at least {MIN_KEEP} snapshots must be kept "
+                            "(the new one and the one replicas serve until they poll)")
     if not source.is_file():
         raise SnapshotError(f"{source}: no knowledge-base file there")
     directory.mkdir(parents=True, exist_ok=True)
@@ -141,6 +150,9 @@ async def follow(directory: Path, live: LiveKnowledge, embedder: Embedder | None
         except (SnapshotError, OSError) as exc:
             log.warning("knowledge-base snapshot not taken, keeping %s: %s", live.version, exc)
             continue
+        except Exception:  # a bug: still never the end of following (nobody awaits this)
+            log.exception("knowledge-base snapshot not taken, keeping %s", live.version)
+            continue
         on_switch(kb)
         live.kb, live.version = kb, path.name
         log.info("serving knowledge-base snapshot %s", path.name)
@@ -169,9 +181,8 @@ def _write_atomically(path: Path, text: str) -> None:
 
 
 def _prune(directory: Path, keep_name: str, keep: int) -> None:
-    # The current one and the newest others up to ``keep`` in all. Replicas still
-    # reading an older snapshot keep their open file: deleting a name on POSIX leaves
-    # the file to whoever has it open.
+    # The current one and the newest others up to ``keep`` in all: the one just
+    # replaced stays for the replicas still serving it until their next poll.
     others = sorted((p for p in directory.iterdir()
                      if _NAME.match(p.name) and p.name != keep_name),
                     key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)

@@ -41,7 +41,7 @@ class RedisLink:
             url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
             retry_on_timeout=False, health_check_interval=30)
         # A subscription waits for messages as long as it lives: no read timeout (its
-        # health checks find a dead connection).
+        # reader pings a silent connection itself: supersede.SILENCE_S).
         self.subscriber = aioredis.Redis.from_url(
             url, socket_timeout=None, socket_connect_timeout=timeout_s,
             health_check_interval=30)
@@ -50,9 +50,12 @@ class RedisLink:
         self.state: LinkState = "up"
         self._down_until = 0.0
 
-    async def call(self, operation: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
-        """``operation(client)``, or ``SharedStoreDown`` when Redis does not answer."""
-        if self.state == "down" and self.clock() < self._down_until:
+    async def call(self, operation: Callable[[aioredis.Redis], Awaitable[T]], *,
+                   now: bool = False) -> T:
+        """``operation(client)``, or ``SharedStoreDown`` when Redis does not answer.
+        ``now``: try Redis even within ``RETRY_S`` of a failure (something else just
+        showed it answering)."""
+        if not now and self.state == "down" and self.clock() < self._down_until:
             raise SharedStoreDown("Redis is down; using per-process limits.")
         try:
             result = await operation(self.client)

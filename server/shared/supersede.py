@@ -7,8 +7,10 @@ the same step (a Lua script: the numbers are announced in the order they are giv
 Every replica listens; when it hears a number for a key whose open automatic stream
 holds a lower one, it stops that stream (``done``: ``cancelled``/``superseded``).
 
-A number heard before the stream's own has come back is remembered, so a stream
-that was already outnumbered stops as soon as it learns its number. Redis down: no
+A number heard while a stream's own is on its way back is remembered, so a stream
+that was already outnumbered stops as soon as it learns its number. What was heard
+for the key before the stream asked is forgotten first: a counter that started over
+(Redis restarted, or the key expired) gives numbers below it, and they are new. Redis down: no
 number, the stream is superseded within its process only (counted as a fallback).
 Announcements missed while the subscription was down are caught up once it is made
 again: each open numbered stream's counter is read, and the newest number it holds
@@ -24,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 import anyio
+from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from server.assist.streams import StreamControl, StreamRegistry
@@ -38,6 +41,10 @@ CHANNEL = f"{PREFIX}:supersede"
 COUNTER_TTL_S = 3600
 #: Keys whose highest number heard is remembered (the oldest forgotten first).
 REMEMBERED = 10_000
+#: A subscription that has heard nothing for this long is pinged, and one that does not
+#: answer within as long again is made anew: a peer that vanished without a word (a
+#: node lost, a network cut) gives a reading socket no error for many minutes.
+SILENCE_S = 30.0
 
 # KEYS[1]: the key's counter. ARGV[1]: the channel; ARGV[2]: the key's digest;
 # ARGV[3]: the counter's time to live, in seconds.
@@ -74,6 +81,8 @@ class SharedSupersede:
             return
         key_digest = digest(control.key)
         script = self._script
+        # Only numbers heard from now on can be newer than the one about to be given.
+        self._highest.pop(key_digest, None)
         try:
             number = int(await self.link.call(lambda client: script(
                 keys=[f"{CHANNEL}:{key_digest}"], args=[CHANNEL, key_digest, COUNTER_TTL_S],
@@ -113,27 +122,40 @@ class SharedSupersede:
                     await self.catch_up()
                     if self.on_subscribed is not None:
                         self.on_subscribed()
-                    async for message in pubsub.listen():
-                        if message.get("type") == "message":
-                            self.on_message(message["data"])
-            except (RedisError, OSError) as exc:
+                    await self._follow(pubsub)
+            except (RedisError, OSError, TimeoutError, SharedStoreDown) as exc:
                 log.warning("supersede announcements unavailable (%s); retrying in %gs",
                             type(exc).__name__, RETRY_S)
             await anyio.sleep(RETRY_S)
 
+    async def _follow(self, pubsub: PubSub) -> None:
+        """Hand each announcement on until the subscription fails or falls silent."""
+        pinged = False
+        while True:
+            message = await pubsub.get_message(timeout=SILENCE_S)
+            if message is None:
+                if pinged:
+                    raise TimeoutError(f"no answer from Redis to a ping in {SILENCE_S:g}s")
+                await pubsub.ping()
+                pinged = True
+                continue
+            pinged = False
+            if message.get("type") == "message":
+                self.on_message(message["data"])
+
     async def catch_up(self) -> None:
         """Stop the open automatic streams a number was given past while nobody here
-        listened: their counters hold the newest numbers."""
+        listened: their counters hold the newest numbers. ``SharedStoreDown`` when they
+        cannot be read: the subscription is then made again, and this with it."""
         numbered = [(key, control) for key in self.streams.automatic_keys()
                     if (control := self.streams.automatic(key)) is not None
                     and control.number is not None]
         if not numbered:
             return
         names = [f"{CHANNEL}:{digest(key)}" for key, _ in numbered]
-        try:
-            values = await self.link.call(lambda client: client.mget(names))
-        except SharedStoreDown:
-            return  # the next subscription catches up
+        # Even within the link's pause after a failure: the subscription just made
+        # shows Redis answering, and what was missed is read now or never.
+        values = await self.link.call(lambda client: client.mget(names), now=True)
         for (key, _), value in zip(numbered, values, strict=True):
             if value is not None:
                 self.on_message(f"{digest(key)} {int(value)}")

@@ -206,6 +206,17 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         waits only while writing is paused (the client has that much unread)."""
         return not self.flow.write_paused
 
+    def refuse_unread_body(self, error: AssistError, status: bytes) -> None:
+        """Answer ``error`` now to a request whose body is still coming (the app, waiting
+        for it, sees the client leave); nothing for any other connection."""
+        cycle = self.cycle
+        if (cycle is None or cycle.response_started or cycle.response_complete
+                or not cycle.more_body or self.transport.is_closing()):
+            return
+        cycle.disconnected = True  # the app's next send is dropped, not logged
+        cycle.message_event.set()
+        self._refuse(error, status)
+
     def drop(self) -> None:
         """Reset the connection at once; the request in progress sees a disconnect."""
         cycle = self.cycle
@@ -271,14 +282,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
     def _refuse(self, error: AssistError, status: bytes) -> None:
         """Answer ``error`` below the app, and close the connection: our side at once,
         the whole of it once the client has closed its own or after ``close_linger_s``.
+        ``error``'s own headers (``Retry-After``) go with it.
 
         Closed at once, a socket with unread bytes sends a reset, and a client still
         sending (a header without end, a body) lost the answer to it; what it sends
         meanwhile is read and dropped."""
         body = json.dumps({"error": error.code, "message": error.message}).encode()
+        extra = b"".join(f"{name.lower()}: {value}\r\n".encode()
+                         for name, value in error.headers.items()
+                         if name.lower() != "connection")  # written below, always
         self.transport.write(
-            b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n"
-            b"content-length: " + str(len(body)).encode() + b"\r\n"
+            b"HTTP/1.1 " + status + b"\r\ncontent-type: application/json\r\n" + extra
+            + b"content-length: " + str(len(body)).encode() + b"\r\n"
             b"x-content-type-options: nosniff\r\ncache-control: no-store\r\n"
             b"connection: close\r\n\r\n" + body)
         self._refused = True

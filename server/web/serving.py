@@ -20,8 +20,9 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from server.assist.streams import StreamRegistry
+from server.errors import ShuttingDown
 from server.settings import Settings
-from server.web.connections import guarded_protocol
+from server.web.connections import GuardedHttpProtocol, guarded_protocol
 
 
 def uvicorn_config(app: ASGIApp, settings: Settings, **options: Any) -> uvicorn.Config:
@@ -57,5 +58,16 @@ class GracefulServer(uvicorn.Server):
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         # A signal handler runs between bytecodes: hand the work to the loop.
         if self._loop is not None and not self.streams.closing:
-            self._loop.call_soon_threadsafe(self.streams.shutdown)
+            self._loop.call_soon_threadsafe(self._stop)
         super().handle_exit(sig, frame)
+
+    def _stop(self) -> None:
+        """End every open stream, and answer each request whose body is still coming
+        503 ``shutting_down`` at once: waiting for it held the worker to the end of its
+        grace period, which then cancelled the request (a 500 and a traceback)."""
+        self.streams.shutdown()
+        for connection in list(self.server_state.connections):
+            if isinstance(connection, GuardedHttpProtocol):
+                connection.refuse_unread_body(ShuttingDown(
+                    "The server is shutting down; try again.",
+                    retry_after=self.streams.retry_after_s), b"503 Service Unavailable")

@@ -112,6 +112,11 @@ class Supervisor:
             for index in range(self.count):
                 self._start(index, sock)
             self._watch(sock)
+            # No worker is started again from here: our copy of the socket would only
+            # let the kernel queue connections nobody accepts while the workers drain
+            # (a proxy's POST sent there hangs, then fails, and is never sent again).
+            sock.close()
+            log.info("stopped listening; waiting for the workers' streams to end")
             self._stop_all()
         finally:
             for sig, handler in previous.items():

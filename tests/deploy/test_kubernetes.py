@@ -55,6 +55,10 @@ def test_configured_variables_are_settings_and_secrets_are_secret() -> None:
     for name in secret:  # only secret settings in the Secret, and none of them elsewhere
         annotation = str(fields[name.removeprefix("ASSIST_").lower()].annotation)
         assert "SecretStr" in annotation, name
+    for name in config:  # ASSIST_REDIS_URL was in the ConfigMap: it may hold a password
+        if name.startswith("ASSIST_"):
+            annotation = str(fields[name.removeprefix("ASSIST_").lower()].annotation)
+            assert "SecretStr" not in annotation, name
     assert not set(config) & set(secret)
     config_only = {k.removeprefix("ASSIST_").lower(): v for k, v in config.items()
                    if k.startswith("ASSIST_")}
@@ -71,6 +75,27 @@ def test_pods_have_time_to_end_their_streams() -> None:
     assert panel["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert panel["livenessProbe"]["httpGet"]["path"] == "/healthz"
     assert panel["args"] == ["serve"]
+
+
+def test_the_autoscaler_alone_sets_the_replicas_and_a_drain_takes_one_at_a_time() -> None:
+    # Broke: replicas: 2 in the Deployment scaled the autoscaler's pods back at every
+    # apply, and minAvailable: 1 let a drain take all but one of twenty.
+    deployment = by_kind("Deployment")["spec"]
+    assert "replicas" not in deployment
+    assert by_kind("HorizontalPodAutoscaler")["spec"]["minReplicas"] >= 2
+    assert by_kind("PodDisruptionBudget")["spec"] == {
+        "maxUnavailable": 1, "selector": deployment["selector"]}
+    spread = deployment["template"]["spec"]["topologySpreadConstraints"]
+    assert [c["topologyKey"] for c in spread] == ["kubernetes.io/hostname"]
+
+
+def test_the_sync_job_builds_snapshots_with_the_panels_settings() -> None:
+    # Broke: without the panel's ConfigMap and Secret, the job embedded with the default
+    # embedder while the replicas used another, and every replica refused its snapshots.
+    job = by_kind("CronJob", "assist-panel-kb-sync")["spec"]["jobTemplate"]["spec"]
+    sources = job["template"]["spec"]["containers"][0]["envFrom"]
+    assert {"configMapRef": {"name": "assist-panel"}} in sources
+    assert {"secretRef": {"name": "assist-panel"}} in sources
 
 
 def test_the_autoscaler_scales_the_panel_on_cpu() -> None:

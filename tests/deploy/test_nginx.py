@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import signal
 import ssl
 import threading
@@ -18,6 +19,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from httpx_sse import connect_sse
 
 from bench.nginx import CONF, certificate, running_nginx, site_config
@@ -132,6 +134,14 @@ def test_the_shipped_configuration_is_the_one_the_docs_give() -> None:
     for directive in ("proxy_buffering off;", "proxy_read_timeout 120s;",
                       "X-Forwarded-For", "ssl_certificate"):
         assert directive in CONF.read_text()
+
+
+def test_nginx_lets_an_idle_connection_go_before_a_replica_closes_it() -> None:
+    # Broke: nginx kept idle upstream connections 60 s, uvicorn 5 s; a POST written onto
+    # a connection the replica was closing was a 502, never retried.
+    found = re.search(r"keepalive_timeout (\d+)s;", CONF.read_text().split("server {")[0])
+    assert found is not None
+    assert int(found.group(1)) < uvicorn.Config(app="server.app:create_app").timeout_keep_alive
 
 
 def test_through_nginx_two_replicas_serve_as_one(site: Site) -> None:

@@ -97,10 +97,22 @@ def test_a_new_publication_replaces_current_and_old_ones_are_pruned(
     shared = tmp_path / "shared"
     first = publish(source, shared)
     add_article(source, embedder, tmp_path)
-    second = publish(source, shared, keep=1)
+    second = publish(source, shared, keep=2)
     assert first != second and current(shared) == shared / second
-    assert not (shared / first).exists()
-    assert open_snapshot(shared / second, embedder).get("billing-paper-bills") is not None
+    # The one replaced stays for the replicas serving it until their next poll.
+    assert (shared / first).exists()
+    late = tmp_path / "late-fees.md"
+    late.write_text(NEW_ARTICLE.replace("billing-paper-bills", "billing-late-fees"))
+    kb = KnowledgeBase(source, embedder)
+    assert not import_files(kb, find_files([late])).errors
+    kb.close()
+    third = publish(source, shared, keep=2)
+    assert {p.name for p in shared.glob("kb-*.db")} == {second, third}
+    assert open_snapshot(shared / third, embedder).get("billing-paper-bills") is not None
+    # Regression: --keep 1 deleted the snapshot every replica still served, and a
+    # replica's next worker thread, opening it by name, could not.
+    with pytest.raises(SnapshotError, match="at least 2"):
+        publish(source, shared, keep=1)
 
 
 def test_what_cannot_be_published_or_served_says_why(tmp_path: Path,

@@ -3,6 +3,7 @@ replica ends the older one streaming on another, with ``done`` cancelled/superse
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -13,11 +14,13 @@ import anyio
 import httpx
 import pytest
 import redis
+import redis.asyncio
 from httpx_sse import connect_sse
 
 from server.app import create_app
 from server.assist.streams import StreamControl, StreamRegistry
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.shared import supersede
 from server.shared.link import RedisLink
 from server.shared.supersede import CHANNEL, SharedSupersede, digest
 from tests.checks import wait_until
@@ -93,9 +96,33 @@ async def test_a_stream_outnumbered_before_it_learns_its_number_stops_then(
         redis_url: str) -> None:
     replica = Replica(redis_url)
     await replica.link.client.flushdb()
-    replica.supersede.on_message(f"{digest(KEY)} 7".encode())  # heard from elsewhere first
+    call = replica.link.call
+
+    async def newer_heard_meanwhile(command: Any) -> Any:
+        number = await call(command)  # given; another replica's comes before the reply
+        replica.supersede.on_message(f"{digest(KEY)} {int(number) + 1}".encode())
+        return number
+
+    replica.link.call = newer_heard_meanwhile  # type: ignore[method-assign,assignment]
     control, _ = await replica.open()
     assert control.number == 1 and control.reason == "superseded"
+    await replica.link.close()
+
+
+@pytest.mark.anyio
+async def test_after_the_counter_starts_over_a_new_stream_is_not_outnumbered(
+        redis_url: str) -> None:
+    """Regression: every replica remembered the highest number it had heard for a key,
+    and after Redis restarted (or the key's counter expired) its new numbers, lower,
+    were taken for old ones: each new automatic suggestion was superseded at once."""
+    replica = Replica(redis_url)
+    await replica.link.client.flushdb()
+    for _ in range(3):
+        await replica.open()
+    replica.supersede.on_message(f"{digest(KEY)} 3".encode())  # as its announcement came
+    await replica.link.client.flushdb()  # a restart without persistence
+    control, _ = await replica.open()
+    assert control.number == 1 and control.reason is None
     await replica.link.close()
 
 
@@ -119,6 +146,102 @@ async def test_announcements_missed_while_not_subscribed_are_caught_up(
         tasks.cancel_scope.cancel()
     assert older_stopped.is_set() and older.reason == "superseded"
     assert other.reason is None and newer.reason is None
+    await a.link.close()
+    await b.link.close()
+
+
+@pytest.mark.anyio
+async def test_what_was_missed_is_caught_up_even_in_the_links_pause_after_a_failure(
+        redis_url: str) -> None:
+    """Regression: a subscription made again within RETRY_S of a failed call skipped its
+    catch-up ("the next subscription catches up"), but that subscription was the one
+    that then lived on: the missed numbers were never read."""
+    a, b = Replica(redis_url), Replica(redis_url)
+    await a.link.client.flushdb()
+    older, older_stopped = await a.open()
+    await b.open()  # announced while nobody on a listens
+    a.link.state, a.link._down_until = "down", a.link.clock() + 3600  # a failure just now
+    a.listening = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(a.supersede.listen)
+        with anyio.fail_after(10):
+            await a.listening.wait()
+        tasks.cancel_scope.cancel()
+    assert older_stopped.is_set() and older.reason == "superseded"
+    await a.link.close()
+    await b.link.close()
+
+
+class Blackhole:
+    """A TCP proxy to Redis whose connections can be made to swallow every byte without
+    closing: a peer that vanished without a word (a node lost, a network cut)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.links: list[dict[str, bool]] = []
+        self.server: asyncio.Server | None = None
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._join, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self.server.sockets[0].getsockname()[1]}/0"
+
+    def swallow_all(self) -> None:
+        for link in self.links:
+            link["swallow"] = True
+
+    async def _join(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        link = {"swallow": False}
+        self.links.append(link)
+
+        async def pipe(source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+            while data := await source.read(65536):
+                if not link["swallow"]:
+                    sink.write(data)
+                    await sink.drain()
+            sink.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer),
+                             return_exceptions=True)
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+
+
+@pytest.mark.anyio
+async def test_a_subscription_gone_silent_is_made_again(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: the subscription read with no bound; a Redis that vanished without a
+    FIN (no error for many minutes) left a replica deaf to every announcement."""
+    monkeypatch.setattr(supersede, "SILENCE_S", 0.2)
+    monkeypatch.setattr(supersede, "RETRY_S", 0.05)
+    proxy = Blackhole(int(redis_url.rsplit(":", 1)[1].split("/")[0]))
+    a, b = Replica(redis_url), Replica(redis_url)
+    a.link.subscriber = redis.asyncio.Redis.from_url(await proxy.start())
+    await a.link.client.flushdb()
+    subscribed = 0
+    first, again = anyio.Event(), anyio.Event()
+
+    def counted() -> None:
+        nonlocal subscribed
+        subscribed += 1
+        (first if subscribed == 1 else again).set()
+
+    a.supersede.on_subscribed = counted
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(a.supersede.listen)
+        with anyio.fail_after(10):
+            await first.wait()
+            proxy.swallow_all()
+            await again.wait()
+        older, older_stopped = await a.open()
+        await b.open()
+        with anyio.fail_after(10):
+            await older_stopped.wait()  # the new subscription hears announcements
+        tasks.cancel_scope.cancel()
+    assert older.reason == "superseded"
+    await proxy.close()
     await a.link.close()
     await b.link.close()
 

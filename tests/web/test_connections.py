@@ -265,7 +265,7 @@ def test_a_websocket_upgrade_is_answered_as_plain_http_in_json(
     # Broke: uvicorn's WebSocket layer refused it, a 403 with an empty text body and
     # without the headers every other answer has. serve's configuration has no
     # WebSocket layer (test_serving.py), nor has this server's.
-    with running(panel) as server, connect(server) as sock:
+    with running(panel, ws="none") as server, connect(server) as sock:
         sock.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\n"
                      "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
                      "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n".encode())

@@ -8,6 +8,7 @@ import json
 import os
 import re
 import signal
+import socket
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -117,6 +118,45 @@ def test_two_workers_share_the_port_and_sigterm_ends_every_stream_in_each(
     assert any("all workers stopped" in line for line in running.stderr)
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_on_sigterm_the_port_refuses_connections_while_the_workers_drain(
+        sample_kb_path: Path, mock_llm: tuple[str, Any]) -> None:
+    """Regression: the supervisor held its copy of the listening socket until every
+    worker had exited, so while a worker drained, the kernel still accepted connections
+    into a queue nobody read (a proxy's POST sent there hung, then failed)."""
+    port = free_port()
+    with running_serve(["--workers", "2"],
+                       serve_env(port, sample_kb_path, mock_llm[0], GRACE_S)) as running:
+        pids = worker_pids(running, 2)
+        # A request whose body has not all come: its worker waits for it while it
+        # drains (the body's own deadline, 10 s, or the grace period).
+        busy = socket.create_connection(("127.0.0.1", port), timeout=30)
+        head = "".join(f"{k}: {v}\r\n" for k, v in bearer(conversation_id(0)).items())
+        busy.sendall(f"POST /api/assist/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n{head}"
+                     "Content-Type: application/json\r\nContent-Length: 100\r\n"
+                     "Expect: 100-continue\r\n\r\n{".encode())
+        assert busy.recv(4096).startswith(b"HTTP/1.1 100 Continue")  # the app reads it
+        idle = next(pid for pid in pids if not established(pid, port))
+
+        running.process.send_signal(signal.SIGTERM)
+        running.wait_for("stopped listening")
+        running.wait_for("Waiting for connections to close")  # the busy one, listener closed
+        running.wait_for(f"Finished server process [{idle}]")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=10)
+        assert running.process.poll() is None  # still draining the busy worker
+        # The request still sending its body was answered at once, not held to the
+        # grace period's end and then cancelled (a 500 and a traceback, before).
+        answer = b""
+        while chunk := busy.recv(4096):
+            answer += chunk
+        busy.close()
+        assert running.process.wait(timeout=GRACE_S + 15) == 0
+    reply, _, body = answer.partition(b"\r\n\r\n")
+    assert reply.split(b"\r\n")[0] == b"HTTP/1.1 503 Service Unavailable"
+    assert b"retry-after: " in reply and json.loads(body)["error"] == "shutting_down"
+    assert not [line for line in running.stderr if "Traceback" in line or "ERROR" in line]
 
 
 def test_a_worker_that_dies_is_started_again(sample_kb_path: Path,
