@@ -4,11 +4,13 @@ up by every replica without a restart."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
+import anyio
 import httpx
 import pytest
 from click.testing import CliRunner
@@ -16,6 +18,7 @@ from click.testing import CliRunner
 from server.app import create_app
 from server.cli import main
 from server.errors import SnapshotError
+from server.kb import snapshots
 from server.kb.embedders import WordLlamaEmbedder
 from server.kb.importer import find_files, import_files
 from server.kb.snapshots import CURRENT, check, current, open_snapshot, publish
@@ -220,3 +223,35 @@ def test_two_server_processes_take_up_a_new_snapshot(source: Path, tmp_path: Pat
                 f"{server.url}/readyz").json()["knowledgeBase"] == second,
                 message="a server process kept the old snapshot")
             server.wait_for(f"serving knowledge-base snapshot {second}")
+
+
+@pytest.mark.anyio
+async def test_an_unforeseen_error_taking_a_snapshot_up_does_not_end_the_following(
+        source: Path, tmp_path: Path, embedder: WordLlamaEmbedder,
+        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """Regression: only SnapshotError and OSError were caught; any other error ended the
+    task nobody awaits, and the replica served its old snapshot for ever."""
+    shared = tmp_path / "shared"
+    first = publish(source, shared)
+    live = snapshots.LiveKnowledge(open_snapshot(shared / first, embedder), first)
+    add_article(source, embedder, tmp_path)
+    second = publish(source, shared)
+    calls: list[Path] = []
+    real_open = snapshots.open_snapshot
+
+    def flaky(path: Path, with_embedder: object) -> KnowledgeBase:
+        calls.append(path)
+        if len(calls) == 1:
+            raise ValueError("a bug of ours")
+        return real_open(path, embedder)
+
+    monkeypatch.setattr(snapshots, "open_snapshot", flaky)
+    switched = anyio.Event()
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(functools.partial(
+            snapshots.follow, shared, live, embedder, 0.01, on_switch=lambda kb: switched.set()))
+        with anyio.fail_after(10):
+            await switched.wait()
+        tasks.cancel_scope.cancel()
+    assert live.version == second and len(calls) == 2
+    assert "knowledge-base snapshot not taken" in caplog.text and "ValueError" in caplog.text
