@@ -121,22 +121,36 @@ def panel(sample_kb_path: Path) -> Starlette:
 # ---------------------------------------------------------------- request headers
 
 
+def exchange(panel: Starlette, sent: bytes) -> bytes:
+    """All a server with short bounds answers ``sent`` with, once it has closed the
+    connection (without a traceback)."""
+    protocol, lost = watched_protocol()
+    with running(panel, protocol=protocol) as server, recorded() as logs:
+        with connect(server) as sock:
+            sock.sendall(sent)
+            raw = read_to_end(sock)
+        assert lost.wait(30)
+        assert server.connections() == 0
+        assert not logs.tracebacks()
+    return raw
+
+
+def refused(panel: Starlette, sent: bytes) -> tuple[str, dict[str, str], bytes]:
+    """The answer to ``sent``, an error with the connection closed."""
+    status, headers, body = split_response(exchange(panel, sent))
+    assert headers["connection"] == "close"
+    assert headers["x-content-type-options"] == "nosniff"
+    return status, headers, body
+
+
 @pytest.mark.parametrize("sent", [b"", b"POST /auth/state HTTP/1.1\r\nHost: 127.0.0.1\r\n"],
                          ids=["nothing", "half the headers"])
 def test_headers_not_complete_in_time_get_408_and_the_connection_closes(
         panel: Starlette, sent: bytes) -> None:
     # Broke: 250 connections trickling headers at a byte a second all stayed open.
-    protocol, lost = watched_protocol()
-    with running(panel, protocol=protocol) as server, recorded() as logs:
-        with connect(server) as sock:
-            sock.sendall(sent)
-            status, headers, body = split_response(read_to_end(sock))
-        assert status == "HTTP/1.1 408 Request Timeout"
-        assert headers["connection"] == "close"
-        assert json.loads(body)["error"] == "header_timeout"
-        assert lost.wait(30)
-        assert server.connections() == 0
-        assert not logs.tracebacks()
+    status, _, body = refused(panel, sent)
+    assert status == "HTTP/1.1 408 Request Timeout"
+    assert json.loads(body)["error"] == "header_timeout"
 
 
 def test_a_trickle_that_keeps_sending_is_still_cut_at_the_deadline(panel: Starlette) -> None:
@@ -201,17 +215,9 @@ def test_headers_over_the_cap_are_a_431_and_the_connection_closes(
         panel: Starlette, head: bytes) -> None:
     # Broke: any size was taken; 90 MB of one header held the loop 8 s (httptools gathers
     # a value by concatenation), 150 MB of them grew the worker by 140 MB.
-    protocol, lost = watched_protocol()
-    with running(panel, protocol=protocol) as server, recorded() as logs:
-        with connect(server) as sock:
-            sock.sendall(head)
-            status, headers, body = split_response(read_to_end(sock))
-        assert status == "HTTP/1.1 431 Request Header Fields Too Large"
-        assert headers["connection"] == "close"
-        assert headers["x-content-type-options"] == "nosniff"
-        assert json.loads(body)["error"] == "headers_too_large"
-        assert lost.wait(30)
-        assert not logs.tracebacks()
+    status, _, body = refused(panel, head)
+    assert status == "HTTP/1.1 431 Request Header Fields Too Large"
+    assert json.loads(body)["error"] == "headers_too_large"
 
 
 def test_a_header_without_end_is_refused_as_it_grows_not_at_the_deadline(
@@ -242,18 +248,11 @@ def test_bytes_that_are_not_http_behind_a_request_let_its_answer_finish_then_clo
         panel: Starlette) -> None:
     # Broke: the 400 for the garbage was written and the connection closed while the
     # request before it was still being answered; its client never got its response.
-    protocol, lost = watched_protocol()
-    with running(panel, protocol=protocol) as server, recorded() as logs:
-        with connect(server) as sock:
-            sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
-                         b"GARBAGE\x00\r\n\r\n")
-            raw = read_to_end(sock)
-        status, headers, body = split_response(raw)
-        assert status == "HTTP/1.1 200 OK"
-        assert json.loads(body[:int(headers["content-length"])])["status"] == "ok"
-        assert raw.count(b"HTTP/1.1 ") == 1
-        assert lost.wait(30)
-        assert not logs.tracebacks()
+    raw = exchange(panel, b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\nGARBAGE\x00\r\n\r\n")
+    status, headers, body = split_response(raw)
+    assert status == "HTTP/1.1 200 OK"
+    assert json.loads(body[:int(headers["content-length"])])["status"] == "ok"
+    assert raw.count(b"HTTP/1.1 ") == 1
 
 
 @pytest.mark.parametrize("path, status, code", [
@@ -304,20 +303,12 @@ def test_a_connections_own_fields_leave_uvicorns_their_small_dictionary(
 
 def test_a_body_not_complete_in_time_gets_408_and_the_connection_closes(
         panel: Starlette) -> None:
-    protocol, lost = watched_protocol()
-    with running(panel, protocol=protocol) as server, recorded() as logs:
-        with connect(server) as sock:
-            sock.sendall(b"POST /auth/state HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-                         b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n"
-                         b'{"returnTo": ')
-            status, headers, body = split_response(read_to_end(sock))
-        assert status == "HTTP/1.1 408 Request Timeout"
-        assert headers["connection"] == "close"
-        assert headers["cache-control"] == "no-store"
-        assert json.loads(body)["error"] == "body_timeout"
-        assert lost.wait(30)
-        assert server.connections() == 0
-        assert not logs.tracebacks()
+    status, headers, body = refused(panel, b"POST /auth/state HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                                    b"Content-Type: application/json\r\n"
+                                    b'Content-Length: 100\r\n\r\n{"returnTo": ')
+    assert status == "HTTP/1.1 408 Request Timeout"
+    assert headers["cache-control"] == "no-store"
+    assert json.loads(body)["error"] == "body_timeout"
 
 
 @pytest.mark.anyio
