@@ -74,12 +74,20 @@ class SharedSupersede:
         self.on_subscribed = on_subscribed
         self._script = link.client.register_script(_NEXT)
         self._highest: OrderedDict[str, int] = OrderedDict()
+        # The keys of the streams numbered here, by digest: every replica hears every
+        # announcement of the fleet, and hashing each open stream's key for each one
+        # grew with the fleet's size times the streams open here.
+        self._keys: OrderedDict[str, tuple[str, str]] = OrderedDict()
 
     async def announce(self, control: StreamControl) -> None:
         """Give a new automatic stream its number, and tell every replica."""
         if control.key is None:
             return
         key_digest = digest(control.key)
+        self._keys.pop(key_digest, None)
+        self._keys[key_digest] = control.key
+        while len(self._keys) > REMEMBERED:  # long gone: a stream lives 15 s at most
+            self._keys.popitem(last=False)
         script = self._script
         # Only numbers heard from now on can be newer than the one about to be given.
         self._highest.pop(key_digest, None)
@@ -104,12 +112,10 @@ class SharedSupersede:
         except ValueError:
             return
         self._heard(key_digest, number)
-        for key in self.streams.automatic_keys():
-            if digest(key) != key_digest:
-                continue
-            control = self.streams.automatic(key)
-            if control is not None and control.number is not None and control.number < number:
-                control.stop("superseded")
+        key = self._keys.get(key_digest)
+        control = self.streams.automatic(key) if key is not None else None
+        if control is not None and control.number is not None and control.number < number:
+            control.stop("superseded")
 
     async def listen(self) -> None:
         """Follow the announcements until cancelled, subscribing again after a failure."""

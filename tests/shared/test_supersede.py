@@ -155,6 +155,31 @@ async def test_announcements_missed_while_not_subscribed_are_caught_up(
     await b.link.close()
 
 
+@pytest.mark.anyio
+async def test_an_announcement_costs_no_hashing_of_the_streams_open_here(
+        redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: every announcement of the fleet hashed the key of every automatic
+    stream open here: a cost growing with replicas times streams. They are looked up by
+    the digest each was numbered with."""
+    replica = Replica(redis_url)
+    await replica.link.client.flushdb()
+    opened = [(await replica.open((f"user-{n}", "conversation")))[0] for n in range(50)]
+    hashed: list[tuple[str, str]] = []
+    real = supersede.digest
+
+    def counted(key: tuple[str, str]) -> str:
+        hashed.append(key)
+        return real(key)
+
+    monkeypatch.setattr(supersede, "digest", counted)
+    for n in range(100):  # other replicas' conversations
+        replica.supersede.on_message(f"{real(('someone', str(n)))} 9".encode())
+    replica.supersede.on_message(f"{real(('user-7', 'conversation'))} 99".encode())
+    assert hashed == []
+    assert [c.reason for c in opened].count("superseded") == 1 and opened[7].reason
+    await replica.link.close()
+
+
 class Blackhole:
     """A TCP proxy to Redis whose connections can be made to swallow every byte without
     closing: a peer that vanished without a word (a node lost, a network cut)."""
