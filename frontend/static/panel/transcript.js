@@ -3,9 +3,10 @@
 // transcription topic, plus the agent's conversations topic to see it end;
 // messaging: the agent's conversations topic only), renewed before it expires and
 // whenever the page has a new token (a channel stops delivering when its token
-// expires, maybe without a word), and replaced (new channel, resubscribed) when its
-// socket closes, errors, goes silent past its heartbeats, or its token expires. A topic the agent's role may
-// not have is reported and the rest kept. Utterances are deduplicated by id across
+// expires, maybe without a word). When its socket closes, errors or goes silent past
+// its heartbeats, the socket connects again to the channel (resubscribed) while it
+// has life left, once; then, or when its token expires, a new channel replaces it.
+// A topic the agent's role may not have is reported and the rest kept. Utterances are deduplicated by id across
 // channels; messaging catches up on messages missed meanwhile.
 import { GenesysError, genesysApi } from "./genesys-api.js";
 import { customerLeft, followMessages, hasMessages } from "./messaging.js";
@@ -337,7 +338,7 @@ export function watchConversation({
       console.warn(LOG, `Genesys refused the subscription (${error.status}); not retrying`);
       return finish("offline");
     }
-    if (!session.reused && session.phase !== "channel" && reusableUntil(session.channel)) {
+    if (!session.reused && session.phase !== "channel" && hasLifeLeft(session.channel)) {
       reusable = { channel: session.channel, token: session.token };
     }
     notFoundBefore = error.status === 404;
@@ -347,7 +348,7 @@ export function watchConversation({
   }
 
   // Whether a channel has life enough left to be connected to again.
-  function reusableUntil(channel) {
+  function hasLifeLeft(channel) {
     const left = Date.parse((channel && channel.expires) || "") - Date.now();
     return left > timing.renewBeforeExpiryMs + timing.minChannelLifeMs;
   }
