@@ -108,8 +108,10 @@ class GenesysClient:
         return identity
 
     async def agent_user_ids(self, api_base: str, token: str, conversation_id: str) -> set[str]:
-        """The user ids of a conversation's agent participants: ``agent`` on a queue
-        conversation, ``user`` on a direct (non-queue) call.
+        """The user ids of a conversation's agents: its agent participants (``agent`` on a
+        queue conversation, ``user`` on a direct call) still on it, those without an
+        ``endTime``; when none is (the conversation ended: wrap-up), the last to leave.
+        An agent who transferred the conversation away is no longer one of them.
 
         A conversation the token cannot see (403/404) is reported as
         :class:`NotAParticipant`: from outside, both mean "not yours"; but a 403 for a
@@ -123,10 +125,7 @@ class GenesysClient:
         participants = body.get("participants") if isinstance(body, dict) else None
         if not isinstance(participants, list):
             raise GenesysUnavailable("Genesys answered in an unexpected shape.")
-        return {
-            str(p["userId"]) for p in participants
-            if isinstance(p, dict) and p.get("purpose") in _AGENT_PURPOSES and p.get("userId")
-        }
+        return current_agents(participants)
 
     async def exchange_code(
         self, login_base: str, *, code: str, verifier: str, client_id: str, redirect_uri: str,
@@ -151,6 +150,19 @@ class GenesysClient:
             return TokenGrant(str(body["access_token"]), int(body.get("expires_in", 0)))
         except (ValueError, KeyError, TypeError):
             raise GenesysUnavailable("Genesys answered in an unexpected shape.") from None
+
+
+def current_agents(participants: list[Any]) -> set[str]:
+    """``agent_user_ids``'s choice among a conversation's ``participants``."""
+    agents = [p for p in participants
+              if isinstance(p, dict) and p.get("purpose") in _AGENT_PURPOSES and p.get("userId")]
+    on_it = {str(p["userId"]) for p in agents if not p.get("endTime")}
+    if on_it:
+        return on_it
+    # ISO 8601 times of one format, as Genesys writes them: they sort as strings.
+    ends = [str(p["endTime"]) for p in agents]
+    last = max(ends, default="")
+    return {str(p["userId"]) for p in agents if str(p["endTime"]) == last}
 
 
 # What Genesys names in ``messageParams.permissions``: permission strings only.

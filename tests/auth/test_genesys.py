@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from server.auth.genesys import GenesysClient
+from server.auth.genesys import GenesysClient, current_agents
 from server.errors import GenesysPermissionMissing, GenesysUnavailable, NotAParticipant
 
 pytestmark = pytest.mark.anyio
@@ -83,3 +83,21 @@ async def test_a_403_for_a_missing_permission_is_not_taken_for_an_outsider(
         named = "conversation:communication:view" in str(raised.value)
         assert named == ("<b>" not in str(body))  # only what looks like a permission is echoed
         assert "<b>" not in str(raised.value)
+
+
+@pytest.mark.parametrize(("participants", "agents"), [
+    # On the conversation: every agent still on it.
+    ([{"purpose": "customer"}, {"purpose": "agent", "userId": "a"},
+      {"purpose": "user", "userId": "b"}], {"a", "b"}),
+    # Regression: after a transfer, the agent who handed it on still got suggestions.
+    ([{"purpose": "agent", "userId": "a", "endTime": "2026-12-07T05:00:00.000Z"},
+      {"purpose": "agent", "userId": "b"}], {"b"}),
+    # Ended (wrap-up): the last agent to leave, not one who left before.
+    ([{"purpose": "agent", "userId": "a", "endTime": "2026-12-07T05:00:00.000Z"},
+      {"purpose": "agent", "userId": "b", "endTime": "2026-12-07T05:09:00.000Z"},
+      {"purpose": "customer", "endTime": "2026-12-07T05:09:00.000Z"}], {"b"}),
+    ([{"purpose": "acd", "userId": "q"}, {"purpose": "customer"}], set()),
+])
+def test_the_agents_are_those_still_on_the_conversation(
+        participants: list[dict[str, str]], agents: set[str]) -> None:
+    assert current_agents(participants) == agents
