@@ -24,6 +24,7 @@ import hashlib
 import logging
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import TypeVar
 
 import anyio
 from redis.asyncio.client import PubSub
@@ -34,6 +35,8 @@ from server.errors import SharedStoreDown
 from server.shared.link import RETRY_S, RedisLink
 
 log = logging.getLogger("assist_panel.shared")
+
+V = TypeVar("V")
 
 PREFIX = "assist-panel"
 CHANNEL = f"{PREFIX}:supersede"
@@ -84,10 +87,7 @@ class SharedSupersede:
         if control.key is None:
             return
         key_digest = digest(control.key)
-        self._keys.pop(key_digest, None)
-        self._keys[key_digest] = control.key
-        while len(self._keys) > REMEMBERED:  # long gone: a stream lives 15 s at most
-            self._keys.popitem(last=False)
+        _remember(self._keys, key_digest, control.key)  # the oldest: long gone (15 s at most)
         script = self._script
         # Only numbers heard from now on can be newer than the one about to be given.
         self._highest.pop(key_digest, None)
@@ -167,8 +167,14 @@ class SharedSupersede:
                 self.on_message(f"{digest(key)} {int(value)}")
 
     def _heard(self, key_digest: str, number: int) -> int:
-        highest = max(number, self._highest.pop(key_digest, 0))
-        self._highest[key_digest] = highest
-        while len(self._highest) > REMEMBERED:
-            self._highest.popitem(last=False)
+        highest = max(number, self._highest.get(key_digest, 0))
+        _remember(self._highest, key_digest, highest)
         return highest
+
+
+def _remember(kept: OrderedDict[str, V], key: str, value: V) -> None:
+    """``kept[key] = value`` as the newest entry, the oldest forgotten past ``REMEMBERED``."""
+    kept.pop(key, None)
+    kept[key] = value
+    while len(kept) > REMEMBERED:
+        kept.popitem(last=False)

@@ -240,13 +240,9 @@ class GuardedHttpProtocol(HttpToolsProtocol):
             return
         log.info("closed a connection: request headers not complete in %gs",
                  self.header_timeout_s)
-        if self.cycle is not None and not self.cycle.response_complete:
-            # A pipelined request trickles in behind one being answered: finish that
-            # one, then close; a 408 now would land in the middle of its response.
-            self.cycle.keep_alive = False
-            self.flow.pause_reading()
-            return
-        self._refuse(HeaderTimeout(
+        # Trickling in behind a request being answered (pipelined), it lets that answer
+        # finish, then the connection closes: a 408 now would land in its middle.
+        self._malformed(HeaderTimeout(
             f"request headers not complete in {self.header_timeout_s:g}s"), b"408 Request Timeout")
 
     def send_400_response(self, msg: str) -> None:
@@ -263,9 +259,7 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         # answered as plain HTTP by the app (a JSON 404 or 405), then the connection
         # closes, since what follows such a request need not be HTTP.
         log.info("answered an upgrade request as plain HTTP")
-        if self.cycle is not None:
-            self.cycle.keep_alive = False
-        self.flow.pause_reading()
+        self._close_after_answer()
 
     def _malformed(self, error: AssistError, status: bytes) -> None:
         """Refuse what the parser could not take; behind a request whose body has come
@@ -274,10 +268,15 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         cycle = self.cycle
         if (cycle is not None and not cycle.response_complete
                 and (cycle.response_started or not cycle.more_body)):
-            cycle.keep_alive = False
-            self.flow.pause_reading()
+            self._close_after_answer()
             return
         self._refuse(error, status)
+
+    def _close_after_answer(self) -> None:
+        """Read no more; close once the answer in progress is sent."""
+        if self.cycle is not None:
+            self.cycle.keep_alive = False
+        self.flow.pause_reading()
 
     def _refuse(self, error: AssistError, status: bytes) -> None:
         """Answer ``error`` below the app, and close the connection: our side at once,

@@ -328,20 +328,17 @@ export function watchConversation({
       console.warn(LOG, "Genesys refused every topic this conversation needs; not retrying");
       return finish("offline");
     }
-    if (session.reused && error.status === 404) {
-      // The channel is gone (expired, or dropped for a newer one): a new one, at once.
-      failures += 1;
-      if (!live) setStatus("reconnecting");
-      return scheduleRetry();
-    }
-    if (kind === "forbidden") {
+    // A channel connected to again that is gone (expired, or dropped for a newer one):
+    // a new one, as after any failure, and no count towards giving up on 404s.
+    const gone = session.reused && error.status === 404;
+    if (kind === "forbidden" && !gone) {
       console.warn(LOG, `Genesys refused the subscription (${error.status}); not retrying`);
       return finish("offline");
     }
     if (!session.reused && session.phase !== "channel" && hasLifeLeft(session.channel)) {
       reusable = { channel: session.channel, token: session.token };
     }
-    notFoundBefore = error.status === 404;
+    notFoundBefore = error.status === 404 && !gone;
     failures += 1;
     if (!live) setStatus("reconnecting");
     scheduleRetry();
