@@ -27,6 +27,7 @@ import pytest
 import server
 from server.app import create_app
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from tests.checks import wait_until
 from tests.factories import bearer, make_settings
 from tests.servers import Running, running, serve
 
@@ -110,8 +111,8 @@ def test_streams_however_they_end_make_no_cycle_through_the_panel(
                 switch.clear()
                 refused = asyncio.run(_streams(panel, bad=True))
                 assert tracker.wait_idle(timeout=30)
-                while app.state.streams.active:
-                    panel.call(asyncio.sleep(0.01))
+                wait_until(lambda: not app.state.streams.active,
+                           message="a stream never gave its slot back")
                 gc.set_debug(gc.DEBUG_SAVEALL)
                 gc.collect()
                 found = collections.Counter(

@@ -110,8 +110,8 @@ async def run(count: int, server: Running, headers: dict[str, str]) -> None:
 def settle(server: Running, app: object, tracker: object) -> None:
     """Until every dropped stream has given its slot back and its model request ended."""
     assert tracker.wait_idle(timeout=30)  # type: ignore[attr-defined]
-    while app.state.streams.active:  # type: ignore[attr-defined]
-        server.call(asyncio.sleep(0.01))
+    wait_until(lambda: not app.state.streams.active,  # type: ignore[attr-defined]
+               timeout=30, message="a stream never gave its slot back")
     gc.collect()
 
 

@@ -4,6 +4,7 @@ rate limit between them; readiness and metrics say whether Redis answers."""
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -84,8 +85,11 @@ def test_without_redis_readiness_says_nothing_of_it(sample_kb_path: Path) -> Non
 
 def test_the_redis_url_is_never_logged(sample_kb_path: Path, caplog: pytest.LogCaptureFixture
                                        ) -> None:
+    # Every level: a line that named the URL at INFO or DEBUG must be caught too.
+    caplog.set_level(logging.DEBUG)
     secret_url = f"redis://:s3cret-password@127.0.0.1:{free_port()}/0"
     with asgi_client(create_app(make_settings(kb_path=sample_kb_path,
                                               redis_url=secret_url))) as panel:
         panel.get("/readyz")
+    assert "Redis unreachable" in caplog.text  # what was logged of it was captured
     assert "s3cret-password" not in caplog.text
