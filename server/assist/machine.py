@@ -35,9 +35,14 @@ from server.web.bodies import read_model
 from server.web.streamed import OneTaskStream
 
 
-def key_id(key: str) -> str:
-    """A short, stable name for a key (for the audit log and the rate limit), not the key."""
-    return "key_" + hashlib.sha256(key.encode()).hexdigest()[:10]
+def key_id(key: bytes, secret: str) -> str:
+    """A short, stable name for a key (for the audit log and the rate limit), not the key.
+
+    Keyed by the session secret: a plain hash of the key in the audit log would let
+    whoever reads the log confirm a guessed key offline. Every replica shares the
+    secret, so a key's name (and its rate limit) is the same on all of them.
+    """
+    return "key_" + hmac.new(secret.encode(), key, hashlib.sha256).hexdigest()[:16]
 
 
 def authenticate(request: Request, settings: Settings) -> str:
@@ -45,14 +50,18 @@ def authenticate(request: Request, settings: Settings) -> str:
     given = request.headers.get("x-api-key", "").strip() or bearer(request)
     if not given:
         raise InvalidApiKey("An API key is required (Authorization: Bearer <key>).")
-    digest = hashlib.sha256(given.encode()).digest()
+    # The header's own bytes (Starlette decodes headers as latin-1), against the key's
+    # UTF-8: a key with non-ASCII characters, sent as UTF-8, matches.
+    sent = given.encode("latin-1")
+    digest = hashlib.sha256(sent).digest()
     matched = False
     for key in settings.api_keys:  # compare every key, in constant time, whatever matches
         expected = hashlib.sha256(key.get_secret_value().encode()).digest()
         matched |= hmac.compare_digest(digest, expected)
     if not matched:
         raise InvalidApiKey("The API key is not valid.")
-    return key_id(given)
+    secret = settings.session_secret
+    return key_id(sent, secret.get_secret_value() if secret is not None else "")
 
 
 def line(payload: dict[str, object]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +14,7 @@ import pytest
 from server.app import create_app
 from server.assist.machine import key_id
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
-from tests.factories import make_settings
+from tests.factories import SECRET, make_settings
 from tests.servers import serve
 
 CONVERSATION = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
@@ -58,8 +59,31 @@ def test_flat_text_lines_then_one_complete_line(panel: tuple[str, Path]) -> None
     assert last["sourceDocuments"] and {"id", "title", "url", "snippet", "score"} <= set(
         last["sourceDocuments"][0])
     record = json.loads(audit.read_text().splitlines()[-1])
-    assert record["requestId"] == "bot-42" and record["userId"] == key_id(KEY)
+    assert record["requestId"] == "bot-42" and record["userId"] == key_id(KEY.encode(), SECRET)
     assert KEY not in audit.read_text()
+
+
+def test_a_keys_audit_name_is_keyed_by_the_secret() -> None:
+    """Regression: the audit log named a key by a plain SHA-256 prefix, which whoever
+    reads the log could match against guessed keys offline."""
+    name = key_id(KEY.encode(), SECRET)
+    assert name == key_id(KEY.encode(), SECRET)  # stable: one rate limit a key
+    assert name != key_id(KEY.encode(), SECRET + "x")
+    assert hashlib.sha256(KEY.encode()).hexdigest()[:10] not in name
+
+
+def test_a_key_with_non_ascii_characters_matches(sample_kb_path: Path) -> None:
+    """Regression: the header (read as latin-1) was compared as UTF-8, so such a key
+    never matched."""
+    key = "clé-0123456789abcdef"
+    settings = make_settings(kb_path=sample_kb_path, extractive_token_delay_ms=0,
+                             api_keys=key, audit_log="")
+    with serve(create_app(settings)) as base:
+        sent = httpx.post(f"{base}/v1/stream-assist", json=BODY, timeout=30,
+                          headers={b"X-API-Key": key.encode()})  # UTF-8 on the wire
+        assert lines(sent)[-1]["complete"] is True
+        assert post(base, BODY, headers={"X-API-Key": "cle-0123456789abcdef"}
+                    ).status_code == 401
 
 
 def test_the_key_may_come_as_x_api_key_and_a_request_id_is_made_when_missing(
