@@ -10,7 +10,7 @@ import click
 from pydantic import ValidationError
 
 from server.errors import CommandError
-from server.settings import Settings
+from server.settings import Settings, describe_errors
 
 if TYPE_CHECKING:
     from server.kb.store import KnowledgeBase
@@ -20,7 +20,8 @@ def _settings(**overrides: object) -> Settings:
     try:
         return Settings.from_env(**overrides)
     except ValidationError as exc:
-        raise click.ClickException(f"invalid ASSIST_* setting:\n{exc}") from exc
+        raise click.ClickException(f"invalid ASSIST_* setting:\n{describe_errors(exc)}"
+                                   ) from None
 
 
 class _Commands(click.Group):

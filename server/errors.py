@@ -15,17 +15,23 @@
   to this process's own).
 
 Third-party exceptions (httpx, sqlite3, json) are translated into these where they
-are caught, never leaked.
+are caught, never leaked. Any other exception reaching the app's edge is a bug:
+``UnexpectedErrors`` answers it 500 ``internal_error`` in the same JSON shape and logs
+its traceback without its message.
 """
 
 from __future__ import annotations
 
+import logging
+import traceback
 from collections.abc import Mapping
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ExceptionHandler
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+
+log = logging.getLogger("assist_panel.errors")
 
 
 class PanelError(Exception):
@@ -78,6 +84,8 @@ class WrongGrant(BadRequest):
 
 
 class Unauthorized(AssistError):
+    """Base of the 401s (never raised itself): the header they share."""
+
     status_code = 401
     code = "unauthorized"
 
@@ -105,6 +113,8 @@ class MetricsTokenRequired(Unauthorized):
 
 
 class Forbidden(AssistError):
+    """Base of the 403s (never raised itself)."""
+
     status_code = 403
     code = "forbidden"
 
@@ -138,13 +148,9 @@ class WrongConversation(Forbidden):
     code = "wrong_conversation"
 
 
-class NotFound(AssistError):
-    status_code = 404
-    code = "not_found"
-
-
 class RequestTimeout(AssistError):
-    """The client took too long to send its request; the connection is closed after."""
+    """The client took too long to send its request; the connection is closed after.
+    Base of the 408s (never raised itself)."""
 
     status_code = 408
     code = "request_timeout"
@@ -186,6 +192,8 @@ class RateLimited(AssistError):
 
 
 class Unavailable(AssistError):
+    """Base of the 503s (never raised itself): the ``Retry-After`` they share."""
+
     status_code = 503
     code = "unavailable"
 
@@ -301,7 +309,16 @@ class UpstreamError(PanelError):
 
 
 class EmbeddingError(PanelError):
-    """The embedding service failed or answered something unusable."""
+    """The embedding service failed or answered something unusable.
+
+    The message may quote the service's own error message (which can echo the texts
+    it was sent), for the ``kb`` commands' operator; ``summary`` says only what failed
+    and where (the status or the kind of failure, the URL without credentials), for the
+    server's log."""
+
+    def __init__(self, message: str, *, summary: str | None = None) -> None:
+        super().__init__(message)
+        self.summary = message if summary is None else summary
 
 
 class RetrievalError(PanelError):
@@ -311,6 +328,14 @@ class RetrievalError(PanelError):
 
 class ArticleError(PanelError, ValueError):
     """A file, or an article in it, that cannot be imported; says which and why."""
+
+
+class InternalError(AssistError):
+    """Not raised: what an exception the panel did not mean to raise (a bug) is
+    answered as, by :class:`UnexpectedErrors`."""
+
+    status_code = 500
+    code = "internal_error"
 
 
 def error_response(error: AssistError) -> JSONResponse:
@@ -341,3 +366,57 @@ async def _http_exception(request: Request, exc: Exception) -> Response:
 def exception_handlers() -> dict[int | type[Exception], ExceptionHandler]:
     """Handlers for ``Starlette(exception_handlers=...)``."""
     return {AssistError: _assist_error, HTTPException: _http_exception}
+
+
+class UnexpectedErrors:
+    """Pure ASGI middleware: an exception that is not an ``AssistError`` (a bug) is
+    answered 500 ``internal_error`` in the JSON shape of every other error, not
+    Starlette's text/plain "Internal Server Error"; placed inside
+    ``server.web.headers.ResponseHeaders``, the answer gets its headers too.
+
+    It is logged as its type and traceback, never its message nor anything of the
+    request: a message may quote what the client sent. A response already started (a
+    stream) cannot be answered again: the exception is logged and the response left
+    unfinished, which closes its connection.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_noting_start(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_start)
+        except Exception as exc:
+            log.error("unexpected %s%s:\n%s", type(exc).__name__,
+                      " after the response started" if started else ", answered 500",
+                      without_messages(exc))
+            if not started:
+                error = InternalError("The panel failed unexpectedly; try again.")
+                await error_response(error)(scope, receive, send)
+
+
+def without_messages(exc: BaseException) -> str:
+    """The traceback of ``exc`` and of the exceptions it came from, each named by its
+    type alone, oldest first as Python prints them."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and not any(current is seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__)
+    parts = ["Traceback (most recent call last):\n"
+             + "".join(traceback.format_tb(error.__traceback__))
+             + f"{type(error).__module__}.{type(error).__qualname__} (message not logged)"
+             for error in reversed(chain)]
+    return "\n\nwhich was followed by:\n\n".join(parts)

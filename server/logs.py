@@ -3,7 +3,10 @@
 Our own code never logs transcript text, tokens or keys. Two filters on the one
 handler make sure nobody else's does either: access-log lines lose their query
 string (the sign-in answer carries a PKCE ``code`` and a ``state`` there), and
-every message goes through PII redaction as a last line of defence.
+every message goes through PII redaction as a last line of defence. The HTTP
+client libraries are held at WARNING whatever the level: httpx logs every outbound
+request's URL at INFO (an embedder's ``user:password@`` or ``?api-key=``), and at DEBUG
+httpcore, h2 and hpack log the headers sent (the model's bearer key).
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import sys
 from server.pipeline.redaction import redact
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
+#: Loggers that would write outbound URLs or request headers: WARNING at least, always.
+QUIET = ("httpx", "httpcore", "hpack", "h2")
 
 
 class AccessQueryFilter(logging.Filter):
@@ -48,6 +53,8 @@ def configure_logging(level: str) -> logging.Handler:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for name in QUIET:
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers.clear()
         logging.getLogger(name).propagate = True

@@ -7,10 +7,11 @@ is called by the CLI and handed to ``create_app``. Every field is documented in
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -121,12 +122,35 @@ class Settings(BaseSettings):
                      mode="before")
     @classmethod
     def _split_csv(cls, value: object) -> object:
-        # Env vars arrive as "a,b"; JSON lists still work.
-        if isinstance(value, str) and not value.lstrip().startswith("["):
-            return tuple(part.strip() for part in value.split(",") if part.strip())
-        return value
+        # Env vars arrive as "a,b" or as a JSON list, '["a", "b"]' (NoDecode: not
+        # decoded before this). Blank items are dropped either way.
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text.startswith("["):
+            return tuple(part.strip() for part in text.split(",") if part.strip())
+        try:
+            items = json.loads(text)
+        except ValueError:
+            items = None
+        if not isinstance(items, list) or not all(isinstance(item, str) for item in items):
+            # Says what is wrong, never the value (it may hold API keys).
+            raise ValueError("a value starting with [ must be a JSON list of strings")
+        return tuple(item.strip() for item in items if item.strip())
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Build settings from the environment, with explicit overrides winning."""
         return cls(**overrides)  # type: ignore[arg-type]
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line a refused setting, naming its variable and what is wrong, never its
+    value: pydantic's own text quotes the input (``input_value='["sk-..."]'``), and
+    settings hold keys and secrets."""
+    lines = []
+    for error in exc.errors(include_url=False, include_input=False, include_context=False):
+        name, *rest = error["loc"] or ("?",)
+        where = f"ASSIST_{str(name).upper()}" + "".join(f"[{part}]" for part in rest)
+        lines.append(f"  {where}: {error['msg']}")
+    return "\n".join(lines)

@@ -2,11 +2,14 @@ from __future__ import annotations
 
 import asyncio
 import gc
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 import uvicorn
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
 
 from server.app import KEEPALIVE_EXPIRY_S, build_model_streams, create_app
 from server.assist.streams import StreamRegistry
@@ -104,3 +107,55 @@ async def test_after_http1_the_cap_rises_for_http2_once_the_streams_over_http1_h
     assert isinstance(other, NegotiatedStreams) and other.on_protocol is not None
     other.on_protocol(origin, "h2")
     assert fresh.max_streams == 20
+
+
+def test_a_bug_is_answered_500_internal_error_in_the_json_shape_with_the_headers(
+        sample_kb_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A route that raised got Starlette's text/plain "Internal Server Error", without
+    the error shape every client reads, nor nosniff and no-store. The log names the
+    exception's type and shows its traceback, never its message (which may quote what
+    the client sent)."""
+    async def broken(request: Request) -> Response:
+        raise KeyError((await request.json())["query"])  # a message quoting the request
+
+    app = create_app(make_settings(kb_path=sample_kb_path))
+    app.add_route("/api/broken", broken, methods=["POST"])
+    with asgi_client(app) as client:
+        response = client.post("/api/broken",
+                               json={"query": "customer said: card 4111 1111 1111 1111"})
+        assert client.get("/healthz").status_code == 200  # and the app goes on
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal_error",
+                               "message": "The panel failed unexpectedly; try again."}
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["cache-control"] == "no-store"
+    [line] = [r.getMessage() for r in caplog.records if r.name == "assist_panel.errors"]
+    assert line.startswith("unexpected KeyError, answered 500:\nTraceback")
+    assert "in broken\n" in line and line.endswith("builtins.KeyError (message not logged)")
+    assert "customer" not in line and "4111" not in line
+
+
+def test_a_bug_after_a_response_started_is_logged_and_the_response_left_unfinished(
+        sample_kb_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def parts(words: list[str]) -> AsyncIterator[bytes]:
+        yield b"first part"
+        try:
+            raise ValueError(words[0])
+        except ValueError as exc:
+            raise RuntimeError(words[1]) from exc
+
+    async def broken(request: Request) -> Response:
+        words = [request.query_params["a"], request.query_params["b"]]
+        return StreamingResponse(parts(words), media_type="text/plain")
+
+    app = create_app(make_settings(kb_path=sample_kb_path))
+    app.add_route("/api/broken", broken)
+    with asgi_client(app) as client:
+        response = client.get("/api/broken", params={"a": "the customer's words",
+                                                      "b": "more of them"})
+    assert (response.status_code, response.content) == (200, b"first part")
+    [line] = [r.getMessage() for r in caplog.records if r.name == "assist_panel.errors"]
+    assert line.startswith("unexpected RuntimeError after the response started:\n")
+    assert "builtins.ValueError (message not logged)\n\nwhich was followed by" in line
+    assert "customer" not in line and "more of them" not in line

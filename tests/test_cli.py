@@ -153,3 +153,19 @@ def test_reimporting_into_a_store_made_by_another_embedder_reembeds_it(
     assert result.exit_code == 0, result.output
     assert "48 unchanged" in result.output
     assert KnowledgeBase(db).index_state()["embedder"].startswith("wordllama/")
+
+
+@pytest.mark.parametrize(("name", "value"), [
+    ("ASSIST_API_KEYS", '["sk-live-4f3e2d1c", 7]'),  # a JSON list that is not of strings
+    ("ASSIST_API_KEYS", '["sk-live-4f3e2d1c"'),  # not JSON
+    ("ASSIST_PORT", "sk-live-4f3e2d1c"),  # a key pasted into the wrong variable
+])
+def test_a_bad_setting_is_named_and_its_value_never_echoed(
+        monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
+    """pydantic's message quoted the input (input_value='["sk-...","sk-..."]'): API keys
+    went to standard error."""
+    monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["kb", "search", "x"])
+    assert result.exit_code == 1
+    assert "invalid ASSIST_* setting" in result.output and name in result.output
+    assert "sk-live" not in result.output and "4f3e2d1c" not in result.output

@@ -6,6 +6,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import re
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -55,3 +57,35 @@ def test_a_command_error_ends_the_command_with_its_message_and_exit_code(
     assert result.exit_code == 3
     assert "Error: 'not-a-uuid' is not a conversation id" in result.output
     assert "Traceback" not in result.output
+
+
+# The bases that hold what their branch shares (a status, a header): never raised.
+BASES = {errors.AssistError, errors.Unauthorized, errors.Forbidden, errors.RequestTimeout,
+         errors.Unavailable}
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def test_every_code_a_client_can_get_is_in_the_readme_and_no_other() -> None:
+    """The README left out http_error, and /v1/stream-assist's row listed only its 401."""
+    def tree(cls: type[errors.AssistError]) -> list[type[errors.AssistError]]:
+        return [cls, *(c for sub in cls.__subclasses__() for c in tree(sub))]
+
+    answered = {cls.code for cls in tree(errors.AssistError) if cls not in BASES}
+    answered |= {"not_found", "method_not_allowed", "http_error"}  # Starlette's own
+    text = README.read_text()
+    section = text[text.index("## HTTP"):text.index("## Layout")]
+    named = set(re.findall(r"`([a-z_]+)`", section))
+    assert answered <= named, answered - named
+    # And what is named as an error (after a status, or after another one and a slash)
+    # is one.
+    as_errors = (set(re.findall(r"\b[1-5]\d\d `([a-z_]+)`", section))
+                 | set(re.findall(r"(?<=` / `)([a-z_]+)(?=`)", section)))
+    assert as_errors <= answered, as_errors - answered
+
+
+def test_the_bases_are_never_raised() -> None:
+    """Their codes are no client's: each is raised as one of its subclasses."""
+    for name in _product_modules():
+        source = inspect.getsource(importlib.import_module(name))
+        for base in BASES - {errors.AssistError}:
+            assert not re.search(rf"raise {base.__name__}\(", source), (name, base)

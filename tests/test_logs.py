@@ -3,6 +3,7 @@ run through every fault with PII in the transcript, every log record captured at
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from collections.abc import Iterator
@@ -15,7 +16,7 @@ from server.app import create_app
 from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
 from server.devmode.mocks.llm import FAULTS, MockLLMConfig, create_mock_llm_app
 from server.devmode.session import create_dev_session
-from server.logs import AccessQueryFilter, RedactingFilter
+from server.logs import QUIET, AccessQueryFilter, RedactingFilter, configure_logging
 from tests.factories import make_settings
 from tests.servers import listening_socket, serve
 
@@ -44,6 +45,45 @@ def test_access_lines_lose_their_query_string() -> None:
     plain = record("uvicorn.access", "%s %s %s", ("a", "GET", "/healthz"))
     AccessQueryFilter().filter(plain)
     assert plain.getMessage() == "a GET /healthz"
+
+
+@contextlib.contextmanager
+def configured(level: str) -> Iterator[None]:
+    """``configure_logging(level)``, and the configuration as it was after (within the
+    test's own phase: pytest's capture handler of the phase is put back too)."""
+    names = ["", *QUIET, "uvicorn", "uvicorn.error", "uvicorn.access"]
+    saved = {name: (logging.getLogger(name).handlers[:], logging.getLogger(name).level,
+                    logging.getLogger(name).propagate) for name in names}
+    try:
+        configure_logging(level)
+        yield
+    finally:
+        for name, (handlers, was, propagate) in saved.items():
+            logger = logging.getLogger(name)
+            logger.handlers[:] = handlers
+            logger.setLevel(was)
+            logger.propagate = propagate
+
+
+@pytest.mark.parametrize("level", ["debug", "info"])
+def test_an_outbound_calls_url_and_headers_are_not_logged_at_any_level(
+        capsys: pytest.CaptureFixture[str], level: str) -> None:
+    """httpx logged "HTTP Request: POST <url>" at INFO for every outbound call: an
+    embedder's user:password and ?api-key=; at DEBUG h2 and hpack log the headers."""
+    with configured(level):
+        client = httpx.Client(
+            transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+        with client:
+            client.post("https://user:hunter2-pass@embed.example/v1/embeddings?api-key=k-5e3f",
+                        headers={"Authorization": "Bearer sk-model-9a8b"})
+        logging.getLogger("assist_panel.test").warning("the handler writes here")
+        quiet = [logging.getLogger(name).getEffectiveLevel() for name in QUIET]
+    written = capsys.readouterr().err
+    assert "the handler writes here" in written  # the capture works
+    for secret in ("hunter2-pass", "k-5e3f", "embed.example", "sk-model-9a8b"):
+        assert secret not in written
+    assert set(QUIET) == {"httpx", "httpcore", "h2", "hpack"}
+    assert all(level >= logging.WARNING for level in quiet)
 
 
 def test_every_message_is_redacted_as_a_last_line_of_defence() -> None:

@@ -73,7 +73,7 @@ class GenesysClient:
         if response.is_success:
             try:
                 return response.json()
-            except ValueError:
+            except (ValueError, RecursionError):  # RecursionError: nested deeper than json goes
                 pass
         raise _status_error(response)
 
@@ -91,18 +91,20 @@ class GenesysClient:
                 raise GenesysTokenRejected("The access token lacks the scopes the panel needs.")
             if isinstance(result, BaseException):
                 raise result
-        me: Any = results[0]
-        info: Any = results[1]
         try:
-            org = info["organization"]
+            me, info = _object(results[0]), _object(results[1])
+            org = _object(info.get("organization"))
             identity = Identity(
-                user_id=str(me["id"]), user_name=str(me.get("name", "")),
-                org_id=str(org["id"]), org_name=str(org.get("name", "")),
-                client_id=str((info.get("OAuthClient") or {}).get("id", "")),
+                user_id=_id(me.get("id")), user_name=_name(me.get("name")),
+                org_id=_id(org.get("id")), org_name=_name(org.get("name")),
+                client_id=_id(_object(info.get("OAuthClient") or {}).get("id", ""),
+                              required=False),
             )
-        except (KeyError, TypeError):
+            user_org = _object(me.get("organization") or {}).get("id")
+            if user_org is not None:
+                user_org = _id(user_org)
+        except _Unexpected:
             raise GenesysUnavailable("Genesys answered in an unexpected shape.") from None
-        user_org = (me.get("organization") or {}).get("id")
         if user_org is not None and user_org != identity.org_id:
             raise GenesysTokenRejected("The token's user and organization disagree.")
         return identity
@@ -140,15 +142,23 @@ class GenesysClient:
         except httpx.HTTPError as exc:
             log.warning("Genesys token exchange failed: %s", type(exc).__name__)
             raise GenesysUnavailable("Genesys Cloud could not be reached.") from None
-        if response.status_code in (400, 401):
-            # invalid_grant and friends: the code is used, expired or not ours.
+        if response.status_code in (400, 401, 403):
+            # invalid_grant and friends: the code is used, expired or not ours. A 403 is
+            # a refusal too (no OAuth error is one; a gateway's may be): not a 404.
+            if response.status_code == 403:
+                log.warning("Genesys refused the code exchange with 403")
             raise InvalidState("Genesys refused the sign-in code; sign in again.")
         if not response.is_success:
-            raise _status_error(response)
+            # Busy (429, with its Retry-After), or anything else Genesys should not
+            # answer here (404: no token endpoint at the login host; 5xx).
+            raise _unavailable(response)
         try:
-            body = response.json()
-            return TokenGrant(str(body["access_token"]), int(body.get("expires_in", 0)))
-        except (ValueError, KeyError, TypeError):
+            body = _object(response.json())
+            token = body.get("access_token")
+            if not isinstance(token, str) or not token:
+                raise _Unexpected
+            return TokenGrant(token, _expires_in(body.get("expires_in")))
+        except (ValueError, RecursionError, _Unexpected):
             raise GenesysUnavailable("Genesys answered in an unexpected shape.") from None
 
 
@@ -165,6 +175,51 @@ def current_agents(participants: list[Any]) -> set[str]:
     return {str(p["userId"]) for p in agents if str(p["endTime"]) == last}
 
 
+class _Unexpected(Exception):
+    """A Genesys answer of a shape the panel does not read (becomes GenesysUnavailable)."""
+
+
+def _object(value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _Unexpected
+    return value
+
+
+def _id(value: Any, *, required: bool = True) -> str:
+    """An id as Genesys writes them (a string; a number is taken as its digits); an
+    empty one only where not ``required``."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or (required and not value):
+        raise _Unexpected
+    return value
+
+
+def _name(value: Any) -> str:
+    """A display name: a string, or nothing."""
+    return value if isinstance(value, str) else ""
+
+
+#: The longest token life read from ``expires_in`` (about 68 years): anything more is
+#: not a figure a session can be held to.
+_MAX_EXPIRES_IN = 2**31
+
+
+def _expires_in(value: Any) -> int:
+    """``expires_in`` in whole seconds, 0 when not given (the session is then held to
+    the implicit grant's short ones); ``_Unexpected`` for anything that is not a count
+    of seconds (a negative, NaN or infinite number, a string of other than digits)."""
+    if value is None:
+        return 0
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 10:
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Unexpected
+    if not 0 <= value <= _MAX_EXPIRES_IN:  # NaN fails this too; infinity is over
+        raise _Unexpected
+    return int(value)
+
+
 # What Genesys names in ``messageParams.permissions``: permission strings only.
 _PERMISSIONS = re.compile(r"[A-Za-z0-9:_*, -]{1,200}")
 
@@ -174,7 +229,7 @@ def _missing_permissions(response: httpx.Response) -> str | None:
     None for any other refusal."""
     try:
         body = response.json()
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(body, dict) or body.get("code") not in (
             "missing.permissions", "missing.any.permissions"):
@@ -186,12 +241,12 @@ def _missing_permissions(response: httpx.Response) -> str | None:
     return ""
 
 
-class _NotVisible(AssistError):
-    status_code = 404
-    code = "not_found"
+class _NotVisible(Exception):
+    """A 403 or 404 for what the token may not see: each caller says what that means
+    (never answered as it is)."""
 
 
-def _status_error(response: httpx.Response) -> AssistError:
+def _status_error(response: httpx.Response) -> AssistError | _NotVisible:
     if response.status_code == 403 and (missing := _missing_permissions(response)) is not None:
         log.warning("Genesys refused %s: the user's roles lack %s",
                     response.url.path.rsplit("/", 1)[0], missing or "a permission")
@@ -201,8 +256,14 @@ def _status_error(response: httpx.Response) -> AssistError:
             "ask an admin to add it to the agents' role.")
     if response.status_code in (403, 404):
         return _NotVisible("Not visible to this token.")
+    return _unavailable(response)
+
+
+def _unavailable(response: httpx.Response) -> GenesysUnavailable:
+    """A 503 for an answer Genesys should not have given: busy (429) with when to ask
+    again, as Genesys told us (read finite and at most a day: server/retry_after.py),
+    else its status."""
     if response.status_code == 429:
-        # Busy: the client is told when to ask again, as Genesys told us.
         wait = retry_after_seconds(response)
         return GenesysUnavailable("Genesys Cloud is busy; try again shortly.",
                                   retry_after=max(1, math.ceil(wait if wait else 1)))

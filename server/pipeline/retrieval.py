@@ -346,6 +346,7 @@ class KnowledgeBaseRetriever:
         try:
             vectors = await embedder.aembed([p.text for p in query.parts])
         except EmbeddingError as exc:
-            log.warning("query embedding failed, searching by words alone: %s", exc)
+            # What failed and where, never the service's message: it may quote the query.
+            log.warning("query embedding failed, searching by words alone: %s", exc.summary)
             return None
         return combine(query, vectors)

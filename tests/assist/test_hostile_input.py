@@ -7,6 +7,7 @@ shows up as a 503 ``genesys_unavailable``: a refusal must come before it.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -217,3 +218,26 @@ def test_a_random_hex_request_id_that_happens_to_be_luhn_valid_still_streams(
         assert response.status_code == 200
         body = response.read().decode()
     assert body.count("event: done") == 1 and "4539578763621486" not in body
+
+
+def raw_exchange(base: str, head: bytes, body: bytes) -> tuple[int, dict[str, Any]]:
+    """``head`` and ``body`` sent as they are on one connection (``Connection: close``),
+    and the JSON answer's status and body."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=30) as sock:
+        sock.sendall(head + b"Connection: close\r\n\r\n" + body)
+        raw = b""
+        while chunk := sock.recv(65536):
+            raw += chunk
+    status_line, _, rest = raw.partition(b"\r\n")
+    return int(status_line.split()[1]), json.loads(rest.partition(b"\r\n\r\n")[2])
+
+
+def test_a_content_length_of_thousands_of_leading_zeros_is_read_as_its_value(
+        panel: str) -> None:
+    """It was a 500 and a traceback: httptools passes "000...05", and int() of over 4,300
+    digits raises ValueError. Its value, 5, is what is read."""
+    head = (b"POST /auth/state HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+            b"Content-Type: application/json\r\nContent-Length: " + b"0" * 5000 + b"5\r\n")
+    status, answer = raw_exchange(panel, head, b"[1,2]")
+    assert (status, answer["error"]) == (400, "invalid_request")

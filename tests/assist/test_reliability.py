@@ -12,6 +12,10 @@ from typing import Any
 import httpx
 import pytest
 from httpx_sse import connect_sse
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from server.app import create_app
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
@@ -231,3 +235,29 @@ def test_the_circuit_opens_answers_at_once_and_closes_after_a_good_probe(
         metrics = httpx.get(f"{base}/metrics").text
     assert metric_value(metrics, "assist_fallbacks_total", reason="circuit_open") == 1
     assert metric_value(metrics, "assist_upstream_errors_total", status="500") == 2
+
+
+@pytest.mark.parametrize("used", [10**20, 2**63, -1, 2**31])
+def test_a_models_token_count_past_any_bound_still_ends_with_one_done(
+        sample_kb_path: Path, used: int) -> None:
+    """The usage event's completion_tokens, 10**20 (read by json, since orjson refuses the
+    event's NaN), went into ``done``, which orjson could not write: the stream ended
+    without ``done``, with a traceback. Such a count is not taken: the deltas are."""
+    events = (
+        '{"choices":[{"index":0,"delta":{"content":"Refunds take"}}]}',
+        '{"choices":[{"index":0,"delta":{"content":" five days."}}]}',
+        '{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}',
+        '{"choices":[],"usage":{"completion_tokens":' + str(used) + '},"x":NaN}',
+    )
+    body = "".join(f"data: {event}\n\n" for event in events) + "data: [DONE]\n\n"
+
+    async def completions(request: Request) -> Response:
+        return Response(body, media_type="text/event-stream")
+
+    model = Starlette(routes=[Route("/v1/chat/completions", completions, methods=["POST"])])
+    with serve(model) as url, serve(create_app(panel_settings(sample_kb_path, Model(url)))
+                                    ) as base:
+        events_seen = stream(base)
+    done = check_one_done(events_seen)
+    assert (done["outcome"], done["stop_reason"]) == ("completed", "stop")
+    assert done["metrics"]["tokens"] == 2

@@ -1,16 +1,19 @@
 from __future__ import annotations
 
+import json
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from server.errors import EmbeddingError, RetrievalError
 from server.kb.embedders import Vectors
+from server.kb.embedders.openai_embeddings import OpenAIEmbedder
 from server.kb.store import Article, KnowledgeBase, PassageHit
 from server.pipeline.context import SearchQuery, Utterance, build_context
 from server.pipeline.retrieval import (
@@ -118,6 +121,30 @@ async def test_a_failing_embedder_falls_back_to_bm25(sample_kb: KnowledgeBase) -
     assert found.sources[0].id == "accounts-passwords-reset-password"
     assert found.sources[0].dense == 0.0
     assert HybridSearch(sample_kb).embed(SearchQuery.of("reset my password")) is None
+
+
+async def test_a_failed_query_embedding_is_logged_without_the_services_message(
+        sample_kb: KnowledgeBase, caplog: pytest.LogCaptureFixture) -> None:
+    """The warning quoted the service's error message, which echoes what it was sent:
+    the customer's (redacted) words. It says the status and where, no more."""
+    def echoing(request: httpx.Request) -> httpx.Response:
+        sent = json.loads(request.content)["input"][0]
+        return httpx.Response(400, json={"error": {"message": f"cannot embed {sent!r}"}})
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(echoing)) as client:
+        embedder = OpenAIEmbedder(
+            base_url="https://user:pass-77@embed.example/v1?api-key=k-31", model="m",
+            api_key="sk-embed-55", client=client)
+        sample_kb.embedder = embedder
+        found = await KnowledgeBaseRetriever(sample_kb).retrieve(
+            SearchQuery.of("reset my password"), 3)
+        # The kb commands still get the service's message, for their operator.
+        with pytest.raises(EmbeddingError, match="cannot embed 'reset"):
+            await embedder.aembed(["reset my password"])
+    assert found.sources[0].id == "accounts-passwords-reset-password"
+    [line] = [r.getMessage() for r in caplog.records if r.name == "assist_panel.retrieval"]
+    assert line == ("query embedding failed, searching by words alone: "
+                    "embedding service at https://embed.example/v1/embeddings answered 400")
 
 
 def _hit(rowid: int, article: str, lexical: float, dense: float) -> PassageHit:

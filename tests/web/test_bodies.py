@@ -6,6 +6,7 @@ from __future__ import annotations
 import codecs
 import json
 
+import anyio
 import pytest
 from pydantic import BaseModel, ConfigDict
 from starlette.applications import Starlette
@@ -13,8 +14,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from server.errors import exception_handlers
-from server.web.bodies import read_model
+from server.errors import BadRequest, PayloadTooLarge, exception_handlers
+from server.web.bodies import read_body, read_model
 from tests.asgi import asgi_client
 
 
@@ -77,3 +78,34 @@ def test_another_content_type_is_a_400() -> None:
 def test_a_body_over_the_limit_is_a_413() -> None:
     status, answer = send(json.dumps({"text": "x" * 5000}).encode())
     assert (status, answer["error"]) == (413, "payload_too_large")
+
+
+async def _declaring(content_length: bytes) -> bytes:
+    """``read_body`` (limit 4096) of a request declaring ``content_length``, with 5 bytes."""
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"[1,2]", "more_body": False}
+
+    request = Request({"type": "http", "method": "POST", "path": "/",
+                       "headers": [(b"content-length", content_length)]}, receive)
+    return await read_body(request, 4096)
+
+
+@pytest.mark.parametrize("declared", [b"4097", b"1" + b"0" * 5000, b"9" * 5001,
+                                      b"0" * 5000 + b"4097"])
+def test_a_content_length_over_the_limit_is_a_413_however_many_digits_it_has(
+        declared: bytes) -> None:
+    """It was a 500: int() of more than 4,300 digits raises ValueError."""
+    with pytest.raises(PayloadTooLarge):
+        anyio.run(_declaring, declared)
+
+
+@pytest.mark.parametrize("declared", [b"4096", b"0" * 5000 + b"5", b"0"])
+def test_a_content_length_within_the_limit_is_read_as_its_value(declared: bytes) -> None:
+    assert anyio.run(_declaring, declared) == b"[1,2]"
+
+
+@pytest.mark.parametrize("declared", ["\u00b2".encode("latin-1"), b"-1", b"1e3", b" ", b""])
+def test_a_content_length_that_is_not_ascii_digits_is_a_400(declared: bytes) -> None:
+    """"\u00b2" (superscript two) is a digit to str.isdigit() and not to int()."""
+    with pytest.raises(BadRequest):
+        anyio.run(_declaring, declared)

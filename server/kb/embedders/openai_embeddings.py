@@ -224,21 +224,22 @@ class OpenAIEmbedder:
     def _network_error(self, exc: httpx.HTTPError) -> EmbeddingError:
         detail = str(exc).strip()
         what = f"{type(exc).__name__}: {detail}" if detail else type(exc).__name__
-        return EmbeddingError(self._scrub(
-            f"embedding service at {self._shown_url} failed: {what}"
-        ))
+        return EmbeddingError(
+            self._scrub(f"embedding service at {self._shown_url} failed: {what}"),
+            summary=f"embedding service at {self._shown_url} failed: {type(exc).__name__}",
+        )
 
     def _status_error(self, response: httpx.Response, attempts: int) -> EmbeddingError:
-        message = (
-            f"embedding service at {self._shown_url} answered "
-            f"{response.status_code} {response.reason_phrase}".rstrip()
-        )
+        # The summary, for the server's log, without the service's message: it may
+        # quote the texts it was sent (a query: a customer's redacted words).
+        summary = f"embedding service at {self._shown_url} answered {response.status_code}"
+        message = f"{summary} {response.reason_phrase}".rstrip()
         detail = _service_message(response)
         if detail:
             message += f": {detail}"
         if attempts > 1:
             message += f" (after {attempts} attempts)"
-        return EmbeddingError(self._scrub(message))
+        return EmbeddingError(self._scrub(message), summary=summary)
 
     def _shape_error(self, problem: str) -> EmbeddingError:
         return EmbeddingError(

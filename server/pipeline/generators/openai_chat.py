@@ -264,12 +264,20 @@ def _without_lone_surrogates(payload: dict[str, Any]) -> dict[str, Any]:
     return payload
 
 
+#: The most tokens a model's own count may say: far more than any answer, and a number
+#: every writer and reader of ``done`` takes (orjson refuses integers past 64 bits, and
+#: json, which reads an event orjson refuses, keeps 10**20 as it is).
+MAX_USED_TOKENS = 2**31 - 1
+
+
 def _completion_tokens(payload: dict[str, Any], known: int | None) -> int | None:
     """``usage.completion_tokens`` when this event reports it (the last one does, when
-    ``include_usage`` is honoured), else what was known."""
+    ``include_usage`` is honoured) as a count, 0 to :data:`MAX_USED_TOKENS`; else what
+    was known."""
     usage = payload.get("usage")
     tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None
-    if isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 0:
+    if (isinstance(tokens, int) and not isinstance(tokens, bool)
+            and 0 <= tokens <= MAX_USED_TOKENS):
         return tokens
     return known
 
