@@ -157,6 +157,11 @@ test("error: once, unless the card is already final", () => {
   applyError(done, "late");
   assert.equal(done.state, "done");
   assert.equal(done.error, "");
+  // Shown on the card as text: kept to a line or two.
+  const long = card();
+  applyError(long, ` ${"x".repeat(500)} `);
+  assert.equal(long.error.length, 160);
+  assert.ok(long.error.endsWith("…"));
 });
 
 test("plain text: the answer, else the fallback article, never for an abstention", () => {

@@ -19,6 +19,18 @@ CLIENT_APP_SDK = "/static/vendor/purecloud-client-app-sdk-2.6.10.min.js"
 #: ``usePopupAuth`` some of Genesys's own samples read.
 POPUP_AUTH_PARAMS = ("gcUsePopupAuth", "pcUsePopupAuth", "usePopupAuth")
 _TRUE = {"1", "true", "yes"}
+#: The page's own stall watchdog (``data-stall-ms``, frontend/static/panel/assist.js):
+#: its default, and how much longer than the keep-alive interval it waits at least.
+DEFAULT_STALL_MS = 20_000
+STALL_MARGIN_MS = 5_000
+
+
+def stall_ms(settings: Settings) -> int:
+    """How long the page waits for a byte of a suggestion stream before it takes the
+    connection for dead: longer than the server's keep-alive interval
+    (``ASSIST_SSE_PING_S``), so a healthy but quiet stream is never cut, and never
+    below the page's default."""
+    return max(DEFAULT_STALL_MS, round(settings.sse_ping_s * 1000) + STALL_MARGIN_MS)
 
 
 def content_security_policy(settings: Settings) -> str:
@@ -26,7 +38,9 @@ def content_security_policy(settings: Settings) -> str:
 
     The panel frames the login host itself (silent re-sign-in in a hidden frame,
     whose callback is this page again): hence ``frame-src`` and ``'self'`` among
-    the ancestors.
+    the ancestors. No form is ever submitted natively (the ask box is the page's
+    script's): ``form-action 'none'``, so one sent before the script has loaded
+    cannot put the agent's question in a URL.
     """
     regions = configured_regions(settings)
     ancestors = ["'self'", *allowed_host_origins(settings)]
@@ -49,7 +63,7 @@ def content_security_policy(settings: Settings) -> str:
         "frame-src " + " ".join(dict.fromkeys(frames)),
         "frame-ancestors " + " ".join(ancestors),
         "base-uri 'none'",
-        "form-action 'self'",
+        "form-action 'none'",
         "object-src 'none'",
     ])
 
@@ -88,6 +102,8 @@ async def panel_page(request: Request) -> Response:
         "session-url": "/api/session",
         "renew-url": "/api/session/renew",
         "stream-url": "/api/assist/stream",
+        "feedback-url": "/api/feedback",
+        "stall-ms": str(stall_ms(settings)),
         # Loaded by a classic script tag ahead of the page's modules, so the lifecycle
         # handshake is answered at page load, before any sign-in.
         "client-app-sdk": CLIENT_APP_SDK if framed else "",

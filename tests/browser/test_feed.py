@@ -86,20 +86,47 @@ async def stream_then_silence(request: StarletteRequest) -> StreamingResponse:
     return StreamingResponse(body(), media_type="text/event-stream")
 
 
-async def stream_kept_alive(request: StarletteRequest) -> StreamingResponse:
-    """Only keep-alive comments for longer than the page's stall time, then the answer."""
+class Driven:
+    """A stream the test writes: after the suggestion, each body POSTed to
+    /stream/driven/send goes out as it is, until one carrying a "done" event. One at a
+    time (the queue lives on the harness server's event loop)."""
+
+    def __init__(self) -> None:
+        self._queue: asyncio.Queue[bytes] | None = None
+
+    def queue(self) -> asyncio.Queue[bytes]:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+        return self._queue
+
+
+DRIVEN = Driven()
+
+
+async def stream_driven(request: StarletteRequest) -> StreamingResponse:
     query = await _read_query(request)
+    queue = DRIVEN.queue()
 
     async def body() -> AsyncIterator[bytes]:
         yield _suggestion(query)
-        for _ in range(8):
-            await asyncio.sleep(0.15)
-            yield b": ping\r\n\r\n"
-        yield _sse("delta", {"id": "sg-1", "text": "Kept alive by pings."})
-        yield _sse("done", {"id": "sg-1", "complete": True, "outcome": "completed",
-                            "stop_reason": "stop", "metrics": {}})
+        while True:
+            chunk = await queue.get()
+            yield chunk
+            if b"event: done" in chunk:
+                return
 
     return StreamingResponse(body(), media_type="text/event-stream")
+
+
+async def driven_send(request: StarletteRequest) -> Response:
+    DRIVEN.queue().put_nowait(await request.body())
+    return Response(status_code=204)
+
+
+async def busy(request: StarletteRequest) -> Response:
+    """The request refused before any stream: a JSON error, as the server answers one."""
+    return Response(json.dumps({"error": "busy", "message": "The panel is busy: ask again"}),
+                    status_code=503, media_type="application/json")
 
 
 async def stream_cut(request: StarletteRequest) -> StreamingResponse:
@@ -123,7 +150,9 @@ def harness_origin() -> Iterator[str]:
         Mount("/static", StaticFiles(directory=ROOT / "frontend" / "static")),
         Mount("/harness", StaticFiles(directory=HARNESS_DIR)),
         StarletteRoute("/stream/stall", stream_then_silence, methods=["POST"]),
-        StarletteRoute("/stream/pings", stream_kept_alive, methods=["POST"]),
+        StarletteRoute("/stream/driven", stream_driven, methods=["POST"]),
+        StarletteRoute("/stream/driven/send", driven_send, methods=["POST"]),
+        StarletteRoute("/stream/busy", busy, methods=["POST"]),
         StarletteRoute("/stream/cut", stream_cut, methods=["POST"]),
         StarletteRoute("/api/feedback", no_content, methods=["POST"]),
     ])
@@ -225,8 +254,12 @@ def harness(context: BrowserContext, harness_origin: str) -> Iterator[Harness]:
     yield open_harness(context, harness_origin)
 
 
-def open_harness(context: BrowserContext, origin: str, **params: str) -> Harness:
+def open_harness(context: BrowserContext, origin: str, clock: bool = False,
+                 **params: str) -> Harness:
+    """The harness page; with ``clock``, on Playwright's clock (which the test moves)."""
     page = context.new_page()
+    if clock:
+        page.clock.install()
     h = Harness(page)
     query = "&".join(f"{k}={v}" for k, v in params.items())
     page.goto(f"{origin}/harness/feed.html?{query}")
@@ -413,12 +446,43 @@ def test_page_watchdog_shows_the_top_source_when_the_connection_goes_silent(
 
 def test_keep_alive_comments_feed_the_page_watchdog(
         context: BrowserContext, harness_origin: str) -> None:
-    h = open_harness(context, harness_origin, stallMs="600", stream="/stream/pings")
-    ask(h.page, "are you there")
-    card = h.page.locator(".ap-card").first
+    """Only keep-alive comments come, for longer than the page's stall time: the card
+    keeps waiting. The test sends each ping once the page's clock has moved on by most
+    of the stall time, and waits for the page to have read it: no real time counts."""
+    h = open_harness(context, harness_origin, clock=True, stream="/stream/driven",
+                     countChunks="1")
+    page = h.page
+    ask(page, "are you there")
+    card = page.locator(".ap-card").first
+    expect(card).to_have_attribute("data-suggestion-id", "sg-1", timeout=WAIT)
+    stall_ms = page.evaluate("harness.config.stallMs")
+    read = page.locator("body")
+    for _ in range(3):  # 1.8 stall times in all: the watchdog would have fired without them
+        page.clock.fast_forward(int(stall_ms * 0.6))
+        chunks = int(read.get_attribute("data-chunks") or "0")
+        assert httpx.post(f"{harness_origin}/stream/driven/send",
+                          content=b": ping\r\n\r\n").status_code == 204
+        expect(read).to_have_attribute("data-chunks", str(chunks + 1), timeout=WAIT)
+    expect(card).to_have_attribute("data-state", "generating")
+    httpx.post(f"{harness_origin}/stream/driven/send", content=b"".join([
+        _sse("delta", {"id": "sg-1", "text": "Kept alive by pings."}),
+        _sse("done", {"id": "sg-1", "complete": True, "outcome": "completed",
+                      "stop_reason": "stop", "metrics": {}})]))
     expect(card).to_have_attribute("data-state", "done", timeout=WAIT)
     expect(card.locator(".ap-card__answer")).to_have_text("Kept alive by pings.")
     expect(card.locator(".ap-card__fallback")).to_be_hidden()
+
+
+def test_a_failed_request_says_why_on_its_card(
+        context: BrowserContext, harness_origin: str) -> None:
+    h = open_harness(context, harness_origin, stream="/stream/busy")
+    ask(h.page, "is anyone there")
+    card = h.page.locator(".ap-card").first
+    expect(card).to_have_attribute("data-state", "error", timeout=WAIT)
+    expect(card.locator(".ap-card__status")).to_have_text("Could not get a suggestion")
+    reason = card.locator(".ap-card__error")
+    expect(reason).to_be_visible()
+    expect(reason).to_have_text("The panel is busy: ask again")
 
 
 def test_a_stream_cut_before_done_falls_back_too(

@@ -100,10 +100,13 @@ class Desktop:
 
 @contextmanager
 def desktop(browser: Browser, origin: str, panel_origin: str,
-            answers: dict[str, str]) -> Iterator[Desktop]:
-    """The desktop at ``origin``, its panel replaced by the stand-in answering ``answers``."""
+            answers: dict[str, str], clock: bool = False) -> Iterator[Desktop]:
+    """The desktop at ``origin``, its panel replaced by the stand-in answering ``answers``;
+    with ``clock``, on Playwright's clock (which the test moves)."""
     context = browser.new_context()
     page = context.new_page()
+    if clock:
+        page.clock.install()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     body = STAND_IN % {"host": json.dumps(origin), "answers": json.dumps(answers)}
@@ -273,12 +276,14 @@ def test_a_new_conversation_stops_the_open_one_first(browser: Browser,
 
 
 def test_toasts(browser: Browser, dev_mode: DevMode) -> None:
-    with desktop(browser, dev_mode.genesys, panel_origin_of(dev_mode), ANSWER_ALL) as d:
+    with desktop(browser, dev_mode.genesys, panel_origin_of(dev_mode), ANSWER_ALL,
+                 clock=True) as d:
         d.start()
         expect(d.widget).to_have_attribute("data-lifecycle", "ready", timeout=WAIT)
         toasts = d.page.locator("#md-toasts .md-toast")
+        # Without a timeout: it stays while its content is checked, until closed.
         d.answer("showToast", title="Sign in again", message="<b>Session</b> ended",
-                 type="error", timeout=1, showCloseButton=True)
+                 type="error", showCloseButton=True)
         toast = toasts.first
         expect(toast).to_be_visible(timeout=WAIT)
         expect(toast).to_have_attribute("data-type", "error")
@@ -286,12 +291,15 @@ def test_toasts(browser: Browser, dev_mode: DevMode) -> None:
         # Text, never markup.
         expect(toast.locator(".md-toast__message")).to_have_text("<b>Session</b> ended")
         expect(toast.locator("b")).to_have_count(0)
-        expect(toasts).to_have_count(0, timeout=WAIT)  # gone after its timeout
+        toast.locator(".md-toast__close").click()
+        expect(toasts).to_have_count(0)
 
-        d.answer("showToast", title="Saved", message="Kept until closed", type="success")
+        # With one (in seconds): gone once the page's clock has passed it.
+        d.answer("showToast", title="Saved", message="Gone in a minute", type="success",
+                 timeout=60)
         expect(toasts).to_have_count(1, timeout=WAIT)
         expect(toasts.first).to_have_attribute("data-type", "success")
-        toasts.first.locator(".md-toast__close").click()
+        d.page.clock.fast_forward("01:01")
         expect(toasts).to_have_count(0)
 
 

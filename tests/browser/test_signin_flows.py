@@ -146,6 +146,58 @@ def test_session_is_renewed_with_the_token_it_already_has(browser: Browser) -> N
         page.close()
 
 
+def sign_in_with_the_button(page: Page, panel: FrameLocator) -> None:
+    with page.expect_popup(timeout=WAIT) as popup_info:
+        panel.locator(".ap-signin__button").click()
+    wait_until_closed(popup_info.value, WAIT)  # it hands the answer over and closes
+    expect(panel.locator(".ap-signin")).to_be_hidden(timeout=WAIT)
+    expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live", timeout=WAIT)
+
+
+def test_a_renewal_that_gets_no_answer_is_retried_then_offers_the_sign_in(
+        browser: Browser, restore_mock: DevMode) -> None:
+    """The token ends while the network to the panel's server is down: the sign-in is
+    tried again a few times (the page's clock is moved through its pauses), then the
+    Sign in button is offered, and its click brings the live transcript back."""
+    dev = restore_mock
+    page = browser.new_page()
+    page.clock.install()
+    panel = open_desktop(page, dev)
+    expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live", timeout=WAIT)
+    page.route("**/auth/state", lambda route: route.abort("internetdisconnected"))
+    with page.expect_request("**/auth/state", timeout=WAIT):
+        assert httpx.post(f"{dev.genesys}/mock/tokens/expire", json={}).status_code == 200
+    for _ in range(3):  # each retry, after its pause
+        with page.expect_request("**/auth/state", timeout=WAIT):
+            page.clock.fast_forward("00:31")
+    expect(panel.locator(".ap-signin__button")).to_be_visible(timeout=WAIT)
+    expect(panel.locator(".ap-signin__text")).to_contain_text("did not answer")
+    page.unroute("**/auth/state")
+    sign_in_with_the_button(page, panel)
+    page.close()
+
+
+def test_a_transcript_stopped_by_a_refused_renewal_starts_again_after_sign_in(
+        browser: Browser, restore_mock: DevMode) -> None:
+    """A renewal the server refuses outright stops the live transcript ("unauthorized"):
+    the Sign in button is offered, and a good session starts the transcript again."""
+    dev = restore_mock
+    page = browser.new_page()
+    panel = open_desktop(page, dev)
+    expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live", timeout=WAIT)
+    page.route("**/auth/state", lambda route: route.fulfill(
+        status=400, content_type="application/json",
+        body=json.dumps({"error": "invalid_request", "message": "Refused by the test"})))
+    assert httpx.post(f"{dev.genesys}/mock/tokens/expire", json={}).status_code == 200
+    expect(panel.locator(".ap-status")).to_have_attribute("data-state", "unauthorized",
+                                                           timeout=WAIT)
+    expect(panel.locator(".ap-signin__button")).to_be_visible()
+    expect(panel.locator(".ap-notice")).to_contain_text("Refused by the test")
+    page.unroute("**/auth/state")
+    sign_in_with_the_button(page, panel)
+    page.close()
+
+
 HOST = "https://apps.mypurecloud.com"
 HOST_PAGE = """<!doctype html><html><body>
 <ol id="log"></ol>

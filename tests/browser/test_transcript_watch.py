@@ -505,15 +505,22 @@ def test_every_topic_refused_goes_offline_without_retrying(
                       body=json.dumps({"status": 403, "code": "missing.permissions",
                                        "message": "Missing permission"}))
 
-    harness = new_harness(mock, conversation_id, token,
-                          before=lambda p: p.route(re.compile(r".*/subscriptions(\?.*)?$"),
-                                                   refuse))
+    def before(page: Page) -> None:
+        page.clock.install()
+        page.route(re.compile(r".*/subscriptions(\?.*)?$"), refuse)
+
+    harness = new_harness(mock, conversation_id, token, before=before)
     expect(harness.status).to_have_attribute("data-state", "offline", timeout=WAIT_MS)
-    # "offline" is final: the watcher stopped (a retry would have shown "reconnecting").
     voice = f"v2.conversations.{conversation_id}.transcription"
     user = f"v2.users.{mock.config.agent_user_id}.conversations"
-    assert asked == [("PUT", f"{voice} {user}"), ("POST", voice), ("POST", user)]
+    subscriptions = [("PUT", f"{voice} {user}"), ("POST", voice), ("POST", user)]
+    assert asked == subscriptions
     assert harness.statuses() == ["connecting", "offline"]
+    # "offline" is final: the watcher stopped. Past the longest backoff, nothing more was
+    # asked (a retry shows "reconnecting" the moment its timer fires).
+    harness.page.clock.fast_forward(TIMING["backoffMaxMs"] * 5)
+    assert harness.statuses() == ["connecting", "offline"]
+    assert asked == subscriptions
     assert harness.media() == ["voice"]  # read from the conversation before subscribing
     assert harness.refusals() == [[
         {"id": voice, "reason": "", "missingPermissions": ["conversation:transcription:view"]},

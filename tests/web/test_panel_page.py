@@ -68,6 +68,19 @@ def test_page_carries_its_configuration_in_data_attributes(panel: TestClient) ->
     assert page.root["data-popup-sign-in"] == "false"
     assert page.root["data-lang-tag"] == "fr-FR"
     assert '<html lang="fr-FR">' in response.text
+    assert page.root["data-feedback-url"] == "/api/feedback"
+    assert page.root["data-stall-ms"] == "20000"  # the page's default: pings every 15 s
+
+
+@pytest.mark.parametrize(("ping_s", "stall_ms"), [(15, "20000"), (60, "65000"), (0.5, "20000")])
+def test_the_pages_stall_watchdog_outwaits_the_servers_keepalive(
+        sample_kb_path: Path, ping_s: float, stall_ms: str) -> None:
+    """Regression: the page waited 20 s for a byte whatever ASSIST_SSE_PING_S said, so
+    a ping interval over that cut healthy, quiet streams."""
+    settings = make_settings(kb_path=sample_kb_path, sse_ping_s=ping_s)
+    with asgi_client(create_app(settings)) as client:
+        _, page = _page(client, conversationId=CONVERSATION)
+    assert page.root["data-stall-ms"] == stall_ms
 
 
 @pytest.mark.parametrize("name", ["gcUsePopupAuth", "pcUsePopupAuth", "usePopupAuth"])
@@ -141,6 +154,9 @@ def test_page_has_no_inline_script_and_a_strict_csp(panel: TestClient) -> None:
             in csp)
     assert "frame-src 'self' https://login.mypurecloud.com https://login.mypurecloud.ie" in csp
     assert "'unsafe-inline'" not in csp
+    # The ask box is submitted by the page's script alone: a native submit (before the
+    # script loads) must not put the agent's question in a URL.
+    assert "form-action 'none'" in csp
     static = panel.get(str(page.scripts[0]["src"]))
     assert static.status_code == 200
     assert "javascript" in static.headers["content-type"]

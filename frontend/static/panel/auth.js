@@ -8,24 +8,48 @@
 // opened it with postMessage, to this origin only, and goes no further.
 
 const MESSAGE = "assist-panel.sign-in";
+// A sign-in or renewal request with no answer by then is given up (a network that
+// dropped mid-request would leave it, and every renewal queued behind it, waiting
+// for ever).
+export const REQUEST_TIMEOUT_MS = 15_000;
 
 export class SignInError extends Error {
-  constructor(code, message) {
+  // status: the HTTP status; 0 when no answer came (network error, timeout); null
+  // when no request failed (the sign-in window's own answer). retryAfter: seconds,
+  // from a 429's or 503's Retry-After, else null.
+  constructor(code, message, { status = null, retryAfter = null } = {}) {
     super(message || code);
     this.code = code;
+    this.status = status;
+    this.retryAfter = retryAfter;
   }
 }
 
 async function postJson(url, body, headers = {}) {
-  const response = await fetch(url, {
-    method: "POST",
-    headers: { "Content-Type": "application/json", ...headers },
-    body: JSON.stringify(body),
-  });
-  const data = await response.json().catch(() => null);
+  let response;
+  let text;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: { "Content-Type": "application/json", ...headers },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS), // bounds the body's reading too
+    });
+    text = await response.text();
+  } catch {
+    throw new SignInError("unreachable", "The server did not answer", { status: 0 });
+  }
+  let data = null;
+  try {
+    data = JSON.parse(text);
+  } catch {
+    // not JSON: an error page of a proxy, say
+  }
   if (!response.ok) {
+    const retryAfter = Number.parseFloat(response.headers.get("Retry-After"));
     throw new SignInError((data && data.error) || `http_${response.status}`,
-      (data && data.message) || `The server answered ${response.status}`);
+      (data && data.message) || `The server answered ${response.status}`,
+      { status: response.status, retryAfter: Number.isFinite(retryAfter) ? retryAfter : null });
   }
   return data;
 }

@@ -4,6 +4,9 @@
 import { AnswerWriter, externalLink, plainText } from "./answer.js";
 import { t } from "./i18n.js";
 
+// A failed card shows why, in the server's words (its JSON error's message, which
+// names no secret), cut to a line or two.
+const MAX_ERROR_CHARS = 160;
 const OUTCOME_STATE = { completed: "done", truncated: "truncated", fallback: "fallback",
   cancelled: "cancelled", abstained: "abstained" };
 
@@ -95,7 +98,8 @@ export function applyError(card, message) {
   if (card.final) return "";
   card.final = true;
   card.state = "error";
-  card.error = String(message || "");
+  const text = String(message || "").trim();
+  card.error = text.length > MAX_ERROR_CHARS ? `${text.slice(0, MAX_ERROR_CHARS - 1)}…` : text;
   return "";
 }
 
@@ -154,6 +158,8 @@ export class CardView {
     this.sourceList.setAttribute("aria-label", t("card.sources"));
     this.sourceList.hidden = true;
     this.status = el("p", "ap-card__status");
+    this.reason = el("p", "ap-card__error");
+    this.reason.hidden = true;
     this.actions = el("div", "ap-card__actions");
     this.actions.hidden = true;
     this.copy = button("copy", t("card.copy"));
@@ -167,7 +173,7 @@ export class CardView {
     this.thanks.hidden = true;
     this.actions.append(this.copy, this.insert, this.up, this.down, this.thanks);
     root.append(trigger, this.answer, this.abstain, this.partial, this.fallback, this.sourcesLabel,
-      this.sourceList, this.status, this.actions);
+      this.sourceList, this.status, this.reason, this.actions);
     this.root = root;
     this.writer = null;
     this.fed = 0; // how much of card.text the writer has had
@@ -209,7 +215,10 @@ export class CardView {
     const quiet = waiting || card.abstained;
     setText(this.status, quiet ? "" : t(`card.${card.state}`));
     this.status.hidden = quiet;
-    if (card.error) this.status.title = card.error;
+    if (card.error && this.reason.hidden) {
+      this.reason.textContent = card.error;
+      this.reason.hidden = false;
+    }
     if (card.fallback && this.fallback.hidden) this.renderFallback(card.fallback.article);
     if (card.partial && !root.dataset.partial) {
       root.dataset.partial = "true";

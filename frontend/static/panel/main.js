@@ -1,32 +1,21 @@
 // Boot: read the configuration, sign in to Genesys, follow the conversation live,
 // and stream a suggestion card for each final customer utterance or question.
 import { copyText, sendFeedback } from "./actions.js";
-import { streamSuggestion } from "./assist.js";
 import { readCallback, relayCallback, signInByRedirect } from "./auth.js";
 import { connectClientApp, loadClientApp } from "./clientapp.js";
 import { panelQuery, readConfig } from "./config.js";
 import { Feed } from "./feed.js";
 import { setLanguage, t, translateDocument } from "./i18n.js";
-import { Sessions } from "./session.js";
+import { Sessions, isTransient } from "./session.js";
+import { Suggestions } from "./suggestions.js";
 import { watchConversation } from "./transcript.js";
 
 const CONTEXT_UTTERANCES = 6;
 const RENEW_BEFORE_MS = 90_000;
 
-const MAX_RETRY_WAIT_S = 10;
 // How long a framed panel waits for the desktop's "bootstrap" before a sign-in sends
 // the frame away (a desktop whose integration has no bootstrap hook never sends it).
 const HANDSHAKE_WAIT_MS = 3_000;
-
-function newRequestId() {
-  return "rq-" + crypto.randomUUID();
-}
-
-// A 429 or 503 worth one more try: it says when, and soon enough for a live call.
-function isBusy(error) {
-  return (error.status === 429 || error.status === 503) && error.retryAfter !== null
-    && error.retryAfter <= MAX_RETRY_WAIT_S;
-}
 
 function pause(ms) {
   return new Promise((resolve) => setTimeout(resolve, ms));
@@ -50,15 +39,22 @@ class Panel {
     this.signIn = root.querySelector(".ap-signin");
     this.utterances = [];
     this.latestCustomer = null;
-    this.watcher = null;
+    this.started = false;
+    this.watcher = null; // the live transcript's watcher, while it runs
+    this.watcherEnded = ""; // the final status it stopped with, until it runs again
     this.renewTimer = 0;
     this.waitingForSignIn = [];
     this.clientApp = clientApp;
     this.media = ""; // "voice" | "message" once the watcher knows
-    this.streams = new Set(); // AbortControllers of the open suggestion streams
     this.refusalsShown = new Set(); // missing permissions already told to the agent
     this.stopped = false;
     this.sessions = new Sessions(config, { onChange: (result) => this.onSession(result) });
+    this.suggestions = new Suggestions({
+      feed: this.feed,
+      options: () => ({ conversationId: this.config.conversationId, url: this.config.streamUrl,
+        stallMs: this.config.stallMs, session: this.sessions.value }),
+      renew: () => this.renewSession(),
+    });
     root.querySelector(".ap-ask").addEventListener("submit", (event) => this.onAsk(event));
     root.addEventListener("click", (event) => {
       if (event.target.closest("[data-action='sign-in']")) this.onSignInClick();
@@ -107,61 +103,29 @@ class Panel {
     }, 0);
   }
 
-  async suggest({ trigger, query, utterances = [], retried = false }) {
+  suggest(request) {
     if (!this.config.conversationId) {
       this.showNotice(t("notice.no-conversation"));
       return;
     }
-    if (this.stopped) return;
-    const card = this.feed.addCard({ trigger, query });
-    const body = { conversationId: this.config.conversationId, trigger, requestId: newRequestId() };
-    if (trigger === "manual") body.query = query;
-    if (utterances.length) body.utterances = utterances;
-    const controller = new AbortController();
-    this.streams.add(controller);
-    const stream = () => streamSuggestion(card, {
-      url: this.config.streamUrl,
-      body,
-      headers: { Authorization: `Bearer ${this.sessions.value}` },
-      stallMs: this.config.stallMs,
-      signal: controller.signal,
-    });
-    let done = null;
-    try {
-      try {
-        done = await stream();
-      } catch (error) {
-        if (error.status === 401) {
-          await this.renewSession(); // the session ran out: renew, then ask once more
-        } else if (!isBusy(error)) {
-          throw error;
-        } else {
-          await pause(error.retryAfter * 1000); // rate limited or busy: wait as told, once
-        }
-        done = await stream();
-      }
-    } catch (error) {
-      if (!controller.signal.aborted) card.fail(error.message || t("card.error"));
-    } finally {
-      this.streams.delete(controller);
-    }
-    // The server was shutting down: ask again (another replica, or the restarted one).
-    if (done && done.stop_reason === "shutdown" && !retried) {
-      this.suggest({ trigger, query, utterances, retried: true });
-    }
+    this.suggestions.ask(request);
   }
 
   // A fresh session without leaving the page. If the agent has to act (popup
-  // sign-in), this waits until they have.
+  // sign-in, or the server could not be reached however often it was tried), this
+  // waits until they have.
   async renewSession({ tokenExpired = false } = {}) {
     try {
       await this.sessions.renew({ tokenExpired });
     } catch (error) {
-      if (error.code !== "needs_interaction") {
+      if (error.code === "needs_interaction") {
+        await this.askToSignIn(error.message);
+      } else if (isTransient(error)) {
+        await this.askToSignIn(t("signin.failed", { reason: error.message }));
+      } else {
         this.alert(t("signin.failed", { reason: error.message }));
         throw error;
       }
-      await this.askToSignIn(error.message);
     }
   }
 
@@ -181,14 +145,27 @@ class Panel {
       text.textContent = t("signin.unfinished", { reason: error.message });
       return;
     }
+    this.signedIn();
+  }
+
+  // A good session after the sign-in button was shown (its click, or a renewal that
+  // got through after all): what waited for it goes on, and a live transcript that
+  // stopped for want of one starts again.
+  signedIn() {
     this.signIn.hidden = true;
     this.showNotice("");
     const waiting = this.waitingForSignIn.splice(0);
     waiting.forEach((resolve) => resolve());
-    if (!this.watcher) this.start();
+    if (!this.started) this.start();
+    else if (this.watcherEnded === "unauthorized") this.watch();
   }
 
   onSession(result) {
+    this.scheduleRenewal(result);
+    if (!this.signIn.hidden) this.signedIn();
+  }
+
+  scheduleRenewal(result) {
     clearTimeout(this.renewTimer);
     // The session's end, or the Genesys token's if sooner: a new token before it ends
     // (the live transcript's channel moves to it; on the old one it would fall silent).
@@ -257,25 +234,46 @@ class Panel {
   }
 
   async start() {
-    if (this.stopped) return;
-    const session = this.sessions.current;
-    this.onSession(session);
+    if (this.stopped || this.started) return;
+    this.started = true;
+    this.scheduleRenewal(this.sessions.current);
     if (!this.clientApp.available && this.config.clientAppSdk) {
       // Back from a redirect sign-in: the callback page had no desktop to talk to.
       this.clientApp = await loadClientApp(this.config, this.hooks());
-      if (this.stopped) return;
     }
-    this.watcher = watchConversation({
+    this.watch();
+  }
+
+  // Follows the conversation live. "unauthorized" and "offline" stop the watcher:
+  // it is let go, and after "unauthorized" the agent is offered the sign-in that
+  // starts it again.
+  watch() {
+    if (this.stopped || this.watcher) return;
+    const session = this.sessions.current;
+    this.watcherEnded = "";
+    const watcher = watchConversation({
       apiBase: session.genesys.apiBase,
       conversationId: this.config.conversationId,
       userId: session.user.id,
       getToken: () => this.sessions.genesysToken,
       onUtterance: (u) => this.onUtterance(u),
-      onStatus: (state) => this.setStatus(state),
+      onStatus: (state) => {
+        if (state === "unauthorized" || state === "offline") this.watchEnded(watcher, state);
+        else this.setStatus(state);
+      },
       onAuthExpired: () => this.renewSession({ tokenExpired: true }),
       onMedia: (media) => this.onMedia(media),
       onRefused: (refused) => this.onRefused(refused),
     });
+    this.watcher = watcher;
+  }
+
+  watchEnded(watcher, state) {
+    if (this.watcher !== watcher) return;
+    this.watcher = null;
+    this.watcherEnded = state;
+    this.setStatus(state);
+    if (state === "unauthorized" && this.signIn.hidden) this.askToSignIn();
   }
 
   // Agent Desktop's "stop": the interaction is going away. Close the notification
@@ -286,8 +284,7 @@ class Panel {
     clearTimeout(this.renewTimer);
     if (this.watcher) this.watcher.close();
     this.watcher = null;
-    for (const controller of this.streams) controller.abort();
-    this.streams.clear();
+    this.suggestions.stop();
     this.setStatus("idle");
   }
 }

@@ -7,12 +7,28 @@
 // expired or been revoked, a hidden-frame sign-in gets a new one; if that cannot
 // work (the login host refuses frames, or wants the agent to type),
 // `needsInteraction` is set and the page offers a popup sign-in from a click.
+// A renewal that fails for want of an answer (network, timeout) or of a free server
+// (429, 502, 503, 504) is tried again a few times, after growing pauses.
 import { handOff, renewSession, signInInFrame, signInInPopup } from "./auth.js";
 
 const MARGIN_MS = 60_000;
+const RENEW_RETRIES = 3;
+const RETRY_BASE_MS = 1_000; // 1 s, 2 s, 4 s; a Retry-After instead when there is one
+const RETRY_MAX_MS = 30_000;
+const BUSY = new Set([429, 502, 503, 504]);
 // Renewal answers after which only a new sign-in helps.
 const SIGN_IN_AGAIN = new Set(["genesys_token_rejected", "session_expired", "invalid_session",
   "token_mismatch"]);
+
+// A failure that may pass by itself: no answer, or a server too busy to give one.
+export function isTransient(error) {
+  return Boolean(error) && (error.status === 0 || BUSY.has(error.status));
+}
+
+export function retryDelay(error, attempt) {
+  const said = error && error.retryAfter != null ? error.retryAfter * 1000 : null;
+  return Math.min(RETRY_MAX_MS, said ?? RETRY_BASE_MS * 2 ** attempt);
+}
 
 export class SessionError extends Error {
   constructor(code, message) {
@@ -78,12 +94,24 @@ export class Sessions {
     return result;
   }
 
-  // A fresh session without leaving the page; one renewal at a time.
+  // A fresh session without leaving the page; one renewal at a time. Rejects with
+  // the last error when transient failures outlast the retries (isTransient()).
   renew({ tokenExpired = false } = {}) {
     if (!this.renewing) {
-      this.renewing = this.renewOnce(tokenExpired).finally(() => { this.renewing = null; });
+      this.renewing = this.renewRetrying(tokenExpired).finally(() => { this.renewing = null; });
     }
     return this.renewing;
+  }
+
+  async renewRetrying(tokenExpired) {
+    for (let attempt = 0; ; attempt += 1) {
+      try {
+        return await this.renewOnce(tokenExpired);
+      } catch (error) {
+        if (!isTransient(error) || attempt >= RENEW_RETRIES) throw error;
+        await new Promise((resolve) => setTimeout(resolve, retryDelay(error, attempt)));
+      }
+    }
   }
 
   async renewOnce(tokenExpired) {

@@ -1,7 +1,9 @@
 // Test-only harness for the panel's feed. Settings from the query: stallMs (the
 // page watchdog), stream (the URL the ask box streams from), insert=1 (pretend the
-// Client App SDK is there). window.harness lets tests add cards and feed them events;
-// the ask box streams a real suggestion through assist.js.
+// Client App SDK is there), countChunks=1 (body data-chunks: the chunks of response
+// bodies the page has read, so a test can wait for a keep-alive to have arrived).
+// window.harness lets tests add cards and feed them events; the ask box streams a real
+// suggestion through assist.js.
 import { copyText, sendFeedback } from "/static/panel/actions.js";
 import { streamSuggestion } from "/static/panel/assist.js";
 import { readConfig } from "/static/panel/config.js";
@@ -12,6 +14,7 @@ const root = document.getElementById("ap-root");
 if (params.has("stallMs")) root.dataset.stallMs = params.get("stallMs");
 if (params.has("stream")) root.dataset.streamUrl = params.get("stream");
 const config = readConfig(root);
+if (params.get("countChunks") === "1") countChunks();
 const inserted = [];
 const feed = new Feed(root.querySelector(".ap-feed"), {
   root,
@@ -58,3 +61,31 @@ window.harness = {
   },
 };
 document.body.dataset.ready = "true";
+
+// Each response body passes through a stream that counts a chunk as it hands it to
+// the reader (pulled only when read: highWaterMark 0), so once the count shows, the
+// page's own handling of that chunk (microtasks) is done.
+function countChunks() {
+  const realFetch = window.fetch.bind(window);
+  let chunks = 0;
+  document.body.dataset.chunks = "0";
+  window.fetch = async (...args) => {
+    const response = await realFetch(...args);
+    if (!response.body) return response;
+    const reader = response.body.getReader();
+    const counted = new ReadableStream({
+      async pull(controller) {
+        const { value, done } = await reader.read();
+        if (done) {
+          controller.close();
+          return;
+        }
+        controller.enqueue(value);
+        chunks += 1;
+        document.body.dataset.chunks = String(chunks);
+      },
+      cancel: (reason) => reader.cancel(reason),
+    }, { highWaterMark: 0 });
+    return new Response(counted, { status: response.status, headers: response.headers });
+  };
+}
