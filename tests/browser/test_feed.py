@@ -622,6 +622,29 @@ def test_insert_puts_the_plain_answer_into_the_reply(
                          "rating": "down", "copied": True, "inserted": True}]
 
 
+def test_feedback_the_server_refused_is_not_thanked_and_can_be_sent_again(
+        context: BrowserContext, harness_origin: str) -> None:
+    """Regression: the card said thanks for feedback that never reached the server."""
+    h = open_harness(context, harness_origin)
+    answers = [503, 204]
+
+    def on_feedback(route: Route) -> None:
+        route.fulfill(status=answers.pop(0))
+
+    h.page.route("**/api/feedback", on_feedback)
+    key = h.add("fee", answered("fee", "No fee for a faulty phone [2]."))
+    card = h.card(key)
+    up = card.locator("[data-action='rate-up']")
+    with h.page.expect_console_message(lambda m: "feedback not sent" in m.text):
+        up.click()
+    expect(up).to_have_attribute("aria-pressed", "false")
+    expect(card.locator(".ap-card__thanks")).to_be_hidden()
+    with h.page.expect_response("**/api/feedback"):
+        up.click()
+    expect(up).to_have_attribute("aria-pressed", "true")
+    assert answers == []
+
+
 # Keyboard and live region (harness) ---------------------------------------------
 
 

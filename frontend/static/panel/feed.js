@@ -243,6 +243,7 @@ export class Feed {
 
   async rate(card, rating) {
     if (!card.suggestionId || !this.actions.feedback) return;
+    const before = card.rating;
     card.rating = rating;
     this.schedule(card);
     try {
@@ -250,6 +251,12 @@ export class Feed {
         copied: card.copied, inserted: card.inserted });
     } catch (error) {
       console.warn("Assist Panel: feedback not sent:", error.message);
+      // Not recorded: the card must not thank the agent for it, and the button stays
+      // there to press again (unless a later rating has taken its place meanwhile).
+      if (card.rating === rating) {
+        card.rating = before;
+        this.schedule(card);
+      }
     }
   }
 }

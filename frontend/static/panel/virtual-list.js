@@ -209,10 +209,7 @@ export class VirtualList {
     if (!spacer) {
       spacer = document.createElement("div");
       spacer.className = "ap-feed__spacer";
-      spacer.setAttribute("aria-hidden", "true");
-      spacer.style.flexShrink = "0";
-      spacer.style.margin = "0";
-      spacer.style.padding = "0";
+      spacer.setAttribute("aria-hidden", "true"); // its box is panel.css's; its height ours
       this.spacers.set(id, spacer);
     }
     const value = `${Math.max(0, height)}px`;
