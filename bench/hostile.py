@@ -365,10 +365,14 @@ def run(quick: bool, workdir: Path, kb: Path, cpus: Cpus, sizes: Sizes | None = 
     panel, keys = start_panel(workdir, cpus.server, kb, model_url=None, env=env)
     with running(panel):
         measured("never read", panel, lambda: _never_read(panel, sizes, keys))
-    model = start_mock(workdir, cpus.harness, tokens_per_second=0, fault="flood")
+    # A model that takes the largest ASSIST_MAX_TOKENS (the mock refuses a limit over
+    # its own, as OpenAI does), with a context to hold it and the prompt.
+    model = start_mock(workdir, cpus.harness, tokens_per_second=0, fault="flood",
+                       context_tokens=65_536, max_output_tokens=32_768)
     with running(model):
         panel, keys = start_panel(workdir, cpus.server, kb, model_url=model.url, env={
-            **env, "ASSIST_MAX_TOKENS": "32768", "ASSIST_STREAM_LIMIT_S": "120"})
+            **env, "ASSIST_MAX_TOKENS": "32768", "ASSIST_MODEL_CONTEXT_TOKENS": "65536",
+            "ASSIST_STREAM_LIMIT_S": "120"})
         with running(panel):
             measured("never read, hostile model", panel,
                      lambda: _never_read(panel, sizes, keys))

@@ -23,6 +23,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault", choices=FAULTS, default=None)
     parser.add_argument("--stall-after-tokens", type=int, default=3)
     parser.add_argument("--first-token-delay", type=float, default=0.0)
+    parser.add_argument("--context-tokens", type=int, default=MockLLMConfig.context_tokens,
+                        help="the model's context window (prompt and max_tokens)")
+    parser.add_argument("--max-output-tokens", type=int,
+                        default=MockLLMConfig.max_output_tokens,
+                        help="the most max_tokens a request may ask for")
     parser.add_argument("--http2", action="store_true",
                         help="serve HTTP/2 only (bench/h2_server.py: h2c with prior knowledge, "
                              "or with --certfile TLS offering h2; up to 100 streams a "
@@ -34,7 +39,9 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--certfile and --keyfile go together")
     config = MockLLMConfig(tokens_per_second=args.tokens_per_second, fault=args.fault,
                            stall_after_tokens=args.stall_after_tokens,
-                           first_token_delay_s=args.first_token_delay)
+                           first_token_delay_s=args.first_token_delay,
+                           context_tokens=args.context_tokens,
+                           max_output_tokens=args.max_output_tokens)
     app = create_mock_llm_app(config)
     if args.http2:
         # On uvloop, as uvicorn runs: asyncio's own TLS is Python code.

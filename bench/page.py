@@ -48,7 +48,7 @@ from bench.report import Row, Section
 from bench.stats import summary
 from server.app import create_app
 from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
-from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.llm import DEFAULT_MODEL, MockLLMConfig, create_mock_llm_app
 from server.devmode.run import DEV_CLIENT_ID, DEV_MODEL_KEY, _free_port, _server, _start
 from server.kb.importer import find_files, import_files
 from server.kb.store import KnowledgeBase
@@ -145,7 +145,7 @@ def _dev_stack(tmp: Path, *, tokens_per_second: float, stream_limit_s: float) ->
         genesys_api_base=genesys_origin, genesys_login_base=genesys_origin,
         oauth_client_id=DEV_CLIENT_ID, extra_frame_ancestors=(genesys_origin,),
         session_secret=secrets.token_urlsafe(32), allowed_orgs=(mock_config.org_id,),
-        generator="openai", openai_model="mock-assist-1",
+        generator="openai", openai_model=DEFAULT_MODEL,
         openai_base_url=f"http://{host}:{llm_port}/v1", openai_api_key=DEV_MODEL_KEY,
         rate_limit_per_minute=0, stream_limit_s=stream_limit_s,
         audit_log=str(tmp / "audit.jsonl"))

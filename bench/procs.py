@@ -24,6 +24,7 @@ import httpx
 import trustme
 
 from server.auth.sessions import Session, SessionCodec
+from server.devmode.mocks.llm import DEFAULT_MODEL, MockLLMConfig
 
 ORG = "6d1f0c2a-3b4e-4f5a-8c7d-9e0f1a2b3c4d"
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
@@ -173,15 +174,20 @@ class Certificate:
 def start_mock(workdir: Path, cpus: frozenset[int], *, tokens_per_second: float,
                fault: str | None = None, stall_after_tokens: int = 3,
                first_token_delay_s: float = 0.0, port: int | None = None,
-               http2: bool = False, tls: Certificate | None = None) -> Proc:
+               http2: bool = False, tls: Certificate | None = None,
+               context_tokens: int = MockLLMConfig.context_tokens,
+               max_output_tokens: int = MockLLMConfig.max_output_tokens) -> Proc:
     """The mock model server (``bench.mock_model``); ``port`` to restart one in place;
     ``http2`` to serve HTTP/2 only (``bench/h2_server.py``) rather than HTTP/1.1
-    (uvicorn); over TLS with ``tls``."""
+    (uvicorn); over TLS with ``tls``; ``context_tokens`` and ``max_output_tokens`` its
+    limits (it refuses a request over them, as OpenAI does)."""
     port = port or free_port()
     argv = [sys.executable, "-m", "bench.mock_model", "--port", str(port),
             "--tokens-per-second", str(tokens_per_second),
             "--stall-after-tokens", str(stall_after_tokens),
-            "--first-token-delay", str(first_token_delay_s)]
+            "--first-token-delay", str(first_token_delay_s),
+            "--context-tokens", str(context_tokens),
+            "--max-output-tokens", str(max_output_tokens)]
     if fault:
         argv += ["--fault", fault]
     if http2:
@@ -227,7 +233,9 @@ def start_panel(workdir: Path, cpus: frozenset[int], kb: Path, *, model_url: str
         "ASSIST_GENERATOR": "openai" if model_url else "extractive",
     }
     if model_url:
+        # The mock model serves its own model alone (404 for any other, as OpenAI).
         values["ASSIST_OPENAI_BASE_URL"] = f"{model_url}/v1"
+        values["ASSIST_OPENAI_MODEL"] = DEFAULT_MODEL
     values.update(env or {})
     url = f"http://127.0.0.1:{port}"
     proc = _start(name, [sys.executable, "-m", "server", "serve"], values, cpus,

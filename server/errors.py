@@ -299,13 +299,16 @@ class SharedStoreDown(PanelError):
 
 
 class UpstreamError(PanelError):
-    """The model service failed; ``status`` is its HTTP status, None for network errors."""
+    """The model service failed; ``status`` is its HTTP status, None for network errors;
+    ``code`` the error code its answer gave (OpenAI's ``error.code``, such as
+    ``insufficient_quota`` or ``model_not_found``), when it gave one."""
 
     def __init__(self, message: str, *, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+                 retry_after: float | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
+        self.code = code
 
 
 class EmbeddingError(PanelError):

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 
 from server.auth.sessions import Session, SessionCodec
+from server.devmode.mocks.llm import DEFAULT_MODEL
 from server.settings import Settings
 
 SECRET = "test-secret-0123456789abcdef"
@@ -19,10 +20,12 @@ CLIENT_ID = "assist-panel-test"
 def make_settings(**overrides: Any) -> Settings:
     """Settings with a session secret, an org allowlist and an OAuth client, plus overrides.
 
-    The audit log is off unless a test turns it on (it would go to stdout).
+    The audit log is off unless a test turns it on (it would go to stdout). The
+    ``openai`` generator asks for the mock model's model, the only one it serves.
     """
     values: dict[str, Any] = {"session_secret": SECRET, "allowed_orgs": (ORG,),
                               "oauth_client_id": CLIENT_ID, "audit_log": "",
+                              "openai_model": DEFAULT_MODEL,
                               # Every test signs in from 127.0.0.1: a limit test sets its own.
                               "signin_rate_limit_per_minute": 0}
     values.update(overrides)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.devmode.mocks.llm import DEFAULT_MODEL
 from tests.factories import CLIENT_ID, ORG, SECRET
 
 
@@ -30,6 +31,7 @@ def serve_env(port: int, kb_path: Path, llm_url: str, grace_s: float, **extra: s
             "ASSIST_KB_PATH": str(kb_path), "ASSIST_SESSION_SECRET": SECRET,
             "ASSIST_ALLOWED_ORGS": ORG, "ASSIST_OAUTH_CLIENT_ID": CLIENT_ID,
             "ASSIST_GENERATOR": "openai", "ASSIST_OPENAI_BASE_URL": f"{llm_url}/v1",
+            "ASSIST_OPENAI_MODEL": DEFAULT_MODEL,
             "ASSIST_STREAM_LIMIT_S": "60", "ASSIST_STALL_TIMEOUT_S": "60",
             "ASSIST_SHUTDOWN_GRACE_S": str(grace_s), "ASSIST_AUDIT_LOG": "-", **extra}
 

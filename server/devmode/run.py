@@ -24,7 +24,7 @@ from starlette.applications import Starlette
 from server.app import create_app
 from server.devmode.http2 import Http2Server
 from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
-from server.devmode.mocks.llm import FAULTS, MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.llm import DEFAULT_MODEL, FAULTS, MockLLMConfig, create_mock_llm_app
 from server.kb.embedders import build_embedder
 from server.kb.importer import find_files, import_files
 from server.kb.store import KnowledgeBase
@@ -109,7 +109,7 @@ async def run_dev(options: DevOptions, make_settings: Callable[..., Settings]) -
                 "allowed_orgs": (mock_config.org_id,),
             }
             if options.llm == "mock":
-                overrides.update(generator="openai", openai_model="mock-assist-1",
+                overrides.update(generator="openai", openai_model=DEFAULT_MODEL,
                                  openai_base_url=f"http://127.0.0.1:{llm_port}/v1",
                                  openai_api_key=DEV_MODEL_KEY)
             settings = make_settings(**overrides)

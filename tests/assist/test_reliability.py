@@ -111,6 +111,7 @@ CASES: dict[str, tuple[str, str, str | None, bool, int]] = {
     "stall_mid": ("fallback", "stalled", "stalled", True, 1),
     "drip": ("truncated", "deadline", None, True, 1),
     "http_429": ("fallback", "upstream_429", "upstream_error", False, 3),
+    "http_429_quota": ("fallback", "upstream_429", "upstream_error", False, 1),
     "http_503": ("fallback", "upstream_503", "upstream_error", False, 3),
     "http_500": ("fallback", "upstream_500", "upstream_error", False, 1),
     "http_400": ("fallback", "upstream_400", "upstream_error", False, 1),

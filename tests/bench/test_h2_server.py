@@ -22,7 +22,12 @@ import pytest
 
 from bench import h2_server
 from bench.procs import Certificate, running, start_mock
-from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app, grounded_answer
+from server.devmode.mocks.llm import (
+    DEFAULT_MODEL,
+    MockLLMConfig,
+    create_mock_llm_app,
+    grounded_answer,
+)
 from server.web.upstream_body import Origin
 from server.web.upstream_h2 import H2StreamClient
 from tests.asgi import request_body
@@ -32,7 +37,7 @@ pytestmark = pytest.mark.anyio
 
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
 Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-CHAT = {"model": "mock", "stream": True,
+CHAT = {"model": DEFAULT_MODEL, "stream": True,
         "messages": [{"role": "user", "content": "How do I reset my password?"}]}
 
 

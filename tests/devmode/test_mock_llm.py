@@ -200,9 +200,16 @@ def test_no_articles_or_no_overlap_says_so() -> None:
 
 def test_config_rejects_unknown_fault() -> None:
     assert "drop_mid" in FAULTS
-    assert {"http_400", "http_403", "http_429", "http_500", "http_503"} <= set(FAULTS)
+    assert {"http_400", "http_403", "http_429", "http_429_quota", "http_500",
+            "http_503"} <= set(FAULTS)
     with pytest.raises(ValueError, match="unknown mock LLM fault"):
         MockLLMConfig(fault="explode")
+
+
+@pytest.mark.parametrize(("context", "output"), [(8192, 0), (100, 101)])
+def test_config_rejects_limits_that_cannot_serve(context: int, output: int) -> None:
+    with pytest.raises(ValueError, match="max_output_tokens"):
+        MockLLMConfig(context_tokens=context, max_output_tokens=output)
 
 
 @pytest.mark.parametrize("value", [-0.5, float("nan"), float("inf")])
@@ -368,6 +375,115 @@ def test_bad_request_is_400_in_openai_shape(
     assert (error["type"], error["param"]) == ("invalid_request_error", param)
 
 
+def post_completion(served: Served, body: dict[str, Any]) -> httpx.Response:
+    return httpx.post(f"{served.url}/v1/chat/completions", json=body,
+                      headers={"Authorization": f"Bearer {API_KEY}"}, timeout=5)
+
+
+@pytest.mark.parametrize("body", [{"messages": MESSAGES}, {"model": "", "messages": MESSAGES}])
+def test_a_missing_or_empty_model_is_400_as_openai_answers_it(
+        mock: Served, body: dict[str, Any]) -> None:
+    response = post_completion(mock, body)
+    assert response.status_code == 400
+    assert response.json() == {"error": {"message": "you must provide a model parameter",
+                                         "type": "invalid_request_error", "param": None,
+                                         "code": None}}
+    assert_no_streams_left(mock)
+
+
+@pytest.mark.parametrize("model", ["gpt-4o-mini", "m", "MOCK-ASSIST-1", "mock-assist-1 "])
+def test_a_model_it_does_not_serve_is_404_model_not_found(mock: Served, model: str) -> None:
+    with mock.client() as client, pytest.raises(openai.NotFoundError) as caught:
+        client.chat.completions.create(model=model, messages=MESSAGES, stream=True)
+    assert caught.value.body == {
+        "message": f"The model `{model}` does not exist or you do not have access to it.",
+        "type": "invalid_request_error", "param": None, "code": "model_not_found"}
+    # The same check answers GET /v1/models/{model}.
+    with mock.client() as client, pytest.raises(openai.NotFoundError):
+        client.models.retrieve(model)
+
+
+@pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
+def test_a_token_limit_over_the_models_output_limit_is_400(param: str) -> None:
+    with serve(MockLLMConfig(api_key=API_KEY, max_output_tokens=100)) as served:
+        fits = post_completion(served, {**BODY, param: 100})
+        over = post_completion(served, {**BODY, param: 101})
+    assert fits.status_code == 200, fits.text
+    assert over.status_code == 400
+    assert over.json()["error"] == {
+        "message": f"{param} is too large: 101. This model supports at most 100 completion "
+                   "tokens, whereas you provided 101.",
+        "type": "invalid_request_error", "param": param, "code": "invalid_value"}
+
+
+@pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
+def test_a_prompt_and_token_limit_over_the_context_window_is_400(param: str) -> None:
+    with serve(MockLLMConfig(api_key=API_KEY, tokens_per_second=0)) as served:
+        usage = post_completion(served, {**BODY, "stream": False}).json()["usage"]
+    prompt = usage["prompt_tokens"]  # the mock's own count, as usage reports it
+    config = MockLLMConfig(api_key=API_KEY, tokens_per_second=0, context_tokens=prompt + 10,
+                           max_output_tokens=10)
+    with serve(config) as served:
+        fits = post_completion(served, {**BODY, param: 10})
+        unlimited = post_completion(served, BODY)  # the prompt alone fits
+        over = post_completion(served, {**BODY, param: 10, "messages": [
+            *MESSAGES, {"role": "user", "content": "one more"}]})
+    assert (fits.status_code, unlimited.status_code) == (200, 200)
+    assert over.status_code == 400
+    error = over.json()["error"]
+    assert (error["param"], error["code"]) == ("messages", "context_length_exceeded")
+    assert error["message"] == (
+        f"This model's maximum context length is {prompt + 10} tokens. However, you requested "
+        f"{prompt + 16} tokens ({prompt + 6} in the messages, 10 in the completion). Please "
+        "reduce the length of the messages or completion.")
+
+
+def test_a_prompt_alone_over_the_context_window_is_400() -> None:
+    config = MockLLMConfig(api_key=API_KEY, context_tokens=50, max_output_tokens=10)
+    with serve(config) as served, served.client() as client:
+        with pytest.raises(openai.BadRequestError) as caught:
+            client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+        assert served.streams.total == 0
+    assert (caught.value.param, caught.value.code) == ("messages", "context_length_exceeded")
+    assert "maximum context length is 50 tokens. However, your messages resulted in" in (
+        caught.value.message)
+
+
+#: A value for each field of the public chat-completions API the mock takes.
+EVERY_FIELD: dict[str, Any] = {
+    **BODY, "stream_options": {"include_usage": True}, "max_tokens": 50,
+    "max_completion_tokens": 50, "temperature": 0.2, "top_p": 1, "n": 1, "stop": ["\n\n"],
+    "presence_penalty": 0, "frequency_penalty": 0, "logit_bias": {"50256": -100},
+    "user": "agent-7", "seed": 7, "response_format": {"type": "text"},
+    "tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}],
+    "tool_choice": "none", "parallel_tool_calls": False, "logprobs": False,
+    "top_logprobs": None, "metadata": {"k": "v"}, "store": False, "service_tier": "auto",
+    "functions": None, "function_call": None, "modalities": ["text"], "audio": None,
+    "prediction": None, "web_search_options": None, "prompt_cache_key": "k",
+    "safety_identifier": "s",
+}
+
+
+def test_every_field_of_the_public_api_is_taken(mock: Served) -> None:
+    assert post_completion(mock, EVERY_FIELD).status_code == 200
+
+
+@pytest.mark.parametrize(("extra", "named"), [
+    ({"reasoning_effort": "low"}, "argument supplied: reasoning_effort"),
+    ({"temprature": 0.2}, "argument supplied: temprature"),
+    ({"thinking": {}, "enable_thinking": True}, "arguments supplied: thinking, enable_thinking"),
+])
+def test_an_unknown_request_argument_is_400(
+        mock: Served, extra: dict[str, Any], named: str) -> None:
+    before = mock.switch.to_json()["remaining"]
+    response = post_completion(mock, {**BODY, **extra})
+    assert response.status_code == 400
+    assert response.json()["error"] == {"message": f"Unrecognized request {named}",
+                                        "type": "invalid_request_error", "param": None,
+                                        "code": None}
+    assert mock.switch.to_json()["remaining"] == before
+
+
 def test_unknown_fault_header_is_400(mock: Served) -> None:
     response = httpx.post(
         f"{mock.url}/v1/chat/completions",
@@ -395,6 +511,20 @@ def test_http_429_fault(mock: Served) -> None:
         client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
     assert caught.value.response.headers["retry-after"] == "1"
     assert caught.value.code == "rate_limit_exceeded"
+
+
+def test_http_429_quota_fault_is_insufficient_quota_without_retry_after(mock: Served) -> None:
+    with (
+        mock.client(default_headers={"X-Mock-Fault": "http_429_quota"}) as client,
+        pytest.raises(openai.RateLimitError) as caught,
+    ):
+        client.chat.completions.create(model=MODEL, messages=MESSAGES, stream=True)
+    assert (caught.value.type, caught.value.code) == ("insufficient_quota", "insufficient_quota")
+    body: Any = caught.value.body
+    assert body["message"].startswith("You exceeded your current quota, please check your "
+                                      "plan and billing details.")
+    headers = caught.value.response.headers
+    assert "retry-after" not in headers and "x-ratelimit-remaining-requests" not in headers
 
 
 def test_http_500_fault(mock: Served) -> None:

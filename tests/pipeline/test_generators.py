@@ -5,7 +5,7 @@ import re
 import httpx
 import pytest
 
-from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.devmode.mocks.llm import DEFAULT_MODEL, MockLLMConfig, create_mock_llm_app
 from server.kb.importer import find_files, read_file
 from server.kb.passages import split_passages
 from server.kb.store import KnowledgeBase
@@ -421,6 +421,34 @@ def test_prompt_quotes_transcript_and_fits_the_context() -> None:
     assert '<article index="1" id="id-1" title="Title 1">' in user
 
 
+def test_a_transcript_too_dense_to_fit_loses_its_oldest_utterances_first() -> None:
+    # 400 quotation marks are 800 tokens once JSON escapes them: five utterances of them
+    # and a question do not fit 80% of 4096 with 512 for the answer.
+    marks = '"' * 400
+    utterances = tuple(Utterance("customer", f"u{i} {marks}") for i in range(5))
+    request = GenerationRequest("how long is a refund", utterances,
+                                (_source(1, "Refunds take five days."),), max_tokens=512)
+    messages = build_messages(request, context_tokens=4096)
+    total = sum(estimate_tokens(m["content"]) for m in messages)
+    assert total <= 0.8 * 4096
+    user = messages[1]["content"]
+    kept = [i for i in range(5) if f"u{i} " in user]
+    assert kept == [2, 3, 4]  # the newest, in order
+    assert 'Question: "how long is a refund"' in user
+    assert '<article index="1"' in user
+
+
+def test_a_question_too_dense_to_fit_keeps_its_newest_words() -> None:
+    query = "start " + '"' * 3000 + " how long is a refund"
+    request = GenerationRequest(query, (Utterance("agent", "hello"),),
+                                (_source(1, "Refunds take five days."),), max_tokens=512)
+    messages = build_messages(request, context_tokens=4096)
+    assert sum(estimate_tokens(m["content"]) for m in messages) <= 0.8 * 4096
+    user = messages[1]["content"]
+    assert "agent:" not in user  # the transcript went first
+    assert user.endswith(' how long is a refund"\n') and "start" not in user
+
+
 @pytest.mark.parametrize("text", ["word " * 5000, "返金には5営業日かかります。" * 800,
                                   "Order 12345678, ref AB-99/7; " * 600])
 def test_the_prompt_stays_under_80_percent_by_the_model_servers_own_count(text: str) -> None:
@@ -433,7 +461,7 @@ def test_the_prompt_stays_under_80_percent_by_the_model_servers_own_count(text: 
     assert "<article index=\"1\"" in messages[1]["content"]  # trimmed, not dropped
     with serve(create_mock_llm_app(MockLLMConfig(tokens_per_second=0))) as base:
         usage = httpx.post(f"{base}/v1/chat/completions",
-                           json={"model": "m", "messages": messages}).json()["usage"]
+                           json={"model": DEFAULT_MODEL, "messages": messages}).json()["usage"]
     assert usage["prompt_tokens"] <= 0.8 * context
 
 

@@ -1,4 +1,5 @@
-"""Retries of 429/503 before any text, inside the deadline; nothing else retried."""
+"""Retries of 429/503 before any text, inside the deadline; nothing else retried, nor a
+used-up quota's 429."""
 
 from __future__ import annotations
 
@@ -81,6 +82,15 @@ async def test_other_errors_are_never_retried(status: int | None) -> None:
     with pytest.raises(UpstreamError):
         await run(wrap(inner, clock, errors), request())
     assert inner.calls == 1 and clock.slept == [] and errors == [status]
+
+
+async def test_a_429_for_a_used_up_quota_is_not_retried() -> None:
+    """OpenAI's ``insufficient_quota``: a 429 that no wait cures (and with no Retry-After)."""
+    clock, errors = Clock(), list[int | None]()
+    inner = Failing([UpstreamError("quota", status=429, code="insufficient_quota")])
+    with pytest.raises(UpstreamError):
+        await run(wrap(inner, clock, errors), request())
+    assert inner.calls == 1 and clock.slept == [] and errors == [429]
 
 
 async def test_a_retry_after_past_the_deadline_fails_at_once() -> None:

@@ -6,9 +6,19 @@ against it unchanged. The answer is deterministic and grounded: the sentences of
 the `<article>` blocks in the last user message that best match its
 `Question:` line, each cited `[N]`.
 
+It refuses what OpenAI refuses, in OpenAI's words: a wrong or missing API key
+(401), a body that is not JSON or has a field the public API does not know (400
+"Unrecognized request argument supplied"), a missing or empty `model` (400) or one
+it does not serve (404 `model_not_found`: it serves `MockLLMConfig.model` alone), a
+`max_tokens` (or `max_completion_tokens`) over `MockLLMConfig.max_output_tokens`,
+and a prompt that with that limit does not fit `MockLLMConfig.context_tokens` (400
+`context_length_exceeded`; prompt tokens counted as `usage.prompt_tokens` counts them).
+
 Faults (see `FAULTS`) make it misbehave: stalls, slow or broken streams, dropped
 connections, and OpenAI's error answers (`http_400`, `http_403`, `http_429`,
-`http_500`, `http_503`; 429 and 503 carry `retry-after: MockLLMConfig.retry_after_s`).
+`http_429_quota`, `http_500`, `http_503`; 429 and 503 carry
+`retry-after: MockLLMConfig.retry_after_s`, except `http_429_quota`, OpenAI's
+`insufficient_quota`, which waiting does not cure).
 Which fault a chat completion gets, first match wins:
 
 1. its `X-Mock-Fault` header (`none` turns any fault off for that request);
@@ -63,10 +73,16 @@ from server.devmode.mocks.llm_faults import (
     StreamTracker,
     dumps,
 )
-from server.devmode.mocks.llm_requests import OpenAIError, common_headers, parse_body
+from server.devmode.mocks.llm_requests import (
+    OpenAIError,
+    check_token_limits,
+    common_headers,
+    parse_body,
+)
 from server.devmode.mocks.llm_timings import TimingLog
 
 __all__ = [
+    "DEFAULT_MODEL",
     "FAULTS",
     "NO_ANSWER",
     "FaultSwitch",
@@ -79,6 +95,9 @@ __all__ = [
 ]
 
 FAULT_HEADER = "x-mock-fault"
+#: The one model the mock serves unless its config names another; dev mode points the
+#: panel's `ASSIST_OPENAI_MODEL` at it.
+DEFAULT_MODEL = "mock-assist-1"
 NO_ANSWER = "I could not find this in the knowledge base."
 
 
@@ -90,11 +109,13 @@ class MockLLMConfig:
     every chat completion unless a request's `X-Mock-Fault` header or the runtime
     fault switch says otherwise (see the module docstring). `retry_after_s` is the
     `retry-after` header of the `http_429` and `http_503` faults ("1" when whole,
-    else the decimal, e.g. "0.2").
+    else the decimal, e.g. "0.2"). `context_tokens` and `max_output_tokens` are the
+    model's limits, as the panel's defaults assume them (`ASSIST_MODEL_CONTEXT_TOKENS`
+    8192; `ASSIST_MAX_TOKENS` 512 is well under the output limit).
     """
 
     api_key: str | None = None
-    model: str = "mock-assist-1"
+    model: str = DEFAULT_MODEL
     tokens_per_second: float = 40.0
     fault: str | None = None
     drip_interval_s: float = 2.0  # gap between tokens under the `drip` fault
@@ -103,6 +124,8 @@ class MockLLMConfig:
     first_token_delay_s: float = 0.0  # extra time to first token, to mimic a real model
     max_answer_sentences: int = 3
     retry_after_s: float = 1.0  # `retry-after` of the http_429 and http_503 faults
+    context_tokens: int = 8192  # prompt and completion together
+    max_output_tokens: int = 4096  # the most `max_tokens` may ask for
 
     def __post_init__(self) -> None:
         if self.fault is not None and self.fault not in FAULTS:
@@ -115,6 +138,8 @@ class MockLLMConfig:
             raise ValueError("max_answer_sentences must be >= 1")
         if not math.isfinite(self.retry_after_s) or self.retry_after_s < 0:
             raise ValueError("retry_after_s must be a finite number >= 0")
+        if not 1 <= self.max_output_tokens <= self.context_tokens:
+            raise ValueError("mock LLM limits need 1 <= max_output_tokens <= context_tokens")
 
 
 # ---------------------------------------------------------------- grounding
@@ -286,9 +311,16 @@ class _MockLLM:
                 timing.end(client_left=True)
                 return Response(status_code=499)
             body = parse_body(raw)
+            model = self._chat_model(body)
+            prompt_tokens = _count_prompt_tokens(body["messages"])
+            check_token_limits(
+                body,
+                prompt_tokens,
+                context_tokens=self.config.context_tokens,
+                max_output_tokens=self.config.max_output_tokens,
+            )
             # Picked last, so only a valid request uses up one of the switch's `remaining`.
             fault = self.switch.pick(request.headers.get(FAULT_HEADER))
-            model = body.get("model") or self.config.model
             error = fault_error(fault, model, self.config.retry_after_s)
             if error is not None:
                 raise error
@@ -296,14 +328,15 @@ class _MockLLM:
             timing.end()
             return error.response()
         return CompletionResponse(
-            self._plan(body, fault),
+            self._plan(body, fault, prompt_tokens),
             self.tracker,
             stream=bool(body.get("stream")),
             headers=common_headers(),
             timing=timing,
         )
 
-    def _plan(self, body: dict[str, Any], fault: str | None) -> CompletionPlan:
+    def _plan(self, body: dict[str, Any], fault: str | None, prompt_tokens: int
+              ) -> CompletionPlan:
         config = self.config
         messages: list[dict[str, Any]] = body["messages"]
         users = [m for m in messages if m.get("role") == "user"]
@@ -323,11 +356,11 @@ class _MockLLM:
         return CompletionPlan(
             completion_id="chatcmpl-" + "".join(secrets.choice(alphabet) for _ in range(29)),
             created=int(time.time()),
-            model=body.get("model") or config.model,
+            model=config.model,
             system_fingerprint=self.fingerprint,
             tokens=tokens,
             finish_reason=finish_reason,
-            prompt_tokens=_count_prompt_tokens(messages),
+            prompt_tokens=prompt_tokens,
             include_usage=options.get("include_usage") is True,
             fault=fault,
             token_interval_s=interval,
@@ -336,6 +369,24 @@ class _MockLLM:
                 config.drop_after_tokens if fault == "drop_mid" else config.stall_after_tokens
             ),
         )
+
+    def _serves(self, model: object) -> bool:
+        """Whether `model` names the model this mock serves (its only one)."""
+        return model == self.config.model
+
+    def _chat_model(self, body: dict[str, Any]) -> str:
+        """The body's `model` when this mock serves it; else OpenAI's answer: 400 when
+        it is missing or empty, 404 `model_not_found` for another (vLLM answers 404 too)."""
+        model = body.get("model")
+        if not model:  # parse_body already refused one that is not a string
+            raise OpenAIError(400, "you must provide a model parameter")
+        if not self._serves(model):
+            raise OpenAIError(
+                404,
+                f"The model `{model}` does not exist or you do not have access to it.",
+                code="model_not_found",
+            )
+        return self.config.model
 
     def _model(self) -> dict[str, Any]:
         return {
@@ -358,7 +409,7 @@ class _MockLLM:
         """GET /v1/models/{model}."""
         try:
             self._check_auth(request)
-            if request.path_params["model"] != self.config.model:
+            if not self._serves(request.path_params["model"]):
                 raise OpenAIError(
                     404,
                     f"The model '{request.path_params['model']}' does not exist",

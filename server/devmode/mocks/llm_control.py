@@ -217,7 +217,8 @@ class FaultControls:
 def fault_error(fault: str | None, model: str, retry_after_s: float) -> OpenAIError | None:
     """The HTTP error a status-code fault answers with, as OpenAI words it.
 
-    `retry_after_s` goes in the `retry-after` header of `http_429` and `http_503`.
+    `retry_after_s` goes in the `retry-after` header of `http_429` and `http_503`;
+    `http_429_quota` (OpenAI's `insufficient_quota`, which no retry cures) has none.
     """
     retry_after = format_retry_after(retry_after_s)
     if fault == "http_429":
@@ -233,6 +234,18 @@ def fault_error(fault: str | None, model: str, retry_after_s: float) -> OpenAIEr
                 "x-ratelimit-remaining-requests": "0",
                 "x-ratelimit-reset-requests": f"{retry_after}s",
             },
+        )
+    if fault == "http_429_quota":
+        # The account's quota (credit) is used up: a 429 too, but no `retry-after` and
+        # no rate-limit headers, since waiting does not help.
+        return OpenAIError(
+            429,
+            "You exceeded your current quota, please check your plan and billing details. "
+            "For more information on this error, read the docs: "
+            "https://platform.openai.com/docs/guides/error-codes/api-errors. "
+            "(mock fault http_429_quota)",
+            type_="insufficient_quota",
+            code="insufficient_quota",
         )
     if fault == "http_500":
         return OpenAIError(

@@ -28,8 +28,8 @@ sharing the chat one would let an embedding call use up a `remaining` meant for
 a chat completion (the panel embeds a query right before it asks the model),
 and the config's `fault` (`assist-panel dev --llm-fault`) is about the chat
 stream, so it does not apply here. Its `requests` counts embedding calls. The
-status faults (`http_400`, `http_403`, `http_429`, `http_500`, `http_503`) answer
-as for chat; `malformed` sends a 200 whose JSON is cut in half; `stall_first`
+status faults (`http_400`, `http_403`, `http_429`, `http_429_quota`, `http_500`,
+`http_503`) answer as for chat; `malformed` sends a 200 whose JSON is cut in half; `stall_first`
 and `stall_mid` never answer (until the client leaves); `drop_mid` drops the
 connection halfway through the body; `drip`, `endless` and `flood`, which are about
 streamed tokens, answer normally.

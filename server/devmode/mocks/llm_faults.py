@@ -43,6 +43,7 @@ FAULTS: tuple[str, ...] = (
     "http_400",
     "http_403",
     "http_503",
+    "http_429_quota",
 )
 
 # Broken SSE lines the `malformed` fault interleaves with good chunks. A line with

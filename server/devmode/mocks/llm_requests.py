@@ -90,9 +90,36 @@ def json_body(raw: bytes) -> dict[str, Any]:
     return body
 
 
+#: The request fields OpenAI's public chat-completions API accepts; it refuses any
+#: other (400 "Unrecognized request argument supplied"). The mock acts on `model`,
+#: `messages`, `stream`, `stream_options` and the token limits, and takes the rest
+#: without acting on them. Not the reasoning models' own fields (`reasoning_effort`,
+#: `verbosity`), which OpenAI's other models refuse as unrecognized.
+CHAT_FIELDS = frozenset({
+    "model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens",
+    "temperature", "top_p", "n", "stop", "presence_penalty", "frequency_penalty",
+    "logit_bias", "user", "seed", "response_format", "tools", "tool_choice",
+    "parallel_tool_calls", "logprobs", "top_logprobs", "metadata", "store", "service_tier",
+    "functions", "function_call", "modalities", "audio", "prediction", "web_search_options",
+    "prompt_cache_key", "safety_identifier",
+})
+
+
+def _unrecognized(body: dict[str, Any]) -> OpenAIError | None:
+    """OpenAI's 400 for fields it does not know, named in the order sent."""
+    unknown = [name for name in body if name not in CHAT_FIELDS]
+    if not unknown:
+        return None
+    plural = "s" if len(unknown) > 1 else ""
+    return OpenAIError(400, f"Unrecognized request argument{plural} supplied: "
+                            f"{', '.join(unknown)}")
+
+
 def parse_body(raw: bytes) -> dict[str, Any]:
     """Decode and validate a chat-completions body the way OpenAI reports problems."""
     body = json_body(raw)
+    if (unrecognized := _unrecognized(body)) is not None:
+        raise unrecognized
     if "messages" not in body:
         raise OpenAIError(
             400,
@@ -150,3 +177,40 @@ def parse_body(raw: bytes) -> dict[str, Any]:
         if not isinstance(options, dict):
             raise invalid_type("stream_options", "an object", options)
     return body
+
+
+def check_token_limits(
+    body: dict[str, Any], prompt_tokens: int, *, context_tokens: int, max_output_tokens: int
+) -> None:
+    """OpenAI's 400s for a request the model cannot serve: a token limit over the
+    model's output limit, or the prompt and the limit together over its context window
+    (the prompt alone, without a limit)."""
+    name = "max_completion_tokens" if body.get("max_completion_tokens") else "max_tokens"
+    limit = body.get(name)
+    if isinstance(limit, int) and limit > max_output_tokens:
+        raise OpenAIError(
+            400,
+            f"{name} is too large: {limit}. This model supports at most "
+            f"{max_output_tokens} completion tokens, whereas you provided {limit}.",
+            param=name,
+            code="invalid_value",
+        )
+    if isinstance(limit, int) and prompt_tokens + limit > context_tokens:
+        raise OpenAIError(
+            400,
+            f"This model's maximum context length is {context_tokens} tokens. However, you "
+            f"requested {prompt_tokens + limit} tokens ({prompt_tokens} in the messages, "
+            f"{limit} in the completion). Please reduce the length of the messages or "
+            "completion.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    if prompt_tokens > context_tokens:
+        raise OpenAIError(
+            400,
+            f"This model's maximum context length is {context_tokens} tokens. However, your "
+            f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
+            "messages.",
+            param="messages",
+            code="context_length_exceeded",
+        )

@@ -127,13 +127,18 @@ class OpenAIChatGenerator:
             response = await self._send(body, headers)
             try:
                 if response.status_code != 200:
-                    await response.aread()
-                    # Its body is not logged: a model's error may quote the prompt.
-                    log.warning("model service answered %d", response.status_code)
+                    code = _error_code(await response.aread())
+                    # Its body is not logged (a model's error may quote the prompt): its
+                    # status, the error's code when it is a plain identifier, and which
+                    # model was asked for (a 404 `model_not_found` names a wrong one).
+                    log.warning("model service answered %d%s for model %r",
+                                response.status_code, f" ({code})" if code else "",
+                                self.model)
                     raise UpstreamError(
                         f"model service answered {response.status_code}",
                         status=response.status_code,
                         retry_after=retry_after_seconds(response),
+                        code=code,
                     )
                 kind = response.headers.get("content-type", "").partition(";")[0]
                 if kind.strip().lower() != "text/event-stream":
@@ -203,6 +208,27 @@ class _Reader:
                 if choice.get("finish_reason"):
                     self.finish = str(choice["finish_reason"])
         return Chunk(text="".join(pieces), tokens=tokens, waited_s=waited_s) if pieces else None
+
+
+_ERROR_CODE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,63}")
+
+
+def _error_code(body: bytes) -> str | None:
+    """An error answer's code (OpenAI's ``{"error": {"code", "type"}}``: ``code``, else
+    ``type``; vLLM's ``type`` at the top), only when it is an identifier: the code can
+    be logged and acted on, the message never."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    error = payload.get("error")
+    error = error if isinstance(error, dict) else payload
+    for value in (error.get("code"), error.get("type")):
+        if isinstance(value, str) and _ERROR_CODE.fullmatch(value):
+            return value
+    return None
 
 
 class _OneShot:

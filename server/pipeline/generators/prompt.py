@@ -1,8 +1,10 @@
 """The chat prompt for model-backed generators.
 
 The transcript is passed as quoted data and the system prompt forbids following
-instructions found in it. Article text is trimmed so the whole prompt stays
-under 80% of the model's context, leaving room for the answer.
+instructions found in it. The whole prompt stays under 80% of the model's context,
+leaving room for the answer: article text is trimmed to what the transcript and
+question leave, and a transcript and question that alone would not fit (text dense in
+tokens: marks, escapes) lose their oldest utterances, then the question its start.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import re
 from functools import lru_cache
 from html import escape
 
+from server.pipeline.context import Utterance
 from server.pipeline.generators.base import GenerationRequest
 
 SYSTEM_PROMPT = """\
@@ -58,6 +61,24 @@ def _fitted(text: str, tokens: int, estimate: int) -> tuple[str, int]:
     return text, estimate
 
 
+def _tail(utterances: list[Utterance], query: str, room: int) -> tuple[str, int]:
+    """The transcript and question, and their estimate: within ``room`` by dropping the
+    oldest utterances, then the start of the question (its newest words kept)."""
+    while True:
+        transcript = "\n".join(
+            f"{u.speaker}: {json.dumps(u.text, ensure_ascii=False)}" for u in utterances)
+        question = json.dumps(query, ensure_ascii=False)
+        tail = f"<transcript>\n{transcript}\n</transcript>\n\nQuestion: {question}\n"
+        estimate = estimate_tokens(tail)
+        if estimate <= room or not (utterances or query):
+            return tail, estimate
+        if utterances:
+            del utterances[0]
+        else:
+            keep = max(0, int(len(query) * room / estimate * 0.95) - 1)
+            query = query[len(query) - keep:] if keep else ""
+
+
 def build_messages(request: GenerationRequest, *, context_tokens: int) -> list[dict[str, str]]:
     """The chat messages for ``request``, trimmed to fit ``context_tokens``."""
     return build_prompt(request, context_tokens=context_tokens)[0]
@@ -68,14 +89,11 @@ def build_prompt(request: GenerationRequest, *, context_tokens: int
     """The chat messages for ``request``, and how many articles made it into them (the
     citations the answer may use). Each source brings its best passages, not its whole
     article."""
-    transcript = "\n".join(
-        f"{u.speaker}: {json.dumps(u.text, ensure_ascii=False)}" for u in request.utterances
-    )
-    question = json.dumps(request.query, ensure_ascii=False)
-    tail = f"<transcript>\n{transcript}\n</transcript>\n\nQuestion: {question}\n"
     # The prompt gets 80% of the context, and never the room the answer needs.
     budget = min(int(context_tokens * CONTEXT_BUDGET), context_tokens - request.max_tokens)
-    budget -= _SYSTEM_TOKENS + estimate_tokens(tail) + 6
+    budget -= _SYSTEM_TOKENS + 6
+    tail, tail_tokens = _tail(list(request.utterances), request.query, budget)
+    budget -= tail_tokens
     articles = []
     for index, source in enumerate(request.sources, start=1):
         head = (f'<article index="{index}" id="{escape(source.id)}"'

@@ -4,9 +4,10 @@ A 429 or 503 answered before the first chunk is retried after the service's
 ``Retry-After`` (or a jittered exponential backoff without one), but only when
 the wait still leaves time before the request's first-text deadline; otherwise
 the error goes up at once and the stream falls back instead of waiting for its
-watchdog. Other statuses (400, 401, 403, 500, ...) and broken connections are
-never retried. Once text has streamed, nothing is retried: the agent already
-sees it.
+watchdog. A 429 that says the account's quota is used up (OpenAI's
+``insufficient_quota``) is not retried: no wait cures it. Other statuses (400, 401,
+403, 404, 500, ...) and broken connections are never retried. Once text has
+streamed, nothing is retried: the agent already sees it.
 
 Written by hand rather than with tenacity: tenacity retries calls, and this is
 an async generator that may have yielded before it fails.
@@ -23,6 +24,8 @@ from server.errors import UpstreamError
 from server.pipeline.generators.base import Chunk, GenerationRequest, Generator
 
 RETRYABLE = frozenset({429, 503})
+#: Error codes of a retryable status that no retry cures.
+FINAL_CODES = frozenset({"insufficient_quota"})
 
 
 class RetryingGenerator:
@@ -71,7 +74,8 @@ class RetryingGenerator:
             except UpstreamError as exc:
                 if self.on_error is not None:
                     self.on_error(exc.status)
-                if streamed or exc.status not in RETRYABLE or attempt >= self.max_attempts:
+                if (streamed or exc.status not in RETRYABLE or exc.code in FINAL_CODES
+                        or attempt >= self.max_attempts):
                     raise
                 wait = self.delay(attempt, exc.retry_after)
                 if request.deadline is not None and self.clock() + wait >= request.deadline:
