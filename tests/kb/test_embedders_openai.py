@@ -243,6 +243,15 @@ def test_blocking_path_retries_twice_at_most(mock: Mock) -> None:
     assert mock.switch.requests == before + 3
 
 
+def test_blocking_path_does_not_retry_a_used_up_quota(mock: Mock) -> None:
+    """Regression: OpenAI's insufficient_quota 429 was tried three times; no wait cures it."""
+    mock.switch.set("http_429_quota", remaining=None)
+    before = mock.switch.requests
+    with pytest.raises(EmbeddingError, match="429"):
+        mock.embedder().embed(["x"])
+    assert mock.switch.requests == before + 1
+
+
 def test_blocking_path_does_not_retry_a_500(mock: Mock) -> None:
     mock.switch.set("http_500", remaining=None)
     before = mock.switch.requests

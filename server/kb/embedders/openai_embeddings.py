@@ -8,8 +8,9 @@ every one of those servers speaks it, while base64 is not universal.
 Two paths, as the ``Embedder`` protocol wants:
 
 - ``embed`` blocks, for imports: a short-lived ``httpx.Client``, and a 429 or 503
-  is tried again (at most twice, after the service's ``Retry-After``, capped),
-  because an import would rather wait a little than fail half-way.
+  (not an ``insufficient_quota`` 429, which no wait cures) is tried again (at most
+  twice, after the service's ``Retry-After``, capped), because an import would
+  rather wait a little than fail half-way.
 - ``aembed`` is for queries, on the app's shared ``httpx.AsyncClient``, and never
   retries: a query that cannot be embedded at once falls back to BM25 instead.
 
@@ -147,7 +148,7 @@ class OpenAIEmbedder:
                 response = client.post(self.url, json=self._body(batch), headers=self._headers())
             except httpx.HTTPError as exc:
                 raise self._network_error(exc) from exc
-            if response.status_code not in RETRYABLE or attempt >= MAX_RETRIES:
+            if not _retryable(response) or attempt >= MAX_RETRIES:
                 return self._vectors(response, len(batch), attempts=attempt + 1)
             attempt += 1
             time.sleep(_retry_wait(response, attempt))
@@ -245,6 +246,20 @@ class OpenAIEmbedder:
         return EmbeddingError(
             f"embedding service at {self._shown_url} answered an unusable body: {problem}"
         )
+
+
+def _retryable(response: httpx.Response) -> bool:
+    """A 429 or 503 that a wait may cure: not OpenAI's ``insufficient_quota`` (a 429
+    too), which stays until someone pays."""
+    if response.status_code not in RETRYABLE:
+        return False
+    try:
+        payload = response.json()
+    except ValueError:
+        return True
+    error = payload.get("error") if isinstance(payload, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code != "insufficient_quota"
 
 
 def _service_message(response: httpx.Response) -> str | None:
