@@ -85,6 +85,11 @@ test("liveStatus: ended, restricted (a call without its transcript), else live",
   assert.equal(liveStatus({ ended: false, voiceRefused: true, media: "" }), "restricted");
   assert.equal(liveStatus({ ended: false, voiceRefused: true, media: "message" }), "live");
   assert.equal(liveStatus({ ended: false, voiceRefused: false, media: "voice" }), "live");
+  // Messaging whose text Genesys refused is restricted too; a call is not, for that.
+  assert.equal(liveStatus({ ended: false, voiceRefused: false, messagesRefused: true,
+    media: "message" }), "restricted");
+  assert.equal(liveStatus({ ended: false, voiceRefused: false, messagesRefused: true,
+    media: "voice" }), "live");
 });
 
 test("refusalKey: the same refused set, in any order, is the same key", () => {

@@ -118,7 +118,9 @@ class GenesysClient:
         A conversation the token cannot see (403/404) is reported as
         :class:`NotAParticipant`: from outside, both mean "not yours"; but a 403 for a
         permission the user's roles lack is :class:`GenesysPermissionMissing`, which
-        names it (an admin's fix: the agent is on the conversation all the same).
+        names it (an admin's fix: the agent is on the conversation all the same), and
+        one for a scope the token's OAuth client lacks is :class:`GenesysTokenRejected`
+        (the token cannot do what the panel needs, whatever the conversation).
         """
         try:
             body = await self._get(f"{api_base}/api/v2/conversations/{conversation_id}", token)
@@ -224,15 +226,23 @@ def _expires_in(value: Any) -> int:
 _PERMISSIONS = re.compile(r"[A-Za-z0-9:_*, -]{1,200}")
 
 
-def _missing_permissions(response: httpx.Response) -> str | None:
-    """For a 403 ``missing.permissions`` body, the permissions it names ('' if none);
-    None for any other refusal."""
+#: The codes of a 403 for the token's OAuth client lacking a scope the call needs.
+_SCOPE_CODES = frozenset({"missing.any.scopes", "missing.scopes"})
+
+
+def _error_body(response: httpx.Response) -> dict[str, Any]:
+    """The platform's error body (``{}`` when it sent none readable)."""
     try:
         body = response.json()
     except (ValueError, RecursionError):
-        return None
-    if not isinstance(body, dict) or body.get("code") not in (
-            "missing.permissions", "missing.any.permissions"):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _missing_permissions(body: dict[str, Any]) -> str | None:
+    """For a 403 ``missing.permissions`` or ``missing.any.permissions`` body, the
+    permissions it names ('' if none); None for any other refusal."""
+    if body.get("code") not in ("missing.permissions", "missing.any.permissions"):
         return None
     params = body.get("messageParams")
     named = params.get("permissions") if isinstance(params, dict) else None
@@ -247,7 +257,13 @@ class _NotVisible(Exception):
 
 
 def _status_error(response: httpx.Response) -> AssistError | _NotVisible:
-    if response.status_code == 403 and (missing := _missing_permissions(response)) is not None:
+    body = _error_body(response) if response.status_code == 403 else {}
+    if body.get("code") in _SCOPE_CODES:
+        # The OAuth client's doing, not the agent's: the same for every conversation.
+        log.warning("Genesys refused %s: the token lacks a scope it needs",
+                    response.url.path.rsplit("/", 1)[0])
+        return GenesysTokenRejected("The access token lacks the scopes the panel needs.")
+    if (missing := _missing_permissions(body)) is not None:
         log.warning("Genesys refused %s: the user's roles lack %s",
                     response.url.path.rsplit("/", 1)[0], missing or "a permission")
         named = f" ({missing})" if missing else ""

@@ -8,6 +8,7 @@ import pytest
 from server.auth.genesys import GenesysClient, TokenGrant, current_agents
 from server.errors import (
     GenesysPermissionMissing,
+    GenesysTokenRejected,
     GenesysUnavailable,
     InvalidState,
     NotAParticipant,
@@ -75,6 +76,12 @@ async def test_a_busy_genesys_tells_the_client_when_to_ask_again(
         "permissions": "conversation:communication:view"}}, GenesysPermissionMissing),
     ({"code": "missing.permissions", "messageParams": {"permissions": "<b>x</b>"}},
      GenesysPermissionMissing),
+    ({"code": "missing.any.permissions", "messageParams": {
+        "permissions": "conversation:communication:view"}}, GenesysPermissionMissing),
+    # The OAuth client lacks a scope: the token cannot do what the panel needs, for any
+    # conversation (regression: it was "not an agent on this conversation").
+    ({"code": "missing.any.scopes", "messageParams": {
+        "scopes": "conversations, conversations:readonly"}}, GenesysTokenRejected),
     ({"code": "not.authorized"}, NotAParticipant),
     ("not json", NotAParticipant),
 ])

@@ -7,6 +7,7 @@ both grants. Tokens come from the mock's real ``/oauth/authorize``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import subprocess
@@ -478,6 +479,27 @@ def test_a_role_without_the_conversation_permission_is_named_not_taken_for_an_ou
     assert response.status_code == 403
     assert response.json()["error"] == "genesys_permission_missing"
     assert "conversation:communication:view" in response.json()["message"]
+
+
+def test_a_token_without_the_conversations_scope_is_rejected_not_taken_for_an_outsider(
+        platform: Platform) -> None:
+    """Regression: Genesys's 403 missing.any.scopes on GET /conversations/{id} (the OAuth
+    client lacks conversations:readonly) was read as "not an agent on this conversation"."""
+    conversation = platform.conversation()
+    client = platform.state.oauth_clients.get(CLIENT_ID)
+    assert client is not None
+    platform.state.oauth_clients.put(dataclasses.replace(
+        client, scopes=tuple(s for s in client.scopes if s != "conversations:readonly")))
+    try:
+        token = _token(platform)  # a token carries its client's scopes when issued
+    finally:
+        platform.state.oauth_clients.put(client)
+    started = start(platform.panel, conversation)
+    response = handoff(platform.panel, {"state": started["state"], "accessToken": token,
+                                        "expiresIn": 600})
+    assert response.status_code == 401
+    assert response.json()["error"] == "genesys_token_rejected"
+    assert "scopes" in response.json()["message"]
 
 
 def test_conversation_the_agent_is_not_on_is_refused(platform: Platform) -> None:

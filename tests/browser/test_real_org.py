@@ -1,5 +1,6 @@
 """The panel in the mock desktop, held to what a real Genesys org does, in Chromium: a
-role without ``conversation:transcription:view``, the lifecycle handshake on the
+role without ``conversation:transcription:view``, one without the message permissions,
+the lifecycle handshake on the
 redirect and popup sign-in paths, ``stop`` when the conversation ends, and a direct
 call. The real dev mode (panel, mock Genesys, mock model) on loopback ports."""
 
@@ -76,7 +77,9 @@ def test_a_call_without_the_permission_says_which_and_the_ask_box_works(
     expect(notice).to_contain_text(TRANSCRIPTION_VIEW)
     expect(notice).to_contain_text("admin")
     ask(panel, "How do I return a damaged phone?")
-    expect(panel.locator(".ap-card[data-trigger='utterance']")).to_have_count(0)
+    # No automatic card: the only one is the agent's question (cards carry no trigger
+    # attribute, so a selector on one matched nothing, whatever the page did).
+    expect(panel.locator(".ap-card")).to_have_count(1)
     # The call's end still reaches the panel (the agent's conversations topic).
     page.locator("#md-end").click()
     expect(page.locator("#md-widget")).to_have_attribute("data-lifecycle", "stopped",
@@ -98,6 +101,40 @@ def test_the_missing_permission_is_told_in_the_agents_language(
     expect(page.locator(".ap-status")).to_have_text("Kein Live-Transkript")
     notice = page.locator(".ap-notice")
     expect(notice).to_contain_text(f"Ihrer Genesys-Cloud-Rolle fehlt {TRANSCRIPTION_VIEW}")
+    page.close()
+
+
+MESSAGE_READ = re.compile(r"/api/v2/conversations/messages/[^/]+/messages/")
+
+
+def test_messaging_without_a_message_permission_says_which_and_stops_asking(
+        browser: Browser, dev: DevMode) -> None:
+    """A role with neither conversation:message:view nor conversation:webmessaging:view:
+    Genesys refuses the messages' text (403 missing.any.permissions). The panel says
+    which permissions, as it does for a call's transcript, asks no more (regression: it
+    asked again six times, then on every new message, and told the agent nothing), and
+    the ask box keeps working."""
+    mock_settings(dev, agentRole="agent-without-messages")
+    page = browser.new_page()
+    page.clock.install()  # the page's timers: moved below, past every retry's pause
+    reads: list[str] = []
+    page.on("request", lambda r: reads.append(r.url)
+            if r.method != "OPTIONS" and MESSAGE_READ.search(r.url) else None)
+    panel = start(page, dev, "roaming-abroad-messaging")
+    status = panel.locator(".ap-status")
+    expect(status).to_have_attribute("data-state", "restricted", timeout=WAIT)
+    notice = panel.locator(".ap-notice")
+    expect(notice).to_be_visible()
+    expect(notice).to_contain_text("conversation:message:view")
+    expect(notice).to_contain_text("conversation:webmessaging:view")
+    expect(notice).to_contain_text("admin")
+    page.clock.fast_forward("02:00")  # the longest retry pause is 30 s
+    # The script's later messages arrive meanwhile, each a conversation event.
+    expect(page.locator("#md-transcript .md-line")).to_have_count(8, timeout=WAIT)
+    ask(panel, "How do I return a damaged phone?")
+    assert len(reads) == 1, reads  # the one refused read, never asked again
+    expect(status).to_have_attribute("data-state", "restricted")
+    expect(panel.locator(".ap-card")).to_have_count(1)  # the question asked, nothing else
     page.close()
 
 

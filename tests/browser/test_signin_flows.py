@@ -32,7 +32,13 @@ def mock_settings(dev: DevMode, **values: Any) -> None:
 def restore_mock(dev_mode: DevMode) -> Iterator[DevMode]:
     """The shared dev mode, with the mock's sign-in settings put back afterwards."""
     yield dev_mode
-    mock_settings(dev_mode, signInMode="auto", loginFrameable=True)
+    mock_settings(dev_mode, signInMode="auto", loginFrameable=True, tokenExpiry="silent")
+
+
+def closing_on_token_expiry(dev: DevMode) -> None:
+    """Revoked tokens' channel sockets close (the mock's channels fall silent by
+    default): the tests below watch the page react to that close."""
+    mock_settings(dev, tokenExpiry="close")
 
 
 def open_desktop(page: Page, dev: DevMode, script_index: int = 0) -> FrameLocator:
@@ -93,6 +99,7 @@ def test_popup_sign_in_when_the_login_host_refuses_frames(browser: Browser,
 def test_silent_re_sign_in_after_the_token_expires_keeps_the_feed(
         browser: Browser, restore_mock: DevMode) -> None:
     dev = restore_mock
+    closing_on_token_expiry(dev)
     page = browser.new_page()
     panel = open_desktop(page, dev)
     cards = panel.locator(".ap-card[data-suggestion-id]")
@@ -160,6 +167,7 @@ def test_a_renewal_that_gets_no_answer_is_retried_then_offers_the_sign_in(
     tried again a few times (the page's clock is moved through its pauses), then the
     Sign in button is offered, and its click brings the live transcript back."""
     dev = restore_mock
+    closing_on_token_expiry(dev)
     page = browser.new_page()
     page.clock.install()
     panel = open_desktop(page, dev)
@@ -182,6 +190,7 @@ def test_a_transcript_stopped_by_a_refused_renewal_starts_again_after_sign_in(
     """A renewal the server refuses outright stops the live transcript ("unauthorized"):
     the Sign in button is offered, and a good session starts the transcript again."""
     dev = restore_mock
+    closing_on_token_expiry(dev)
     page = browser.new_page()
     panel = open_desktop(page, dev)
     expect(panel.locator(".ap-status")).to_have_attribute("data-state", "live", timeout=WAIT)
@@ -222,6 +231,7 @@ def test_client_app_sdk_lifecycle_and_toast_inside_a_genesys_desktop(
     """A stand-in for apps.mypurecloud.com (served by Playwright) frames the panel, which
     loads the vendored Client App SDK and speaks its postMessage protocol."""
     dev = restore_mock
+    closing_on_token_expiry(dev)
     conversation = new_conversation(dev)["conversationId"]
     src = (f"{dev.panel}/panel?conversationId={conversation}&gcHostOrigin={HOST}"
            "&gcTargetEnv=prod&langTag=en-US")

@@ -227,7 +227,9 @@ def running_mock(harness_origin: str, scripts_dir: Path,
 
 @pytest.fixture(scope="module")
 def mock(harness_origin: str, scripts_dir: Path) -> Iterator[MockGenesys]:
-    with running_mock(harness_origin, scripts_dir) as running:
+    # An expired token's channel socket closes (by default it falls silent): the token
+    # tests here watch the watcher react to that close.
+    with running_mock(harness_origin, scripts_dir, token_expiry="close") as running:
         yield running
 
 

@@ -473,12 +473,18 @@ async def test_expired_token_is_401_everywhere(clocked: MockServer, clock: FakeC
 
 async def test_channel_stops_when_its_token_expires(clocked: MockServer, clock: FakeClock) -> None:
     async with httpx.AsyncClient(base_url=clocked.origin, timeout=TIMEOUT) as http:
-        token = await get_token(http)
-        channel = await create_channel(http, token)
-        async with connect(channel["connectUri"]) as ws:
-            assert await next_frame(ws) == HEARTBEAT
-            clock.advance(301)
-            assert await closed_code(ws) == 1008
+        # The socket closes with tokenExpiry "close" (it falls silent by default:
+        # test_mock_genesys_expiry.py).
+        assert (await http.put("/mock/settings", json={"tokenExpiry": "close"})).is_success
+        try:
+            token = await get_token(http)
+            channel = await create_channel(http, token)
+            async with connect(channel["connectUri"]) as ws:
+                assert await next_frame(ws) == HEARTBEAT
+                clock.advance(301)
+                assert await closed_code(ws) == 1008
+        finally:
+            await http.put("/mock/settings", json={"tokenExpiry": "silent"})
 
 
 # Channels -----------------------------------------------------------------
@@ -754,6 +760,7 @@ async def test_desktop_page(shipped: MockServer) -> None:
             *("md-reply", "md-app-log", "md-widget", "md-panel-loading", "md-lifecycle-note"),
             *("md-toasts", "md-platform", "md-signin-mode", "md-frameable", "md-signin-user"),
             *("md-agent-role", "md-expire-tokens", "md-expire-channels", "md-platform-status"),
+            "md-token-expiry",
         ):
             assert f'id="{element_id}"' in html
         assert 'data-bootstrap-timeout-s="10.0"' in html
@@ -773,6 +780,9 @@ async def test_desktop_page(shipped: MockServer) -> None:
         assert not re.search(r"\son[a-z]+\s*=", html)
         assert "Charged twice after a plan change" in html
         assert "Using my phone abroad (web messaging)" in html
+        expiry = re.search(r'<select id="md-token-expiry".*?</select>', html, re.S)
+        assert expiry and '<option value="silent" selected>' in expiry.group(0)
+        assert '<option value="close">' in expiry.group(0)
         mode = re.search(r'<select id="md-signin-mode".*?</select>', html, re.S)
         assert mode and '<option value="auto" selected>' in mode.group(0)
         assert 'value="prompt"' in mode.group(0) and 'value="deny"' in mode.group(0)

@@ -1,9 +1,11 @@
-"""Token and channel expiry close channel sockets promptly, by timer; the /mock/ expiry controls.
+"""Token and channel expiry close channel sockets promptly, by timer (a token's only with
+``tokenExpiry`` ``close``; by default its channel falls silent); the /mock/ expiry controls.
 
 Each test waits on the socket's close, never on a sleep: either the injected clock
 is moved past the expiry (and the timer, checking often, notices), or a real
 lifetime of a few seconds runs out while the timer's longest pause is far longer, so
-only its wake-up at the known deadline can close the socket in time.
+only its wake-up at the known deadline can close the socket in time. What a silent
+socket does not get is read up to a ping's pong: everything published before it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from websockets.exceptions import ConnectionClosed
 from server.devmode.mocks.genesys import MockGenesysConfig
 from tests.devmode.test_mock_genesys import (
     AGENT_ID,
+    HEARTBEAT,
     PANEL_URL,
     TIMEOUT,
     FakeClock,
@@ -29,10 +32,14 @@ from tests.devmode.test_mock_genesys import (
     get_token,
     next_frame,
     run_mock,
+    start_conversation,
+    subscribe,
 )
+from tests.devmode.test_mock_genesys_permissions import frames_until_pong
 
 SECOND_ID = MockGenesysConfig(public_origin="http://x", panel_url=PANEL_URL).second_agent_user_id
 PONG = {"topicName": "channel.metadata", "eventBody": {"message": "pong"}}
+USER_TOPIC = f"v2.users.{AGENT_ID}.conversations"
 
 pytestmark = pytest.mark.anyio
 
@@ -66,7 +73,8 @@ async def token_for(http: httpx.AsyncClient, user_id: str) -> str:
 
 async def test_token_expiry_closes_an_idle_socket() -> None:
     clock = FakeClock()
-    with run_mock(clock=clock, token_lifetime_s=300, heartbeat_s=30, expiry_check_s=0.05) as mock:
+    with run_mock(clock=clock, token_lifetime_s=300, heartbeat_s=30, expiry_check_s=0.05,
+                  token_expiry="close") as mock:
         async with httpx.AsyncClient(base_url=mock.origin, timeout=TIMEOUT) as http:
             token = await get_token(http)
             channel = await create_channel(http, token)
@@ -84,6 +92,39 @@ async def test_token_expiry_closes_an_idle_socket() -> None:
                 assert await close_of(ws) == (1008, "Access token expired")
             listed = await http.get("/api/v2/notifications/channels", headers=bearer(token))
             assert_platform_error(listed, 401, "bad.credentials")
+
+
+async def end_call(http: httpx.AsyncClient) -> None:
+    """Start a call and end it: an event on the agent's conversations topic."""
+    conversation_id = await start_conversation(http, "damaged-phone-return")
+    assert (await http.post(f"/mock/conversations/{conversation_id}/end")).status_code == 200
+
+
+async def test_by_default_an_expired_tokens_channel_falls_silent() -> None:
+    """As the platform may: the socket stays open, heartbeats and pongs go on, and no
+    event reaches it; a socket opened to it is closed; switched to tokenExpiry close,
+    the open one is closed too."""
+    clock = FakeClock()
+    # Heartbeats every 50 ms of real time; the scripts never get to their first line.
+    with run_mock(clock=clock, token_lifetime_s=300, heartbeat_s=0.05, expiry_check_s=0.05,
+                  playback_speed=0.001) as mock:
+        async with httpx.AsyncClient(base_url=mock.origin, timeout=TIMEOUT) as http:
+            assert (await http.get("/mock/settings")).json()["tokenExpiry"] == "silent"
+            token = await get_token(http)
+            channel = await create_channel(http, token)
+            async with connect(channel["connectUri"]) as ws:
+                assert (await subscribe(http, token, channel["id"], [USER_TOPIC])).is_success
+                await end_call(http)
+                assert [f["topicName"] for f in await frames_until_pong(ws)] == [USER_TOPIC]
+                clock.advance(301)
+                await end_call(http)
+                assert await frames_until_pong(ws) == []  # open, answering, and silent
+                assert await next_frame(ws, lambda frame: frame == HEARTBEAT) == HEARTBEAT
+                async with connect(channel["connectUri"]) as late:
+                    assert await close_of(late) == (1008, "Access token expired")
+                closing = await http.put("/mock/settings", json={"tokenExpiry": "close"})
+                assert closing.status_code == 200
+                assert await close_of(ws) == (1008, "Access token expired")
 
 
 async def test_channel_expiry_closes_its_sockets_and_removes_it() -> None:
@@ -113,13 +154,14 @@ async def test_channel_expiry_closes_its_sockets_and_removes_it() -> None:
 @pytest.mark.parametrize(
     ("lifetimes", "expected"),
     [
-        ({"token_lifetime_s": REAL_LIFETIME_S}, (1008, "Access token expired")),
+        ({"token_lifetime_s": REAL_LIFETIME_S, "token_expiry": "close"},
+         (1008, "Access token expired")),
         ({"channel_lifetime_s": REAL_LIFETIME_S}, (1000, "Channel expired")),
     ],
     ids=["token", "channel"],
 )
 async def test_real_expiry_closes_at_the_deadline(
-    lifetimes: dict[str, int], expected: tuple[int, str]
+    lifetimes: dict[str, Any], expected: tuple[int, str]
 ) -> None:
     # The timer's longest pause (30 s) is far beyond the test's timeout: the socket
     # closes in time only if the timer wakes at the deadline it knows of.
@@ -133,7 +175,7 @@ async def test_real_expiry_closes_at_the_deadline(
 
 
 async def test_expire_tokens_of_one_user_then_of_everyone() -> None:
-    with run_mock(heartbeat_s=30) as mock:
+    with run_mock(heartbeat_s=30, token_expiry="close") as mock:
         async with httpx.AsyncClient(base_url=mock.origin, timeout=TIMEOUT) as http:
             agent = await token_for(http, AGENT_ID)
             second = await token_for(http, SECOND_ID)
@@ -160,11 +202,27 @@ async def test_expire_tokens_of_one_user_then_of_everyone() -> None:
             assert_platform_error(me, 401, "bad.credentials")
 
 
+async def test_expire_one_token() -> None:
+    with run_mock(heartbeat_s=30) as mock:
+        async with httpx.AsyncClient(base_url=mock.origin, timeout=TIMEOUT) as http:
+            old, new = await get_token(http), await get_token(http)
+            expired = await http.post("/mock/tokens/expire", json={"token": old})
+            assert expired.status_code == 200 and expired.json() == {"expired": 1}
+            me = await http.get("/api/v2/users/me", headers=bearer(old))
+            assert_platform_error(me, 401, "bad.credentials")
+            # The same user's other token is still good.
+            assert (await http.get("/api/v2/users/me", headers=bearer(new))).status_code == 200
+            again = await http.post("/mock/tokens/expire", json={"token": old})
+            assert again.json() == {"expired": 0}
+
+
 @pytest.mark.parametrize(
     ("body", "status", "error"),
     [
         ({"userId": "nobody"}, 404, "not_found"),
         ({"user": AGENT_ID}, 400, "bad_request"),
+        ({"token": 7}, 400, "bad_request"),
+        ({"token": "x", "userId": AGENT_ID}, 400, "bad_request"),
         ([AGENT_ID], 400, "bad_request"),
         ("not json", 400, "bad_request"),
     ],

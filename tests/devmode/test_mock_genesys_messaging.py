@@ -219,6 +219,36 @@ async def test_message_errors(client: httpx.AsyncClient) -> None:
     assert (await client.get(f"{base}/{message_id}", headers=bearer(second))).status_code == 200
 
 
+async def test_reading_message_text_needs_a_message_permission(
+        client: httpx.AsyncClient) -> None:
+    """As the platform: a message's text needs conversation:message:view or
+    conversation:webmessaging:view (either will do); a role with neither is refused
+    with 403 missing.any.permissions naming both, and may still read the conversation."""
+    token = await get_token(client)
+    conversation_id, frames = await play_chat(client, token)
+    message_id = message_ids(frames[-1]["eventBody"], "customer")[0]
+    base = f"/api/v2/conversations/messages/{conversation_id}/messages"
+    requests: tuple[tuple[str, str, object], ...] = (
+        ("GET", f"{base}/{message_id}", None), ("POST", f"{base}/bulk", [message_id]))
+    response = await client.put("/mock/settings", json={"agentRole": "agent-without-messages"})
+    assert response.status_code == 200, response.text
+    try:
+        for method, path, body in requests:
+            refused = await client.request(method, path, headers=bearer(token), json=body)
+            assert_platform_error(refused, 403, "missing.any.permissions")
+            assert refused.json()["messageParams"] == {
+                "permissions": "conversation:message:view, conversation:webmessaging:view"}
+            assert "conversation:webmessaging:view" in refused.json()["message"]
+        snapshot = await client.get(f"/api/v2/conversations/{conversation_id}",
+                                    headers=bearer(token))
+        assert snapshot.status_code == 200
+    finally:
+        await client.put("/mock/settings", json={"agentRole": "agent"})
+    for method, path, body in requests:
+        allowed = await client.request(method, path, headers=bearer(token), json=body)
+        assert allowed.status_code == 200, allowed.text
+
+
 async def test_conversation_snapshot_lists_the_messages(client: httpx.AsyncClient) -> None:
     token = await get_token(client)
     conversation_id = await start_conversation(client, "test-chat")

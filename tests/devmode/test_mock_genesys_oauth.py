@@ -42,6 +42,7 @@ DEFAULT_SETTINGS = {
     "loginFrameable": True,
     "signInUserId": AGENT_ID,
     "agentRole": "agent",
+    "tokenExpiry": "silent",
 }
 
 pytestmark = pytest.mark.anyio
@@ -475,6 +476,8 @@ async def test_settings_read_and_partial_update(client: httpx.AsyncClient) -> No
     assert changed == {**DEFAULT_SETTINGS, "signInMode": "prompt", "loginFrameable": False,
                        "signInUserId": OTHER_ID}
     assert (await client.get("/mock/settings")).json() == changed
+    closing = await settings(client, tokenExpiry="close")
+    assert closing == {**changed, "tokenExpiry": "close"}
 
 
 @pytest.mark.parametrize(
@@ -489,6 +492,8 @@ async def test_settings_read_and_partial_update(client: httpx.AsyncClient) -> No
         {"signInMode": "deny", "colour": "blue"},
         {"signInMode": "deny", "signInUserId": "nobody"},
         {"signInMode": "deny", "agentRole": "supervisor"},
+        {"signInMode": "deny", "tokenExpiry": "drop"},
+        {"tokenExpiry": None},
         ["signInMode", "deny"],
         "deny",
     ],

@@ -2,12 +2,27 @@
 // by id (participants[].messages[].messages[]); the text has to be fetched. This
 // module turns participant lists (from events or a conversation snapshot) into
 // utterances: each message id once, texts fetched one by one or in bulk, emitted
-// in messageTime order, retried with backoff when a fetch fails.
+// in messageTime order, retried with backoff when a fetch fails for a while (no
+// answer, a busy or failing platform); a refusal is not retried.
 
 const SPEAKERS = { customer: "customer", agent: "agent" };
 const BULK_LIMIT = 100;
 const MAX_RETRIES = 6;
 const ENDED_STATES = new Set(["disconnected", "terminated"]);
+// Reading a message's text needs either of these (a refusal that does not say).
+const MESSAGE_PERMISSIONS = ["conversation:message:view", "conversation:webmessaging:view"];
+const LOG = "Assist Panel messaging:";
+
+// A failure that may pass by itself: no answer, a timeout, busy, or a server error.
+export const isTransient = (error) => error.status === 0 || error.status === 408
+  || error.status === 429 || error.status >= 500;
+
+// The permissions a refused message read (403) names; if it names none, those the
+// read needs, unless the refusal is the OAuth client's (a missing scope).
+export function refusedPermissions(error) {
+  if (error.permissions && error.permissions.length) return [...error.permissions];
+  return /scopes/.test(error.code || "") ? [] : [...MESSAGE_PERMISSIONS];
+}
 
 const NO_TIME = Number.MAX_SAFE_INTEGER;
 
@@ -158,11 +173,13 @@ function createMessageFeed({ conversationId, fetchJson, onUtterance }) {
 
 // Follows one messaging conversation for watchConversation(): sync(participants)
 // for each conversation event, refresh() after each (re)subscription to catch up
-// on messages no channel delivered. A 401 goes to onAuthError(error); other failures
-// are retried with backoff; onEnded() once the customer has left and every
-// message is out.
+// on messages no channel delivered. A 401 goes to onAuthError(error); transient
+// failures are retried with backoff; any other is not: a refused message read (403)
+// goes to onRefused(permissions) once, and no message is fetched again (what
+// retrying cannot change). onEnded() once the customer has left and every message
+// is out (or, refused, once the customer has left).
 export function followMessages({
-  conversationId, fetchJson, onUtterance, onEnded, onAuthError, backoff,
+  conversationId, fetchJson, onUtterance, onEnded, onAuthError, onRefused = () => {}, backoff,
 }) {
   const feed = createMessageFeed({ conversationId, fetchJson, onUtterance });
   const path = `/api/v2/conversations/${encodeURIComponent(conversationId)}`;
@@ -171,15 +188,25 @@ export function followMessages({
   let retries = 0;
   let retryTimer = 0;
   let closed = false;
+  let refused = false; // the messages' text: Genesys will not give it
 
-  function failed(error) {
+  // reading: the failure was a message read (not the conversation's).
+  function failed(error, reading = false) {
     if (closed || error.name === "AbortError") return;
     if (error.status === 401) {
       onAuthError(error);
       return;
     }
-    if (error.status === 403 || error.status === 404) {
-      console.warn("Assist Panel messaging:", `Genesys refused the messages (${error.status})`);
+    if (!isTransient(error)) {
+      console.warn(LOG, `Genesys refused the ${reading ? "messages" : "conversation"}`
+        + ` (${error.status}${error.code ? ` ${error.code}` : ""}); not retrying`);
+      if (reading && !refused) {
+        refused = true;
+        clearTimeout(retryTimer);
+        if (error.status === 403) onRefused(refusedPermissions(error));
+        if (customerGone) onEnded();
+      }
+      return;
     }
     retries += 1;
     if (retries > MAX_RETRIES) return; // the next event tries again
@@ -193,14 +220,15 @@ export function followMessages({
     update.then(() => {
       retries = 0;
       if (customerGone && !closed) onEnded();
-    }, failed);
+    }, (error) => failed(error, true));
   }
 
   function sync(participants) {
     if (closed) return;
     synced = true;
     customerGone = customerGone || customerLeft(participants);
-    settle(feed.update(participants));
+    if (!refused) settle(feed.update(participants));
+    else if (customerGone) onEnded();
   }
 
   // Reads the conversation, syncs its messages; resolves to its participants (null on failure).

@@ -66,10 +66,11 @@ export function topicsFor(media, voiceTopic, userTopic) {
 }
 
 // What a live channel shows: "ended", or "restricted" for a call whose transcript
-// Genesys refused, else "live".
-export function liveStatus({ ended, voiceRefused, media }) {
+// Genesys refused (or messaging whose text it refused), else "live".
+export function liveStatus({ ended, voiceRefused, messagesRefused = false, media }) {
   if (ended) return "ended";
-  return voiceRefused && media !== "message" ? "restricted" : "live";
+  const refused = media === "message" ? messagesRefused : voiceRefused;
+  return refused ? "restricted" : "live";
 }
 
 // The refused topics as one comparable value, to report only changes.

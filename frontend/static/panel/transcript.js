@@ -49,11 +49,13 @@ const LOG = "Assist Panel live transcript:";
 //     has stopped). "ended" is not: the watcher keeps its channel until close(), and
 //     goes back to "live" if the conversation carries on (a transfer, a new
 //     transcription session). "restricted": connected, but Genesys refused the
-//     transcript of this call (onRefused says why); the call's end is still seen.
+//     transcript of this call or the text of these messages (onRefused says why);
+//     the conversation's end is still seen.
 //   onMedia("voice" | "message"): what the conversation is, once known (and again if
 //     it changes).
 //   onRefused([{id, reason, missingPermissions}]): topics Genesys refused, each time
-//     the refused set changes (not on every reconnection).
+//     the refused set changes (not on every reconnection); and once, with the id
+//     "messages", when it refuses to give a messaging conversation's text.
 //   onAuthExpired(): Genesys answered 401 or closed a socket for its token. Resolve
 //     once getToken() gives a fresh token (a new channel is opened), reject to stop.
 //   timing: overrides of DEFAULT_TIMING (tests use short ones).
@@ -85,6 +87,7 @@ export function watchConversation({
   let media = ""; // "voice" | "message" once known
   let refusedKey = ""; // the refused topics last reported
   let voiceRefused = false; // Genesys refused the transcription topic
+  let messagesRefused = false; // Genesys refused the messages' text
   let ended = false; // the conversation ended (it may still come back: a replay, a transfer)
   let endTimer = 0;
 
@@ -106,6 +109,7 @@ export function watchConversation({
     onUtterance: emit,
     onEnded: markEnded,
     onAuthError: (error) => authExpired(error.token),
+    onRefused: noteMessagesRefused,
     backoff: { baseMs: timing.backoffBaseMs, maxMs: timing.backoffMaxMs },
   });
 
@@ -147,7 +151,7 @@ export function watchConversation({
   }
 
   // What a live channel shows: a call whose transcript was refused is "restricted".
-  const liveState = () => liveStatus({ ended, voiceRefused, media });
+  const liveState = () => liveStatus({ ended, voiceRefused, messagesRefused, media });
 
   // Before the first subscription: is this a call or messaging? (Unknown when the
   // conversation cannot be read or has neither yet: then both topics are asked.)
@@ -174,6 +178,15 @@ export function watchConversation({
         refused.flatMap((r) => r.missingPermissions).join(", ") || "(not named)");
     }
     safely(onRefused, refused);
+  }
+
+  // Messaging whose text Genesys refused: told as a refused topic is.
+  function noteMessagesRefused(missingPermissions) {
+    messagesRefused = true;
+    console.warn(LOG, "Genesys refused the messages' text for missing permissions:",
+      missingPermissions.join(", ") || "(not named)");
+    safely(onRefused, [{ id: "messages", reason: "", missingPermissions }]);
+    if (!stopped && !ended && (isLive(current) || isLive(previous))) setStatus(liveState());
   }
 
   function emit(utterance) {

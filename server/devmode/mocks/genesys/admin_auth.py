@@ -10,7 +10,12 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from server.devmode.mocks.genesys.api import PlatformError, bearer_value, missing_permissions
+from server.devmode.mocks.genesys.api import (
+    PlatformError,
+    bearer_value,
+    missing_any_scopes,
+    missing_permissions,
+)
 from server.devmode.mocks.genesys.state import AccessToken, AdminToken, MockGenesysState
 
 
@@ -43,10 +48,5 @@ def require_reader(
     if user_token is None:
         return require_admin(state, request, permission)
     if scope not in user_token.scopes:
-        raise PlatformError(
-            403,
-            "missing.any.scopes",
-            f"This request requires a token with one of the following scopes: [{scope}]",
-            {"scopes": scope},
-        )
+        raise missing_any_scopes((scope,))
     return user_token

@@ -22,11 +22,13 @@ from server.devmode.mocks.genesys.conversation_body import conversation_body
 from server.devmode.mocks.genesys.conversations import Conversation
 from server.devmode.mocks.genesys.directory import Org, User
 from server.devmode.mocks.genesys.messaging import message_data
-from server.devmode.mocks.genesys.roles import COMMUNICATION_VIEW
+from server.devmode.mocks.genesys.roles import COMMUNICATION_VIEW, MESSAGE_TEXT_PERMISSIONS
 from server.devmode.mocks.genesys.state import AccessToken, MockGenesysState
 
 #: Most message ids one bulk request may ask for.
 MAX_BULK_MESSAGES = 1000
+#: The OAuth scopes, any one of which lets a token read conversations and their messages.
+CONVERSATION_SCOPES: tuple[str, ...] = ("conversations", "conversations:readonly")
 ALL_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE"]
 
 
@@ -96,12 +98,49 @@ def missing_permissions(permissions: list[str]) -> PlatformError:
     )
 
 
-def require_token(state: MockGenesysState, request: Request) -> AccessToken:
-    """The valid user bearer token of a request, or a 401 ``bad.credentials`` error."""
+def missing_any_permissions(permissions: tuple[str, ...]) -> PlatformError:
+    """The platform's 403 for a caller whose roles hold none of ``permissions`` (any one
+    of them would do)."""
+    listed = ", ".join(permissions)
+    return PlatformError(
+        403,
+        "missing.any.permissions",
+        f"Unable to perform the requested action. You need at least one of the "
+        f"following permission(s): [{listed}]",
+        {"permissions": listed},
+    )
+
+
+def missing_any_scopes(scopes: tuple[str, ...]) -> PlatformError:
+    """The platform's 403 for a token whose OAuth client was granted none of ``scopes``."""
+    listed = ", ".join(scopes)
+    return PlatformError(
+        403,
+        "missing.any.scopes",
+        f"This request requires a token with one of the following scopes: [{listed}]",
+        {"scopes": listed},
+    )
+
+
+def require_token(
+    state: MockGenesysState, request: Request, scopes: tuple[str, ...] = ()
+) -> AccessToken:
+    """The valid user bearer token of a request, or a 401 ``bad.credentials`` error;
+    with ``scopes``, a 403 ``missing.any.scopes`` unless the token carries one of them."""
     token = state.authenticate(bearer_value(request))
     if token is None:
         raise PlatformError(401, "bad.credentials", "Invalid login credentials.")
+    if scopes and not set(scopes) & set(token.scopes):
+        raise missing_any_scopes(scopes)
     return token
+
+
+def require_any_permission(
+    state: MockGenesysState, token: AccessToken, permissions: tuple[str, ...]
+) -> None:
+    """A 403 ``missing.any.permissions`` unless the token's user holds one of ``permissions``."""
+    if not set(permissions) & state.user_permissions(token.user_id):
+        raise missing_any_permissions(permissions)
 
 
 def _expansions(request: Request) -> set[str]:
@@ -184,9 +223,10 @@ class PlatformApi:
 
     async def conversation(self, request: Request) -> Response:
         """``GET /api/v2/conversations/{conversationId}``: ``Conversation``; 403
-        ``missing.permissions`` for a user whose role lacks
+        ``missing.any.scopes`` for a token without ``conversations`` or
+        ``conversations:readonly``, ``missing.permissions`` for a user whose role lacks
         ``conversation:communication:view``."""
-        token = require_token(self.state, request)
+        token = require_token(self.state, request, CONVERSATION_SCOPES)
         if COMMUNICATION_VIEW not in self.state.user_permissions(token.user_id):
             raise missing_permissions([COMMUNICATION_VIEW])
         conversation = self._conversation(token, request)
@@ -197,9 +237,12 @@ class PlatformApi:
         [?useNormalizedMessage=true]``.
 
         Answers ``MessageData`` (see :func:`.messaging.message_data` for which text
-        field); any token of the conversation's org may read it.
+        field) to a token of the conversation's org with a conversations scope (else 403
+        ``missing.any.scopes``) whose user holds ``conversation:message:view`` or
+        ``conversation:webmessaging:view`` (else 403 ``missing.any.permissions``).
         """
-        token = require_token(self.state, request)
+        token = require_token(self.state, request, CONVERSATION_SCOPES)
+        require_any_permission(self.state, token, MESSAGE_TEXT_PERMISSIONS)
         conversation = self._conversation(token, request)
         normalized = _use_normalized_message(request)
         message = conversation.message(request.path_params["message_id"])
@@ -213,9 +256,10 @@ class PlatformApi:
         The body is a JSON list of message ids (at most 1,000); answers
         ``TextMessageListing`` ``{"entities": [MessageData...]}`` in the order asked,
         each id once. Ids the conversation does not have are left out.
-        ``?useNormalizedMessage=true`` as for one message.
+        ``?useNormalizedMessage=true``, scopes and permissions as for one message.
         """
-        token = require_token(self.state, request)
+        token = require_token(self.state, request, CONVERSATION_SCOPES)
+        require_any_permission(self.state, token, MESSAGE_TEXT_PERMISSIONS)
         conversation = self._conversation(token, request)
         normalized = _use_normalized_message(request)
         try:

@@ -10,6 +10,8 @@ from urllib.parse import urlsplit
 
 #: How the login host answers an authorization request (see :class:`MockGenesysConfig`).
 SIGN_IN_MODES: tuple[str, ...] = ("auto", "prompt", "deny")
+#: What a channel's open sockets see when its token expires (see :class:`MockGenesysConfig`).
+TOKEN_EXPIRY_MODES: tuple[str, ...] = ("silent", "close")
 
 #: The OAuth scopes the mock grants to every token (the ones the panel needs).
 DEFAULT_SCOPES: tuple[str, ...] = (
@@ -81,6 +83,11 @@ class MockGenesysConfig:
         login_frameable: Initial value of the ``loginFrameable`` switch: when false
             the login host refuses to be framed, like some identity providers.
         sign_in_user_id: Who ``auto`` signs in; ``None`` = the scripted agent.
+        token_expiry: Initial value of the ``tokenExpiry`` setting, what the open sockets
+            of a channel whose token expires (or is revoked) see: ``silent`` (the
+            platform's way, as far as is known: heartbeats go on, no event is delivered
+            again) or ``close`` (closed at once with 1008 "Access token expired"). Either
+            way a socket opened to such a channel is closed so, and its REST calls are 401.
         expiry_check_s: Longest pause of the timer that closes the sockets of
             expired tokens and channels (it also wakes at the next known expiry).
         queue_id, queue_name: The ACD queue scripted conversations come in on.
@@ -139,6 +146,7 @@ class MockGenesysConfig:
     sign_in_mode: str = "auto"
     login_frameable: bool = True
     sign_in_user_id: str | None = None
+    token_expiry: str = "silent"
     expiry_check_s: float = 1.0
     admin_client_id: str = "assist-panel-admin"
     admin_client_secret: str = "mock-admin-secret"
@@ -175,6 +183,8 @@ class MockGenesysConfig:
             raise ValueError("bootstrap_timeout_s must be positive")
         if self.sign_in_mode not in SIGN_IN_MODES:
             raise ValueError(f"sign_in_mode must be one of {', '.join(SIGN_IN_MODES)}")
+        if self.token_expiry not in TOKEN_EXPIRY_MODES:
+            raise ValueError(f"token_expiry must be one of {', '.join(TOKEN_EXPIRY_MODES)}")
         user_ids = (self.agent_user_id, self.second_agent_user_id, self.other_user_id)
         if len(set(user_ids)) != len(user_ids):
             raise ValueError("the mock's user ids must differ")

@@ -1,8 +1,8 @@
 """Mock-only platform controls under ``/mock/`` (JSON), for the desktop page and tests.
 
 Not part of the platform's contract: they change what the mock platform does
-(sign-in mode, framing, who signs in, the agents' role) and make tokens or channels
-expire now.
+(sign-in mode, framing, who signs in, the agents' role, what a channel does when its
+token expires) and make tokens or channels expire now.
 Errors are ``{"error": code, "message": ...}``.
 """
 
@@ -62,7 +62,8 @@ class PlatformControls:
         ]
 
     async def get_settings(self, request: Request) -> Response:
-        """``GET /mock/settings``: ``{signInMode, loginFrameable, signInUserId, agentRole}``."""
+        """``GET /mock/settings``: ``{signInMode, loginFrameable, signInUserId, agentRole,
+        tokenExpiry}``."""
         return JSONResponse(self.state.settings.to_json())
 
     async def put_settings(self, request: Request) -> Response:
@@ -79,6 +80,8 @@ class PlatformControls:
             self.state.settings.update(body, set(self.state.users))
         except SettingsError as exc:
             return control_error(400, "invalid_setting", str(exc))
+        # tokenExpiry may now want sockets closed: the expiry timer looks again.
+        self.state.expiry_changed.set()
         return JSONResponse(self.state.settings.to_json())
 
     async def users(self, request: Request) -> Response:
@@ -87,9 +90,11 @@ class PlatformControls:
         return JSONResponse({"users": [directory.summary(u) for u in directory.users.values()]})
 
     async def expire_tokens(self, request: Request) -> Response:
-        """``POST /mock/tokens/expire`` ``{"userId"?}``: expire that user's tokens, or all.
+        """``POST /mock/tokens/expire`` ``{"userId"?}`` or ``{"token"}``: expire that user's
+        tokens, or all, or the one token.
 
-        Their channels' sockets close at once. Answers ``{"expired": count}``.
+        Their channels stop delivering at once (with ``tokenExpiry`` ``close``, their
+        sockets close). Answers ``{"expired": count}`` (of tokens that were live).
         """
         try:
             body = await _json_body(request)
@@ -97,8 +102,17 @@ class PlatformControls:
             return control_error(400, "bad_request", str(exc))
         if body is None:
             body = {}
-        if not isinstance(body, dict) or set(body) - {"userId"}:
-            return control_error(400, "bad_request", 'The body must be {} or {"userId": id}.')
+        if not isinstance(body, dict) or not (set(body) <= {"userId"} or set(body) == {"token"}):
+            return control_error(
+                400, "bad_request", 'The body must be {}, {"userId": id} or {"token": value}.'
+            )
+        if "token" in body:
+            value = body["token"]
+            if not isinstance(value, str):
+                return control_error(400, "bad_request", "token must be a string.")
+            live = self.state.authenticate(value) is not None
+            self.state.expire_token(value)
+            return JSONResponse({"expired": int(live)})
         user_id = body.get("userId")
         if user_id is not None and user_id not in self.state.users:
             return control_error(404, "not_found", "No such user.")

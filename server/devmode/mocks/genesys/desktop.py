@@ -17,7 +17,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.websockets import WebSocket
 
-from server.devmode.mocks.genesys.config import SIGN_IN_MODES, MockGenesysConfig
+from server.devmode.mocks.genesys.config import (
+    SIGN_IN_MODES,
+    TOKEN_EXPIRY_MODES,
+    MockGenesysConfig,
+)
 from server.devmode.mocks.genesys.pages import page_headers
 from server.devmode.mocks.genesys.player import ConversationPlayer
 from server.devmode.mocks.genesys.roles import AGENT_ROLES
@@ -31,6 +35,11 @@ SIGN_IN_LABELS = {
     "auto": "Automatic (silent)",
     "prompt": "Sign-in page",
     "deny": "Refuse sign-in",
+}
+#: How the Platform section names what a channel does when its token expires.
+TOKEN_EXPIRY_LABELS = {
+    "silent": "Channel falls silent",
+    "close": "Channel socket closes",
 }
 #: The iframe sandbox Genesys usually gives interaction widgets.
 PANEL_SANDBOX = (
@@ -129,6 +138,8 @@ class MockDesktop:
             "sign_in_modes": SIGN_IN_MODES,
             "sign_in_labels": SIGN_IN_LABELS,
             "agent_roles": list(AGENT_ROLES.values()),
+            "token_expiry_modes": TOKEN_EXPIRY_MODES,
+            "token_expiry_labels": TOKEN_EXPIRY_LABELS,
             "bootstrap_timeout_s": self.config.bootstrap_timeout_s,
             "settings": self.state.settings,
             "users": [directory.summary(u) for u in directory.users.values()],

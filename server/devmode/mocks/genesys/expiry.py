@@ -1,4 +1,5 @@
-"""The expiry timer: closes channel sockets when their token or their channel expires.
+"""The expiry timer: closes channel sockets when their channel expires, or (with the
+``tokenExpiry`` setting ``close``) their token.
 
 The platform stops a channel when its token expires and drops a channel past
 its ``expires``, whether or not anything is published. Checking only when

@@ -16,6 +16,9 @@ query parameter ``ignoreErrors`` (``true`` or ``false``, any case; false when ab
 A conversation's transcription topic needs ``conversation:transcription:view``; a
 user's own ``v2.users.{id}.conversations`` topic needs no more than the token.
 Only a topic actually subscribed starts what waits for it (``on_subscribed``).
+
+Every REST call here needs a token granted the ``notifications`` scope: without it
+the platform's 403 ``missing.any.scopes``, before anything else is looked at.
 """
 
 from __future__ import annotations
@@ -54,6 +57,8 @@ MAX_TOPICS_PER_CHANNEL = 1000
 HEARTBEAT_MESSAGE = "WebSocket Heartbeat"
 #: The values ``ignoreErrors`` may take (compared in lower case).
 _BOOLEANS = {"true": True, "false": False}
+#: The OAuth scope every notifications call needs.
+NOTIFICATIONS_SCOPES: tuple[str, ...] = ("notifications",)
 
 
 def required_permissions(topic: str) -> tuple[str, ...]:
@@ -151,13 +156,13 @@ class NotificationsApi:
 
     async def create_channel(self, request: Request) -> Response:
         """``POST /api/v2/notifications/channels``: ``{id, connectUri, expires}``."""
-        token = require_token(self.state, request)
+        token = require_token(self.state, request, NOTIFICATIONS_SCOPES)
         channel = self.state.create_channel(token)
         return JSONResponse(self.channel_body(channel))
 
     async def list_channels(self, request: Request) -> Response:
         """``GET /api/v2/notifications/channels[?includechannels=token|oauthclient]``."""
-        token = require_token(self.state, request)
+        token = require_token(self.state, request, NOTIFICATIONS_SCOPES)
         include: Literal["token", "oauthclient"] = "token"
         if request.query_params.get("includechannels", "token").lower() == "oauthclient":
             include = "oauthclient"
@@ -207,7 +212,7 @@ class NotificationsApi:
         }
 
     def _owned_channel(self, request: Request) -> Channel:
-        token = require_token(self.state, request)
+        token = require_token(self.state, request, NOTIFICATIONS_SCOPES)
         channel = self.state.channel_for(token, request.path_params["channel_id"])
         if channel is None:
             raise PlatformError(404, "not.found", "The notification channel could not be found.")
@@ -288,7 +293,10 @@ class NotificationsApi:
         """``/channels/{channelId}``: heartbeats, ping/pong, and the subscribed events.
 
         The socket of an unknown or expired channel, or of one whose token has
-        expired, is accepted and closed at once with code 1008 and a reason.
+        expired, is accepted and closed at once with code 1008 and a reason. When the
+        token of a connected channel expires, the socket is closed so with
+        ``tokenExpiry`` ``close``; with ``silent`` it stays open, its heartbeats and
+        pongs go on, and no event reaches it again.
         """
         channel = self.state.live_channel(websocket.path_params["channel_id"])
         await websocket.accept()
@@ -311,7 +319,7 @@ class NotificationsApi:
     async def _heartbeat(self, channel: Channel, outbox: Outbox) -> None:
         while not outbox.closed:
             await asyncio.sleep(self.config.heartbeat_s)
-            if self.state.token_expired(channel):
+            if self.state.closes_on_token_expiry and self.state.token_expired(channel):
                 outbox.close(*TOKEN_EXPIRED)
                 return
             outbox.push(metadata_frame(HEARTBEAT_MESSAGE))

@@ -2,9 +2,12 @@
 
 Genesys checks a user's permissions when a notification channel subscribes to a
 topic: a conversation's transcription topic needs ``conversation:transcription:view``,
-which is granted org-wide and which many orgs leave out of their agents' roles.
+which is granted org-wide and which many orgs leave out of their agents' roles. It
+checks them on REST calls too: reading a conversation needs
+``conversation:communication:view``, reading a message's text either
+``conversation:message:view`` or ``conversation:webmessaging:view``.
 The mock's home-org users hold the role named by the runtime setting ``agentRole``
-(``PUT /mock/settings``), so both kinds of agent can be tried without restarting.
+(``PUT /mock/settings``), so each kind of agent can be tried without restarting.
 """
 
 from __future__ import annotations
@@ -15,14 +18,18 @@ from dataclasses import dataclass
 TRANSCRIPTION_VIEW = "conversation:transcription:view"
 #: Needed for ``GET /api/v2/conversations/{id}`` (who the conversation's agents are).
 COMMUNICATION_VIEW = "conversation:communication:view"
+#: Either of these lets a user read a message's text
+#: (``GET .../conversations/messages/{id}/messages/{messageId}`` and ``.../bulk``).
+MESSAGE_VIEW = "conversation:message:view"
+WEBMESSAGING_VIEW = "conversation:webmessaging:view"
+MESSAGE_TEXT_PERMISSIONS: tuple[str, ...] = (MESSAGE_VIEW, WEBMESSAGING_VIEW)
 
 #: What an agent role usually holds to see conversations and follow them live.
 AGENT_PERMISSIONS: frozenset[str] = frozenset(
     {
         TRANSCRIPTION_VIEW,
         COMMUNICATION_VIEW,
-        "conversation:message:view",
-        "conversation:webmessaging:view",
+        *MESSAGE_TEXT_PERMISSIONS,
     }
 )
 
@@ -50,6 +57,11 @@ AGENT_ROLES: dict[str, AgentRole] = {
             "agent-without-communication",
             f"Agent without {COMMUNICATION_VIEW}",
             AGENT_PERMISSIONS - {COMMUNICATION_VIEW},
+        ),
+        AgentRole(
+            "agent-without-messages",
+            f"Agent without {MESSAGE_VIEW} or {WEBMESSAGING_VIEW}",
+            AGENT_PERMISSIONS - set(MESSAGE_TEXT_PERMISSIONS),
         ),
     )
 }

@@ -1,16 +1,22 @@
-"""Runtime switches of the mock platform (its login host, and the agents' role),
-changed through ``PUT /mock/settings``."""
+"""Runtime switches of the mock platform (its login host, the agents' role, and what
+a channel does when its token expires), changed through ``PUT /mock/settings``."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from server.devmode.mocks.genesys.config import SIGN_IN_MODES, MockGenesysConfig
+from server.devmode.mocks.genesys.config import (
+    SIGN_IN_MODES,
+    TOKEN_EXPIRY_MODES,
+    MockGenesysConfig,
+)
 from server.devmode.mocks.genesys.roles import AGENT_ROLES, DEFAULT_AGENT_ROLE
 
 #: The keys ``PUT /mock/settings`` takes.
-SETTING_KEYS = frozenset({"signInMode", "loginFrameable", "signInUserId", "agentRole"})
+SETTING_KEYS = frozenset(
+    {"signInMode", "loginFrameable", "signInUserId", "agentRole", "tokenExpiry"}
+)
 
 
 class SettingsError(ValueError):
@@ -27,12 +33,15 @@ class MockSettings:
         sign_in_user_id: The user ``auto`` signs in.
         agent_role: The role (a key of :data:`~.roles.AGENT_ROLES`) the home org's
             users hold; their permissions are checked when they subscribe to topics.
+        token_expiry: ``silent`` or ``close``: what the open sockets of a channel see
+            when its token expires (see :class:`~.config.MockGenesysConfig`).
     """
 
     sign_in_mode: str
     login_frameable: bool
     sign_in_user_id: str
     agent_role: str = DEFAULT_AGENT_ROLE
+    token_expiry: str = "silent"
 
     @classmethod
     def from_config(cls, config: MockGenesysConfig) -> MockSettings:
@@ -41,6 +50,7 @@ class MockSettings:
             sign_in_mode=config.sign_in_mode,
             login_frameable=config.login_frameable,
             sign_in_user_id=config.default_sign_in_user_id,
+            token_expiry=config.token_expiry,
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -50,10 +60,12 @@ class MockSettings:
             "loginFrameable": self.login_frameable,
             "signInUserId": self.sign_in_user_id,
             "agentRole": self.agent_role,
+            "tokenExpiry": self.token_expiry,
         }
 
     def update(self, body: Any, user_ids: set[str]) -> None:
-        """Apply a partial update ``{signInMode?, loginFrameable?, signInUserId?, agentRole?}``.
+        """Apply a partial update ``{signInMode?, loginFrameable?, signInUserId?, agentRole?,
+        tokenExpiry?}``.
 
         Validates everything first (all or nothing); raises :class:`SettingsError`
         for anything but a JSON object of known keys with valid values.
@@ -75,7 +87,11 @@ class MockSettings:
         role = body.get("agentRole", self.agent_role)
         if not isinstance(role, str) or role not in AGENT_ROLES:
             raise SettingsError(f"agentRole must be one of: {', '.join(AGENT_ROLES)}.")
+        expiry = body.get("tokenExpiry", self.token_expiry)
+        if not isinstance(expiry, str) or expiry not in TOKEN_EXPIRY_MODES:
+            raise SettingsError(f"tokenExpiry must be one of: {', '.join(TOKEN_EXPIRY_MODES)}.")
         self.sign_in_mode = mode
         self.login_frameable = frameable
         self.sign_in_user_id = user_id
         self.agent_role = role
+        self.token_expiry = expiry

@@ -205,7 +205,8 @@ class MockGenesysState:
         return token
 
     def expire_token(self, value: str) -> None:
-        """Make a token expire now (revocation); its channels' sockets close."""
+        """Make a token expire now (revocation); its channels stop delivering (and with
+        ``tokenExpiry`` ``close`` their sockets close)."""
         token = self.tokens.get(value)
         if token is not None and token.expires_at > self.now():
             self.tokens[value] = dataclasses.replace(token, expires_at=self.now())
@@ -334,17 +335,23 @@ class MockGenesysState:
         token = self.tokens.get(channel.token)
         return token is None or token.expires_at <= self.now()
 
+    @property
+    def closes_on_token_expiry(self) -> bool:
+        """Whether a channel's sockets are closed when its token expires (``tokenExpiry``
+        ``close``), rather than left open and silent."""
+        return self.settings.token_expiry == "close"
+
     def publish(self, topic: str, event_body: dict[str, Any]) -> int:
         """Send an event to every socket of every channel subscribed to ``topic``.
 
         Returns the number of sockets it was queued for. Channels whose token has
-        expired are not delivered to: their sockets are closed.
+        expired are not delivered to (their sockets are closed, or left silent).
         """
         self.sweep()
         frame = channel_frame(topic, event_body)
         delivered = 0
         for channel in list(self.channels.values()):
-            if topic not in channel.topics:
+            if topic not in channel.topics or self.token_expired(channel):
                 continue
             for outbox in list(channel.connections):
                 if outbox.push(frame):
@@ -356,25 +363,28 @@ class MockGenesysState:
     # Expiry -------------------------------------------------------------
 
     def sweep(self) -> None:
-        """Remove expired channels and close the sockets of channels whose token expired.
+        """Remove expired channels and, with ``tokenExpiry`` ``close``, close the sockets
+        of channels whose token expired.
 
         Called by the expiry timer and before every channel operation, so that
         nothing is delivered past an expiry even between two timer ticks.
         """
         now = self.now()
+        closing = self.closes_on_token_expiry
         for channel in list(self.channels.values()):
             if channel.expires_at <= now:
                 self.remove_channel(channel.id, *CHANNEL_EXPIRED)
-            elif channel.connections and self.token_expired(channel):
+            elif closing and channel.connections and self.token_expired(channel):
                 channel.close(*TOKEN_EXPIRED)
 
     def next_expiry(self) -> float | None:
         """The earliest time (by the clock) :meth:`sweep` will have something to do."""
         moments: list[float] = []
+        closing = self.closes_on_token_expiry
         for channel in self.channels.values():
             moments.append(channel.expires_at)
             token = self.tokens.get(channel.token)
-            if channel.connections and token is not None:
+            if closing and channel.connections and token is not None:
                 moments.append(token.expires_at)
         return min(moments, default=None)
 

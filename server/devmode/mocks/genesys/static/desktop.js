@@ -235,12 +235,14 @@ function setupDesktop(root) {
   els.end.addEventListener('click', endConversation);
 }
 
-// The Platform section: sign-in mode, framing, user and agent role switches, and expiries.
+// The Platform section: sign-in mode, framing, user, agent role and token expiry
+// switches, and expiries.
 function setupPlatform(root) {
   const els = {
     mode: root.querySelector('#md-signin-mode'),
     user: root.querySelector('#md-signin-user'),
     role: root.querySelector('#md-agent-role'),
+    tokenExpiry: root.querySelector('#md-token-expiry'),
     frameable: root.querySelector('#md-frameable'),
     expireTokens: root.querySelector('#md-expire-tokens'),
     expireChannels: root.querySelector('#md-expire-channels'),
@@ -253,6 +255,7 @@ function setupPlatform(root) {
     els.mode.value = settings.signInMode;
     els.user.value = settings.signInUserId;
     els.role.value = settings.agentRole;
+    els.tokenExpiry.value = settings.tokenExpiry;
     els.frameable.checked = settings.loginFrameable;
   };
 
@@ -282,6 +285,7 @@ function setupPlatform(root) {
   els.mode.addEventListener('change', () => save({ signInMode: els.mode.value }));
   els.user.addEventListener('change', () => save({ signInUserId: els.user.value }));
   els.role.addEventListener('change', () => save({ agentRole: els.role.value }));
+  els.tokenExpiry.addEventListener('change', () => save({ tokenExpiry: els.tokenExpiry.value }));
   els.frameable.addEventListener('change', () => save({ loginFrameable: els.frameable.checked }));
   els.expireTokens.addEventListener('click', () => expire(els.expireTokens, tokensExpireUrl, 'tokens'));
   els.expireChannels.addEventListener('click', () =>
