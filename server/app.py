@@ -31,7 +31,7 @@ from server.auth.genesys import GenesysClient
 from server.auth.oauth_state import StateCodec
 from server.auth.platform import configured_regions
 from server.auth.sessions import SessionCodec
-from server.errors import UnexpectedErrors, exception_handlers
+from server.errors import exception_handlers
 from server.kb.embedders import build_embedder
 from server.kb.snapshots import LiveKnowledge, follow, open_snapshot
 from server.kb.snapshots import check as check_snapshot
@@ -330,8 +330,8 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
             *signin.routes,
             Mount("/static", StaticFiles(directory=frontend / "static"), name="static"),
         ],
-        # A bug's 500 is answered inside ResponseHeaders, so it carries their headers.
-        middleware=[Middleware(ResponseHeaders), Middleware(UnexpectedErrors),
+        # ResponseHeaders also answers a bug's exception (500 internal_error).
+        middleware=[Middleware(ResponseHeaders),
                     Middleware(BodyDeadline, timeout_s=settings.body_timeout_s)],
         exception_handlers=exception_handlers(),
         lifespan=lifespan,

@@ -16,7 +16,7 @@
 
 Third-party exceptions (httpx, sqlite3, json) are translated into these where they
 are caught, never leaked. Any other exception reaching the app's edge is a bug:
-``UnexpectedErrors`` answers it 500 ``internal_error`` in the same JSON shape and logs
+``answer_unexpected`` answers it 500 ``internal_error`` in the same JSON shape and logs
 its traceback without its message.
 """
 
@@ -29,7 +29,7 @@ from collections.abc import Mapping
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+from starlette.types import ExceptionHandler, Receive, Scope, Send
 
 log = logging.getLogger("assist_panel.errors")
 
@@ -335,7 +335,7 @@ class ArticleError(PanelError, ValueError):
 
 class InternalError(AssistError):
     """Not raised: what an exception the panel did not mean to raise (a bug) is
-    answered as, by :class:`UnexpectedErrors`."""
+    answered as, by :func:`answer_unexpected`."""
 
     status_code = 500
     code = "internal_error"
@@ -371,42 +371,23 @@ def exception_handlers() -> dict[int | type[Exception], ExceptionHandler]:
     return {AssistError: _assist_error, HTTPException: _http_exception}
 
 
-class UnexpectedErrors:
-    """Pure ASGI middleware: an exception that is not an ``AssistError`` (a bug) is
-    answered 500 ``internal_error`` in the JSON shape of every other error, not
-    Starlette's text/plain "Internal Server Error"; placed inside
-    ``server.web.headers.ResponseHeaders``, the answer gets its headers too.
+async def answer_unexpected(exc: Exception, started: bool, scope: Scope, receive: Receive,
+                            send: Send) -> None:
+    """What an exception that is not an ``AssistError`` (a bug) gets at the app's edge
+    (``server.web.headers.ResponseHeaders``): 500 ``internal_error`` in the JSON shape
+    of every other error, not Starlette's text/plain "Internal Server Error".
 
     It is logged as its type and traceback, never its message nor anything of the
-    request: a message may quote what the client sent. A response already started (a
-    stream) cannot be answered again: the exception is logged and the response left
+    request: a message may quote what the client sent. A response already ``started``
+    (a stream) cannot be answered again: the exception is logged and the response left
     unfinished, which closes its connection.
     """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        started = False
-
-        async def send_noting_start(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_noting_start)
-        except Exception as exc:
-            log.error("unexpected %s%s:\n%s", type(exc).__name__,
-                      " after the response started" if started else ", answered 500",
-                      without_messages(exc))
-            if not started:
-                error = InternalError("The panel failed unexpectedly; try again.")
-                await error_response(error)(scope, receive, send)
+    log.error("unexpected %s%s:\n%s", type(exc).__name__,
+              " after the response started" if started else ", answered 500",
+              without_messages(exc))
+    if not started:
+        error = InternalError("The panel failed unexpectedly; try again.")
+        await error_response(error)(scope, receive, send)
 
 
 def without_messages(exc: BaseException) -> str:
