@@ -17,7 +17,12 @@ from starlette.applications import Starlette
 
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from server.devmode.mocks.llm_control import FaultSwitch
-from server.devmode.mocks.llm_embeddings import DEFAULT_DIMENSIONS, MAX_DIMENSIONS, MAX_INPUTS
+from server.devmode.mocks.llm_embeddings import (
+    DEFAULT_DIMENSIONS,
+    EMBEDDING_MODELS,
+    MAX_DIMENSIONS,
+    MAX_INPUTS,
+)
 from tests.servers import serve
 
 API_KEY = "sk-mock-embed-key-123456"
@@ -224,6 +229,26 @@ def test_refusals_are_400_in_openai_shape(
     # Counted, but a refused request does not use up the switch's fault.
     assert mock.switch.requests == before + 1
     assert mock.switch.to_json()["remaining"] == 1
+
+
+@pytest.mark.parametrize(("body", "status", "code"), [
+    ({"input": "x"}, 400, None),
+    ({"model": "", "input": "x"}, 400, None),
+    ({"model": "text-embedding-3-smal", "input": "x"}, 404, "model_not_found"),
+    ({"model": "mock-assist-1", "input": "x"}, 404, "model_not_found"),
+])
+def test_a_missing_or_unknown_model_is_refused_as_openai_refuses_it(
+        mock: Mock, body: dict[str, Any], status: int, code: str | None) -> None:
+    """Regression: any model, or none, was served, so a mistyped
+    ASSIST_EMBEDDING_MODEL worked in dev mode and failed against the real service."""
+    mock.switch.set("http_500", remaining=1)
+    response = mock.post(body)
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == code
+    assert mock.switch.to_json()["remaining"] == 1  # a refusal uses up no fault
+    for model in EMBEDDING_MODELS:
+        mock.switch.clear()
+        assert mock.post({"model": model, "input": "x"}).status_code == 200
 
 
 def test_openai_client_raises_bad_request(mock: Mock) -> None:

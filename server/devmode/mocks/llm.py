@@ -447,8 +447,8 @@ def create_mock_llm_app(config: MockLLMConfig) -> Starlette:
     timings = TimingLog()
     mock = _MockLLM(config, tracker, switch, timings)
     # Same key check and same idea of a word as the chat half.
-    embeddings = MockEmbeddings(model=config.model, check_auth=mock._check_auth,
-                                words=_words, retry_after_s=config.retry_after_s)
+    embeddings = MockEmbeddings(check_auth=mock._check_auth, words=_words,
+                                retry_after_s=config.retry_after_s)
     app = Starlette(
         routes=[
             Route("/v1/chat/completions", mock.chat_completions, methods=["POST"]),

@@ -19,7 +19,9 @@ texts are near orthogonal. Token-id inputs hash their ids the same way.
 What OpenAI refuses is refused with its `{"error": {...}}` shape and 400: no or
 empty input, an empty string, items of the wrong type, more than 2048 inputs,
 an input over 8192 tokens, `dimensions` outside 1..3072, an unknown
-`encoding_format`. A wrong or missing key is a 401 when the mock has one.
+`encoding_format`, a missing `model`; a model not in `EMBEDDING_MODELS` (OpenAI's
+names) is a 404 `model_not_found`. A wrong or missing key is a 401 when the mock
+has one.
 
 Faults have their own runtime switch, `PUT/GET/DELETE /mock/embeddings/fault`
 (same body and answers as `/mock/fault`; `app.state.embeddings_fault_switch`),
@@ -68,6 +70,12 @@ DEFAULT_DIMENSIONS = 256
 MAX_DIMENSIONS = 3072
 #: Most inputs in one request, as OpenAI allows.
 MAX_INPUTS = 2048
+#: The embedding models served, by OpenAI's names (the panel's default is the first);
+#: any other is refused as OpenAI refuses it (404 ``model_not_found``), a missing one
+#: with a 400.
+EMBEDDING_MODELS = ("text-embedding-3-small", "text-embedding-3-large",
+                    "text-embedding-ada-002")
+
 #: Longest input, in (roughly counted) tokens, as OpenAI's embedding models allow.
 MAX_INPUT_TOKENS = 8192
 #: Where tests and scripts switch the embeddings' faults at run time.
@@ -360,18 +368,29 @@ class MockEmbeddings:
     def __init__(
         self,
         *,
-        model: str,
         check_auth: Callable[[Request], None],
         words: Words,
         retry_after_s: float,
+        models: tuple[str, ...] = EMBEDDING_MODELS,
         switch: FaultSwitch | None = None,
     ) -> None:
-        self.model = model
+        self.models = models
         self.check_auth = check_auth
         self.words = words
         self.retry_after_s = retry_after_s
         # No config fault: `--llm-fault` is about the chat stream (see module docstring).
         self.switch = switch if switch is not None else FaultSwitch()
+
+    def _served(self, model: str | None) -> str:
+        """``model`` when it is one of the embedding models served; else OpenAI's
+        answer: 400 when it is missing or empty, 404 ``model_not_found`` for another."""
+        if not model:
+            raise OpenAIError(400, "you must provide a model parameter")
+        if model not in self.models:
+            raise OpenAIError(
+                404, f"The model `{model}` does not exist or you do not have access to it.",
+                code="model_not_found")
+        return model
 
     def routes(self) -> list[BaseRoute]:
         """The endpoint and its control route."""
@@ -391,9 +410,9 @@ class MockEmbeddings:
             except ClientDisconnect:
                 return Response(status_code=499)  # nobody left to answer
             body = parse_embeddings_body(raw)
+            model = self._served(body.model)
             # Picked last, so only a valid request uses up one of the switch's `remaining`.
             fault = self.switch.pick(request.headers.get(FAULT_HEADER))
-            model = body.model or self.model
             error = embeddings_fault_error(fault, model, self.retry_after_s)
             if error is not None:
                 raise error
