@@ -6,7 +6,11 @@ suggestion it is made of the last few turns: the newest customer utterance weigh
 most, earlier turns (the agent's too: agents restate the problem) less the further
 back they are, and filler words are dropped. A vague newest turn ("yeah, so what
 now?") leans on the turns before it; a turn of pure small talk ("okay, thanks") is
-marked so that nothing is suggested for it.
+marked so that nothing is suggested for it. A turn that only answers the agent
+("yes", "the second one") is searched by the agent's question it answers; one that
+only reads out a detail ("sure, it's [email]") is marked like small talk; one that
+changes the subject is searched alone (``server/pipeline/turns.py``).
+The redactor's placeholders are never searched.
 """
 
 from __future__ import annotations
@@ -15,6 +19,12 @@ from dataclasses import dataclass
 from typing import Literal
 
 from server.pipeline.terms import is_small_talk, query_terms
+from server.pipeline.turns import (
+    answered_question,
+    changes_topic,
+    reads_out_details,
+    without_placeholders,
+)
 
 Speaker = Literal["customer", "agent"]
 Trigger = Literal["utterance", "manual"]
@@ -29,6 +39,8 @@ _QUERY_TURNS = 4
 _VAGUE_TERMS = 2
 # The conversation's weight beside an agent's own question.
 _MANUAL_CONTEXT = 0.15
+# An answer's own words ("yes"), beside the agent's question that gives them a topic.
+_ANSWER = 0.3
 
 
 @dataclass(frozen=True)
@@ -102,12 +114,24 @@ def build_context(
         search = _query([QueryPart(main, 1.0)] if main else [], small_talk=not main)
         return Context(query=main, search=search, utterances=window)
     main = window[newest].text[-max_chars:]
-    small_talk = is_small_talk(main)
+    asked = None
+    if newest > 0 and window[newest - 1].speaker == "agent":
+        asked = window[newest - 1].text
+    meaning = answered_question(asked, main) if asked is not None else None
+    if meaning is not None:
+        # "yes" / "the second one": the agent's question (or the option picked) is
+        # the topic, and the card says so.
+        parts = [QueryPart(meaning, 1.0), QueryPart(main, _ANSWER)] + [
+            p for p in _turn_parts(window, newest) if p.text != asked]
+        return Context(query=meaning, search=_query(parts, small_talk=False),
+                       utterances=window)
+    small_talk = is_small_talk(main) or reads_out_details(main)
     parts = [QueryPart(main, 1.0)]
     if not small_talk:
         boost = 1.4 if len(query_terms(main)) < _VAGUE_TERMS else 1.0
-        parts += [QueryPart(p.text, min(0.9, p.weight * boost))
-                  for p in _turn_parts(window, newest)]
+        if not changes_topic(main):
+            parts += [QueryPart(p.text, min(0.9, p.weight * boost))
+                      for p in _turn_parts(window, newest)]
     return Context(query=main, search=_query(parts, small_talk=small_talk), utterances=window)
 
 
@@ -137,6 +161,8 @@ def _turn_parts(window: tuple[Utterance, ...], newest: int | None) -> list[Query
 
 
 def _query(parts: list[QueryPart], *, small_talk: bool) -> SearchQuery:
+    # A placeholder's word ("[phone]") is not what the customer talks about.
+    parts = [QueryPart(without_placeholders(p.text), p.weight) for p in parts]
     weights: dict[str, float] = {}
     for part in parts:
         for term in query_terms(part.text):

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from bench import quality
-from bench.quality import (
+from bench import quality, quality_scores
+from bench.quality_scores import (
     Case,
     Record,
     both_found,
@@ -49,6 +49,12 @@ UNANSWERABLE_ABSTAIN_FLOOR = 22.0
 FACT_COVERAGE_FLOOR = 40.0
 VALID_ANSWERS_FLOOR = 78.0  # answers whose every citation and sentence is in order
 VALID_CITATIONS_FLOOR = 97.0
+# The live-conversation shapes (bench/quality/conversations.jsonl): "right" (the best
+# source answered, or silence where nothing answers), at what was measured when set.
+# A shape has 4 to 10 cases, so one case lost is a drop of 10 to 25 points: any fails.
+CONVERSATIONS_RIGHT_FLOOR = 65.0
+CONVERSATION_RIGHT_FLOOR_BY_SHAPE = {"answer": 80.0, "topic_change": 57.0, "details": 100.0,
+                                     "courtesy": 100.0}
 
 
 def _case(kind: str = "agent", expected: tuple[str, ...] = ("a",),
@@ -107,7 +113,7 @@ def test_sentences_and_steps_without_a_citation_are_counted() -> None:
     steps = check_citations("Do this:\n1. Open it [1]\n2. Close it", 1)
     assert (steps.uncited, steps.fully_valid) == (1, False)
     assert check_citations("No citation at all.", 1).uncited == 1
-    assert check_citations("", 0) == quality.CitationCheck(0, 0, 0)
+    assert check_citations("", 0) == quality_scores.CitationCheck(0, 0, 0)
 
 
 def test_citation_shares_are_of_answers_and_of_citations() -> None:
@@ -191,9 +197,9 @@ def test_cases_load_with_unique_ids_known_kinds_and_facts_only_where_answerable(
         tmp_path: Path) -> None:
     cases = load_cases()
     assert len(cases) >= 200
-    assert {c.kind for c in cases} == set(quality.KINDS)
+    assert {c.kind for c in cases} == set(quality_scores.KINDS)
     for case in cases:
-        assert case.answerable == (case.kind not in quality.SILENT_KINDS), case.id
+        assert case.answerable == (case.kind not in quality_scores.SILENT_KINDS), case.id
         assert case.answerable or not case.facts, case.id
         assert case.query if case.trigger == "manual" else case.utterances, case.id
     twice = tmp_path / "twice.jsonl"
@@ -202,6 +208,29 @@ def test_cases_load_with_unique_ids_known_kinds_and_facts_only_where_answerable(
     twice.write_text(f"{line}\n\n{line}\n")
     with pytest.raises(ValueError, match="twice"):
         load_cases(twice)
+
+
+def test_conversation_cases_load_with_their_own_shapes() -> None:
+    cases = load_cases(quality_scores.CONVERSATIONS, quality_scores.CONVERSATION_KINDS)
+    assert {c.kind for c in cases} == set(quality_scores.CONVERSATION_KINDS)
+    for case in cases:
+        assert case.trigger == "utterance" and case.utterances, case.id
+        assert not case.facts, case.id
+        if case.kind in ("courtesy", "not_in_kb"):
+            assert not case.answerable, case.id
+    # A shape of one file is not a kind of the other.
+    with pytest.raises(ValueError, match="unknown kind"):
+        load_cases(quality_scores.CONVERSATIONS)
+
+
+def test_right_is_the_best_source_answered_or_silence() -> None:
+    case = _case(expected=("a", "b"))
+    assert score(case, ["b", "a"], True, "completed", "").right  # any expected id first
+    assert not score(case, ["c", "a"], True, "completed", "").right  # second is not right
+    assert not score(case, ["a"], False, "abstained", "").right  # silent where it answers
+    silent = _case(kind="small_talk", expected=())
+    assert score(silent, ["a"], False, "abstained", "").right
+    assert not score(silent, ["a"], True, "completed", "").right
 
 
 # -- the real run ---------------------------------------------------------------------------
@@ -254,6 +283,23 @@ def test_answer_quality_does_not_fall_below_its_floors(measured: dict[str, Any])
     below = [f"{name}: {value} < floor {floor}" for name, value, floor in checks
              if value < floor]
     assert not below, "\n".join(below) + "\n\nmeasured:\n" + shown
+
+
+def test_live_conversation_shapes_do_not_fall_below_their_floors(
+        measured: dict[str, Any]) -> None:
+    talks = measured["conversations"]
+    figures = talks["metrics"]
+    shown = quality.conversations_markdown(figures)
+    checks = [("right, all shapes", _pct(figures["overall"]["right"]),
+               CONVERSATIONS_RIGHT_FLOOR),
+              *[(f"right, {shape}", _pct(figures["kinds"][shape]["right"]), floor)
+                for shape, floor in CONVERSATION_RIGHT_FLOOR_BY_SHAPE.items()]]
+    below = [f"{name}: {value} < floor {floor}" for name, value, floor in checks
+             if value < floor]
+    assert not below, "\n".join(below) + "\n\nmeasured:\n" + shown
+    assert [r["id"] for r in talks["records"]] == [
+        c.id for c in load_cases(quality_scores.CONVERSATIONS,
+                                 quality_scores.CONVERSATION_KINDS)]
 
 
 def test_the_run_is_deterministic_and_keeps_a_record_per_case(

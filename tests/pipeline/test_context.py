@@ -194,3 +194,56 @@ def test_search_query_of_filler_has_no_terms() -> None:
     search = SearchQuery.of("okay thanks")
     assert search.terms == ()
     assert search.words == []
+
+
+# -- where a turn's meaning lives (server/pipeline/turns.py) --------------------------------
+
+
+def test_yes_to_the_agents_question_is_searched_by_the_question() -> None:
+    # Regression: "yes" was small talk, so nothing was suggested for it, though the
+    # agent had just named the topic.
+    ctx = _ctx((C, "hi, my phone is a mess right now"),
+               (A, "Are you asking about getting it unlocked so you can use another carrier?"),
+               (C, "yes"))
+    assert not ctx.search.small_talk
+    assert ctx.query == ("Are you asking about getting it unlocked so you can use another "
+                         "carrier?")
+    weights = _weights(ctx)
+    assert weights["unlocked"] == 1.0 and weights["carrier"] == 1.0
+    assert weights["phone"] < 1.0  # the earlier turn still counts, less
+
+
+def test_the_second_one_searches_the_second_option_alone() -> None:
+    # Regression: the first option (named first, in the agent's turn) won.
+    ctx = _ctx((C, "my new phone came today"),
+               (A, "Great! Do you want me to walk you through activating it with eSIM, or "
+                   "moving your photos and contacts over from the old phone?"),
+               (C, "the second one"))
+    weights = _weights(ctx)
+    assert weights["photos"] == 1.0 and weights["contacts"] == 1.0
+    assert "esim" not in weights and "activating" not in weights
+
+
+def test_a_new_subject_drops_the_turns_before_it() -> None:
+    # Regression: the old topic's words (from the agent's reply too) outweighed the new
+    # question, and its article came first.
+    ctx = _ctx((C, "my package says delivered but it is not here"),
+               (A, "I've opened a claim for the missing package."),
+               (C, "different question, there's a ten dollar late fee on my bill, can that "
+                   "be waived?"))
+    weights = _weights(ctx)
+    assert "package" not in weights and "claim" not in weights
+    assert weights["fee"] == 1.0
+
+
+def test_redaction_placeholders_are_never_searched() -> None:
+    # Regression: "[phone]" was searched as the word "phone" and found the phone articles.
+    ctx = _ctx((A, "What's the best callback number for you?"), (C, "yeah it's [phone]"))
+    assert ctx.search.small_talk
+    asked = _ctx((C, "my email is [email] and I never get the code to reset my password"))
+    assert not asked.search.small_talk
+    assert "email" in _weights(asked)  # the customer's own word stays
+    assert all("[" not in p.text for p in asked.search.parts)
+    manual = build_context((), trigger="manual", query="refund to [card]?", max_utterances=6,
+                           max_chars=2000)
+    assert "card" not in _weights(manual) and manual.query == "refund to [card]?"

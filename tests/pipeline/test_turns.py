@@ -1,0 +1,77 @@
+"""What a turn says about where its meaning lives (server/pipeline/turns.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from server.pipeline.redaction import redact
+from server.pipeline.turns import (
+    answered_question,
+    changes_topic,
+    reads_out_details,
+    without_placeholders,
+)
+
+EITHER = ("Great! Do you want me to walk you through activating it with eSIM, or moving "
+          "your photos and contacts over from the old phone?")
+
+
+def test_an_ordinal_picks_the_option_of_an_either_or_question() -> None:
+    assert answered_question(EITHER, "the first one please") == (
+        "Do you want me to walk you through activating it with eSIM")
+    assert answered_question(EITHER, "the second one") == (
+        "moving your photos and contacts over from the old phone")
+    rather = ("I can help with that. Would you like to set up AutoPay, or would you rather "
+              "ask for a payment extension on this month's bill?")
+    assert answered_question(rather, "the second one") == (
+        "ask for a payment extension on this month's bill")
+    # No third option: nothing is made up.
+    assert answered_question(EITHER, "the third one") is None
+
+
+def test_yes_to_a_yes_no_question_means_the_question() -> None:
+    asked = "Okay. Is this the order that shows delivered on Monday but you never got it?"
+    assert answered_question(asked, "yeah that's right") == (
+        "Is this the order that shows delivered on Monday but you never got it?")
+    assert answered_question("Is that the charge you want to dispute?", "correct") == (
+        "Is that the charge you want to dispute?")
+
+
+@pytest.mark.parametrize(("question", "answer"), [
+    # An open question is answered by a detail, not a topic.
+    ("What is the ZIP code on the account?", "yes"),
+    # No question at all.
+    ("I have reset that for you.", "yes"),
+    # A question with too little to search.
+    ("Is that it?", "yes"),
+    # An answer with words of its own is searched by them.
+    ("Is this about the order that never came?", "yes and also my screen cracked badly"),
+    # A detail read out is not an answer to search.
+    ("Is your number the one ending in 0199?", "yes it's [phone]"),
+])
+def test_answers_that_do_not_take_the_agents_question(question: str, answer: str) -> None:
+    assert answered_question(question, answer) is None
+
+
+def test_details_read_out_are_not_a_topic() -> None:
+    assert reads_out_details(redact("yeah it's 415-555-0199"))
+    assert reads_out_details(redact("sure, my email is maria.delgado@gmail.com"))
+    assert reads_out_details("nine oh two one oh")
+    # A detail beside a question is a question.
+    assert not reads_out_details(redact(
+        "my card is 4111 1111 1111 1111 and the autopay keeps failing with it"))
+    assert not reads_out_details("my phone won't charge")
+    assert not reads_out_details("two phones")  # numbers, but nothing read out
+
+
+def test_a_change_of_subject_needs_a_marker_and_words_of_its_own() -> None:
+    assert changes_topic("okay. also I wanted to ask about adding my son to my plan")
+    assert changes_topic("one more thing, how do I set up autopay on my account?")
+    assert not changes_topic("also, thanks")
+    assert not changes_topic("my password for the app stopped working")
+
+
+def test_placeholders_are_taken_out() -> None:
+    assert without_placeholders("call me at [phone] or  [email] please") == (
+        "call me at or please")
+    assert without_placeholders("[card]") == ""
