@@ -9,7 +9,8 @@ now?") leans on the turns before it; a turn of pure small talk ("okay, thanks") 
 marked so that nothing is suggested for it. A turn that only answers the agent
 ("yes", "the second one") is searched by the agent's question it answers; one that
 only reads out a detail ("sure, it's [email]") is marked like small talk; one that
-changes the subject is searched alone (``server/pipeline/turns.py``).
+changes the subject is searched alone; a denial before the request ("I don't want
+to cancel, I need to change the address") is left out (``server/pipeline/turns.py``).
 The redactor's placeholders are never searched.
 """
 
@@ -23,6 +24,7 @@ from server.pipeline.turns import (
     answered_question,
     changes_topic,
     reads_out_details,
+    without_denials,
     without_placeholders,
 )
 
@@ -126,7 +128,7 @@ def build_context(
         return Context(query=meaning, search=_query(parts, small_talk=False),
                        utterances=window)
     small_talk = is_small_talk(main) or reads_out_details(main)
-    parts = [QueryPart(main, 1.0)]
+    parts = [QueryPart(without_denials(main), 1.0)]
     if not small_talk:
         boost = 1.4 if len(query_terms(main)) < _VAGUE_TERMS else 1.0
         if not changes_topic(main):

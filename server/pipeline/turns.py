@@ -54,6 +54,30 @@ _SHIFT = re.compile(
     r"unrelated|by the way|on another note|something else|oh and|also)\b", re.IGNORECASE)
 # Content words a turn needs for a change of subject to stand on its own.
 _SHIFT_TERMS = 3
+# What the customer says they do not mean: a denial, not a symptom ("it won't charge").
+_DENIAL = re.compile(
+    r"\b(?:(?:do not|don'?t|not|never|wasn'?t|am not|i'?m not) (?:want|wanting|need|trying|"
+    r"asking|calling|looking|mean|talking)|(?:it'?s|is|was) not (?:that|about|the)|"
+    r"isn'?t (?:that|about|the)|no,? not|not the|didn'?t (?:lose|want|ask|order|buy|break|"
+    r"drop))\b", re.IGNORECASE)
+# Where a turn's clauses part.
+_CLAUSE = re.compile(r"[,;.!?]+\s*|\s+(?:but|instead|rather)\s+", re.IGNORECASE)
+# Content words the rest of a turn needs for a denial before it to be left out.
+_DENIAL_REST = 2
+
+
+def without_denials(text: str) -> str:
+    """``text`` without the clauses that say what the customer does not mean ("I don't
+    want to cancel the order, I just need to change the address"): "not" is a
+    stopword, so such a clause would be searched as what it denies. Kept whole when
+    no later clause says enough to search on its own."""
+    clauses = [c for c in _CLAUSE.split(text) if c and c.strip(" ,;")]
+    kept = list(clauses)
+    for index, clause in enumerate(clauses[:-1]):
+        later = " ".join(clauses[index + 1:])
+        if _DENIAL.search(clause) and len(query_terms(later)) >= _DENIAL_REST:
+            kept.remove(clause)
+    return " ".join(c.strip(" ,;") for c in kept) if len(kept) < len(clauses) else text
 
 
 def without_placeholders(text: str) -> str:

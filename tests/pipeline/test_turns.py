@@ -9,6 +9,7 @@ from server.pipeline.turns import (
     answered_question,
     changes_topic,
     reads_out_details,
+    without_denials,
     without_placeholders,
 )
 
@@ -75,3 +76,26 @@ def test_placeholders_are_taken_out() -> None:
     assert without_placeholders("call me at [phone] or  [email] please") == (
         "call me at or please")
     assert without_placeholders("[card]") == ""
+
+
+@pytest.mark.parametrize(("said", "searched"), [
+    ("I don't want to cancel the order, I just need to change where it's being delivered",
+     "I just need to change where it's being delivered"),
+    ("no not the home internet, my mobile phone itself has had no service",
+     "my mobile phone itself has had no service"),
+    ("I didn't lose my phone and nobody stole it, it just doesn't get any signal at home",
+     "it just doesn't get any signal at home"),
+])
+def test_a_denial_before_the_request_is_not_searched(said: str, searched: str) -> None:
+    # Regression: "not" is a stopword, so "I don't want to cancel the order" was a
+    # search for cancelling the order.
+    assert without_denials(said) == searched
+
+
+@pytest.mark.parametrize("said", [
+    "my phone won't charge, I tried another cable",  # a symptom, not a denial
+    "I don't want to pay the late fee",  # nothing after it: the denial is the topic
+    "I don't want to cancel, ok?",  # too little after it to search alone
+])
+def test_what_is_not_a_denial_before_a_request_stays(said: str) -> None:
+    assert without_denials(said) == said
