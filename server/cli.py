@@ -217,11 +217,20 @@ def kb_import(paths: tuple[Path, ...], db: Path | None) -> None:
     store = _open_store(db)
     # Each file's passages are embedded as it is stored: the bar covers both.
     label = "Importing and embedding" if store.embedder else "Importing"
+    done: list[Path] = []
+
+    def imported(path: Path) -> None:
+        done.append(path)
+        bar.update(1)
+
     try:
         with click.progressbar(length=len(files), label=label, file=sys.stderr) as bar:
-            summary = import_files(store, files, on_file=lambda _path: bar.update(1))
+            summary = import_files(store, files, on_file=imported)
     except EmbeddingError as exc:
-        raise click.ClickException(f"embedding failed: {exc}") from exc
+        raise click.ClickException(
+            f"embedding failed: {exc}\nThe import stopped at {files[len(done)]} "
+            f"({len(done)} of {len(files)} files done, kept); run it again to finish "
+            "(unchanged articles are not embedded again).") from exc
     for error in summary.errors:
         click.echo(f"error: {error}", err=True)
     click.echo(
@@ -270,6 +279,21 @@ def kb_search(query: tuple[str, ...], limit: int, explain: bool, db: Path | None
             click.echo(f"   {source.snippet}")
 
 
+def _link_template(_ctx: click.Context, _param: click.Parameter,
+                   value: str | None) -> str | None:
+    """Check ``--link-template`` as the command line is read: a bad one is a usage error,
+    before the store is opened or anything is called."""
+    from server.errors import SyncError
+    from server.kb.sync import check_link_template
+
+    if value is not None:
+        try:
+            check_link_template(value)
+        except SyncError as exc:
+            raise click.BadParameter(str(exc).removeprefix("--link-template ")) from None
+    return value
+
+
 @kb.command("sync", short_help="Sync a Genesys Knowledge base in, incrementally.")
 @click.option("--knowledge-base", "knowledge_base", required=True, metavar="ID",
               help="Id of the Genesys Knowledge base to copy (Admin > Knowledge).")
@@ -282,12 +306,15 @@ def kb_search(query: tuple[str, ...], limit: int, explain: bool, db: Path | None
 @_DB
 @click.option("--page-size", default=200, show_default=True, type=click.IntRange(1, 200),
               help="Documents per listing request.")
-@click.option("--link-template", default=None, metavar="URL",
+@click.option("--link-template", default=None, metavar="URL", callback=_link_template,
               help="Link of documents without an external URL, e.g. "
                    "'https://help.example.com/kb/{documentId}' (fields: {documentId}, "
                    "{knowledgeBaseId}).")
+@click.option("--allow-remove-all", is_flag=True,
+              help="Let the sync remove every article it synced before when Genesys lists "
+                   "nothing it can index (without it such a run removes nothing and fails).")
 def kb_sync(knowledge_base: str, region: str | None, api_base: str | None, db: Path | None,
-            page_size: int, link_template: str | None) -> None:
+            page_size: int, link_template: str | None, allow_remove_all: bool) -> None:
     """Copy the published, visible documents of a Genesys Knowledge base into the
     knowledge base. Incremental: only changed documents are fetched, and documents
     deleted, unpublished or hidden in Genesys are removed. Safe to run on a schedule
@@ -300,12 +327,13 @@ def kb_sync(knowledge_base: str, region: str | None, api_base: str | None, db: P
     import asyncio
     from contextlib import ExitStack
 
-    from server.admin.client import AdminCredentials
+    from server.admin.client import AdminCredentials, PlatformHosts
     from server.kb.sync import DocumentResult, KnowledgeBaseInfo, run_sync
 
     if not region and not api_base:
         raise click.UsageError(
             "give the org's --region (e.g. us-east-1), or --api-base for dev mode's mock")
+    PlatformHosts.resolve(region or "", api_base)  # a bad region or URL: before the store
     credentials = AdminCredentials.from_env()
     if credentials is None:
         raise click.ClickException(
@@ -327,7 +355,8 @@ def kb_sync(knowledge_base: str, region: str | None, api_base: str | None, db: P
             summary = asyncio.run(run_sync(
                 credentials, store, knowledge_base, region=region or "", api_base=api_base,
                 page_size=page_size, link_template=link_template, on_start=started,
-                on_document=advanced, on_retry=lambda message: click.echo(message, err=True)))
+                on_document=advanced, on_retry=lambda message: click.echo(message, err=True),
+                allow_remove_all=allow_remove_all))
         except KeyboardInterrupt:
             stack.close()
             click.echo("interrupted: what was synced is kept and nothing was removed; "

@@ -43,6 +43,12 @@ CLIENT_ID_VARS = ("ASSIST_ADMIN_CLIENT_ID", "GENESYSCLOUD_OAUTHCLIENT_ID")
 CLIENT_SECRET_VARS = ("ASSIST_ADMIN_CLIENT_SECRET", "GENESYSCLOUD_OAUTHCLIENT_SECRET")
 #: Statuses worth retrying: the platform asks to slow down or is briefly unavailable.
 RETRY_STATUSES = frozenset({429, 503})
+#: Methods a 503 is retried for. A 429 says the request was not processed, so any call
+#: is retried; a 503 does not, and repeating a POST (or PATCH) that went through anyway
+#: could make a second OAuth client or integration.
+REPEATABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Pages a listing may have: past this it is taken to be looping (see ``cursor_pages``).
+MAX_PAGES = 10_000
 #: The org's roles, and the permission that lists them.
 ROLES_PATH = "/api/v2/authorization/roles"
 ROLE_VIEW = "authorization:role:view"
@@ -93,8 +99,13 @@ class PlatformHosts:
         """
         if api_base:
             base = api_base.rstrip("/")
-            parts = urlsplit(base)
-            if parts.scheme not in ("http", "https") or not parts.netloc:
+            try:
+                parts = urlsplit(base)
+                # Read now: a bad host or port raises here, not as a traceback mid-call.
+                host, _port = parts.hostname, parts.port
+            except ValueError as exc:
+                raise AdminError(f"--api-base is not a valid URL ({exc}): {api_base!r}") from None
+            if parts.scheme not in ("http", "https") or not host:
                 raise AdminError(f"--api-base must be an http(s) URL, got {api_base!r}")
             return cls(base, base, region or parts.netloc)
         found = find_region(region)
@@ -176,7 +187,8 @@ class AdminClient:
             response = await self._send(
                 "POST", url, data={"grant_type": "client_credentials"},
                 auth=(credentials.client_id, credentials.client_secret))
-            self._raise_for_retry(response, "POST /oauth/token")
+            # Asking for a token changes nothing: safe to repeat after a 503.
+            self._raise_for_retry(response, "POST /oauth/token", repeatable=True)
             return response
 
         response = await self._with_retries(attempt)
@@ -190,7 +202,8 @@ class AdminClient:
             )
         if response.is_error:
             raise self._failure(response, "POST /oauth/token")
-        token = response.json().get("access_token")
+        answer = _decoded(response, "POST /oauth/token")
+        token = answer.get("access_token") if isinstance(answer, dict) else None
         if not isinstance(token, str) or not token:
             raise PlatformCallFailed("the token endpoint answered without a token", 200, "")
         self._token = token
@@ -198,7 +211,10 @@ class AdminClient:
     async def org(self) -> Org:
         """The admin client's organization (``GET /api/v2/tokens/me``)."""
         info = await self.call("GET", "/api/v2/tokens/me", need="(any)")
-        org = info.get("organization") or {}
+        if not isinstance(info, dict):
+            raise PlatformCallFailed("GET /api/v2/tokens/me answered without an object", 200, "")
+        org = info.get("organization")
+        org = org if isinstance(org, dict) else {}
         return Org(str(org.get("id", "")), str(org.get("name", "")))
 
     async def roles(self) -> list[dict[str, Any]]:
@@ -229,7 +245,9 @@ class AdminClient:
     ) -> Any:
         """One API call; the decoded JSON answer (None for an empty one).
 
-        ``need`` names the permission the call requires, for the 403 message.
+        ``need`` names the permission the call requires, for the 403 message. An
+        answer that is not JSON raises :class:`PlatformCallFailed`. A 429 is retried;
+        a 503 only for a method safe to repeat (``REPEATABLE_METHODS``).
         """
         if self._token is None:
             raise AdminError("sign in before calling the API")
@@ -237,9 +255,11 @@ class AdminClient:
         what = f"{method} {path}"
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
 
+        repeatable = method.upper() in REPEATABLE_METHODS
+
         async def attempt() -> httpx.Response:
             response = await self._send(method, url, json=json, params=params, headers=headers)
-            self._raise_for_retry(response, what)
+            self._raise_for_retry(response, what, repeatable=repeatable)
             return response
 
         response = await self._with_retries(attempt)
@@ -258,7 +278,7 @@ class AdminClient:
             raise self._failure(response, what)
         if not response.content:
             return None
-        return response.json()
+        return _decoded(response, what)
 
     async def pages(
         self, path: str, *, need: str, page_size: int = 100,
@@ -266,29 +286,50 @@ class AdminClient:
     ) -> AsyncIterator[list[dict[str, Any]]]:
         """The ``entities`` of a numbered listing (``pageNumber``/``pageCount``), page by page.
 
-        ``params`` (a listing's filters) go with every page's request.
+        ``params`` (a listing's filters) go with every page's request. Entities that
+        are not objects are left out; a page that is not a listing, or more than
+        ``MAX_PAGES`` pages, raise :class:`PlatformCallFailed`.
         """
-        number = 1
-        while True:
+        what = f"GET {path}"
+        for number in range(1, MAX_PAGES + 1):
             query = {**(params or {}), "pageSize": page_size, "pageNumber": number}
             page = await self.call("GET", path, need=need, params=query)
-            yield list(page.get("entities") or [])
-            if number >= int(page.get("pageCount") or 1):
+            yield [e for e in listing_entities(page, what) if isinstance(e, dict)]
+            count = page.get("pageCount") or 1
+            if not isinstance(count, int) or isinstance(count, bool):
+                raise PlatformCallFailed(f"{what}: the listing's pageCount {count!r} is not a "
+                                         "number", 200, "")
+            if number >= count:
                 return
-            number += 1
+        raise _too_many_pages(what, MAX_PAGES)
 
     async def cursor_pages(
-        self, path: str, *, need: str, params: Mapping[str, str | int]
-    ) -> AsyncIterator[list[dict[str, Any]]]:
-        """The ``entities`` of a cursor listing, following ``nextUri``'s ``after`` cursor."""
+        self, path: str, *, need: str, params: Mapping[str, str | int],
+        max_pages: int = MAX_PAGES,
+    ) -> AsyncIterator[list[object]]:
+        """The ``entities`` of a cursor listing, following ``nextUri``'s ``after`` cursor.
+
+        Entities are yielded as the platform gave them (the caller decides what to do
+        with one that is not an object). A page that is not a listing, a cursor that
+        comes back (the listing would never end) or more than ``max_pages`` pages raise
+        :class:`PlatformCallFailed`.
+        """
+        what = f"GET {path}"
         query = dict(params)
-        while True:
+        seen: set[str] = set()
+        for _ in range(max_pages):
             page = await self.call("GET", path, need=need, params=query)
-            yield list(page.get("entities") or [])
+            yield listing_entities(page, what)
             cursor = next_cursor(page.get("nextUri"))
             if cursor is None:
                 return
+            if cursor in seen:
+                raise PlatformCallFailed(
+                    f"{what}: the listing's nextUri gave a cursor it gave before, so it would "
+                    "never end; stopped there", 200, "")
+            seen.add(cursor)
             query = {**params, "after": cursor}
+        raise _too_many_pages(what, max_pages)
 
     # Plumbing ------------------------------------------------------------
 
@@ -303,13 +344,16 @@ class AdminClient:
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
             return await self.http.request(method, url, **kwargs)
-        except httpx.HTTPError as exc:
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
             host = httpx.URL(url).host
             raise PlatformUnreachable(
                 f"cannot reach Genesys Cloud at {host} ({type(exc).__name__})"
             ) from exc
 
-    def _raise_for_retry(self, response: httpx.Response, what: str) -> None:
+    def _raise_for_retry(self, response: httpx.Response, what: str, *,
+                         repeatable: bool) -> None:
+        if response.status_code == 503 and not repeatable:
+            return  # answered as a failure by the caller: the call may have gone through
         if response.status_code in RETRY_STATUSES:
             code, message = error_text(response)
             error = PlatformBusy(
@@ -352,10 +396,45 @@ class AdminClient:
 
     def _failure(self, response: httpx.Response, what: str) -> PlatformCallFailed:
         code, message = error_text(response)
-        return PlatformCallFailed(
-            f"{what} failed: {response.status_code} {code}: {message}".replace("  ", " "),
-            response.status_code, code,
-        )
+        text = f"{what} failed: {response.status_code} {code}: {message}".replace("  ", " ")
+        if response.status_code == 503:  # only a call not safe to repeat gets here
+            text += " (not retried: the platform may have carried it out)"
+        return PlatformCallFailed(text, response.status_code, code)
+
+
+def _decoded(response: httpx.Response, what: str) -> Any:
+    """The JSON of a successful answer; :class:`PlatformCallFailed` when it is not JSON
+    (a proxy's sign-in page, a cut-off body)."""
+    try:
+        return response.json()
+    except (ValueError, RecursionError):  # JSONDecodeError, UnicodeDecodeError, too deep
+        kind = response.headers.get("content-type", "").split(";")[0].strip() or "no type"
+        raise PlatformCallFailed(
+            f"{what} answered {response.status_code} with a body that is not JSON ({kind}): "
+            "is a proxy in the way? Try again later", response.status_code, "") from None
+
+
+def listing_entities(page: object, what: str) -> list[object]:
+    """The ``entities`` of a listing page; :class:`PlatformCallFailed` when the answer is
+    not a listing. Never an empty list for a missing one: a sync would take that for
+    "everything was deleted"."""
+    entities = page.get("entities") if isinstance(page, dict) else None
+    if not isinstance(entities, list):
+        if page is None:  # an empty body, or JSON null
+            shape = "nothing"
+        elif isinstance(page, dict):
+            shape = "an object without an entities list"
+        else:
+            shape = {list: "a JSON array", str: "a JSON string", bool: "a JSON boolean"}.get(
+                type(page), "a JSON number")
+        raise PlatformCallFailed(f"{what} answered {shape}, not a listing", 200, "")
+    return entities
+
+
+def _too_many_pages(what: str, pages: int) -> PlatformCallFailed:
+    return PlatformCallFailed(
+        f"{what}: the listing went on past {pages} pages, so it is taken to be looping; "
+        "stopped there", 200, "")
 
 
 def next_cursor(next_uri: object) -> str | None:

@@ -7,6 +7,10 @@ article object, a list of them, or ``{"articles": [...]}``. Bodies become plain
 text with blank lines between paragraphs, ``## `` before headings, ``- `` before
 list items and ``1. ``, ``2. ``... before ordered ones: enough structure for the store
 to cut articles into passages (a heading with its paragraphs or its whole list).
+
+An import run stores each file whole or not at all, and goes on past a bad one: the
+summary lists why each failed. An id may appear once per run; ids starting with
+``gk-`` belong to ``kb sync`` and are refused.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from pathlib import Path
 from markdown_it import MarkdownIt
 
 from server.errors import ArticleError
+from server.kb.article import SYNC_ID_PREFIX
 from server.kb.store import Article, KnowledgeBase
 
 SUFFIXES = frozenset({".md", ".markdown", ".html", ".htm", ".json"})
@@ -35,8 +40,11 @@ _BLOCKS = frozenset(
 
 @dataclass(frozen=True)
 class FileResult:
+    """The articles of one file; ``places`` says where each was read (``x.json[2]``)."""
+
     path: Path
     articles: tuple[Article, ...]
+    places: tuple[str, ...] = ()
 
 
 def find_files(paths: list[Path]) -> list[Path]:
@@ -59,17 +67,21 @@ def find_files(paths: list[Path]) -> list[Path]:
 def read_file(path: Path) -> FileResult:
     """Parse one file into its articles, raising ``ArticleError`` on bad content."""
     try:
-        text = path.read_text(encoding="utf-8")
+        # utf-8-sig: editors on Windows start UTF-8 files with a byte-order mark.
+        text = path.read_text(encoding="utf-8-sig")
     except (OSError, UnicodeDecodeError) as exc:
         raise ArticleError(f"{path}: cannot read ({exc})") from exc
     suffix = path.suffix.lower()
     if suffix in {".md", ".markdown"}:
         articles: list[Article] = [parse_markdown(text, where=str(path))]
+        places = [str(path)]
     elif suffix in {".html", ".htm"}:
         articles = [parse_html(text, where=str(path))]
+        places = [str(path)]
     else:
         articles = list(parse_json(text, where=str(path)))
-    return FileResult(path, tuple(articles))
+        places = [f"{path}[{index}]" for index in range(len(articles))]
+    return FileResult(path, tuple(articles), tuple(places))
 
 
 def parse_markdown(text: str, *, where: str = "<markdown>") -> Article:
@@ -108,10 +120,15 @@ def parse_html(text: str, *, where: str = "<html>") -> Article:
 
 
 def parse_json(text: str, *, where: str = "<json>") -> Iterator[Article]:
+    """The articles of a JSON file: one object, a list of them or ``{"articles": [...]}``."""
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ArticleError(f"{where}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError:
+        raise ArticleError(f"{where}: invalid JSON (nested too deeply)") from None
+    except ValueError:  # json's own limit on the digits of an integer
+        raise ArticleError(f"{where}: invalid JSON (a number too long to read)") from None
     if isinstance(data, dict) and isinstance(data.get("articles"), list):
         data = data["articles"]
     items = data if isinstance(data, list) else [data]
@@ -119,7 +136,13 @@ def parse_json(text: str, *, where: str = "<json>") -> Iterator[Article]:
         here = f"{where}[{index}]"
         if not isinstance(item, dict):
             raise ArticleError(f"{here}: an article must be an object")
-        meta = {k: str(v) for k, v in item.items() if isinstance(v, str | int | float)}
+        raw_id = item.get("id")
+        if raw_id is not None and (isinstance(raw_id, bool) or not isinstance(raw_id, str | int)):
+            # str(True) would make the id "True", and str(1.5) "1.5": refused, not guessed.
+            raise ArticleError(f"{here}: id must be a string or a whole number, "
+                               f"got {json.dumps(raw_id)[:40]}")
+        meta = {k: str(v) for k, v in item.items()
+                if isinstance(v, str | int | float) and not isinstance(v, bool)}
         body = item.get("body", "")
         if not isinstance(body, str):
             raise ArticleError(f"{here}: body must be a string")
@@ -133,14 +156,21 @@ def _article(meta: dict[str, str], body: str, where: str) -> Article:
     url = meta.get("url", "").strip()
     if not _ID.match(article_id):
         raise ArticleError(f"{where}: missing or invalid id {article_id!r}")
+    if article_id.startswith(SYNC_ID_PREFIX):
+        raise ArticleError(f"{where}: id {article_id!r} starts with {SYNC_ID_PREFIX!r}, which "
+                           "is kept for the articles kb sync brings from Genesys Knowledge")
     if not title:
         raise ArticleError(f"{where}: missing title")
     if url and not url.startswith(("https://", "http://")):
         raise ArticleError(f"{where}: url must be http(s), got {url!r}")
     if not body.strip():
         raise ArticleError(f"{where}: empty body")
-    return Article(id=article_id, title=title, url=url, body=body.strip(),
-                   category=meta.get("category", "").strip())
+    article = Article(id=article_id, title=title, url=url, body=body.strip(),
+                      category=meta.get("category", "").strip())
+    problem = article.text_problem()
+    if problem:
+        raise ArticleError(f"{where}: {problem}")
+    return article
 
 
 def html_to_text(html: str) -> str:
@@ -260,6 +290,9 @@ class _ArticleHTML(_TextHTML):
 
 @dataclass
 class ImportSummary:
+    """Counts of one import: ``files`` imported, their articles ``added``, ``updated``
+    or ``unchanged``; ``errors`` one line per file that failed."""
+
     files: int = 0
     added: int = 0
     updated: int = 0
@@ -269,15 +302,28 @@ class ImportSummary:
 
 def import_files(kb: KnowledgeBase, files: list[Path],
                  on_file: Callable[[Path], None] | None = None) -> ImportSummary:
-    """Import ``files`` into ``kb`` one by one; a bad file is reported, not fatal."""
+    """Import ``files`` into ``kb`` one by one; a bad file is reported, not fatal.
+
+    A file is stored whole or not at all. One whose content cannot be read, or that
+    repeats an id already read in this run (in it or an earlier file), is counted in
+    ``errors``, naming both places. ``EmbeddingError`` (the service is down: every
+    file would fail) ends the run.
+    """
     summary = ImportSummary()
+    seen: dict[str, str] = {}  # id -> where it was read, among the files imported
     for path in files:
         try:
             result = read_file(path)
+            _check_unique(result, seen)
+            counts = kb.upsert(result.articles)
         except ArticleError as exc:
             summary.errors.append(str(exc))
+        except RecursionError:
+            summary.errors.append(f"{path}: nested too deeply to read")
+        except (ValueError, UnicodeError) as exc:  # a parser's own refusal, not a bug here
+            summary.errors.append(f"{path}: cannot import ({exc})")
         else:
-            counts = kb.upsert(result.articles)
+            seen.update(zip((a.id for a in result.articles), result.places, strict=True))
             summary.files += 1
             summary.added += counts.added
             summary.updated += counts.updated
@@ -285,3 +331,15 @@ def import_files(kb: KnowledgeBase, files: list[Path],
         if on_file is not None:
             on_file(path)
     return summary
+
+
+def _check_unique(result: FileResult, seen: dict[str, str]) -> None:
+    """Refuse a file with an id read before in this run: two articles under one id
+    would overwrite each other, whichever came last winning on every run."""
+    here: dict[str, str] = {}
+    for article, place in zip(result.articles, result.places, strict=True):
+        first = here.get(article.id) or seen.get(article.id)
+        if first is not None:
+            raise ArticleError(f"{place}: duplicate id {article.id!r} (also at {first}); "
+                               "ids must be unique, so this file was not imported")
+        here[article.id] = place

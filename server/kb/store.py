@@ -11,7 +11,6 @@ is ``retrieval``'s job.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import sqlite3
 import threading
@@ -25,6 +24,7 @@ from typing import NamedTuple, Protocol, TypeVar
 import numpy as np
 
 from server.errors import EmbeddingError, StoreUnreadable
+from server.kb.article import Article as Article  # re-exported: callers import it from here
 from server.kb.bm25 import Bm25Index, attach, fts_query
 from server.kb.embedders.base import Embedder, Vectors
 from server.kb.lexicon import common_words
@@ -82,25 +82,6 @@ class _Generational(Protocol):
 _Part = TypeVar("_Part", bound=_Generational)
 # Passages kept in memory for ``hits`` (rowid -> its row), per write generation.
 _ROWS_KEPT = 4096
-
-
-@dataclass(frozen=True)
-class Article:
-    """One knowledge-base article; ``body`` is plain text with blank lines between blocks."""
-
-    id: str
-    title: str
-    url: str
-    body: str
-    category: str = ""
-
-    @property
-    def content_hash(self) -> str:
-        digest = hashlib.sha256()
-        for part in (self.title, self.url, self.category, self.body):
-            digest.update(part.encode())
-            digest.update(b"\0")
-        return digest.hexdigest()
 
 
 class PassageHit(NamedTuple):
@@ -195,12 +176,14 @@ class KnowledgeBase:
 
     def upsert(self, articles: Iterable[Article]) -> UpsertCounts:
         """Insert new articles and update changed ones (passages and vectors too), in one
-        transaction."""
+        transaction. An id given twice is stored once, as its last version."""
         added = updated = unchanged = 0
         now = time.time()
         changed: list[tuple[int, Article]] = []
+        # One version per id: both would be written under one row, their passages mixed.
+        latest = {article.id: article for article in articles}
         with self._write_lock, self._connection() as conn:
-            for article in articles:
+            for article in latest.values():
                 digest = article.content_hash
                 row = conn.execute(
                     "SELECT rowid, content_hash FROM articles WHERE id = ?", (article.id,)

@@ -12,8 +12,10 @@ remembers, per knowledge base, each synced document and its version key (its
 A document whose key has not changed is not fetched again. Each document is
 committed as it goes, so an interrupted run loses nothing and a rerun continues.
 Documents gone from the listing (deleted, unpublished) or now hidden are removed
-only after a complete listing: a run that fails midway never deletes. A lock file
-beside the database makes a second concurrent sync fail at once.
+only after a complete listing: a run that fails midway never deletes, and a
+listing that would leave nothing of what was synced before removes nothing unless
+``allow_remove_all`` says so. A lock file beside the database makes a second
+concurrent sync fail at once.
 """
 
 from __future__ import annotations
@@ -28,7 +30,14 @@ from typing import Any, Literal
 import httpx
 
 from server.admin.client import AdminClient, AdminCredentials, PlatformHosts, RetryNotice
-from server.errors import AdminError, PlatformCallFailed, SyncError, SyncInterrupted
+from server.errors import (
+    AdminError,
+    EmbeddingError,
+    PlatformCallFailed,
+    SyncError,
+    SyncInterrupted,
+)
+from server.kb.article import SYNC_ID_PREFIX
 from server.kb.blocks import blocks_to_text, squash
 from server.kb.store import Article, KnowledgeBase
 from server.kb.sync_ledger import PENDING, LedgerEntry, SyncLedger, SyncLock
@@ -44,7 +53,7 @@ __all__ = [
 NEED_KB = "knowledge:knowledgebase:view"
 NEED_DOCUMENTS = "knowledge:document:view"
 #: Article ids of synced documents are this prefix and the document id.
-ARTICLE_PREFIX = "gk-"
+ARTICLE_PREFIX = SYNC_ID_PREFIX
 #: Part of every version key: bump it when the text built from a document changes,
 #: so that the next sync rebuilds every article.
 TEXT_FORMAT = "1"
@@ -54,6 +63,8 @@ HTTP_TIMEOUT_S = 30.0
 #: The platform's ids are UUIDs; anything of these characters is safe in a path.
 _PLATFORM_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,63}$")
 TEMPLATE_FIELDS = frozenset({"documentId", "knowledgeBaseId"})
+#: The option that lets a sync remove every article it synced before.
+ALLOW_REMOVE_ALL = "--allow-remove-all"
 
 Outcome = Literal["added", "updated", "unchanged", "skipped"]
 
@@ -103,19 +114,28 @@ def _category_name(document: Mapping[str, Any]) -> str:
 
 
 def check_link_template(template: str) -> None:
-    """Refuse a ``--link-template`` that is not an http(s) URL with known fields only."""
+    """Refuse a ``--link-template`` that is not an http(s) URL with known fields only,
+    plain (no ``!r`` conversion, no ``:d`` format spec): it is used on every document,
+    so it must fail here, before the first is written, not halfway through."""
     if not template.startswith(("https://", "http://")):
         raise SyncError(f"--link-template must be an http(s) URL, got {template!r}")
     try:
-        names = {name for _, name, _, _ in string.Formatter().parse(template) if name is not None}
+        fields = [(name, spec, conversion) for _, name, spec, conversion
+                  in string.Formatter().parse(template) if name is not None]
     except ValueError as exc:
         raise SyncError(f"--link-template is not a valid template: {exc}") from exc
-    unknown = names - TEMPLATE_FIELDS
+    unknown = {name for name, _, _ in fields} - TEMPLATE_FIELDS
     if unknown:
         raise SyncError(
             f"--link-template may use {{documentId}} and {{knowledgeBaseId}} only, "
             f"not {', '.join('{' + n + '}' for n in sorted(unknown))}"
         )
+    for name, spec, conversion in fields:
+        if spec or conversion:
+            written = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            raise SyncError(
+                f"--link-template fields take no conversion or format: write {{{name}}}, "
+                f"not {{{written}}}")
 
 
 def document_link(document: Mapping[str, Any], kb_id: str, template: str | None) -> str:
@@ -198,17 +218,21 @@ async def sync_knowledge_base(
     link_template: str | None = None,
     on_start: OnStart | None = None,
     on_document: OnDocument | None = None,
+    allow_remove_all: bool = False,
 ) -> SyncSummary:
     """Sync one Genesys Knowledge base into ``store`` with a signed-in ``client``.
 
     ``on_start`` gets the base (its ``article_count`` sizes a progress bar) and
     ``on_document`` each listed document's result. Raises :class:`SyncBusy` when
-    another sync holds the store's lock, :class:`SyncInterrupted` when a call
-    fails midway (nothing removed; rerun to continue), :class:`AdminError` else.
+    another sync holds the store's lock, :class:`SyncInterrupted` when a call or the
+    embedding service fails midway (nothing removed; rerun to continue),
+    :class:`SyncError` when the listing would remove every article synced before and
+    ``allow_remove_all`` is false (nothing removed), :class:`AdminError` else.
     """
     _check_options(knowledge_base_id, page_size, link_template)
     with SyncLock(store.path):
-        run = _Sync(client, store, knowledge_base_id, page_size, link_template)
+        run = _Sync(client, store, knowledge_base_id, page_size, link_template,
+                    allow_remove_all)
         return await run.run(on_start, on_document)
 
 
@@ -224,8 +248,10 @@ async def run_sync(
     on_start: OnStart | None = None,
     on_document: OnDocument | None = None,
     on_retry: RetryNotice | None = None,
+    allow_remove_all: bool = False,
 ) -> SyncSummary:
-    """Sign in as the admin client of ``region`` (or ``api_base``: dev mode's mock) and sync.
+    """Sign in as the admin client of ``region`` (or ``api_base``: dev mode's mock) and sync
+    (as :func:`sync_knowledge_base`).
 
     The lock is taken before signing in, so a concurrent run fails at once.
     """
@@ -235,7 +261,8 @@ async def run_sync(
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT_S) as http:
             client = AdminClient(http, hosts, on_retry=on_retry)
             await client.sign_in(credentials)
-            run = _Sync(client, store, knowledge_base_id, page_size, link_template)
+            run = _Sync(client, store, knowledge_base_id, page_size, link_template,
+                        allow_remove_all)
             return await run.run(on_start, on_document)
 
 
@@ -243,15 +270,17 @@ class _Sync:
     """One run, with the lock held."""
 
     def __init__(self, client: AdminClient, store: KnowledgeBase, kb_id: str,
-                 page_size: int, link_template: str | None) -> None:
+                 page_size: int, link_template: str | None, allow_remove_all: bool) -> None:
         self.client = client
         self.store = store
         self.kb_id = kb_id
         self.page_size = page_size
         self.link_template = link_template
+        self.allow_remove_all = allow_remove_all
         self.path = f"/api/v2/knowledge/knowledgebases/{kb_id}/documents"
         self.summary = SyncSummary()
         self.kept: set[str] = set()
+        self.listed: set[str] = set()
 
     async def run(self, on_start: OnStart | None, on_document: OnDocument | None) -> SyncSummary:
         info = await fetch_knowledge_base(self.client, self.kb_id)
@@ -265,23 +294,73 @@ class _Sync:
                 async for page in self.client.cursor_pages(
                     self.path, need=NEED_DOCUMENTS, params=params
                 ):
-                    for document in page:
-                        result = await self._document(document, ledger, synced, existing)
+                    for entity in page:
+                        result = await self._listed(entity, ledger, synced, existing)
+                        if result is None:
+                            continue
                         self._count(result)
                         if on_document is not None:
                             on_document(result)
-            except AdminError as exc:
+            except (AdminError, EmbeddingError) as exc:
+                what = f"embedding failed: {exc}" if isinstance(exc, EmbeddingError) else exc
                 raise SyncInterrupted(
-                    f"{exc}\nThe sync stopped after {self.summary.documents} of "
+                    f"{what}\nThe sync stopped after {self.summary.documents} of "
                     f"{info.article_count} documents. What was synced is kept and nothing was "
                     "removed; run it again to finish (unchanged documents are not fetched again)."
+                    + self._warnings_so_far()
                 ) from exc
-            # The listing is complete: what was synced before and is not kept now goes.
-            for doc_id, entry in synced.items():
-                if doc_id not in self.kept:
-                    self.summary.removed += self.store.delete([entry.article_id])
-                    ledger.forget(self.kb_id, doc_id)
+            # The listing is complete: what was synced before and is not kept now goes,
+            # unless that is all of it and nothing new came (see _refusal).
+            gone = {doc_id: entry for doc_id, entry in synced.items() if doc_id not in self.kept}
+            if gone and not self.kept and not self.allow_remove_all:
+                raise SyncError(self._refusal(len(synced)) + self._warnings_so_far())
+            for doc_id, entry in gone.items():
+                self.summary.removed += self.store.delete([entry.article_id])
+                ledger.forget(self.kb_id, doc_id)
         return self.summary
+
+    def _refusal(self, synced: int) -> str:
+        # An empty answer is likelier a platform or permission slip than an emptied
+        # knowledge base: removing every article would leave agents with nothing.
+        count = self.summary.documents
+        listed = (f"Genesys listed no published documents in knowledge base {self.kb_id}"
+                  if not count else
+                  f"none of the {count} document{'s' if count > 1 else ''} Genesys listed can "
+                  "be indexed")
+        return (f"{listed}, which would remove all {synced} articles synced from it before; "
+                "nothing was removed. If the knowledge base really is empty now, run again "
+                f"with {ALLOW_REMOVE_ALL} to remove them.")
+
+    def _warnings_so_far(self, shown: int = 5) -> str:
+        """The run's warnings, for the message of a run that fails (the summary that
+        would show them is never printed)."""
+        warnings = self.summary.warnings
+        lines = [f"\nwarning: {warning}" for warning in warnings[:shown]]
+        if len(warnings) > shown:
+            lines.append(f"\n... and {len(warnings) - shown} more warnings")
+        return "".join(lines)
+
+    async def _listed(self, entity: object, ledger: SyncLedger,
+                      synced: Mapping[str, LedgerEntry], existing: set[str]
+                      ) -> DocumentResult | None:
+        """What became of one entry of the listing; None for a document listed before
+        in this run (a page boundary that moved), which is neither fetched nor counted
+        again."""
+        if not isinstance(entity, Mapping):
+            self.summary.warnings.append(
+                f"the listing held {type(entity).__name__} {str(entity)[:40]!r}, not a "
+                "document: skipped")
+            return DocumentResult("", "", "skipped")
+        doc_id = squash(entity.get("id"))
+        if doc_id and doc_id in self.listed:
+            return None
+        self.listed.add(doc_id)
+        try:
+            return await self._document(entity, ledger, synced, existing)
+        except UnicodeEncodeError:  # a lone surrogate in its title or version: unstorable
+            self.summary.warnings.append(
+                f"document {doc_id} has text that is not valid Unicode: skipped")
+            return DocumentResult(doc_id, "", "skipped")
 
     def _count(self, result: DocumentResult) -> None:
         self.summary.documents += 1
@@ -319,6 +398,9 @@ class _Sync:
         article = Article(id=article_id, title=title,
                           url=document_link(document, self.kb_id, self.link_template),
                           body=text, category=_category_name(document))
+        problem = article.text_problem()
+        if problem:
+            return skipped(f"cannot be stored: {problem}")
         if previous is None:
             # Remembered before it is written, so a crash in between cannot orphan it.
             ledger.record(self.kb_id, doc_id, article_id, PENDING)

@@ -4,8 +4,9 @@ credentials, retries that honour ``Retry-After``, and the errors an admin reads.
 from __future__ import annotations
 
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -204,3 +205,154 @@ def test_the_cursor_comes_from_next_uri() -> None:
     assert next_cursor(uri) == "abc="
     assert next_cursor(None) is None
     assert next_cursor("/api/v2/x?pageSize=2") is None
+
+
+# Answers the mock never gives: a fake platform in the client's own transport ---------
+
+
+Answer = Callable[[httpx.Request], httpx.Response]
+LISTING = "/api/v2/knowledge/knowledgebases/kb-1/documents"
+
+
+@asynccontextmanager
+async def faked(answer: Answer, *, sign_in: bool = True) -> AsyncIterator[AdminClient]:
+    """A client whose calls ``answer`` answers (the token endpoint gives a token unless
+    ``answer`` is asked for it, ``sign_in=False``)."""
+
+    def route(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/oauth/token" and sign_in:
+            return httpx.Response(200, json={"access_token": "token-1"})
+        return answer(request)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(route)) as http:
+        client = AdminClient(http, PlatformHosts.resolve("", "http://platform.test"),
+                             sleep=Sleeps())
+        if sign_in:
+            await client.sign_in(AdminCredentials("id", "secret"))
+        yield client
+
+
+def body(content: bytes, kind: str = "application/json") -> Answer:
+    return lambda _request: httpx.Response(200, content=content,
+                                           headers={"Content-Type": kind})
+
+
+async def cursor_listing(client: AdminClient) -> list[list[object]]:
+    return [page async for page in client.cursor_pages(LISTING, need="x", params={})]
+
+
+async def test_a_200_that_is_not_json_is_a_failed_call_not_a_traceback() -> None:
+    async with faked(body(b"<html>Sign in to the proxy</html>", "text/html")) as client:
+        with pytest.raises(PlatformCallFailed, match=r"not JSON \(text/html\)"):
+            await client.call("GET", "/api/v2/tokens/me", need="(any)")
+
+
+@pytest.mark.parametrize("content", [b"<html>proxy</html>", b"null", b"[]"])
+async def test_a_token_answer_without_a_token_object_is_a_failed_call(content: bytes) -> None:
+    async with faked(body(content), sign_in=False) as client:
+        with pytest.raises(PlatformCallFailed):
+            await client.sign_in(AdminCredentials("id", "secret"))
+
+
+async def test_an_org_answer_that_is_not_an_object_is_a_failed_call() -> None:
+    async with faked(body(b"null")) as client:
+        with pytest.raises(PlatformCallFailed, match="without an object"):
+            await client.org()
+
+
+@pytest.mark.parametrize(("content", "shape"), [
+    (b"{}", "an object without an entities list"),
+    (b"null", "nothing"),
+    (b"", "nothing"),
+    (b'{"entities": {"a": 1}}', "an object without an entities list"),
+    (b'["x"]', "a JSON array"),
+])
+async def test_a_listing_page_without_an_entities_list_is_a_failed_call(
+    content: bytes, shape: str
+) -> None:
+    # Taken for an empty page, it made kb sync remove every synced article.
+    async with faked(body(content)) as client:
+        with pytest.raises(PlatformCallFailed, match=f"answered {shape}, not a listing"):
+            await cursor_listing(client)
+        with pytest.raises(PlatformCallFailed, match="not a listing"):
+            await client.roles()
+
+
+async def test_a_cursor_that_comes_back_ends_the_listing_instead_of_looping() -> None:
+    calls: list[str | None] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request.url.params.get("after"))
+        return httpx.Response(200, json={"entities": [{"id": "d"}],
+                                         "nextUri": f"{LISTING}?after=same"})
+
+    async with faked(answer) as client:
+        with pytest.raises(PlatformCallFailed, match="cursor it gave before"):
+            await cursor_listing(client)
+    assert calls == [None, "same"]
+
+
+async def test_a_listing_longer_than_the_page_cap_fails() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        after = int(request.url.params.get("after") or 0)
+        return httpx.Response(200, json={"entities": [], "nextUri": f"{LISTING}?after={after + 1}"})
+
+    async with faked(answer) as client:
+        with pytest.raises(PlatformCallFailed, match="past 3 pages"):
+            async for _page in client.cursor_pages(LISTING, need="x", params={}, max_pages=3):
+                pass
+
+
+async def test_a_numbered_listing_drops_non_objects_and_refuses_a_bad_page_count() -> None:
+    pages: dict[str, Any] = {"entities": [{"name": "Agent"}, "junk", 3], "pageCount": 1}
+    async with faked(lambda _r: httpx.Response(200, json=pages)) as client:
+        assert await client.roles() == [{"name": "Agent"}]
+        pages["pageCount"] = "many"
+        with pytest.raises(PlatformCallFailed, match="pageCount 'many' is not a number"):
+            await client.roles()
+
+
+async def test_a_503_on_a_post_is_not_retried_as_it_may_have_been_carried_out(
+    mock: MockServer
+) -> None:
+    add_fault(mock, method="POST", path="/api/v2/oauth/clients", status=503, times=1)
+    sleeps = Sleeps()
+    async with admin(mock, sleeps) as client:
+        await client.sign_in(credentials(mock))
+        with pytest.raises(PlatformCallFailed, match="not retried") as caught:
+            await client.call("POST", "/api/v2/oauth/clients", need="oauth:client:add",
+                              json={"name": "x"})
+    assert caught.value.status == 503 and sleeps.waits == []
+
+
+async def test_a_503_on_a_get_is_retried(mock: MockServer) -> None:
+    add_fault(mock, method="GET", path="/api/v2/tokens/me", status=503, times=1)
+    sleeps = Sleeps()
+    async with admin(mock, sleeps) as client:
+        await client.sign_in(credentials(mock))
+        assert (await client.org()).id == mock.config.org_id
+    assert sleeps.waits == [1]
+
+
+async def test_a_429_on_a_post_is_retried(mock: MockServer) -> None:
+    # A 429 says the request was not processed: repeating it makes nothing twice.
+    add_fault(mock, method="POST", path="/api/v2/no-such-thing", status=429, times=1,
+              retryAfter=2)
+    sleeps = Sleeps()
+    async with admin(mock, sleeps) as client:
+        await client.sign_in(credentials(mock))
+        with pytest.raises(PlatformCallFailed) as caught:
+            await client.call("POST", "/api/v2/no-such-thing", need="(any)", json={})
+    assert caught.value.status != 429 and sleeps.waits == [2]
+
+
+@pytest.mark.parametrize(("api_base", "message"), [
+    ("http://[bad", "Invalid IPv6 URL"),
+    ("http://127.0.0.1:99999", "Port out of range"),
+    ("http://127.0.0.1:port", "Port could not be cast"),
+    ("http://:8001", "must be an http"),
+])
+def test_a_bad_api_base_is_an_admin_error_not_a_traceback(api_base: str, message: str) -> None:
+    with pytest.raises(AdminError, match=message):
+        PlatformHosts.resolve("", api_base)
+

@@ -24,6 +24,7 @@ from server.kb.sync_ledger import SyncLock
 from server.pipeline.context import SearchQuery
 from server.pipeline.retrieval import HybridSearch
 from tests.devmode.test_mock_genesys import MockServer, run_mock
+from tests.kb.test_kb_sync_answers import FailingEmbedder
 
 SEED = [f"0f4d2c8a-6b1e-4c7a-9d3f-1a2b3c4d5e0{n}" for n in range(1, 10)]
 TRAVEL, DATA, BILL, SIM, ESIM, PORTING, AUTOPAY, VOICEMAIL, DRAFT = SEED
@@ -305,7 +306,13 @@ async def test_an_unknown_knowledge_base_is_a_clear_error(
      (None, {"page_size": 0}, "page size"),
      (None, {"link_template": "ftp://kb.example/{documentId}"}, "http(s) URL"),
      (None, {"link_template": "https://kb.example/{docId}"}, "not {docId}"),
-     (None, {"link_template": "https://kb.example/{documentId"}, "not a valid template")],
+     (None, {"link_template": "https://kb.example/{documentId"}, "not a valid template"),
+     # Refused up front: checked by name only, they failed after a document was written.
+     (None, {"link_template": "https://kb.example/{documentId:d}"}, "not {documentId:d}"),
+     (None, {"link_template": "https://kb.example/{documentId!r}"}, "not {documentId!r}"),
+     (None, {"link_template": "https://kb.example/{knowledgeBaseId!s:>40}"},
+      "not {knowledgeBaseId!s:>40}"),
+     (None, {"link_template": "https://kb.example/{}"}, "not {}")],
 )
 async def test_bad_options_are_refused_before_any_call(
     mock: MockServer, store: KnowledgeBase, kb_id: str | None, options: dict[str, Any],
@@ -386,6 +393,65 @@ def test_cli_help_documents_the_options() -> None:
     result = CliRunner().invoke(main, ["kb", "sync", "--help"])
     assert result.exit_code == 0
     for option in ("--knowledge-base ID", "--region REGION", "--api-base URL", "--db",
-                   "--page-size", "--link-template URL", "ASSIST_ADMIN_CLIENT_ID",
+                   "--page-size", "--link-template URL", "--allow-remove-all",
+                   "ASSIST_ADMIN_CLIENT_ID",
                    "knowledge:document:view", "Dev mode only"):
         assert option in result.output
+
+
+def test_cli_refuses_to_remove_every_synced_article_without_the_flag(
+    mock: MockServer, tmp_path: Path
+) -> None:
+    db = tmp_path / "kb.db"
+    assert run_cli(mock, db).exit_code == 0
+    for doc_id in PUBLISHED:
+        Mock(mock).delete(doc_id)
+    refused = run_cli(mock, db)
+    assert refused.exit_code == 1
+    assert "Error: Genesys listed no published documents" in refused.stderr
+    assert "nothing was removed" in refused.stderr and "--allow-remove-all" in refused.stderr
+    assert KnowledgeBase(db).count() == 8
+    allowed = run_cli(mock, db, "--allow-remove-all")
+    assert allowed.exit_code == 0, allowed.output
+    assert allowed.stdout.startswith("0 documents: 0 added, 0 updated, 8 removed, 0 unchanged;")
+
+
+def test_cli_embedding_failure_is_an_error_saying_how_far_not_a_traceback(
+    mock: MockServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("server.kb.embedders.build_embedder",
+                        lambda _settings: FailingEmbedder(working=3))
+    result = run_cli(mock, tmp_path / "kb.db")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert "Error: embedding failed: embedding service answered 503\n" in result.stderr
+    assert "The sync stopped after 3 of 8 documents" in result.stderr
+
+
+@pytest.mark.parametrize("template", ["https://x/{documentId:d}", "https://x/{documentId!r}"])
+def test_cli_link_template_with_a_conversion_is_a_usage_error_before_any_write(
+    tmp_path: Path, template: str
+) -> None:
+    db = tmp_path / "kb.db"
+    result = CliRunner().invoke(main, ["kb", "sync", "--knowledge-base", "kb-1", "--region",
+                                       "us-east-1", "--db", str(db), "--link-template",
+                                       template])
+    assert result.exit_code == 2, result.output
+    assert "Invalid value for '--link-template'" in result.output
+    assert "take no conversion or format" in result.output
+    assert not db.exists()
+
+
+@pytest.mark.parametrize(("api_base", "message"), [
+    ("http://[bad", "--api-base is not a valid URL (Invalid IPv6 URL)"),
+    ("http://127.0.0.1:99999", "--api-base is not a valid URL (Port out of range 0-65535)"),
+])
+def test_cli_bad_api_base_is_one_error_line(tmp_path: Path, api_base: str,
+                                            message: str) -> None:
+    db = tmp_path / "kb.db"
+    result = CliRunner().invoke(
+        main, ["kb", "sync", "--knowledge-base", "kb-1", "--api-base", api_base, "--db", str(db)],
+        env={"ASSIST_ADMIN_CLIENT_ID": "id", "ASSIST_ADMIN_CLIENT_SECRET": "secret"})
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.stderr == f"Error: {message}: {api_base!r}\n"
+    assert not db.exists()
