@@ -7,6 +7,12 @@ configured with its current config version, then enabled. Every step is
 idempotent, so a second run changes nothing and a run that failed midway is
 completed by the next one. ``uninstall`` deletes exactly the objects named with
 the prefix (of the kinds install makes) and nothing else.
+
+An OAuth client is install's own only when it is named with the prefix, signs
+users in (grant ``CODE`` or ``TOKEN``) and its description carries
+:data:`~server.admin.manifest.INSTALL_MARKER`: an admin's own client that happens
+to share the prefix (say a Client Credentials "Assist Panel admin") is never
+adopted, rewritten or deleted, only warned about.
 """
 
 from __future__ import annotations
@@ -15,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.admin.client import AdminClient
-from server.admin.manifest import Desired
+from server.admin.manifest import GRANT_TYPES, INSTALL_MARKER, Desired
 
 OAUTH_CLIENTS = "/api/v2/oauth/clients"
 INTEGRATIONS = "/api/v2/integrations"
@@ -25,6 +31,8 @@ CLIENT_APP_TYPES = frozenset({"embedded-client-app-interaction-widget", "embedde
 OAUTH_FIELDS = ("name", "description", "authorizedGrantType", "registeredRedirectUri", "scope",
                 "accessTokenValiditySeconds")
 UNORDERED = frozenset({"registeredRedirectUri", "scope", "groups", "queueIdFilterList"})
+#: The grants of the clients install makes (the manifest's pkce and implicit).
+SIGN_IN_GRANTS = frozenset(GRANT_TYPES.values())
 
 
 @dataclass(frozen=True)
@@ -35,6 +43,8 @@ class Call:
     path: str
     body: Any = None
     made: bool = True
+    #: Said instead of "read" / "would make" when listing the calls (the sign-in).
+    note: str = ""
 
     def describe(self) -> str:
         """``METHOD path`` (the body is shown separately)."""
@@ -63,12 +73,26 @@ class PlatformSession:
     In a dry run reads are still made (to know what exists) unless there is no
     client at all, in which case the org is taken to be empty; writes are never made
     and answer a placeholder instead.
+
+    ``made`` collects the changes made so far, each only once its call succeeded,
+    so a failed or interrupted run can say exactly what it changed. ``pending`` is
+    the write under way (or the last one, if it failed); ``warnings`` are notes for
+    the admin (objects left alone).
     """
 
     def __init__(self, client: AdminClient | None, *, dry_run: bool = False) -> None:
         self.client = client
         self.dry_run = dry_run
         self.calls: list[Call] = []
+        self.made: list[Change] = []
+        self.pending: Call | None = None
+        self.warnings: list[str] = []
+
+    def record(self, change: Change) -> Change:
+        """Note ``change`` as made (a dry run's planned changes are not made)."""
+        if not self.dry_run and self.client is not None:
+            self.made.append(change)
+        return change
 
     async def list_all(self, path: str, *, need: str) -> list[dict[str, Any]]:
         """Every entity of a numbered listing."""
@@ -95,8 +119,13 @@ class PlatformSession:
         if self.dry_run or self.client is None:
             self.calls.append(Call(method, path, body, made=False))
             return placeholder or {}
-        self.calls.append(Call(method, path, body))
-        return await self.client.call(method, path, need=need, json=body)
+        call = Call(method, path, body)
+        self.pending = call
+        answer = await self.client.call(method, path, need=need, json=body)
+        # Recorded only now: a refused or failed call changed nothing.
+        self.pending = None
+        self.calls.append(call)
+        return answer
 
 
 # Finding what install made --------------------------------------------------
@@ -104,15 +133,44 @@ class PlatformSession:
 
 @dataclass
 class Found:
-    """The objects named with the prefix, and each integration's current config."""
+    """The objects named with the prefix, and each integration's current config.
+
+    ``oauth_clients`` are install's own (:func:`is_install_client`);
+    ``foreign_clients`` are the others named with the prefix, which install and
+    uninstall leave alone.
+    """
 
     oauth_clients: list[dict[str, Any]] = field(default_factory=list)
     integrations: list[dict[str, Any]] = field(default_factory=list)
     configs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    foreign_clients: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def anything_installed(self) -> bool:
+        """Whether any object install makes is there."""
+        return bool(self.oauth_clients or self.integrations)
+
+    def foreign_warnings(self, prefix: str) -> list[str]:
+        """A sentence for each client named with ``prefix`` that install did not make."""
+        return [f"OAuth client {c.get('name')!r} ({c.get('id')}) is named with {prefix!r} but "
+                f"was not made by install, so it is left alone ({_why_foreign(c)})"
+                for c in self.foreign_clients]
 
 
 def _named(entity: dict[str, Any], prefix: str) -> bool:
     return str(entity.get("name", "")).startswith(prefix)
+
+
+def is_install_client(client: dict[str, Any]) -> bool:
+    """Whether an OAuth client is one install made: a sign-in grant and the marker."""
+    return (client.get("authorizedGrantType") in SIGN_IN_GRANTS
+            and INSTALL_MARKER in str(client.get("description") or ""))
+
+
+def _why_foreign(client: dict[str, Any]) -> str:
+    if client.get("authorizedGrantType") not in SIGN_IN_GRANTS:
+        return f"its grant is {client.get('authorizedGrantType')}, not a sign-in grant"
+    return f"its description lacks install's marker {INSTALL_MARKER!r}"
 
 
 def _type_of(integration: dict[str, Any]) -> str:
@@ -122,8 +180,10 @@ def _type_of(integration: dict[str, Any]) -> str:
 async def discover(session: PlatformSession, prefix: str) -> Found:
     """Read the org's OAuth clients and integrations; keep those install owns."""
     found = Found()
-    clients = await session.list_all(OAUTH_CLIENTS, need="oauth:client:view")
-    found.oauth_clients = [c for c in clients if _named(c, prefix)]
+    clients = [c for c in await session.list_all(OAUTH_CLIENTS, need="oauth:client:view")
+               if _named(c, prefix)]
+    found.oauth_clients = [c for c in clients if is_install_client(c)]
+    found.foreign_clients = [c for c in clients if not is_install_client(c)]
     integrations = await session.list_all(INTEGRATIONS, need="integrations:integration:view")
     found.integrations = [
         i for i in integrations if _named(i, prefix) and _type_of(i) in CLIENT_APP_TYPES
@@ -181,8 +241,14 @@ def _is_enabled(integration: dict[str, Any]) -> bool:
 
 
 async def install(session: PlatformSession, desired: Desired) -> list[Change]:
-    """Create or update the OAuth client and the integration so they match ``desired``."""
+    """Create or update the OAuth client and the integration so they match ``desired``.
+
+    Each change is also recorded in ``session.made`` as soon as it is made; clients
+    named with the prefix that install did not make are left alone and noted in
+    ``session.warnings``.
+    """
     found = await discover(session, desired.prefix)
+    session.warnings += found.foreign_warnings(desired.prefix)
     changes = [await _install_oauth_client(session, desired, found)]
     changes += await _install_integration(session, desired, found)
     return changes
@@ -195,14 +261,15 @@ async def _install_oauth_client(session: PlatformSession, desired: Desired,
     if client is None:
         made = await session.write("POST", OAUTH_CLIENTS, need="oauth:client:add", body=wanted,
                                    placeholder={"id": "<new OAuth client id>"})
-        return Change("created", "OAuth client", wanted["name"], str(made.get("id", "")))
+        return session.record(
+            Change("created", "OAuth client", wanted["name"], str(made.get("id", ""))))
     differences = oauth_differences(client, wanted)
     if not differences:
         return Change("unchanged", "OAuth client", wanted["name"], client["id"])
     await session.write("PUT", f"{OAUTH_CLIENTS}/{client['id']}", need="oauth:client:edit",
                         body=wanted)
-    return Change("updated", "OAuth client", wanted["name"], client["id"],
-                  "changed " + ", ".join(differences))
+    return session.record(Change("updated", "OAuth client", wanted["name"], client["id"],
+                                 "changed " + ", ".join(differences)))
 
 
 async def _install_integration(session: PlatformSession, desired: Desired,
@@ -219,7 +286,8 @@ async def _install_integration(session: PlatformSession, desired: Desired,
                          "config": {"current": {"version": 1}}},
         )
         current = (integration.get("config") or {}).get("current") or {}
-        changes.append(Change("created", "integration", name, str(integration.get("id", ""))))
+        changes.append(session.record(
+            Change("created", "integration", name, str(integration.get("id", "")))))
     else:
         current = found.configs.get(integration["id"], {})
     integration_id = str(integration.get("id", ""))
@@ -233,16 +301,15 @@ async def _install_integration(session: PlatformSession, desired: Desired,
             placeholder={"version": version + 1},
         )
         detail = f"config version {answer.get('version', version + 1)}"
-        if changes:  # just created: everything is new, no need to list it
-            changes.append(Change("configured", "integration", name, integration_id, detail))
-        else:
-            changes.append(Change("configured", "integration", name, integration_id,
-                                  f"{detail}; changed " + ", ".join(differences)))
+        if not changes:  # just created, everything is new: no need to list it
+            detail += "; changed " + ", ".join(differences)
+        changes.append(session.record(
+            Change("configured", "integration", name, integration_id, detail)))
     if not _is_enabled(integration):
         await session.write("PATCH", f"{INTEGRATIONS}/{integration_id}",
                             need="integrations:integration:edit",
                             body={"intendedState": "ENABLED"})
-        changes.append(Change("enabled", "integration", name, integration_id))
+        changes.append(session.record(Change("enabled", "integration", name, integration_id)))
     if not changes:
         changes.append(Change("unchanged", "integration", name, integration_id))
     return changes
@@ -252,18 +319,23 @@ async def _install_integration(session: PlatformSession, desired: Desired,
 
 
 async def uninstall(session: PlatformSession, prefix: str) -> list[Change]:
-    """Delete every integration and OAuth client named with ``prefix`` (integrations first,
-    so no widget is left pointing at a deleted client)."""
+    """Delete every client-app integration named with ``prefix`` and every OAuth client
+    install made named with it (integrations first, so no widget is left pointing at a
+    deleted client). Other clients named with the prefix are left, and noted in
+    ``session.warnings``."""
     found = await discover(session, prefix)
+    session.warnings += found.foreign_warnings(prefix)
     changes = []
     for integration in found.integrations:
         await session.write("DELETE", f"{INTEGRATIONS}/{integration['id']}",
                             need="integrations:integration:delete")
-        changes.append(Change("deleted", "integration", integration["name"], integration["id"]))
+        changes.append(session.record(
+            Change("deleted", "integration", integration["name"], integration["id"])))
     for client in found.oauth_clients:
         await session.write("DELETE", f"{OAUTH_CLIENTS}/{client['id']}",
                             need="oauth:client:delete")
-        changes.append(Change("deleted", "OAuth client", client["name"], client["id"]))
+        changes.append(session.record(
+            Change("deleted", "OAuth client", client["name"], client["id"])))
     return changes
 
 
@@ -314,6 +386,8 @@ async def status(session: PlatformSession, desired: Desired,
         lines.append(f"integration {extra['name']!r} ({extra['id']}): not in the manifest "
                      "(uninstall removes it)")
         in_step = False
+    # An admin's own client sharing the prefix is not install's business: listed only.
+    lines += _foreign_lines(found)
     return Status(lines, in_step, client["id"] if client else "", desired.base_url)
 
 
@@ -324,9 +398,29 @@ def _state_line(kind: str, entity: dict[str, Any], differences: list[str]) -> st
     return f"{head}: installed, differs from the manifest in " + ", ".join(differences)
 
 
+def _foreign_lines(found: Found) -> list[str]:
+    return [f"OAuth client {c.get('name')!r} ({c.get('id')}): not made by install "
+            f"({_why_foreign(c)}; install and uninstall leave it alone)"
+            for c in found.foreign_clients]
+
+
+def found_lines(found: Found) -> list[str]:
+    """What is there, uncompared (``status`` without a base URL to compare with)."""
+    lines = []
+    for client in found.oauth_clients:
+        uris = ", ".join(map(str, client.get("registeredRedirectUri") or [])) or "none"
+        lines.append(f"OAuth client {client['name']!r} ({client['id']}): installed, "
+                     f"redirect URIs: {uris}")
+    for integration in found.integrations:
+        state = "enabled" if _is_enabled(integration) else "not enabled"
+        lines.append(f"integration {integration['name']!r} ({integration['id']}): installed, "
+                     f"{state}")
+    return lines + _foreign_lines(found)
+
+
 def installed_base_url(found: Found, prefix_name: str) -> str:
     """The base URL the installed OAuth client redirects to (for ``status`` without
-    ``--base-url``); '' when nothing is installed."""
+    ``--base-url``); '' when nothing is installed or no redirect URI ends in ``/panel``."""
     client = _pick(found.oauth_clients, prefix_name)
     for uri in (client or {}).get("registeredRedirectUri") or []:
         if isinstance(uri, str) and uri.endswith("/panel"):

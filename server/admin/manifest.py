@@ -30,6 +30,12 @@ REDIRECT_PATH = "/panel"
 #: The manifest's grant names -> the platform's ``authorizedGrantType``.
 GRANT_TYPES = {"pkce": "CODE", "implicit": "TOKEN"}
 INTERACTION_WIDGET = "embedded-client-app-interaction-widget"
+#: What marks an OAuth client as install's own: its description always carries it
+#: (:func:`render` adds it when the manifest's description lacks it), so install
+#: never adopts, and uninstall never deletes, an admin's client named with the prefix.
+INSTALL_MARKER = "Installed by 'assist-panel install'."
+#: Longest schema message shown per problem (a message quotes the bad value whole).
+MAX_PROBLEM_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -88,8 +94,13 @@ def load(path: Path | None = None) -> Manifest:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ManifestError(f"{path}: cannot read ({exc.strerror or exc})") from exc
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}); save the manifest "
+                            "as UTF-8") from exc
     except json.JSONDecodeError as exc:
         raise ManifestError(f"{path}: invalid JSON ({exc.msg} at line {exc.lineno})") from exc
+    except RecursionError as exc:
+        raise ManifestError(f"{path}: invalid JSON (nested too deeply)") from exc
     validate(data, where=str(path))
     return Manifest(path, data)
 
@@ -97,10 +108,11 @@ def load(path: Path | None = None) -> Manifest:
 def validate(data: Any, *, where: str = "manifest") -> None:
     """Check ``data`` against the schema and the rules a schema cannot say."""
     validator = jsonschema.Draft202012Validator(load_schema())
-    problems = [
-        f"  {_json_path(error)}: {error.message}"
-        for error in sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
-    ]
+    try:
+        errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
+        problems = [f"  {_json_path(error)}: {_shortened(error.message)}" for error in errors]
+    except RecursionError as exc:
+        raise ManifestError(f"{where} is not a valid manifest: nested too deeply") from exc
     if not problems:
         prefix = data["namePrefix"]
         for key in ("widget", "oauthClient"):
@@ -113,6 +125,12 @@ def validate(data: Any, *, where: str = "manifest") -> None:
         raise ManifestError(f"{where} is not a valid manifest:\n" + "\n".join(problems))
 
 
+def _shortened(message: str) -> str:
+    if len(message) <= MAX_PROBLEM_CHARS:
+        return message
+    return message[: MAX_PROBLEM_CHARS - 3] + "..."
+
+
 def _json_path(error: jsonschema.ValidationError) -> str:
     path = "$"
     for part in error.absolute_path:
@@ -121,9 +139,15 @@ def _json_path(error: jsonschema.ValidationError) -> str:
 
 
 def normalise_base_url(base_url: str) -> str:
-    """The panel server's public base URL, checked: https (http only on loopback), no query."""
-    parts = urlsplit(base_url.strip())
-    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    """The panel server's public base URL, checked: https (http only on loopback), no query.
+
+    Raises :class:`ManifestError` saying what is wrong with it.
+    """
+    try:
+        parts = urlsplit(base_url.strip())
+        loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    except ValueError as exc:  # urllib's own complaint, e.g. "Invalid IPv6 URL"
+        raise ManifestError(f"--base-url is not a valid URL ({exc}): {base_url!r}") from exc
     if parts.scheme not in ("https", "http") or not parts.netloc:
         raise ManifestError(f"--base-url must be an absolute URL, got {base_url!r}")
     if parts.scheme == "http" and not loopback:
@@ -134,6 +158,14 @@ def normalise_base_url(base_url: str) -> str:
     if parts.query or parts.fragment or "@" in parts.netloc:
         raise ManifestError("--base-url must not have a query, fragment or user name")
     return f"{parts.scheme}://{parts.netloc}{parts.path.rstrip('/')}"
+
+
+def with_marker(description: str) -> str:
+    """The OAuth client's description as install sets it: the manifest's, carrying
+    :data:`INSTALL_MARKER` (appended when it is not already there)."""
+    if INSTALL_MARKER in description:
+        return description
+    return f"{description.rstrip()} {INSTALL_MARKER}".lstrip()
 
 
 def render(manifest: Manifest, base_url: str) -> Desired:
@@ -147,7 +179,7 @@ def render(manifest: Manifest, base_url: str) -> Desired:
 
     oauth_client = {
         "name": client["name"],
-        "description": client.get("description", ""),
+        "description": with_marker(client.get("description", "")),
         "authorizedGrantType": GRANT_TYPES[client["grant"]],
         "registeredRedirectUri": [base + REDIRECT_PATH],
         "scope": list(client["scopes"]),

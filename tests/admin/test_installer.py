@@ -324,7 +324,7 @@ def test_cli_failure_midway_says_what_was_done_and_to_rerun(mock: MockServer) ->
     result = cli(mock, "install", "--base-url", BASE_URL)
     assert result.exit_code == 1
     assert "Changes made before the failure" in result.output
-    assert "Run the command again" in result.output
+    assert "Run assist-panel install again to finish" in result.output
     rerun = cli(mock, "install", "--base-url", BASE_URL)
     assert rerun.exit_code == 0, rerun.output
     assert "enabled integration" in rerun.output

@@ -11,7 +11,15 @@ from typing import Any
 
 import pytest
 
-from server.admin.manifest import Manifest, load, load_schema, normalise_base_url, render, validate
+from server.admin.manifest import (
+    INSTALL_MARKER,
+    Manifest,
+    load,
+    load_schema,
+    normalise_base_url,
+    render,
+    validate,
+)
 from server.errors import ManifestError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -152,6 +160,40 @@ def test_a_file_that_is_not_json_says_where(tmp_path: Path) -> None:
         load(tmp_path / "missing.json")
 
 
+def test_a_file_that_is_not_utf8_is_a_manifest_error(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_bytes('{"namePrefix": "Panel d\'assistance"}'.encode("latin-1") + b"\xff")
+    with pytest.raises(ManifestError, match=r"manifest\.json: not UTF-8 text"):
+        load(path)
+
+
+def test_json_nested_too_deeply_is_a_manifest_error(tmp_path: Path) -> None:
+    path = tmp_path / "manifest.json"
+    path.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(ManifestError, match="nested too deeply"):
+        load(path)
+
+
+def test_a_problem_quoting_a_huge_value_is_shortened() -> None:
+    data = shipped()
+    data["widget"]["groups"] = [[[["x" * 10_000]]]]
+    with pytest.raises(ManifestError) as caught:
+        validate(data)
+    assert "$.widget.groups[0]" in str(caught.value)
+    assert len(str(caught.value)) < 500
+
+
+def test_the_install_marker_goes_with_any_description() -> None:
+    assert INSTALL_MARKER in shipped()["oauthClient"]["description"]
+    data = shipped()
+    data["oauthClient"]["description"] = "Agents sign in here."
+    rendered = render(Manifest(Path("edited.json"), data), "https://assist.example.com")
+    assert rendered.oauth_client["description"] == f"Agents sign in here. {INSTALL_MARKER}"
+    del data["oauthClient"]["description"]
+    rendered = render(Manifest(Path("edited.json"), data), "https://assist.example.com")
+    assert rendered.oauth_client["description"] == INSTALL_MARKER
+
+
 def test_an_edited_manifest_file_is_read(tmp_path: Path) -> None:
     data = shipped()
     data["widget"]["communicationTypes"] = ["call"]
@@ -181,6 +223,8 @@ def test_base_urls_are_normalised(url: str, expected: str) -> None:
         ("assist.example.com", "absolute"),
         ("https://assist.example.com/?x=1", "query"),
         ("https://user@assist.example.com", "user"),
+        ("https://[bad", "not a valid URL"),
+        ("https://[::1/panel", "not a valid URL"),
     ],
 )
 def test_bad_base_urls_are_refused(url: str, reason: str) -> None:
