@@ -33,6 +33,7 @@ from server.auth.platform import configured_regions
 from server.auth.sessions import SessionCodec
 from server.errors import exception_handlers
 from server.kb.embedders import build_embedder
+from server.kb.embedders.base import Embedder
 from server.kb.snapshots import LiveKnowledge, follow, open_snapshot
 from server.kb.snapshots import check as check_snapshot
 from server.kb.store import KnowledgeBase
@@ -174,6 +175,27 @@ def check_knowledge_base(settings: Settings) -> None:
         KnowledgeBase(settings.kb_path, None).close()
 
 
+async def _open_knowledge(settings: Settings, embedder: Embedder | None,
+                          stack: contextlib.ExitStack) -> LiveKnowledge:
+    """The knowledge base to serve, ready to search: the current snapshot of a snapshot
+    directory (server/kb/snapshots.py), or the store, re-indexed if it must be (closed
+    by ``stack``)."""
+    snapshots = settings.kb_path if settings.kb_path.is_dir() else None
+    if snapshots is not None:
+        path = check_snapshot(snapshots)
+        snapshot = await anyio.to_thread.run_sync(open_snapshot, path, embedder)
+        log.info("serving knowledge-base snapshot %s", path.name)
+        return LiveKnowledge(snapshot, path.name, snapshots)
+    kb = KnowledgeBase(settings.kb_path, embedder)
+    stack.callback(kb.close)
+    # A store cut or embedded by another version or model is redone once.
+    if redone := await anyio.to_thread.run_sync(kb.reindex):
+        log.info("re-indexed %d articles for %s", redone,
+                 kb.embedder.name if kb.embedder else "BM25 alone")
+    await anyio.to_thread.run_sync(kb.warm)
+    return LiveKnowledge(kb, settings.kb_path.name)
+
+
 def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotonic
                ) -> Starlette:
     """The panel server for ``settings``: routes, error mapping, and a lifespan that owns
@@ -199,13 +221,16 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
              if settings.redis_url else None)
     supersede = (SharedSupersede(redis, streams, on_fallback=stats.redis_fallback)
                  if redis is not None else None)
+    # Redis keys are keyed hashes under the session secret: never the user id or address.
     admission = Admission(
         SharedRateLimiter(RateLimiter(settings.rate_limit_per_minute), redis, "streams",
-                          on_fallback=stats.redis_fallback), streams, stats, supersede)
+                          secret=secret, on_fallback=stats.redis_fallback),
+        streams, stats, supersede)
     # Sign-in is anonymous and each attempt costs calls to Genesys: limited per address.
     signin_limiter = SharedRateLimiter(RateLimiter(settings.signin_rate_limit_per_minute),
-                                       redis, "signin", on_fallback=stats.redis_fallback)
-    shared_states = SharedStates(redis, on_fallback=stats.redis_fallback)
+                                       redis, "signin", secret=secret,
+                                       on_fallback=stats.redis_fallback)
+    shared_states = SharedStates(redis, secret=secret, on_fallback=stats.redis_fallback)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -241,35 +266,24 @@ def create_app(settings: Settings, *, clock: Callable[[], float] = time.monotoni
                 if not outbound.proxied():
                     model_streams = build_model_streams(settings, streams)
                 embedder = build_embedder(settings, http)
-                snapshots = settings.kb_path if settings.kb_path.is_dir() else None
-                if snapshots is not None:
-                    # A directory of published snapshots (server/kb/snapshots.py).
-                    path = check_snapshot(snapshots)
-                    kb = await anyio.to_thread.run_sync(open_snapshot, path, embedder)
-                    knowledge = LiveKnowledge(kb, path.name)
-                    log.info("serving knowledge-base snapshot %s", path.name)
-                else:
-                    kb = KnowledgeBase(settings.kb_path, embedder)
-                    stack.callback(kb.close)
-                    # A store cut or embedded by another version or model is redone once.
-                    if redone := await anyio.to_thread.run_sync(kb.reindex):
-                        log.info("re-indexed %d articles for %s", redone,
-                                 kb.embedder.name if kb.embedder else "BM25 alone")
-                    await anyio.to_thread.run_sync(kb.warm)
-                    knowledge = LiveKnowledge(kb, settings.kb_path.name)
+                # No name here holds the knowledge base: with snapshots, the one served
+                # first must go once replaced (a reference here kept it, and its file
+                # open, for the worker's life).
+                knowledge = await _open_knowledge(settings, embedder, stack)
                 generator = RetryingGenerator(
                     build_generator(settings, http, model_streams),
                     max_attempts=settings.retry_max_attempts,
                     on_error=stats.upstream_error, on_retry=stats.upstream_retry)
                 # Only the extractive generator quotes beyond the best passages.
                 retriever = KnowledgeBaseRetriever(
-                    kb, tuning_from(settings), whole_top=settings.generator == "extractive")
-                if snapshots is not None:
+                    knowledge.kb, tuning_from(settings),
+                    whole_top=settings.generator == "extractive")
+                if knowledge.directory is not None:
                     def switched(new: KnowledgeBase) -> None:
                         retriever.search.kb = new
 
                     watcher = asyncio.create_task(follow(
-                        snapshots, knowledge, embedder, settings.kb_poll_s,
+                        knowledge.directory, knowledge, embedder, settings.kb_poll_s,
                         on_switch=switched), name="snapshot-follower")
                     stack.callback(watcher.cancel)
                 pipeline = Pipeline(

@@ -12,24 +12,31 @@ names, opened read-only and immutable. It reads ``CURRENT`` every
 ``ASSIST_KB_POLL_S``; when it names another snapshot, the replica opens that one and
 loads its vectors and vocabulary off the event loop, and only then switches: each
 search runs on the one snapshot it started with. A snapshot that cannot be opened,
-or whose vectors another embedder made, is refused with a warning and the replica
-keeps the one it has. ``/readyz`` names the snapshot each replica serves.
+or whose vectors another embedder made, is refused with a warning (once per
+snapshot; it is tried again at each poll, quietly) and the replica keeps the one it
+has. A replica opens every connection to its snapshot when it takes it up
+(:class:`ServedSnapshot`), so it keeps serving it after ``kb publish`` has pruned
+the file; ``/readyz`` names the snapshot each replica serves, and says ``degraded``
+once its file is gone from the directory.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 import os
 import re
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 
 import anyio
 
 from server.errors import SnapshotError
+from server.kb.bm25 import attach
 from server.kb.embedders.base import Embedder
 from server.kb.store import KnowledgeBase
 
@@ -40,9 +47,13 @@ _NAME = re.compile(r"^kb-\d{8}T\d{6}Z-[0-9a-f]{12}\.db$")
 
 
 #: Snapshots a publication keeps, at least: the new one and the one it replaces, which
-#: replicas serve until their next poll (a replica opens it again by name in each new
-#: worker thread, so deleting it at once broke them).
+#: replicas serve until their next poll. A replica that has taken a snapshot up keeps
+#: reading it once deleted (ServedSnapshot); one starting up opens CURRENT's by name,
+#: so the current one and the one before are never deleted by the next publication.
 MIN_KEEP = 2
+#: Connections a served snapshot opens when it is taken up, shared by every thread
+#: that reads it: as many as retrieval's search threads (4), so searches seldom share.
+CONNECTIONS = 4
 
 
 def publish(source: Path, directory: Path, *, keep: int = 3) -> str:
@@ -111,9 +122,68 @@ def check(directory: Path) -> Path:
     return path
 
 
+class ServedSnapshot(KnowledgeBase):
+    """A snapshot as a replica serves it: every SQLite connection opened up front and
+    shared by the threads that read it, so it stays readable once its file is deleted.
+
+    Why: ``kb publish`` prunes old snapshots whatever replicas serve, and a replica that
+    refuses the newer ones serves a deleted file. ``KnowledgeBase`` opens a connection
+    by name in each new thread (retrieval's worker threads come and go), and that
+    failed "unable to open database file". Opening through a descriptor held open
+    (``/proc/self/fd/N``) does not help: SQLite resolves symbolic links in each path it
+    opens, back to the deleted name. An open connection holds its own descriptor, so
+    the file's pages stay readable as long as it lives. Sharing them between threads
+    is safe: Python's ``sqlite3`` is built serialized (``threadsafety`` 3), and nothing
+    ever writes a snapshot. They close when the snapshot is no longer referenced.
+    """
+
+    def __init__(self, path: Path, embedder: Embedder | None, *,
+                 connections: int = CONNECTIONS) -> None:
+        super().__init__(path, embedder, snapshot=True)
+        uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+        self._pool: list[sqlite3.Connection] = []
+        self._turn = itertools.count()
+        # Closed as the last reference to the snapshot goes (a switch, once the searches
+        # on it end): a connection object lives on until the collector's next full pass
+        # (its statement cache refers back to it), and with it the deleted file, open.
+        self._closer = weakref.finalize(self, _close_all, self._pool)
+        try:
+            for _ in range(max(1, connections)):
+                conn = sqlite3.connect(uri, uri=True, check_same_thread=False)
+                self._pool.append(conn)
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()  # readable now
+                attach(conn)
+        except sqlite3.Error:
+            self.close()
+            raise
+
+    def _connect(self) -> sqlite3.Connection:
+        # Each thread keeps to one of the connections opened up front, in turn.
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            pool = self._pool
+            if not pool:
+                raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+            conn = self._local.conn = pool[next(self._turn) % len(pool)]
+        return conn
+
+    def close(self) -> None:
+        """Close every connection (each thread's): the snapshot is read no more."""
+        self._closer()
+
+
+def _close_all(pool: list[sqlite3.Connection]) -> None:
+    while pool:
+        pool.pop().close()
+
+
 def open_snapshot(path: Path, embedder: Embedder | None) -> KnowledgeBase:
-    """A snapshot ready to search (vectors and vocabulary loaded); blocking."""
-    kb = KnowledgeBase(path, embedder, snapshot=True)
+    """A snapshot ready to search (vectors and vocabulary loaded), every connection it
+    will use already open (:class:`ServedSnapshot`); blocking."""
+    try:
+        kb = ServedSnapshot(path, embedder)
+    except sqlite3.Error as exc:
+        raise SnapshotError(f"{path.name}: cannot be read ({exc})") from None
     try:
         if kb.needs_reindex():
             state = kb.index_state()
@@ -125,37 +195,74 @@ def open_snapshot(path: Path, embedder: Embedder | None) -> KnowledgeBase:
     except sqlite3.Error as exc:
         kb.close()
         raise SnapshotError(f"{path.name}: cannot be read ({exc})") from None
+    except BaseException:  # refused: its connections close now, not when collected
+        kb.close()
+        raise
     return kb
 
 
 class LiveKnowledge:
-    """The knowledge base this process serves now, and which one it is."""
+    """The knowledge base this process serves now, and which one it is: ``version`` is
+    the snapshot's file name in ``directory`` (or the store's name, without one)."""
 
-    def __init__(self, kb: KnowledgeBase, version: str) -> None:
+    def __init__(self, kb: KnowledgeBase, version: str, directory: Path | None = None
+                 ) -> None:
         self.kb = kb
         self.version = version
+        self.directory = directory
+
+    def file_gone(self) -> bool:
+        """Whether the snapshot served is no longer in its directory (pruned while this
+        replica refused the newer ones): still served, but a restart would not find
+        it. One ``stat``; blocking (a network volume may be slow to answer)."""
+        return self.directory is not None and not (self.directory / self.version).exists()
+
+
+#: Snapshot names whose refusal is remembered, so that each is logged once.
+_REFUSALS_KEPT = 64
 
 
 async def follow(directory: Path, live: LiveKnowledge, embedder: Embedder | None,
                  poll_s: float, *, on_switch: Callable[[KnowledgeBase], None]) -> None:
     """Switch ``live`` to the current snapshot whenever ``CURRENT`` changes, telling
-    ``on_switch`` first (the retriever); runs until cancelled."""
+    ``on_switch`` first (the retriever); runs until cancelled.
+
+    A snapshot refused is tried again at each poll (a file still arriving on a synced
+    volume, or fixed in place, is taken then), but its refusal is logged once.
+    """
+    refused: dict[str, None] = {}  # names in the order refused: a bounded ordered set
     while True:
         await anyio.sleep(poll_s)
+        name: str | None = None
         try:
             path = current(directory)
             if path is None or path.name == live.version:
                 continue
+            name = path.name
             kb = await anyio.to_thread.run_sync(open_snapshot, path, embedder)
         except (SnapshotError, OSError) as exc:
-            log.warning("knowledge-base snapshot not taken, keeping %s: %s", live.version, exc)
+            if _first_refusal(refused, name or f"{type(exc).__name__}: {exc}"):
+                log.warning("knowledge-base snapshot not taken, keeping %s: %s",
+                            live.version, exc)
             continue
         except Exception:  # a bug: still never the end of following (nobody awaits this)
-            log.exception("knowledge-base snapshot not taken, keeping %s", live.version)
+            if _first_refusal(refused, name or "?"):
+                log.exception("knowledge-base snapshot not taken, keeping %s", live.version)
             continue
         on_switch(kb)
         live.kb, live.version = kb, path.name
+        refused.pop(path.name, None)
         log.info("serving knowledge-base snapshot %s", path.name)
+
+
+def _first_refusal(refused: dict[str, None], name: str) -> bool:
+    """Note ``name`` refused; whether it was not already."""
+    if name in refused:
+        return False
+    refused[name] = None
+    if len(refused) > _REFUSALS_KEPT:
+        del refused[next(iter(refused))]
+    return True
 
 
 def _digest(path: Path) -> str:
@@ -182,7 +289,9 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def _prune(directory: Path, keep_name: str, keep: int) -> None:
     # The current one and the newest others up to ``keep`` in all: the one just
-    # replaced stays for the replicas still serving it until their next poll.
+    # replaced stays for the replicas still serving it until their next poll. Older
+    # ones go even if a replica that refused the newer ones serves one: it reads it
+    # through the connections it holds (ServedSnapshot), and /readyz says degraded.
     others = sorted((p for p in directory.iterdir()
                      if _NAME.match(p.name) and p.name != keep_name),
                     key=lambda p: (p.stat().st_mtime_ns, p.name), reverse=True)

@@ -9,13 +9,16 @@
   (``SET NX`` with the state's own expiry), on top of the process's replay cache.
 
 Redis down: each falls back to the process's own limit and counts the fallback
-(``assist_redis_fallbacks_total``); the panel keeps serving. Keys hold a hash of
-what they limit (a user id, a client address), never the value itself.
+(``assist_redis_fallbacks_total``); the panel keeps serving. Keys hold an HMAC, under
+the session secret, of what they limit (a user id, a client address, a state's
+nonce), never the value itself: a plain hash of an IPv4 address is undone by hashing
+all four billion of them.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 from collections.abc import Callable
 
@@ -48,19 +51,40 @@ return tostring(wait)
 """
 
 
-def _digest(value: str) -> str:
-    return hashlib.sha256(value.encode("utf-8")).hexdigest()[:32]
+class KeyDigest:
+    """What a Redis key holds of a value: a keyed hash (HMAC-SHA256 under the session
+    secret, which every replica shares), cut to 32 hex digits as the plain hash was."""
+
+    def __init__(self, secret: str | bytes) -> None:
+        key = secret.encode("utf-8") if isinstance(secret, str) else secret
+        # A key of its own, derived: the secret itself signs sessions and states.
+        self._key = hmac.new(key, b"assist-panel redis keys", hashlib.sha256).digest()
+
+    def __call__(self, value: str) -> str:
+        return hmac.new(self._key, value.encode("utf-8"), hashlib.sha256).hexdigest()[:32]
+
+
+def _digest_for(link: RedisLink | None, secret: str | bytes | None) -> KeyDigest | None:
+    if link is None:
+        return None  # nothing is written anywhere
+    if not secret:
+        raise ValueError("a Redis link needs the session secret to key its entries with")
+    return KeyDigest(secret)
 
 
 class SharedRateLimiter:
     """``per_minute`` requests a minute per key, across replicas when ``link`` is set."""
 
     def __init__(self, local: RateLimiter, link: RedisLink | None, scope: str, *,
+                 secret: str | bytes | None = None,
                  on_fallback: Callable[[str], None] | None = None) -> None:
+        """``secret`` (the session secret; required with a ``link``) keys the buckets'
+        names in Redis."""
         self.local = local
         self.link = link
         self.scope = scope
         self.on_fallback = on_fallback
+        self._digest = _digest_for(link, secret)
         self._script = link.client.register_script(_TOKEN_BUCKET) if link else None
 
     @property
@@ -78,10 +102,11 @@ class SharedRateLimiter:
         if self.per_minute <= 0:
             return None
         local = self.local.retry_after(key)
-        if local is not None or self.link is None or self._script is None:
+        if (local is not None or self.link is None or self._script is None
+                or self._digest is None):
             return local
         script = self._script
-        bucket = f"{PREFIX}:rate:{self.scope}:{_digest(key)}"
+        bucket = f"{PREFIX}:rate:{self.scope}:{self._digest(key)}"
         try:
             answer = await self.link.call(lambda client: script(
                 keys=[bucket], args=[self.per_minute, self.per_minute / 60.0], client=client))
@@ -107,17 +132,20 @@ class SharedRateLimiter:
 class SharedStates:
     """Sign-in states used once across replicas (the process's replay cache runs first)."""
 
-    def __init__(self, link: RedisLink | None, *,
+    def __init__(self, link: RedisLink | None, *, secret: str | bytes | None = None,
                  on_fallback: Callable[[str], None] | None = None) -> None:
+        """``secret`` (the session secret; required with a ``link``) keys the states'
+        names in Redis."""
         self.link = link
         self.on_fallback = on_fallback
+        self._digest = _digest_for(link, secret)
 
     async def claim(self, nonce: str, expires_at: float) -> None:
         """Mark a state's ``nonce`` used until ``expires_at`` (epoch seconds); 400
         ``invalid_state`` when another replica has used it already."""
-        if self.link is None:
+        if self.link is None or self._digest is None:
             return
-        key = f"{PREFIX}:state:{_digest(nonce)}"
+        key = f"{PREFIX}:state:{self._digest(nonce)}"
         try:
             fresh = await self.link.call(lambda client: client.set(
                 key, b"1", nx=True, pxat=max(1, math.ceil(expires_at * 1000))))

@@ -29,16 +29,23 @@ async def readyz(request: Request) -> JSONResponse:
     the panel still answers every suggestion (with the top article), and taking
     every replica out of the load balancer at once would answer nothing at all.
     So an open circuit is ``"status": "degraded"`` with 200. So is Redis down (with
-    ``ASSIST_REDIS_URL`` set: ``"redis": "down"``): the limits fall back to this
-    process's own, and the panel keeps serving.
+    ``ASSIST_REDIS_URL`` set: ``"redis": "down"``, pinged first when nothing has shown
+    its state for a few seconds): the limits fall back to this process's own, and the
+    panel keeps serving. So is a served snapshot whose file ``kb publish`` has pruned
+    (``"knowledgeBaseFile": "gone"``): this replica still reads it, but it refuses the
+    snapshot the directory names now, and would not find its own after a restart.
     """
     knowledge: LiveKnowledge = request.state.knowledge
     kb = knowledge.kb
     breaker: CircuitBreaker = request.state.breaker
+
+    def inspect() -> tuple[int, bool]:
+        return kb.count(), knowledge.file_gone()
+
     try:
-        # A worker thread: a store busy with an import must not stall the event loop
-        # (and with it every open stream and /healthz).
-        articles = await anyio.to_thread.run_sync(kb.count)
+        # A worker thread: a store busy with an import, or a slow network volume, must
+        # not stall the event loop (and with it every open stream and /healthz).
+        articles, gone = await anyio.to_thread.run_sync(inspect)
     except Exception:  # any store failure means "not ready", never a 500
         return JSONResponse({"status": "unavailable", "reason": "knowledge base"}, 503)
     if articles == 0:
@@ -47,10 +54,13 @@ async def readyz(request: Request) -> JSONResponse:
     model = {"circuit": breaker.state, "retryInS": math.ceil(breaker.retry_in() * 10) / 10}
     body: dict[str, object] = {"articles": articles, "knowledgeBase": knowledge.version,
                                "model": model}
+    if gone:
+        body["knowledgeBaseFile"] = "gone"
     redis: RedisLink | None = request.state.redis
-    if redis is not None:
-        body["redis"] = redis.state
-    healthy = breaker.state == "closed" and (redis is None or redis.state == "up")
+    redis_state = await redis.current() if redis is not None else None
+    if redis_state is not None:
+        body["redis"] = redis_state
+    healthy = breaker.state == "closed" and redis_state in (None, "up") and not gone
     return JSONResponse({"status": "ready" if healthy else "degraded", **body})
 
 

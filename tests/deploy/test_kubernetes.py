@@ -3,6 +3,7 @@ own schemas (kubernetes-validate, offline), and true to the panel's settings and
 
 from __future__ import annotations
 
+import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -104,3 +105,13 @@ def test_the_autoscaler_scales_the_panel_on_cpu() -> None:
     assert [m["resource"]["name"] for m in hpa["metrics"]] == ["cpu"]
     assert by_kind("Deployment")["spec"]["template"]["spec"]["containers"][0][
         "resources"]["requests"]["cpu"]  # utilisation is of the request
+
+
+def test_only_the_ingress_may_say_who_the_client_is() -> None:
+    # Broke: FORWARDED_ALLOW_IPS was 10.0.0.0/8, so an agent whose own address was in
+    # it (many company networks are) could send X-Forwarded-For and choose the address
+    # its sign-in rate limit counted under.
+    trusted = by_kind("ConfigMap")["data"]["FORWARDED_ALLOW_IPS"]
+    for entry in trusted.split(","):
+        network = ipaddress.ip_network(entry.strip(), strict=True)
+        assert network.prefixlen >= (24 if network.version == 4 else 64), entry

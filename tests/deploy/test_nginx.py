@@ -10,8 +10,10 @@ import contextlib
 import json
 import re
 import signal
+import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +25,12 @@ import uvicorn
 from httpx_sse import connect_sse
 
 from bench.nginx import CONF, certificate, running_nginx, site_config
+from server.app import create_app
 from server.devmode.mocks.genesys import MockGenesysConfig, create_mock_genesys_app
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
+from server.settings import Settings
 from tests.auth.test_signin import PANEL_PUBLIC, authorize
-from tests.factories import CLIENT_ID, bearer
+from tests.factories import CLIENT_ID, bearer, make_settings
 from tests.serve_process import Serve, free_port, running_serve, serve_env
 from tests.servers import listening_socket, serve
 
@@ -142,6 +146,66 @@ def test_nginx_lets_an_idle_connection_go_before_a_replica_closes_it() -> None:
     found = re.search(r"keepalive_timeout (\d+)s;", CONF.read_text().split("server {")[0])
     assert found is not None
     assert int(found.group(1)) < uvicorn.Config(app="server.app:create_app").timeout_keep_alive
+
+
+def test_a_sign_in_has_time_for_its_genesys_calls_behind_nginx() -> None:
+    # Broke: location / cut every request at 30 s, and a sign-in makes up to three
+    # Genesys calls one after the other, each allowed ASSIST_GENESYS_TIMEOUT_S (10 s).
+    found = re.search(r"location ~ \^/api/session\(/renew\)\?\$ \{(.*?)\}", CONF.read_text(),
+                      re.S)
+    assert found is not None, "no location of its own for the sign-in handoff"
+    read = re.search(r"proxy_read_timeout (\d+)s;", found.group(1))
+    assert read is not None
+    genesys_timeout_s = Settings.model_fields["genesys_timeout_s"].default
+    assert int(read.group(1)) >= 3 * genesys_timeout_s + 5
+
+
+@contextlib.contextmanager
+def unanswered_port() -> Iterator[int]:
+    """A loopback port no connect ever reaches, as a replica whose host is gone: a
+    listening socket whose accept queue is full, so the kernel drops each new SYN."""
+    hole = socket.socket()
+    hole.bind(("127.0.0.1", 0))
+    hole.listen(0)
+    port = hole.getsockname()[1]
+    queued: list[socket.socket] = []
+    try:
+        for _ in range(16):  # the queue holds one or two: a bound, never reached
+            probe = socket.socket()
+            probe.settimeout(0.5)
+            try:
+                probe.connect(("127.0.0.1", port))
+            except TimeoutError:  # not answered: the queue is full
+                probe.close()
+                break
+            queued.append(probe)
+        else:
+            raise RuntimeError("the accept queue never filled")
+        yield port
+    finally:
+        for sock in queued:
+            sock.close()
+        hole.close()
+
+
+def test_a_replica_whose_host_is_gone_costs_a_request_seconds_not_a_minute(
+        tmp_path: Path, sample_kb_path: Path) -> None:
+    # Broke: no proxy_connect_timeout, so nginx waited its default 60 s for a connect to
+    # a replica whose host was gone (no refusal comes back) before trying the next one.
+    cert, key = certificate(tmp_path)
+    listen = free_port()
+    with contextlib.ExitStack() as stack:
+        gone = stack.enter_context(unanswered_port())
+        live = stack.enter_context(serve(create_app(make_settings(kb_path=sample_kb_path))))
+        stack.enter_context(running_nginx(tmp_path, site_config(
+            [gone, int(live.rsplit(":", 1)[1])], listen, cert, key), listen))
+        context = ssl.create_default_context(cafile=str(cert))
+        for _ in range(3):  # round robin: the gone replica gets one of the first two
+            started = time.monotonic()
+            response = httpx.get(f"https://127.0.0.1:{listen}/readyz", verify=context,
+                                 timeout=30)
+            assert response.status_code == 200
+            assert time.monotonic() - started < 10
 
 
 def test_through_nginx_two_replicas_serve_as_one(site: Site) -> None:

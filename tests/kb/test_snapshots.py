@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import logging
+import os
 import shutil
 import sqlite3
+import threading
+import weakref
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import anyio
@@ -27,7 +32,7 @@ from server.pipeline.context import SearchQuery
 from server.pipeline.retrieval import HybridSearch
 from tests.asgi import TestClient, asgi_client
 from tests.checks import wait_until
-from tests.factories import make_settings
+from tests.factories import bearer, make_settings
 from tests.serve_process import free_port, running_serve, serve_env
 
 NEW_ARTICLE = """---
@@ -255,3 +260,131 @@ async def test_an_unforeseen_error_taking_a_snapshot_up_does_not_end_the_followi
         tasks.cancel_scope.cancel()
     assert live.version == second and len(calls) == 2
     assert "knowledge-base snapshot not taken" in caplog.text and "ValueError" in caplog.text
+
+
+# A replica whose snapshot is pruned ---------------------------------------------------------
+
+def mark(store: Path, n: int) -> None:
+    """Make ``store`` differ from its last publication (another digest, so another name
+    within the same second), without touching what it serves."""
+    with contextlib.closing(sqlite3.connect(store)) as conn, conn:
+        conn.execute("CREATE TABLE IF NOT EXISTS test_marks (n INTEGER)")
+        conn.execute("INSERT INTO test_marks VALUES (?)", (n,))
+
+
+def refused_by_replicas(source: Path, tmp_path: Path) -> Path:
+    """A store like ``source`` whose index says no embedder made it: replicas that embed
+    refuse its snapshots."""
+    bad = tmp_path / "bad" / "kb.db"
+    bad.parent.mkdir()
+    shutil.copy(source, bad)
+    kb = KnowledgeBase(bad, None)
+    kb.reindex()
+    kb.close()
+    return bad
+
+
+def deleted_files_open(directory: Path) -> list[str]:
+    """What this process holds open in ``directory`` that is no longer there (Linux)."""
+    found = []
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/self/fd/{fd}")
+            if target.startswith(str(directory)) and target.endswith(" (deleted)"):
+                found.append(target)
+    return found
+
+
+def test_a_snapshot_deleted_while_served_is_still_read_by_new_threads(
+        source: Path, tmp_path: Path, embedder: WordLlamaEmbedder) -> None:
+    """Regression: a replica opened its snapshot again by name in each new worker
+    thread; once ``kb publish`` had pruned the file (a replica refusing the newer ones
+    serves it for ever), every search there failed "unable to open database file"."""
+    shared = tmp_path / "shared"
+    name = publish(source, shared)
+    kb = open_snapshot(shared / name, embedder)
+    (shared / name).unlink()  # as kb publish prunes it
+    search = HybridSearch(kb)
+
+    def in_a_new_thread(query: str) -> tuple[int, int]:
+        return len(search.search(SearchQuery.of(query), 3).sources), kb.count()
+
+    queries = ["restocking fee", "reset my password", "late fee", "refund"] * 4
+    with ThreadPoolExecutor(8) as threads:  # made after the delete: new threads
+        found = list(threads.map(in_a_new_thread, queries))
+    assert all(sources and articles == found[0][1] > 0 for sources, articles in found)
+    kb.close()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc (Linux)")
+def test_a_replica_refusing_newer_snapshots_keeps_serving_its_own_once_pruned(
+        source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Regression: after --keep publications the replica's own snapshot was deleted;
+    streams fell back (searches in new threads could not open it) while /readyz said
+    ready; and the refusal was tried and logged at every poll for ever."""
+    shared = tmp_path / "shared"
+    first = publish(source, shared)
+    bad = refused_by_replicas(source, tmp_path)
+    tries: dict[str, int] = {}
+    real_open = snapshots.open_snapshot
+
+    def counted(path: Path, with_embedder: object) -> KnowledgeBase:
+        tries[path.name] = tries.get(path.name, 0) + 1
+        return real_open(path, with_embedder)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(snapshots, "open_snapshot", counted)
+    settings = make_settings(kb_path=shared, kb_poll_s=0.02, rate_limit_per_minute=0,
+                             extractive_token_delay_ms=0)
+    with asgi_client(create_app(settings)) as panel:
+        articles = served(panel)[1]
+        names = []
+        for n in range(2):
+            mark(bad, n)
+            names.append(publish(bad, shared, keep=2))
+            wait_until(lambda: tries.get(names[-1], 0) >= 1, message="never looked at")
+        assert not (shared / first).exists()  # pruned: the replica still serves it
+        wait_until(lambda: tries.get(names[-1], 0) >= 5, message="not tried again")
+        ready = panel.get("/readyz").json()
+        assert (ready["status"], ready["knowledgeBase"], ready["articles"]) == (
+            "degraded", first, articles)
+        assert ready["knowledgeBaseFile"] == "gone"
+        refusals = [r for r in caplog.records if "snapshot not taken" in r.getMessage()]
+        assert len(refusals) == 2  # once a snapshot, not once a poll
+        # Searches in worker threads, new ones among them, read the deleted file.
+        panel.app_state["pipeline"].retriever.inline_below_s = 0.0
+        live = panel.app_state["knowledge"]
+        counted_in_thread: list[int] = []
+        thread = threading.Thread(target=lambda: counted_in_thread.append(live.kb.count()))
+        thread.start()
+        thread.join()
+        assert counted_in_thread == [articles]
+        conversation = "5a1e2b3c-4d5e-4f60-8a7b-9c0d1e2f3a4b"
+        for _ in range(3):
+            answer = panel.post("/api/assist/stream", headers=bearer(conversation), json={
+                "conversationId": conversation, "trigger": "manual",
+                "query": "how long does a refund take"})
+            events = [line[7:] for line in answer.text.splitlines()
+                      if line.startswith("event: ")]
+            assert "fallback" not in events and events[-1] == "done", answer.text[-300:]
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="reads /proc (Linux)")
+def test_a_replaced_snapshot_is_let_go_with_its_files(
+        source: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Regression: the app's start-up kept the first snapshot in a local name for the
+    worker's life; after a few switches its file, deleted, was still held open."""
+    caplog.set_level(logging.INFO, "assist_panel.knowledge")
+    shared = tmp_path / "shared"
+    publish(source, shared)
+    with asgi_client(create_app(make_settings(kb_path=shared, kb_poll_s=0.02))) as panel:
+        first = weakref.ref(panel.app_state["knowledge"].kb)
+        for n in range(3):
+            mark(source, n)
+            name = publish(source, shared, keep=2)
+            wait_until(lambda name=name: served(panel)[0] == name,  # type: ignore[misc]
+                       message="the new snapshot was not taken")
+        # No collection asked for: start-up's objects are frozen out of the collector,
+        # so the snapshot must go as its last reference does.
+        wait_until(lambda: first() is None, message="the first snapshot is still held")
+        assert deleted_files_open(shared) == []

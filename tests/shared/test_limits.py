@@ -3,6 +3,7 @@ its own again (counted) while Redis does not answer."""
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,6 +14,7 @@ from server.assist.ratelimit import RateLimiter
 from server.errors import InvalidState, RateLimited
 from server.shared.limits import SharedRateLimiter, SharedStates
 from server.shared.link import RETRY_S, RedisLink
+from tests.factories import SECRET
 from tests.redis_server import running_redis
 from tests.serve_process import free_port
 
@@ -30,7 +32,8 @@ class Clock:
 class Replica:
     """What one replica holds: its own link, its own per-process limiter behind it."""
 
-    def __init__(self, url: str, per_minute: int, scope: str = "streams") -> None:
+    def __init__(self, url: str, per_minute: int, scope: str = "streams",
+                 secret: str = SECRET) -> None:
         self.clock = Clock()
         self.states: list[str] = []
         self.fallbacks: list[str] = []
@@ -40,8 +43,10 @@ class Replica:
         self.link = RedisLink(url, on_change=self.states.append, clock=self.clock,
                               timeout_s=10.0)
         self.limiter = SharedRateLimiter(RateLimiter(per_minute, clock=self.clock), self.link,
-                                         scope, on_fallback=self.fallbacks.append)
-        self.signin_states = SharedStates(self.link, on_fallback=self.fallbacks.append)
+                                         scope, secret=secret,
+                                         on_fallback=self.fallbacks.append)
+        self.signin_states = SharedStates(self.link, secret=secret,
+                                          on_fallback=self.fallbacks.append)
 
 
 @pytest.fixture
@@ -71,6 +76,32 @@ async def test_keys_hold_a_hash_never_the_user_id(replicas: tuple[Replica, Repli
     await a.limiter.check("agent-5f1c@example.com")
     keys = [key.decode() async for key in a.link.client.scan_iter("*")]
     assert keys and not any("agent-5f1c" in key or "example" in key for key in keys)
+
+
+async def test_an_address_cannot_be_found_again_by_hashing_every_address(
+        redis_url: str) -> None:
+    """Regression: a sign-in bucket's key was the plain SHA-256 of the client's address,
+    so anyone reading Redis found every address by hashing the 2^32 of IPv4. The keys
+    are an HMAC under the session secret, as long as before, and shared by replicas."""
+    address = "10.20.30.40"
+    a, b = Replica(redis_url, 5, "signin"), Replica(redis_url, 5, "signin")
+    other = Replica(redis_url, 5, "signin", secret="another-secret-0123456789")
+    await a.link.client.flushdb()
+    await a.limiter.check(address)
+    await b.limiter.check(address)
+    keys = [key.decode() async for key in a.link.client.scan_iter("*rate:signin*")]
+    assert len(keys) == 1  # one bucket for both replicas
+    held = keys[0].rsplit(":", 1)[1]
+    assert len(held) == 32 and address not in keys[0]
+    assert held not in {hashlib.sha256(value.encode()).hexdigest()[:32]
+                        for value in (address, f"signin:{address}")}
+    assert 55 < await a.link.client.ttl(keys[0]) <= 61  # full again in a minute, as before
+    await other.limiter.check(address)  # another secret: another key
+    assert len([key async for key in a.link.client.scan_iter("*rate:signin*")]) == 2
+    with pytest.raises(ValueError, match="session secret"):
+        SharedStates(a.link)  # never a plain hash by default
+    for replica in (a, b, other):
+        await replica.link.close()
 
 
 async def test_a_sign_in_state_is_used_once_across_replicas(

@@ -23,7 +23,7 @@ from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from server.shared import supersede
 from server.shared.link import RedisLink
 from server.shared.supersede import CHANNEL, SharedSupersede, digest
-from tests.checks import wait_until
+from tests.checks import until, wait_until
 from tests.factories import bearer, make_settings
 from tests.serve_process import free_port
 from tests.servers import serve
@@ -107,6 +107,68 @@ async def test_a_stream_outnumbered_before_it_learns_its_number_stops_then(
     control, _ = await replica.open()
     assert control.number == 1 and control.reason == "superseded"
     await replica.link.close()
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("heard_first", [True, False],
+                         ids=["announcement before reply", "reply before announcement"])
+async def test_an_older_stream_numbered_last_does_not_stop_the_newer_one_here(
+        replicas: tuple[Replica, Replica], heard_first: bool) -> None:
+    """Regression: two automatic suggestions of one agent and conversation overlapping on
+    one replica. The older one's command reached Redis second (a connect, a health-check
+    ping first), so it got the higher number, and its announcement stopped the newer
+    stream too: both ended superseded. A number of a stream replaced here never stops a
+    stream of this process."""
+    a, b = replicas
+    heard = {1: anyio.Event(), 2: anyio.Event()}
+    held: list[bytes | str] = []
+    older_numbered = anyio.Event()
+    real_on_message = a.supersede.on_message
+
+    def on_message(data: bytes | str) -> None:
+        number = int(data.split()[-1])
+        if number == 2 and not heard_first and not older_numbered.is_set():
+            held.append(data)  # handed on once the older stream has its reply
+        else:
+            real_on_message(data)
+        if number in heard:
+            heard[number].set()
+
+    a.supersede.on_message = on_message  # type: ignore[method-assign]
+    call = a.link.call
+    newer_numbered = anyio.Event()
+    calls = 0
+
+    async def older_lands_second(operation: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls > 1:
+            return await call(operation, **kwargs)
+        await newer_numbered.wait()
+        number = await call(operation, **kwargs)
+        if heard_first:
+            await heard[2].wait()  # its announcement is heard before its reply
+        return number
+
+    a.link.call = older_lands_second  # type: ignore[method-assign]
+    older = a.streams.open(owner=KEY[0], conversation_id=KEY[1], automatic=True)
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(a.supersede.announce, older)
+            await until(lambda: calls == 1)
+            newer, newer_stopped = await a.open()  # stops the older one here, at once
+            newer_numbered.set()
+        older_numbered.set()
+        for data in held:
+            real_on_message(data)
+        await heard[1].wait()
+        await heard[2].wait()
+    assert (older.number, newer.number) == (2, 1)
+    assert older.reason == "superseded" and newer.reason is None
+    await b.open()  # a newer one on another replica still ends it
+    with anyio.fail_after(10):
+        await newer_stopped.wait()
+    assert newer.reason == "superseded"
 
 
 @pytest.mark.anyio
