@@ -54,13 +54,6 @@ def mock() -> Iterator[MockServer]:
         yield running
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[KnowledgeBase]:
-    kb = KnowledgeBase(tmp_path / "kb.db")
-    yield kb
-    kb.close()
-
-
 async def _no_sleep(_seconds: float) -> None:
     return None
 

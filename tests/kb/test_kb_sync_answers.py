@@ -6,7 +6,7 @@ that fails midway. None of them may remove what was synced, or end in a tracebac
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -80,13 +80,6 @@ class FakeKnowledge:
 @pytest.fixture
 def fake() -> FakeKnowledge:
     return FakeKnowledge()
-
-
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[KnowledgeBase]:
-    kb = KnowledgeBase(tmp_path / "kb.db")
-    yield kb
-    kb.close()
 
 
 async def _no_sleep(_seconds: float) -> None:
