@@ -177,3 +177,28 @@ test("plain text: the answer, else the fallback article, never for an abstention
   assert.equal(cardPlainText(abstained), "");
   assert.equal(cardPlainText(card()), "");
 });
+
+test("suggestion: a customer's 'yes' shows what was searched; their own words do not", () => {
+  const yes = card({ trigger: "utterance", query: "yes" });
+  applySuggestion(yes, { id: "s", sources: SOURCES, confident: true,
+    query: "Are you asking about getting it unlocked?" });
+  assert.equal(yes.about, "Are you asking about getting it unlocked?");
+  // The customer's turn echoed: normalised, redacted, or cut to its end.
+  for (const [said, echoed] of [
+    ["My  phone won't CHARGE!", "My phone won't charge!"],
+    ["my card is 4111 1111 1111 1111 and autopay fails", "my card is [card] and autopay fails"],
+    ["write to jo@example.com please", "write to [email] please"],
+    ["so a long story and then my phone broke", "and then my phone broke"],
+  ]) {
+    const own = card({ trigger: "utterance", query: said });
+    applySuggestion(own, { id: "s", sources: SOURCES, confident: true, query: echoed });
+    assert.equal(own.about, "", said);
+  }
+  // A typed question is the agent's own: never annotated; nor is a missing query.
+  const typed = card({ trigger: "manual", query: "voicemail?" });
+  applySuggestion(typed, { id: "s", sources: SOURCES, confident: true, query: "other words" });
+  assert.equal(typed.about, "");
+  const old = card({ trigger: "utterance", query: "yes" });
+  applySuggestion(old, { id: "s", sources: SOURCES, confident: true });
+  assert.equal(old.about, "");
+});

@@ -373,6 +373,26 @@ def test_an_unmounted_streaming_card_re_renders_exactly(harness: Harness) -> Non
     assert "<strong>bold</strong>" in control_html and "<ol" in control_html
 
 
+def test_a_customers_yes_shows_the_question_it_answers(harness: Harness) -> None:
+    # A "yes" is searched by the agent's question (server/pipeline/turns.py), and the
+    # suggestion's query says so: the card shows it under the customer's words.
+    asked = f"Are you asking about getting it unlocked? {XSS}"
+    yes = harness.add("yes", [("suggestion", {"id": "s1", "trigger": "utterance",
+                                              "query": asked, "sources": SOURCES}),
+                              *answered("yes", "Unlock after 60 days [1].")[1:]],
+                      trigger="utterance")
+    own = harness.add("My  phone won't CHARGE!", [
+        ("suggestion", {"id": "s2", "trigger": "utterance", "query": "My phone won't charge!",
+                        "sources": SOURCES}),
+        *answered("x", "Try another cable [1].")[1:]], trigger="utterance")
+    harness.settled()
+    about = harness.card(yes).locator(".ap-card__about")
+    expect(about).to_be_visible()
+    expect(about).to_have_text(f"About: {asked}")  # text, never markup
+    assert harness.card(yes).locator("img, script").count() == 0
+    expect(harness.card(own).locator(".ap-card__about")).to_be_hidden()
+
+
 # Safety (harness) ---------------------------------------------------------------
 
 XSS = '<img src=x onerror="alert(1)"><script>alert(2)</script>'

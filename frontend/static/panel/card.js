@@ -15,6 +15,9 @@ export function createCardState(key, { trigger, query }) {
     key,
     trigger: trigger === "manual" ? "manual" : "utterance",
     query: String(query || ""),
+    // What the server searched, when not the customer's own words: a "yes" or "the
+    // second one" is searched by the agent's question it answers (the suggestion's query).
+    about: "",
     suggestionId: "",
     sources: [], // [{id, title, url, snippet, score}], from the suggestion event
     text: "", // the raw answer text so far
@@ -42,7 +45,22 @@ export function applySuggestion(card, data) {
   card.sources = Array.isArray(data.sources) ? data.sources.filter((s) => s && typeof s === "object") : [];
   // An older server sends no "confident": it always answers.
   card.abstained = data.confident === false;
+  const searched = typeof data.query === "string" ? data.query.trim() : "";
+  if (card.trigger === "utterance" && searched && !saidIn(searched, card.query)) {
+    card.about = searched;
+  }
   return card.abstained ? "abstained" : "suggestion";
+}
+
+// The redactor's placeholders: the server echoes the customer's turn redacted.
+const PLACEHOLDER = /\[(?:card|ssn|email|phone)\]/g;
+
+// Whether every word of what the server searched is the customer's own (their turn,
+// echoed normalised, redacted, or cut to its end), case and punctuation aside.
+function saidIn(searched, said) {
+  const words = (text) => String(text).toLowerCase().match(/[\p{L}\p{N}]+/gu) || [];
+  const own = new Set(words(said));
+  return words(searched.replace(PLACEHOLDER, " ")).every((word) => own.has(word));
 }
 
 export function applyDelta(card, data) {
@@ -144,6 +162,9 @@ export class CardView {
     trigger.id = triggerId;
     trigger.append(el("span", "ap-card__who", t(card.trigger === "manual" ? "card.agent" : "card.customer")),
       " ", el("q", "ap-card__query", card.query));
+    // "About: <the agent's question>" under a customer's "yes".
+    this.about = el("p", "ap-card__about");
+    this.about.hidden = true;
     this.answer = el("div", "ap-card__answer");
     // No confident answer: said where the answer would be, the nearest articles below.
     this.abstain = el("div", "ap-card__abstain");
@@ -172,7 +193,7 @@ export class CardView {
     this.thanks = el("span", "ap-card__thanks", t("card.thanks"));
     this.thanks.hidden = true;
     this.actions.append(this.copy, this.insert, this.up, this.down, this.thanks);
-    root.append(trigger, this.answer, this.abstain, this.partial, this.fallback, this.sourcesLabel,
+    root.append(trigger, this.about, this.answer, this.abstain, this.partial, this.fallback, this.sourcesLabel,
       this.sourceList, this.status, this.reason, this.actions);
     this.root = root;
     this.writer = null;
@@ -204,6 +225,10 @@ export class CardView {
     if (this.writer && card.final && !this.ended) {
       this.writer.end();
       this.ended = true;
+    }
+    if (card.about && this.about.hidden) {
+      this.about.textContent = t("card.about", { query: card.about });
+      this.about.hidden = false;
     }
     if (root.dataset.state !== card.state) root.dataset.state = card.state;
     const placeholder = card.state === "generating" ? t("card.generating") : "";
