@@ -30,6 +30,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -189,6 +190,9 @@ async def ramp(target: Target, server: Proc, health_url: str, steps: tuple[int, 
             measured = {"server_cpu": round(server.cpu_share(), 3),
                         "server_threads": server.threads(),
                         "server_open_files": server.open_files(),
+                        "server_model_connections": (
+                            server.connections_to(urlsplit(model.url).port or 0)
+                            if model else None),
                         "model_cpu": round(model.cpu_share(), 3) if model else None}
             lags = lag_figures(lag_before, await _loop_lag(probe, metrics_url), harness_lag)
             open_now = background.open_count()

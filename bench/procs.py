@@ -95,6 +95,34 @@ class Proc:
         """Files (sockets included) the process holds open now (``/proc/PID/fd``)."""
         return len(os.listdir(f"/proc/{self.pid}/fd"))
 
+    def connections_to(self, port: int) -> int:
+        """Established TCP connections the process holds to ``port`` on this host (its
+        model's): its sockets (``/proc/PID/fd``) found in ``/proc/PID/net/tcp`` and
+        ``tcp6``. Unlike ``open_files``, no SQLite file a new worker thread opened and
+        no probe connection still closing is counted."""
+        inodes: set[str] = set()
+        for fd in os.listdir(f"/proc/{self.pid}/fd"):
+            try:
+                link = os.readlink(f"/proc/{self.pid}/fd/{fd}")
+            except OSError:  # closed meanwhile
+                continue
+            if link.startswith("socket:["):
+                inodes.add(link[len("socket:["):-1])
+        count = 0
+        for table in ("tcp", "tcp6"):
+            try:
+                rows = Path(f"/proc/{self.pid}/net/{table}").read_text().splitlines()[1:]
+            except OSError:
+                continue
+            for row in rows:
+                # sl local rem st queues timer retransmits uid timeout inode ...
+                fields = row.split()
+                established = fields[3] == "01"
+                if (established and int(fields[2].rsplit(":", 1)[1], 16) == port
+                        and fields[9] in inodes):
+                    count += 1
+        return count
+
     def mark(self) -> None:
         """Start a CPU-use measurement window (see ``cpu_share``)."""
         self._cpu_mark, self._wall_mark = self.cpu_seconds(), time.monotonic()

@@ -408,11 +408,12 @@ def test_capacity_steps_hold_open_streams_and_count_their_memory(
             assert step["server_lag_over_window"] is not None
         assert isinstance(step["harness_lag_max_ms"], float)
     # With the model at https:// offering HTTP/2, the default settings take it, and the 4
-    # model requests share one connection: 3 open files fewer.
-    files = {r["target"]: r["steps"][0]["server_open_files"] for r in results
-             if r["mode"] == "idle"}
-    assert files["panel"] - files["panel-https"] == 3
-    assert files["panel-https-http1"] == files["panel"]  # TLS or not, a connection each
+    # model requests share one connection; over HTTP/1.1, TLS or not, a connection each.
+    # (Counted as connections to the model's port: the open-file count also moved with
+    # the SQLite files of a search thread the loaded machine had started, 30 against 28.)
+    held = {r["target"]: r["steps"][0]["server_model_connections"] for r in results
+            if r["mode"] == "idle"}
+    assert held == {"panel": 4, "peer": 4, "panel-https": 1, "panel-https-http1": 4}
 
 
 @pytest.mark.skipif(not os.access("/proc/self/mem", os.R_OK), reason="no /proc here")
