@@ -9,8 +9,9 @@ now?") leans on the turns before it; a turn of pure small talk ("okay, thanks") 
 marked so that nothing is suggested for it. A turn that only answers the agent
 ("yes", "the second one") is searched by the agent's question it answers; one that
 only reads out a detail ("sure, it's [email]") is marked like small talk; one that
-changes the subject is searched alone; a denial before the request ("I don't want
-to cancel, I need to change the address") is left out (``server/pipeline/turns.py``).
+changes the subject leans on the turns before it only faintly; a denial before the
+request ("I don't want to cancel, I need to change the address") is left out
+(``server/pipeline/turns.py``).
 The redactor's placeholders are never searched.
 """
 
@@ -21,6 +22,7 @@ from typing import Literal
 
 from server.pipeline.terms import is_small_talk, query_terms
 from server.pipeline.turns import (
+    affirms,
     answered_question,
     changes_topic,
     reads_out_details,
@@ -43,6 +45,10 @@ _VAGUE_TERMS = 2
 _MANUAL_CONTEXT = 0.15
 # An answer's own words ("yes"), beside the agent's question that gives them a topic.
 _ANSWER = 0.3
+# The turns before one that changes the subject count this much of their weight.
+_SHIFTED = 0.2
+# The agent's question a "yes, and ..." answers, beside the answer's own words.
+_AFFIRMED = 1.0
 
 
 @dataclass(frozen=True)
@@ -131,9 +137,13 @@ def build_context(
     parts = [QueryPart(without_denials(main), 1.0)]
     if not small_talk:
         boost = 1.4 if len(query_terms(main)) < _VAGUE_TERMS else 1.0
-        if not changes_topic(main):
-            parts += [QueryPart(p.text, min(0.9, p.weight * boost))
-                      for p in _turn_parts(window, newest)]
+        # A change of subject keeps the turns before it, faintly: "also, will it work
+        # there?" may still mean the trip the customer named before.
+        scale = _SHIFTED if changes_topic(main) else 1.0
+        said_yes = asked is not None and affirms(asked, main)
+        parts += [QueryPart(p.text, _AFFIRMED if said_yes and p.text == asked
+                            else min(0.9, p.weight * boost) * scale)
+                  for p in _turn_parts(window, newest)]
     return Context(query=main, search=_query(parts, small_talk=small_talk), utterances=window)
 
 

@@ -31,10 +31,12 @@ _NUMBER_WORDS = frozenset(
 )
 _SPOKEN_DIGITS = 3
 
-# "yes" and its kin, at the start of a turn.
+# "yes" and its kin, at the start of a turn; "right", "sure" and "please" only alone
+# or before a pause ("right now it won't turn on" says no yes).
 _AFFIRM = re.compile(
-    r"^\W*(?:yes|yeah|yep|yup|yea|correct|right|exactly|sure|please|uh[- ]huh|mhm|"
-    r"that'?s (?:right|correct|it|the one))\b", re.IGNORECASE)
+    r"^\W*(?:(?:yes|yeah|yep|yup|yea|correct|exactly|uh[- ]huh|mhm|"
+    r"that'?s (?:right|correct|it|the one))\b|(?:right|sure|please)(?=\W*$|\s*[,.!;]))",
+    re.IGNORECASE)
 # "the second one", "first", "the last one".
 _ORDINAL = re.compile(r"\b(first|second|third|last)\b(?:\s+one)?", re.IGNORECASE)
 _ORDINALS = {"first": 0, "second": 1, "third": 2, "last": -1}
@@ -47,19 +49,21 @@ _OR = re.compile(
     r",?\s+or\s+(?:would you (?:rather|like to|prefer to)\s+|do you want (?:me )?to\s+|"
     r"rather\s+)?", re.IGNORECASE)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
-# A turn that takes up another subject: what came before it is about something else.
+# A turn that takes up another subject, said where a sentence or clause starts ("ok
+# great. different question, ..."): what came before it is about something else. Not
+# "it also shuts down", which goes on with the same subject.
 _SHIFT = re.compile(
-    r"\b(?:(?:a )?different (?:question|thing|issue)|another (?:thing|question|issue)|"
-    r"one more (?:thing|question)|while i have you|separate (?:thing|question|issue)|"
-    r"unrelated|by the way|on another note|something else|oh and|also)\b", re.IGNORECASE)
+    r"(?:^|[.!?,;]\s*)(?:(?:a )?different (?:question|thing|issue)|"
+    r"another (?:thing|question|issue)|one more (?:thing|question)|while i have you|"
+    r"separate (?:thing|question|issue)|"
+    r"unrelated|by the way|on another note|oh and|also)\b", re.IGNORECASE)
 # Content words a turn needs for a change of subject to stand on its own.
 _SHIFT_TERMS = 3
 # What the customer says they do not mean: a denial, not a symptom ("it won't charge").
 _DENIAL = re.compile(
     r"\b(?:(?:do not|don'?t|not|never|wasn'?t|am not|i'?m not) (?:want|wanting|need|trying|"
-    r"asking|calling|looking|mean|talking)|(?:it'?s|is|was) not (?:that|about|the)|"
-    r"isn'?t (?:that|about|the)|no,? not|not the|didn'?t (?:lose|want|ask|order|buy|break|"
-    r"drop))\b", re.IGNORECASE)
+    r"asking|calling|looking|mean|talking)|(?:it'?s|is|was) not (?:that|about)|"
+    r"isn'?t (?:that|about)|no,? not|didn'?t (?:lose|want|ask|mean))\b", re.IGNORECASE)
 # Where a turn's clauses part.
 _CLAUSE = re.compile(r"[,;.!?]+\s*|\s+(?:but|instead|rather)\s+", re.IGNORECASE)
 # Content words the rest of a turn needs for a denial before it to be left out.
@@ -104,8 +108,10 @@ def answered_question(question: str, answer: str) -> str | None:
     answer has words of its own to search, or the question is not one of those two
     kinds (an open "what is the ZIP code?" is answered by a detail, not a topic).
     """
-    # "the second one" has no words of its own beside the choice.
-    if len(query_terms(_ORDINAL.sub(" ", answer))) >= 2 or PLACEHOLDER.search(answer):
+    # Only an answer with no word of its own to search: "yes, roaming" and "sure,
+    # cancel it" are searched by their own words.
+    own = _ORDINAL.sub(" ", _AFFIRM.sub(" ", answer, count=1))
+    if query_terms(own) or PLACEHOLDER.search(answer):
         return None
     asked = _last_question(question)
     if asked is None or len(query_terms(asked)) < 2:
@@ -120,6 +126,17 @@ def answered_question(question: str, answer: str) -> str | None:
     if _AFFIRM.match(answer) and (_YES_NO.match(asked) or len(options) >= 2):
         return asked
     return None
+
+
+def affirms(question: str, answer: str) -> bool:
+    """True when ``answer`` starts by saying yes to the agent's yes/no or either/or
+    ``question`` ("Yes please. Do I need to cancel with them first?" after "Are you
+    keeping your current number?"): the question is then the answer's context, as
+    much as its own words."""
+    asked = _last_question(question)
+    if asked is None or len(query_terms(asked)) < 2 or not _AFFIRM.match(answer):
+        return False
+    return bool(_YES_NO.match(asked)) or len(_OR.split(asked)) >= 2
 
 
 def changes_topic(text: str) -> bool:

@@ -6,6 +6,7 @@ import pytest
 
 from server.pipeline.redaction import redact
 from server.pipeline.turns import (
+    affirms,
     answered_question,
     changes_topic,
     reads_out_details,
@@ -49,6 +50,11 @@ def test_yes_to_a_yes_no_question_means_the_question() -> None:
     ("Is this about the order that never came?", "yes and also my screen cracked badly"),
     # A detail read out is not an answer to search.
     ("Is your number the one ending in 0199?", "yes it's [phone]"),
+    # Regression: one word of its own was read as a plain yes.
+    ("Is there anything else I can help you with on your account today?", "yes, roaming"),
+    ("Do you want me to check the delivery status of the order?", "sure, cancel it"),
+    ("Do you want me to check the delivery status of the order?", "please just cancel it"),
+    ("Can you restart the phone for me now?", "right now it won't turn on"),
 ])
 def test_answers_that_do_not_take_the_agents_question(question: str, answer: str) -> None:
     assert answered_question(question, answer) is None
@@ -70,6 +76,16 @@ def test_a_change_of_subject_needs_a_marker_and_words_of_its_own() -> None:
     assert changes_topic("one more thing, how do I set up autopay on my account?")
     assert not changes_topic("also, thanks")
     assert not changes_topic("my password for the app stopped working")
+    # Regression: a marker inside a sentence goes on with the same subject.
+    assert not changes_topic("it also shuts down randomly at night after charging")
+    assert not changes_topic("I also can't log in to the app on my phone")
+
+
+def test_yes_and_more_affirms_a_yes_no_question() -> None:
+    asked = "Welcome! Are you keeping your current number?"
+    assert affirms(asked, "Yes please. Do I need to cancel with them first?")
+    assert not affirms(asked, "no, I want a new one")
+    assert not affirms("What is your current number?", "yes it is")
 
 
 def test_placeholders_are_taken_out() -> None:
@@ -94,6 +110,9 @@ def test_a_denial_before_the_request_is_not_searched(said: str, searched: str) -
 
 @pytest.mark.parametrize("said", [
     "my phone won't charge, I tried another cable",  # a symptom, not a denial
+    # Regression: what the customer did not do can be the very topic.
+    "I didn't order this phone case, but I was charged for it on my bill",
+    "it's not the first time my payment was declined, autopay keeps failing",
     "I don't want to pay the late fee",  # nothing after it: the denial is the topic
     "I don't want to cancel, ok?",  # too little after it to search alone
 ])
