@@ -18,7 +18,13 @@ from typing import TypeVar
 import click
 import httpx
 
-from server.admin.client import AdminClient, AdminCredentials, Org, PlatformHosts
+from server.admin.client import (
+    AdminClient,
+    AdminCredentials,
+    Org,
+    PlatformHosts,
+    PlatformStillBusy,
+)
 from server.admin.installer import (
     Call,
     Change,
@@ -169,11 +175,13 @@ def _progress(command: str, session: PlatformSession | None, error: AdminError |
 
 def _maybe_made(error: AdminError | None) -> bool:
     """Whether the write a run stopped in may have been carried out anyway: cut short
-    (Ctrl-C, a lost connection) or answered by a gateway. One the platform refused or
-    failed itself was not."""
+    (Ctrl-C, a lost connection) or answered by a gateway (502, 503, 504), including a
+    503 that outlasted the retries of a call safe to repeat. One the platform refused
+    (a 429 among them) or failed itself was not."""
     if error is None or isinstance(error, PlatformUnreachable):
         return True
-    return isinstance(error, PlatformCallFailed) and error.status in UNCERTAIN_STATUSES
+    return (isinstance(error, (PlatformCallFailed, PlatformStillBusy))
+            and error.status in UNCERTAIN_STATUSES)
 
 
 def _echo_warnings(session: PlatformSession) -> None:
@@ -272,12 +280,14 @@ def uninstall_command(region: str, manifest_path: Path | None, dry_run: bool,
                       api_base: str | None) -> None:
     """Delete the client-app integrations whose names start with the manifest's
     namePrefix and the OAuth clients install made (so named, a sign-in grant and
-    install's marker in the description), and nothing else."""
+    install's marker in the description; or, made before the marker, named as the
+    manifest's client with a redirect URI to /panel), and nothing else."""
     manifest = _manifest(manifest_path)
     hosts = _hosts(region, api_base)
     credentials = _credentials(optional=False)
     changes, session, org = _execute(
-        "uninstall", hosts, credentials, dry_run, lambda s: uninstall(s, manifest.name_prefix))
+        "uninstall", hosts, credentials, dry_run,
+        lambda s: uninstall(s, manifest.name_prefix, manifest.client_name))
     _echo_warnings(session)
     _echo_signed_in(hosts, org)
     if dry_run:
@@ -310,7 +320,7 @@ def status_command(region: str, base_url: str | None, manifest_path: Path | None
     credentials = _credentials(optional=False)
 
     async def work(session: PlatformSession) -> tuple[Found, Status | None, Readiness | None]:
-        found = await discover(session, manifest.name_prefix)
+        found = await discover(session, manifest.name_prefix, manifest.client_name)
         desired = given or _installed_desired(manifest, found)
         report = await status(session, desired, found) if desired else None
         client = session.client  # always set: status needs credentials
@@ -335,7 +345,7 @@ def status_command(region: str, base_url: str | None, manifest_path: Path | None
 def _installed_desired(manifest: Manifest, found: Found) -> Desired | None:
     """The manifest rendered for the base URL the installed OAuth client redirects to;
     None when it redirects to none that makes a valid base URL."""
-    url = installed_base_url(found, manifest.data["oauthClient"]["name"])
+    url = installed_base_url(found, manifest.client_name)
     try:
         return _desired(manifest, url) if url else None
     except ManifestError:  # e.g. a redirect URI edited to plain http on a public host

@@ -129,10 +129,21 @@ Sleep = Callable[[float], Awaitable[None]]
 RetryNotice = Callable[[str], None]
 
 
+class PlatformStillBusy(PlatformBusy):
+    """:class:`PlatformBusy` with the status that stopped the call: 429 (the platform
+    refused it: not carried out) or 503 (a gateway's or the service's answer: it may
+    have been carried out, the more so for a write). 503 when any try was answered
+    503, even if the last was a 429."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
 class _Retry(Exception):
     """A retryable answer (429/503), with how long the platform asked us to wait."""
 
-    def __init__(self, error: AdminError, wait_s: float | None) -> None:
+    def __init__(self, error: PlatformStillBusy, wait_s: float | None) -> None:
         super().__init__(str(error))
         self.error = error
         self.wait_s = wait_s
@@ -182,13 +193,15 @@ class AdminClient:
     async def sign_in(self, credentials: AdminCredentials) -> None:
         """Get a token with the Client Credentials grant."""
         url = f"{self.hosts.login_base}/oauth/token"
+        answered: set[int] = set()
 
         async def attempt() -> httpx.Response:
             response = await self._send(
                 "POST", url, data={"grant_type": "client_credentials"},
                 auth=(credentials.client_id, credentials.client_secret))
             # Asking for a token changes nothing: safe to repeat after a 503.
-            self._raise_for_retry(response, "POST /oauth/token", repeatable=True)
+            self._raise_for_retry(response, "POST /oauth/token", repeatable=True,
+                                  answered=answered)
             return response
 
         response = await self._with_retries(attempt)
@@ -256,10 +269,11 @@ class AdminClient:
         headers = {"Authorization": f"Bearer {self._token}", "Accept": "application/json"}
 
         repeatable = method.upper() in REPEATABLE_METHODS
+        answered: set[int] = set()
 
         async def attempt() -> httpx.Response:
             response = await self._send(method, url, json=json, params=params, headers=headers)
-            self._raise_for_retry(response, what, repeatable=repeatable)
+            self._raise_for_retry(response, what, repeatable=repeatable, answered=answered)
             return response
 
         response = await self._with_retries(attempt)
@@ -351,16 +365,21 @@ class AdminClient:
             ) from exc
 
     def _raise_for_retry(self, response: httpx.Response, what: str, *,
-                         repeatable: bool) -> None:
+                         repeatable: bool, answered: set[int]) -> None:
+        """Raise :class:`_Retry` for an answer worth retrying; ``answered`` collects the
+        retryable statuses of the call's tries so far (a 503 among them stays known)."""
         if response.status_code == 503 and not repeatable:
             return  # answered as a failure by the caller: the call may have gone through
         if response.status_code in RETRY_STATUSES:
+            answered.add(response.status_code)
             code, message = error_text(response)
-            error = PlatformBusy(
-                f"{what}: still {response.status_code} {code or ''} after "
-                f"{self.max_attempts} tries ({message})"
-            )
-            raise _Retry(error, retry_after_seconds(response))
+            text = (f"{what}: still {response.status_code} {code or ''} after "
+                    f"{self.max_attempts} tries ({message})")
+            status = response.status_code
+            if 503 in answered and status != 503:
+                status = 503
+                text += "; an earlier try was answered 503, so it may have been carried out"
+            raise _Retry(PlatformStillBusy(text, status), retry_after_seconds(response))
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -371,9 +390,9 @@ class AdminClient:
         wait = self._wait(state)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retry) and wait > self.max_wait_s:
-            raise PlatformBusy(
+            raise PlatformStillBusy(
                 f"{exc.error}: Genesys asks to wait {wait:.0f} s, longer than "
-                f"{self.max_wait_s:.0f} s; run the command again later"
+                f"{self.max_wait_s:.0f} s; run the command again later", exc.error.status
             )
         if self.on_retry is not None:
             self.on_retry(f"Genesys asked to slow down; retrying in {wait:g} s")

@@ -13,6 +13,12 @@ users in (grant ``CODE`` or ``TOKEN``) and its description carries
 :data:`~server.admin.manifest.INSTALL_MARKER`: an admin's own client that happens
 to share the prefix (say a Client Credentials "Assist Panel admin") is never
 adopted, rewritten or deleted, only warned about.
+
+Installs made before the marker (whose description was the manifest's own, or
+empty) are recognised by their shape instead (:func:`is_earlier_install_client`):
+named exactly as the manifest's client, a sign-in grant and a redirect URI to the
+panel page. Install then updates such a client, which puts the marker in its
+description, and uninstall deletes it.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from server.admin.client import AdminClient
-from server.admin.manifest import GRANT_TYPES, INSTALL_MARKER, Desired
+from server.admin.manifest import GRANT_TYPES, INSTALL_MARKER, REDIRECT_PATH, Desired
 
 OAUTH_CLIENTS = "/api/v2/oauth/clients"
 INTEGRATIONS = "/api/v2/integrations"
@@ -161,10 +167,26 @@ def _named(entity: dict[str, Any], prefix: str) -> bool:
     return str(entity.get("name", "")).startswith(prefix)
 
 
-def is_install_client(client: dict[str, Any]) -> bool:
-    """Whether an OAuth client is one install made: a sign-in grant and the marker."""
-    return (client.get("authorizedGrantType") in SIGN_IN_GRANTS
-            and INSTALL_MARKER in str(client.get("description") or ""))
+def is_install_client(client: dict[str, Any], client_name: str) -> bool:
+    """Whether an OAuth client is one install made: a sign-in grant and the marker, or
+    the shape an install before the marker left (:func:`is_earlier_install_client`)."""
+    if client.get("authorizedGrantType") not in SIGN_IN_GRANTS:
+        return False
+    return (INSTALL_MARKER in str(client.get("description") or "")
+            or is_earlier_install_client(client, client_name))
+
+
+def is_earlier_install_client(client: dict[str, Any], client_name: str) -> bool:
+    """Whether an OAuth client is one an install from before the marker made: named
+    exactly ``client_name`` (the manifest's client), a sign-in grant and a redirect URI
+    to the panel page (``.../panel``), but no marker in its description. Install's next
+    update adds the marker, after which it is recognised by that."""
+    uris = client.get("registeredRedirectUri")
+    return (bool(client_name) and client.get("name") == client_name
+            and client.get("authorizedGrantType") in SIGN_IN_GRANTS
+            and INSTALL_MARKER not in str(client.get("description") or "")
+            and isinstance(uris, list)
+            and any(isinstance(u, str) and u.endswith(REDIRECT_PATH) for u in uris))
 
 
 def _why_foreign(client: dict[str, Any]) -> str:
@@ -177,13 +199,20 @@ def _type_of(integration: dict[str, Any]) -> str:
     return str((integration.get("integrationType") or {}).get("id", ""))
 
 
-async def discover(session: PlatformSession, prefix: str) -> Found:
-    """Read the org's OAuth clients and integrations; keep those install owns."""
+async def discover(session: PlatformSession, prefix: str, client_name: str) -> Found:
+    """Read the org's OAuth clients and integrations; keep those install owns.
+
+    ``client_name`` is the manifest's OAuth client name, by which a client made by
+    an install from before the marker is recognised. Install's own clients come
+    marked ones first, so one made before the marker is only taken for the manifest's
+    when no marked client has its name.
+    """
     found = Found()
     clients = [c for c in await session.list_all(OAUTH_CLIENTS, need="oauth:client:view")
                if _named(c, prefix)]
-    found.oauth_clients = [c for c in clients if is_install_client(c)]
-    found.foreign_clients = [c for c in clients if not is_install_client(c)]
+    found.oauth_clients = sorted((c for c in clients if is_install_client(c, client_name)),
+                                 key=lambda c: is_earlier_install_client(c, client_name))
+    found.foreign_clients = [c for c in clients if not is_install_client(c, client_name)]
     integrations = await session.list_all(INTEGRATIONS, need="integrations:integration:view")
     found.integrations = [
         i for i in integrations if _named(i, prefix) and _type_of(i) in CLIENT_APP_TYPES
@@ -247,7 +276,7 @@ async def install(session: PlatformSession, desired: Desired) -> list[Change]:
     named with the prefix that install did not make are left alone and noted in
     ``session.warnings``.
     """
-    found = await discover(session, desired.prefix)
+    found = await discover(session, desired.prefix, desired.oauth_client["name"])
     session.warnings += found.foreign_warnings(desired.prefix)
     changes = [await _install_oauth_client(session, desired, found)]
     changes += await _install_integration(session, desired, found)
@@ -266,10 +295,13 @@ async def _install_oauth_client(session: PlatformSession, desired: Desired,
     differences = oauth_differences(client, wanted)
     if not differences:
         return Change("unchanged", "OAuth client", wanted["name"], client["id"])
+    detail = "changed " + ", ".join(differences)
+    if is_earlier_install_client(client, wanted["name"]):
+        detail += " (made by an earlier version of install: now marked as install's own)"
     await session.write("PUT", f"{OAUTH_CLIENTS}/{client['id']}", need="oauth:client:edit",
                         body=wanted)
     return session.record(Change("updated", "OAuth client", wanted["name"], client["id"],
-                                 "changed " + ", ".join(differences)))
+                                 detail))
 
 
 async def _install_integration(session: PlatformSession, desired: Desired,
@@ -318,12 +350,13 @@ async def _install_integration(session: PlatformSession, desired: Desired,
 # Uninstall ------------------------------------------------------------------
 
 
-async def uninstall(session: PlatformSession, prefix: str) -> list[Change]:
+async def uninstall(session: PlatformSession, prefix: str, client_name: str) -> list[Change]:
     """Delete every client-app integration named with ``prefix`` and every OAuth client
     install made named with it (integrations first, so no widget is left pointing at a
-    deleted client). Other clients named with the prefix are left, and noted in
-    ``session.warnings``."""
-    found = await discover(session, prefix)
+    deleted client), including one an install from before the marker made as the
+    manifest's ``client_name``. Other clients named with the prefix are left, and noted
+    in ``session.warnings``."""
+    found = await discover(session, prefix, client_name)
     session.warnings += found.foreign_warnings(prefix)
     changes = []
     for integration in found.integrations:
@@ -355,7 +388,7 @@ class Status:
 async def status(session: PlatformSession, desired: Desired,
                  found: Found | None = None) -> Status:
     """Compare the org with ``desired``, object by object."""
-    found = found or await discover(session, desired.prefix)
+    found = found or await discover(session, desired.prefix, desired.oauth_client["name"])
     lines: list[str] = []
     in_step = True
     client = _pick(found.oauth_clients, desired.oauth_client["name"])

@@ -51,6 +51,11 @@ class Manifest:
         return str(self.data["namePrefix"])
 
     @property
+    def client_name(self) -> str:
+        """The name of the OAuth client agents sign in with."""
+        return str(self.data["oauthClient"]["name"])
+
+    @property
     def grant(self) -> str:
         """``pkce`` or ``implicit``: the server's ``ASSIST_OAUTH_GRANT``."""
         return str(self.data["oauthClient"]["grant"])

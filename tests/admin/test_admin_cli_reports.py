@@ -6,6 +6,7 @@ over real HTTP, in-process through the CLI (a real process where Ctrl-C is sent)
 
 from __future__ import annotations
 
+import functools
 import os
 import select
 import signal
@@ -20,11 +21,22 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+import server.admin.cli
+from server.admin.client import AdminClient
 from server.admin.installer import install
 from server.cli import main
 from server.devmode.mocks.genesys.config import ADMIN_PERMISSIONS
 from server.errors import PermissionMissing
-from tests.admin.test_installer import BASE_URL, Org, cli, desired, fault, run, writes
+from tests.admin.test_installer import (
+    BASE_URL,
+    Org,
+    Sleeps,
+    cli,
+    desired,
+    fault,
+    run,
+    writes,
+)
 from tests.devmode.test_mock_genesys import MockServer, run_mock
 
 pytestmark = pytest.mark.anyio
@@ -95,6 +107,73 @@ def test_cli_failure_midway_names_the_objects_made_with_their_ids(mock: MockServ
     assert "enabled integration" not in result.output
     assert "PATCH" not in "\n".join(lines[start:])
     assert lines[start + 4].startswith("Run assist-panel install again to finish")
+
+
+@pytest.fixture
+def no_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CLI's admin client retries without sleeping (a 503 brings no Retry-After,
+    so it would back off 1 + 2 + 4 + 8 s)."""
+    monkeypatch.setattr(server.admin.cli, "AdminClient",
+                        functools.partial(AdminClient, sleep=Sleeps()))
+
+
+@pytest.mark.parametrize("status", [503, 502, 504])
+@pytest.mark.usefixtures("no_waiting")
+def test_cli_a_gateway_answer_to_a_delete_names_it_as_possibly_made(
+        mock: MockServer, status: int) -> None:
+    assert cli(mock, "install", "--base-url", BASE_URL).exit_code == 0
+    [integration] = Org(mock).integrations()
+    # A 503 is retried (a DELETE is safe to repeat) until the tries run out; 502 and 504
+    # are not retried at all.
+    fault(mock, method="DELETE", path="/api/v2/integrations/*", status=status, times=10)
+    result = cli(mock, "uninstall")
+    assert result.exit_code == 1
+    assert f" {status} " in result.stderr
+    assert "No change was made." not in result.output
+    assert ("The call under way may or may not have been made: "
+            f"DELETE /api/v2/integrations/{integration['id']}") in result.stderr
+    assert "Run assist-panel uninstall again to finish removing it" in result.stderr
+
+
+@pytest.mark.usefixtures("no_waiting")
+def test_cli_a_503_that_outlasts_the_retries_of_an_update_names_it_as_possibly_made(
+        mock: MockServer) -> None:
+    assert cli(mock, "install", "--base-url", BASE_URL).exit_code == 0
+    [client] = Org(mock).oauth_clients()
+    fault(mock, method="PUT", path="/api/v2/oauth/clients/*", status=503, times=10)
+    result = cli(mock, "install", "--base-url", "http://127.0.0.1:8000")
+    assert result.exit_code == 1
+    assert "still 503 service.unavailable after 5 tries" in result.stderr
+    assert "No change was made." not in result.output
+    assert ("The call under way may or may not have been made: "
+            f"PUT /api/v2/oauth/clients/{client['id']}") in result.stderr
+    assert "Run assist-panel install again to finish the installation" in result.stderr
+
+
+def test_cli_a_rate_limit_too_long_to_wait_for_is_reported_as_not_made(
+        mock: MockServer) -> None:
+    assert cli(mock, "install", "--base-url", BASE_URL).exit_code == 0
+    fault(mock, method="DELETE", path="/api/v2/integrations/*", status=429, times=10,
+          retryAfter=120)
+    result = cli(mock, "uninstall")
+    assert result.exit_code == 1
+    assert "Genesys asks to wait 120 s" in result.stderr
+    assert "may or may not have been made" not in result.output
+    assert "No change was made." in result.output
+
+
+@pytest.mark.usefixtures("no_waiting")
+def test_cli_a_503_before_a_long_rate_limit_still_names_the_delete_as_possibly_made(
+        mock: MockServer) -> None:
+    assert cli(mock, "install", "--base-url", BASE_URL).exit_code == 0
+    fault(mock, method="DELETE", path="/api/v2/integrations/*", status=503, times=1)
+    fault(mock, method="DELETE", path="/api/v2/integrations/*", status=429, times=10,
+          retryAfter=120)
+    result = cli(mock, "uninstall")
+    assert result.exit_code == 1
+    assert "an earlier try was answered 503" in result.stderr
+    assert "The call under way may or may not have been made: DELETE" in result.stderr
+    assert "No change was made." not in result.output
 
 
 # 3. Ctrl-C says what was made and how to finish --------------------------------------

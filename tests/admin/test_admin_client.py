@@ -15,6 +15,7 @@ from server.admin.client import (
     AdminClient,
     AdminCredentials,
     PlatformHosts,
+    PlatformStillBusy,
     next_cursor,
 )
 from server.devmode.mocks.genesys.config import ADMIN_PERMISSIONS
@@ -132,6 +133,29 @@ async def test_a_retry_after_longer_than_allowed_is_not_waited_for(mock: MockSer
         with pytest.raises(PlatformBusy, match="600 s"):
             await client.org()
     assert sleeps.waits == []
+
+
+@pytest.mark.parametrize(
+    ("faults", "status"),
+    [([{"status": 429, "times": 10, "retryAfter": 1}], 429),
+     ([{"status": 503, "times": 10}], 503),
+     # A try answered 503 may have been carried out, whatever the later ones said.
+     ([{"status": 503, "times": 1}, {"status": 429, "times": 10, "retryAfter": 1}], 503),
+     ([{"status": 503, "times": 1}, {"status": 429, "times": 10, "retryAfter": 600}], 503),
+     ([{"status": 429, "times": 10, "retryAfter": 600}], 429)],
+    ids=["429s", "503s", "503-then-429s", "503-then-a-long-429", "a-long-429"],
+)
+async def test_a_busy_platform_error_carries_the_status_that_stopped_the_call(
+        mock: MockServer, faults: list[dict[str, int]], status: int) -> None:
+    for rule in faults:
+        add_fault(mock, method="DELETE", path="/api/v2/integrations/*", **rule)
+    async with admin(mock, Sleeps(), max_attempts=3) as client:
+        await client.sign_in(credentials(mock))
+        with pytest.raises(PlatformStillBusy) as raised:
+            await client.call("DELETE", "/api/v2/integrations/none", need="x")
+    assert isinstance(raised.value, PlatformBusy)
+    assert raised.value.status == status
+    assert ("may have been carried out" in str(raised.value)) == (len(faults) == 2)
 
 
 async def test_403_names_the_permission_the_call_needs(mock: MockServer) -> None:

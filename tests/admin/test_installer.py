@@ -214,7 +214,7 @@ async def test_uninstall_removes_exactly_what_install_made(mock: MockServer) -> 
         "registeredRedirectUri": ["https://wallboard.example.com/"], "scope": ["user-basic-info"]})
     all_clients_before = {c["id"] for c in org.get("/api/v2/oauth/clients")["entities"]}
 
-    changes, _ = await run(mock, lambda s: uninstall(s, "Assist Panel"))
+    changes, _ = await run(mock, lambda s: uninstall(s, "Assist Panel", "Assist Panel sign-in"))
     assert verbs(changes) == [("deleted", "integration"), ("deleted", "OAuth client")]
     remaining = {i["id"] for i in org.get("/api/v2/integrations")["entities"]}
     assert remaining == {other_widget["id"], data_actions["id"]}
@@ -222,7 +222,7 @@ async def test_uninstall_removes_exactly_what_install_made(mock: MockServer) -> 
     assert clients_after == all_clients_before - {changes[1].id}
     assert other_client["id"] in clients_after
 
-    again, _ = await run(mock, lambda s: uninstall(s, "Assist Panel"))
+    again, _ = await run(mock, lambda s: uninstall(s, "Assist Panel", "Assist Panel sign-in"))
     assert again == []
 
 
