@@ -58,14 +58,19 @@ class GenesysClient:
 
     def __init__(self, http: httpx.AsyncClient, timeout_s: float) -> None:
         self.http = http
+        self.timeout_s = timeout_s
+        # httpx's timeout bounds each phase (connecting, every read); asyncio's around it,
+        # the whole call: a host trickling its answer must not hold a sign-in past the
+        # proxy in front (docs/deploy.md), which would answer it with a 504 of its own.
         self.timeout = httpx.Timeout(timeout_s)
 
     async def _get(self, url: str, token: str, params: dict[str, str] | None = None) -> Any:
         try:
-            response = await self.http.get(
-                url, params=params, timeout=self.timeout,
-                headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout(self.timeout_s):
+                response = await self.http.get(
+                    url, params=params, timeout=self.timeout,
+                    headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+        except (httpx.HTTPError, TimeoutError) as exc:
             log.warning("Genesys call failed: %s %s", type(exc).__name__, httpx.URL(url).path)
             raise GenesysUnavailable("Genesys Cloud could not be reached.") from None
         if response.status_code == 401:
@@ -138,10 +143,11 @@ class GenesysClient:
         form = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier,
                 "client_id": client_id, "redirect_uri": redirect_uri}
         try:
-            response = await self.http.post(f"{login_base}/oauth/token", data=form,
-                                            timeout=self.timeout,
-                                            headers={"Accept": "application/json"})
-        except httpx.HTTPError as exc:
+            async with asyncio.timeout(self.timeout_s):
+                response = await self.http.post(f"{login_base}/oauth/token", data=form,
+                                                timeout=self.timeout,
+                                                headers={"Accept": "application/json"})
+        except (httpx.HTTPError, TimeoutError) as exc:
             log.warning("Genesys token exchange failed: %s", type(exc).__name__)
             raise GenesysUnavailable("Genesys Cloud could not be reached.") from None
         if response.status_code in (400, 401, 403):

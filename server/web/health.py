@@ -40,7 +40,15 @@ async def readyz(request: Request) -> JSONResponse:
     breaker: CircuitBreaker = request.state.breaker
 
     def inspect() -> tuple[int, bool]:
-        return kb.count(), knowledge.file_gone()
+        articles = kb.count()
+        try:
+            gone = knowledge.file_gone()
+        except OSError:
+            # A shared volume's hiccup (ESTALE, EIO, EACCES) says nothing of the snapshot
+            # this replica serves from its open connections: degraded, never "not ready",
+            # or every replica would leave the load balancer at once.
+            gone = True
+        return articles, gone
 
     try:
         # A worker thread: a store busy with an import, or a slow network volume, must

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import AsyncIterator
+
 import httpx
 import pytest
 
@@ -203,3 +206,23 @@ async def test_an_odd_identity_answer_is_genesys_unavailable(
     async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
         with pytest.raises(GenesysUnavailable, match="unexpected shape"):
             await GenesysClient(http, 5).identify(API, "token")
+
+
+async def test_a_host_trickling_its_answer_is_cut_at_the_whole_calls_timeout() -> None:
+    """httpx's timeout bounds each read, so a host sending a byte at a time within it
+    held a sign-in without end (and nginx, in front, answered a 504 of its own)."""
+    async def trickle() -> AsyncIterator[bytes]:
+        while True:  # never ends: only the whole call's timeout stops it
+            yield b" "
+            await asyncio.sleep(0.01)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=trickle())
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+        client = GenesysClient(http, timeout_s=0.2)
+        with pytest.raises(GenesysUnavailable):
+            await client.identify(API, "token")
+        with pytest.raises(GenesysUnavailable):
+            await client.exchange_code("https://login.mypurecloud.com", code="c", verifier="v",
+                                       client_id="id", redirect_uri="https://panel/cb")

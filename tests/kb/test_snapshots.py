@@ -26,7 +26,7 @@ from server.errors import SnapshotError
 from server.kb import snapshots
 from server.kb.embedders import WordLlamaEmbedder
 from server.kb.importer import find_files, import_files
-from server.kb.snapshots import CURRENT, check, current, open_snapshot, publish
+from server.kb.snapshots import CURRENT, LiveKnowledge, check, current, open_snapshot, publish
 from server.kb.store import KnowledgeBase
 from server.pipeline.context import SearchQuery
 from server.pipeline.retrieval import HybridSearch
@@ -388,3 +388,23 @@ def test_a_replaced_snapshot_is_let_go_with_its_files(
         # so the snapshot must go as its last reference does.
         wait_until(lambda: first() is None, message="the first snapshot is still held")
         assert deleted_files_open(shared) == []
+
+
+def test_a_shared_volume_that_cannot_be_read_leaves_the_replica_ready_but_degraded(
+        source: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression (from a review): the check for the served file ran in /readyz's one
+    try, so an ESTALE or EIO from the shared volume made every replica "not ready" at
+    once, though each still serves its snapshot from the connections it holds."""
+    shared = tmp_path / "shared"
+    name = publish(source, shared)
+    settings = make_settings(kb_path=shared, rate_limit_per_minute=0)
+    with asgi_client(create_app(settings)) as panel:
+        def stale(self: LiveKnowledge) -> bool:
+            raise OSError(116, "Stale file handle")
+
+        monkeypatch.setattr(LiveKnowledge, "file_gone", stale)
+        answer = panel.get("/readyz")
+        assert answer.status_code == 200
+        ready = answer.json()
+        assert (ready["status"], ready["knowledgeBase"], ready["knowledgeBaseFile"]) == (
+            "degraded", name, "gone")
