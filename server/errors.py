@@ -250,7 +250,14 @@ class PlatformUnreachable(AdminError):
 
 
 class PlatformBusy(AdminError):
-    """Still rate limited (or unavailable) after the allowed retries."""
+    """Still rate limited (or unavailable) after the allowed retries. ``status`` is the
+    answer that stopped the call: 429 (the platform refused it: not carried out) or 503
+    (a gateway's or the service's: it may have been carried out, the more so for a
+    write); 503 when any try was answered 503, even if the last was a 429."""
+
+    def __init__(self, message: str, status: int = 429) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 class PlatformCallFailed(AdminError):

@@ -23,7 +23,6 @@ from server.admin.client import (
     AdminCredentials,
     Org,
     PlatformHosts,
-    PlatformStillBusy,
 )
 from server.admin.installer import (
     Call,
@@ -41,7 +40,13 @@ from server.admin.installer import (
 from server.admin.manifest import REDIRECT_PATH, Desired, Manifest, load, render
 from server.admin.readiness import Readiness
 from server.admin.readiness import check as check_readiness
-from server.errors import AdminError, ManifestError, PlatformCallFailed, PlatformUnreachable
+from server.errors import (
+    AdminError,
+    ManifestError,
+    PlatformBusy,
+    PlatformCallFailed,
+    PlatformUnreachable,
+)
 
 T = TypeVar("T")
 #: Timeout of each admin call.
@@ -180,7 +185,7 @@ def _maybe_made(error: AdminError | None) -> bool:
     (a 429 among them) or failed itself was not."""
     if error is None or isinstance(error, PlatformUnreachable):
         return True
-    return (isinstance(error, (PlatformCallFailed, PlatformStillBusy))
+    return (isinstance(error, (PlatformCallFailed, PlatformBusy))
             and error.status in UNCERTAIN_STATUSES)
 
 

@@ -129,21 +129,10 @@ Sleep = Callable[[float], Awaitable[None]]
 RetryNotice = Callable[[str], None]
 
 
-class PlatformStillBusy(PlatformBusy):
-    """:class:`PlatformBusy` with the status that stopped the call: 429 (the platform
-    refused it: not carried out) or 503 (a gateway's or the service's answer: it may
-    have been carried out, the more so for a write). 503 when any try was answered
-    503, even if the last was a 429."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
 class _Retry(Exception):
     """A retryable answer (429/503), with how long the platform asked us to wait."""
 
-    def __init__(self, error: PlatformStillBusy, wait_s: float | None) -> None:
+    def __init__(self, error: PlatformBusy, wait_s: float | None) -> None:
         super().__init__(str(error))
         self.error = error
         self.wait_s = wait_s
@@ -379,7 +368,7 @@ class AdminClient:
             if 503 in answered and status != 503:
                 status = 503
                 text += "; an earlier try was answered 503, so it may have been carried out"
-            raise _Retry(PlatformStillBusy(text, status), retry_after_seconds(response))
+            raise _Retry(PlatformBusy(text, status), retry_after_seconds(response))
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -390,7 +379,7 @@ class AdminClient:
         wait = self._wait(state)
         exc = state.outcome.exception() if state.outcome else None
         if isinstance(exc, _Retry) and wait > self.max_wait_s:
-            raise PlatformStillBusy(
+            raise PlatformBusy(
                 f"{exc.error}: Genesys asks to wait {wait:.0f} s, longer than "
                 f"{self.max_wait_s:.0f} s; run the command again later", exc.error.status
             )
