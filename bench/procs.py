@@ -64,6 +64,36 @@ def cpu_ticks(fields: list[str]) -> int:
     return int(fields[11]) + int(fields[12])
 
 
+def established(pid: int, *, local_port: int | None = None,
+                remote_port: int | None = None) -> int:
+    """Established TCP connections process ``pid`` holds with the given local or remote
+    port: its sockets (``/proc/PID/fd``) found in the kernel's tables
+    (``/proc/PID/net/tcp`` and ``tcp6``)."""
+    inodes: set[str] = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed meanwhile
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[len("socket:["):-1])
+    count = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            rows = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            # sl local remote state queues timer retransmits uid timeout inode ...
+            fields = row.split()
+            local = int(fields[1].rsplit(":", 1)[1], 16)
+            remote = int(fields[2].rsplit(":", 1)[1], 16)
+            if (fields[3] == "01" and fields[9] in inodes
+                    and local_port in (None, local) and remote_port in (None, remote)):
+                count += 1
+    return count
+
+
 @dataclass
 class Proc:
     """A running server process and what it costs."""
@@ -97,31 +127,9 @@ class Proc:
 
     def connections_to(self, port: int) -> int:
         """Established TCP connections the process holds to ``port`` on this host (its
-        model's): its sockets (``/proc/PID/fd``) found in ``/proc/PID/net/tcp`` and
-        ``tcp6``. Unlike ``open_files``, no SQLite file a new worker thread opened and
-        no probe connection still closing is counted."""
-        inodes: set[str] = set()
-        for fd in os.listdir(f"/proc/{self.pid}/fd"):
-            try:
-                link = os.readlink(f"/proc/{self.pid}/fd/{fd}")
-            except OSError:  # closed meanwhile
-                continue
-            if link.startswith("socket:["):
-                inodes.add(link[len("socket:["):-1])
-        count = 0
-        for table in ("tcp", "tcp6"):
-            try:
-                rows = Path(f"/proc/{self.pid}/net/{table}").read_text().splitlines()[1:]
-            except OSError:
-                continue
-            for row in rows:
-                # sl local rem st queues timer retransmits uid timeout inode ...
-                fields = row.split()
-                established = fields[3] == "01"
-                if (established and int(fields[2].rsplit(":", 1)[1], 16) == port
-                        and fields[9] in inodes):
-                    count += 1
-        return count
+        model's). Unlike ``open_files``, no SQLite file a new worker thread opened and no
+        probe connection still closing is counted."""
+        return established(self.pid, remote_port=port)
 
     def mark(self) -> None:
         """Start a CPU-use measurement window (see ``cpu_share``)."""

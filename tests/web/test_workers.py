@@ -18,6 +18,7 @@ import httpx
 import pytest
 from httpx_sse import connect_sse
 
+from bench.procs import established
 from server.devmode.mocks.llm import MockLLMConfig, create_mock_llm_app
 from tests.factories import bearer
 from tests.serve_process import Serve, free_port, running_serve, serve_env
@@ -40,25 +41,6 @@ def mock_llm() -> Iterator[tuple[str, Any]]:
 def worker_pids(running: Serve, count: int) -> list[int]:
     lines = running.wait_for(READY, count)
     return [int(m.group(1)) for line in lines if (m := re.search(r"pid (\d+)", line))]
-
-
-def established(pid: int, port: int) -> int:
-    """Connections to ``port`` that process ``pid`` holds, by the kernel's tables."""
-    inodes = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except FileNotFoundError:  # closed meanwhile
-            continue
-        if link.startswith("socket:["):
-            inodes.add(link[len("socket:["):-1])
-    count = 0
-    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
-        fields = line.split()
-        local_port = int(fields[1].rsplit(":", 1)[1], 16)
-        if local_port == port and fields[3] == "01" and fields[9] in inodes:
-            count += 1
-    return count
 
 
 class Reader(threading.Thread):
@@ -96,7 +78,7 @@ def test_two_workers_share_the_port_and_sigterm_ends_every_stream_in_each(
         readers: list[Reader] = []
         # The kernel hands each new connection to one of the workers: open streams until
         # both hold one.
-        while not all(established(pid, port) for pid in pids):
+        while not all(established(pid, local_port=port) for pid in pids):
             assert len(readers) < MAX_STREAMS, "one worker got every connection"
             reader = Reader(running.url, conversation_id(len(readers)))
             reader.start()
@@ -137,7 +119,7 @@ def test_on_sigterm_the_port_refuses_connections_while_the_workers_drain(
                      "Content-Type: application/json\r\nContent-Length: 100\r\n"
                      "Expect: 100-continue\r\n\r\n{".encode())
         assert busy.recv(4096).startswith(b"HTTP/1.1 100 Continue")  # the app reads it
-        idle = next(pid for pid in pids if not established(pid, port))
+        idle = next(pid for pid in pids if not established(pid, local_port=port))
 
         running.process.send_signal(signal.SIGTERM)
         running.wait_for("stopped listening")
